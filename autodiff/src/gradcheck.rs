@@ -1,0 +1,270 @@
+//! Checks analytic gradients against central finite differences in f64.
+//!
+//! The function under test builds its expression on whatever fresh tape it is given,
+//! so it can be evaluated at perturbed inputs. Small inputs are checked element by
+//! element; large ones along random unit directions. A non-scalar output is reduced
+//! with fixed random weights, which checks a random vector-Jacobian product.
+
+use crate::scalar;
+use crate::shape::{strides, Shape};
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::fmt;
+
+/// Tolerances and sampling for [`gradcheck`]. The defaults are PyTorch's for double
+/// precision: `eps = 1e-6`, `atol = 1e-5`, `rtol = 1e-3`.
+#[derive(Clone, Debug)]
+pub struct GradcheckOptions {
+    /// Relative step: element `i` moves by `eps * max(1, |x_i|)`.
+    pub eps: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Tolerance relative to the numeric derivative.
+    pub rtol: f64,
+    /// Inputs with at most this many elements are checked element by element.
+    pub max_elementwise: usize,
+    /// Number of random directions checked for each larger input.
+    pub directions: usize,
+    /// Seed for the output weights and the directions.
+    pub seed: u64,
+}
+
+impl Default for GradcheckOptions {
+    fn default() -> Self {
+        GradcheckOptions { eps: 1e-6, atol: 1e-5, rtol: 1e-3, max_elementwise: 512, directions: 16, seed: 0x5eed }
+    }
+}
+
+/// What a passing check covered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// Number of derivatives compared (elements plus directions).
+    pub checks: usize,
+    /// Largest `|analytic - numeric|` seen.
+    pub max_abs_error: f64,
+    /// Largest `|analytic - numeric| / |numeric|` seen (where numeric is nonzero).
+    pub max_rel_error: f64,
+}
+
+/// Where a derivative was compared.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Location {
+    /// One element, by flat and multi-dimensional index.
+    Element {
+        /// Row-major index.
+        flat: usize,
+        /// Index per dimension.
+        index: Vec<usize>,
+    },
+    /// The `k`-th random direction of a large input.
+    Direction(usize),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Element { flat, index } => write!(f, "element {index:?} (flat {flat})"),
+            Location::Direction(k) => write!(f, "random direction {k}"),
+        }
+    }
+}
+
+/// Why a gradient check failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum GradcheckError {
+    /// An analytic derivative disagrees with the finite difference.
+    #[error(
+        "gradcheck failed for input {input} (shape {shape:?}) at {location}: analytic {analytic:.10e}, \
+         numeric {numeric:.10e}, abs error {abs_error:.3e}, rel error {rel_error:.3e} \
+         (allowed {allowed:.3e} = atol + rtol * |numeric|)"
+    )]
+    Mismatch {
+        /// Which input (position in the inputs slice).
+        input: usize,
+        /// That input's shape.
+        shape: Vec<usize>,
+        /// Which element or direction.
+        location: Location,
+        /// The derivative from backward.
+        analytic: f64,
+        /// The central finite difference.
+        numeric: f64,
+        /// `|analytic - numeric|`.
+        abs_error: f64,
+        /// `|analytic - numeric| / |numeric|`.
+        rel_error: f64,
+        /// The tolerance that was exceeded.
+        allowed: f64,
+    },
+    /// The function's value at the unperturbed inputs is not finite.
+    #[error("gradcheck: the output is not finite at the given inputs ({0})")]
+    NonFiniteOutput(f64),
+}
+
+/// Checks the gradients of a tensor expression. `f` builds the expression on the tape
+/// it is given, from the inputs recorded there as parameters.
+///
+/// ```
+/// use autodiff::{gradcheck, GradcheckOptions, Tensor};
+/// let x = Tensor::from_vec(vec![0.5, -1.0, 2.0], [3]);
+/// let report = gradcheck(|_, v| (v[0].sigmoid() * v[0]).sum(), &[x], GradcheckOptions::default()).unwrap();
+/// assert_eq!(report.checks, 3);
+/// ```
+pub fn gradcheck<F>(f: F, inputs: &[Tensor<f64>], options: GradcheckOptions) -> Result<Report, GradcheckError>
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    // Analytic pass: also fixes the output weights.
+    let tape = Tape::new();
+    let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.param(x.clone())).collect();
+    let out = f(&tape, &vars);
+    let out_shape = out.shape();
+    let weights = if out_shape.iter().product::<usize>() == 1 {
+        Tensor::ones(&out_shape)
+    } else {
+        Tensor::<f64>::rand_uniform(&out_shape, -1.0, 1.0, &mut rng)
+    };
+    let value = out.with_value(|v| dot(v.data(), weights.data()));
+    if !value.is_finite() {
+        return Err(GradcheckError::NonFiniteOutput(value));
+    }
+    let grads = out.backward_with(weights.clone());
+    let analytic: Vec<Vec<f64>> = vars
+        .iter()
+        .zip(inputs)
+        .map(|(&v, x)| grads.get(v).map_or_else(|| vec![0.0; x.numel()], |g| g.data().to_vec()))
+        .collect();
+    let eval = |point: &[Vec<f64>]| -> f64 {
+        let tape = Tape::new();
+        let vars: Vec<Var<'_, f64>> =
+            point.iter().zip(inputs).map(|(d, x)| tape.param(Tensor::from_vec(d.clone(), x.shape()))).collect();
+        let y = f(&tape, &vars);
+        y.with_value(|v| dot(v.data(), weights.data()))
+    };
+    let shapes: Vec<Shape> = inputs.iter().map(|x| x.shape().into()).collect();
+    let points: Vec<Vec<f64>> = inputs.iter().map(|x| x.data().to_vec()).collect();
+    compare(&points, &shapes, &analytic, eval, &options, &mut rng)
+}
+
+/// Checks the gradients of a scalar expression built with [`scalar::Tape`].
+///
+/// ```
+/// use autodiff::{gradcheck_scalar, GradcheckOptions};
+/// let report = gradcheck_scalar(|_, v| (v[0] * v[1]).sin() + v[0].exp(), &[0.3, -1.2], GradcheckOptions::default()).unwrap();
+/// assert_eq!(report.checks, 2);
+/// ```
+pub fn gradcheck_scalar<F>(f: F, inputs: &[f64], options: GradcheckOptions) -> Result<Report, GradcheckError>
+where
+    F: for<'t> Fn(&'t scalar::Tape, &[scalar::Var<'t>]) -> scalar::Var<'t>,
+{
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let tape = scalar::Tape::new();
+    let vars: Vec<scalar::Var<'_>> = inputs.iter().map(|&x| tape.var(x)).collect();
+    let out = f(&tape, &vars);
+    if !out.value().is_finite() {
+        return Err(GradcheckError::NonFiniteOutput(out.value()));
+    }
+    let grads = out.backward();
+    let analytic: Vec<Vec<f64>> = vars.iter().map(|&v| vec![grads.wrt(v)]).collect();
+    let eval = |point: &[Vec<f64>]| -> f64 {
+        let tape = scalar::Tape::new();
+        let vars: Vec<scalar::Var<'_>> = point.iter().map(|p| tape.var(p[0])).collect();
+        f(&tape, &vars).value()
+    };
+    let shapes: Vec<Shape> = inputs.iter().map(|_| Shape::new()).collect();
+    let points: Vec<Vec<f64>> = inputs.iter().map(|&x| vec![x]).collect();
+    compare(&points, &shapes, &analytic, eval, &options, &mut rng)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The comparison shared by the tensor and scalar checkers: one central difference per
+/// element (or direction), keeping the worst violation.
+fn compare(
+    points: &[Vec<f64>],
+    shapes: &[Shape],
+    analytic: &[Vec<f64>],
+    eval: impl Fn(&[Vec<f64>]) -> f64,
+    options: &GradcheckOptions,
+    rng: &mut StdRng,
+) -> Result<Report, GradcheckError> {
+    let mut report = Report { checks: 0, max_abs_error: 0.0, max_rel_error: 0.0 };
+    let mut worst: Option<(f64, GradcheckError)> = None;
+    let mut work = points.to_vec();
+    let mut record = |input: usize, location: Location, a: f64, n: f64, report: &mut Report| {
+        let abs_error = (a - n).abs();
+        let rel_error = if n != 0.0 { abs_error / n.abs() } else { abs_error };
+        let allowed = options.atol + options.rtol * n.abs();
+        report.checks += 1;
+        if abs_error.is_finite() {
+            report.max_abs_error = report.max_abs_error.max(abs_error);
+            report.max_rel_error = report.max_rel_error.max(rel_error);
+        }
+        // NaN on either side fails: the comparison below is false for NaN.
+        let ok = abs_error <= allowed;
+        if !ok {
+            let excess = if abs_error.is_finite() { abs_error - allowed } else { f64::INFINITY };
+            if worst.as_ref().is_none_or(|(w, _)| excess > *w) {
+                let shape = shapes[input].to_vec();
+                worst = Some((
+                    excess,
+                    GradcheckError::Mismatch { input, shape, location, analytic: a, numeric: n, abs_error, rel_error, allowed },
+                ));
+            }
+        }
+    };
+    for input in 0..points.len() {
+        let len = points[input].len();
+        if len <= options.max_elementwise {
+            let st = strides(&shapes[input]);
+            for i in 0..len {
+                let x = points[input][i];
+                let h = options.eps * x.abs().max(1.0);
+                work[input][i] = x + h;
+                let up = eval(&work);
+                work[input][i] = x - h;
+                let down = eval(&work);
+                work[input][i] = x;
+                let numeric = (up - down) / (2.0 * h);
+                let index = st.iter().zip(shapes[input].iter()).map(|(s, d)| (i / s) % d).collect();
+                record(input, Location::Element { flat: i, index }, analytic[input][i], numeric, &mut report);
+            }
+        } else {
+            let scale = points[input].iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            let h = options.eps * scale;
+            for k in 0..options.directions {
+                let dir = Tensor::<f64>::randn([len], rng).into_vec();
+                let norm = dir.iter().map(|d| d * d).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+                let dir: Vec<f64> = dir.iter().map(|d| d / norm).collect();
+                let shifted = |sign: f64| -> Vec<f64> { points[input].iter().zip(&dir).map(|(x, d)| x + sign * h * d).collect() };
+                work[input] = shifted(1.0);
+                let up = eval(&work);
+                work[input] = shifted(-1.0);
+                let down = eval(&work);
+                work[input].clone_from(&points[input]);
+                let numeric = (up - down) / (2.0 * h);
+                record(input, Location::Direction(k), dot(&analytic[input], &dir), numeric, &mut report);
+            }
+        }
+    }
+    match worst {
+        Some((_, err)) => Err(err),
+        None => Ok(report),
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gradcheck passed: {} derivatives, max abs error {:.3e}, max rel error {:.3e}",
+            self.checks, self.max_abs_error, self.max_rel_error
+        )
+    }
+}
+

@@ -1,0 +1,7 @@
+//! The raw numeric loops and GEMM calls. Nothing here knows about the tape.
+
+pub(crate) mod broadcast;
+pub mod gemm;
+pub(crate) mod permute;
+pub(crate) mod reduce;
+pub(crate) mod softmax;

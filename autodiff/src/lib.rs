@@ -1,0 +1,53 @@
+//! Reverse-mode automatic differentiation on a tape.
+//!
+//! Every operation on a [`Var`] is recorded on its [`Tape`] (a Wengert list) as it
+//! runs; [`Var::backward`] replays the chain rule over the tape in reverse, asking each
+//! op for its vector-Jacobian product. [`gradcheck`] compares those gradients with
+//! central finite differences.
+//!
+//! ```
+//! use autodiff::{gradcheck, scalar, GradcheckOptions, Tape, Tensor};
+//!
+//! // Scalars, micrograd-style.
+//! let tape = scalar::Tape::new();
+//! let x = tape.var(3.0);
+//! let y = x * x + 2.0 * x;
+//! assert_eq!(y.backward()[x], 8.0); // dy/dx = 2x + 2
+//!
+//! // Tensors: one sigmoid layer and the quadratic cost C = 1/(2n) Σ ||a - y||².
+//! let tape = Tape::<f64>::new();
+//! let x = tape.constant(Tensor::from_vec(vec![0.1, 0.9, 0.4, 0.2], [2, 2]));
+//! let w = tape.param(Tensor::from_vec(vec![0.5, -0.3, 0.8, 0.1], [2, 2]));
+//! let b = tape.param(Tensor::zeros([2]));
+//! let target = tape.constant(Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], [2, 2]));
+//! let a = (x.matmul(w) + b).sigmoid(); // b broadcasts over the rows
+//! let cost = (a - target).square().sum() / 4.0;
+//! let grads = cost.backward();
+//! assert_eq!(grads[w].shape(), &[2, 2]);
+//!
+//! // The same gradients, checked against finite differences.
+//! let report = gradcheck(|tape, p| {
+//!     let x = tape.constant(Tensor::from_vec(vec![0.1, 0.9, 0.4, 0.2], [2, 2]));
+//!     (x.matmul(p[0]) + p[1]).sigmoid().square().sum()
+//! }, &[w.value(), b.value()], GradcheckOptions::default()).unwrap();
+//! assert_eq!(report.checks, 6);
+//! ```
+#![warn(missing_docs)]
+
+mod float;
+mod grad;
+mod gradcheck;
+pub mod kernels;
+mod ops;
+pub mod scalar;
+mod shape;
+mod tape;
+mod tensor;
+
+pub use float::{sigmoid, softplus, Float};
+pub use grad::Gradients;
+pub use gradcheck::{gradcheck, gradcheck_scalar, GradcheckError, GradcheckOptions, Location, Report};
+pub use ops::CustomOp;
+pub use shape::{broadcast_shapes, Shape, ShapeError};
+pub use tape::{NodeId, Tape, Var};
+pub use tensor::Tensor;

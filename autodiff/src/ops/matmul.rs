@@ -1,0 +1,106 @@
+//! Matrix products: `[m, k] x [k, n]`, batched `[b, m, k] x [b, k, n]`, and a batch
+//! against one matrix `[b, m, k] x [k, n]`. The vjps multiply by transposed views.
+
+use super::{want, InputGrads, Op, VjpContext};
+use crate::float::Float;
+use crate::kernels::gemm::{matmul_into, MatRef};
+use crate::shape::{Dims, Shape};
+use crate::tape::Var;
+use crate::tensor::Tensor;
+use smallvec::smallvec;
+
+/// How the operands' ranks line up: batch count, m, k, n, and whether b is shared.
+struct Layout {
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    shared_rhs: bool,
+}
+
+fn layout(a: &[usize], b: &[usize]) -> Layout {
+    let fail = |why: &str| -> ! { panic!("matmul: {} x {}: {why}", Dims(a), Dims(b)) };
+    let l = match (a.len(), b.len()) {
+        (2, 2) => Layout { batch: 1, m: a[0], k: a[1], n: b[1], shared_rhs: true },
+        (3, 2) => Layout { batch: a[0], m: a[1], k: a[2], n: b[1], shared_rhs: true },
+        (3, 3) => {
+            if a[0] != b[0] {
+                fail("batch sizes differ");
+            }
+            Layout { batch: a[0], m: a[1], k: a[2], n: b[2], shared_rhs: false }
+        }
+        _ => fail("expected 2-D x 2-D, 3-D x 3-D or 3-D x 2-D operands"),
+    };
+    let inner_b = if b.len() == 2 { b[0] } else { b[1] };
+    if l.k != inner_b {
+        fail("inner dimensions differ");
+    }
+    l
+}
+
+fn forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+    let l = layout(a.shape(), b.shape());
+    let mut out_shape: Shape = a.shape().into();
+    let last = out_shape.len() - 1;
+    out_shape[last] = l.n;
+    let mut out = vec![T::zero(); l.batch * l.m * l.n];
+    if l.shared_rhs {
+        // A batch against one matrix is one tall product.
+        let lhs = MatRef::row_major(a.data(), l.batch * l.m, l.k);
+        matmul_into(lhs, MatRef::row_major(b.data(), l.k, l.n), &mut out, false);
+    } else {
+        for i in 0..l.batch {
+            let lhs = MatRef::row_major(&a.data()[i * l.m * l.k..(i + 1) * l.m * l.k], l.m, l.k);
+            let rhs = MatRef::row_major(&b.data()[i * l.k * l.n..(i + 1) * l.k * l.n], l.k, l.n);
+            matmul_into(lhs, rhs, &mut out[i * l.m * l.n..(i + 1) * l.m * l.n], false);
+        }
+    }
+    Tensor::from_vec(out, out_shape)
+}
+
+/// dA = G Bᵀ and dB = Aᵀ G, with the transposes taken as strided views.
+pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+    let l = layout(a.shape(), b.shape());
+    let (m, k, n) = (l.m, l.k, l.n);
+    let ga = want(ctx, 0, || {
+        let mut out = vec![T::zero(); a.numel()];
+        if l.shared_rhs {
+            let gm = MatRef::row_major(g.data(), l.batch * m, n);
+            matmul_into(gm, MatRef::row_major(b.data(), k, n).t(), &mut out, false);
+        } else {
+            for i in 0..l.batch {
+                let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
+                let bm = MatRef::row_major(&b.data()[i * k * n..(i + 1) * k * n], k, n);
+                matmul_into(gm, bm.t(), &mut out[i * m * k..(i + 1) * m * k], false);
+            }
+        }
+        Tensor::from_vec(out, a.shape())
+    });
+    let gb = want(ctx, 1, || {
+        let mut out = vec![T::zero(); b.numel()];
+        if l.shared_rhs {
+            let am = MatRef::row_major(a.data(), l.batch * m, k);
+            matmul_into(am.t(), MatRef::row_major(g.data(), l.batch * m, n), &mut out, false);
+        } else {
+            for i in 0..l.batch {
+                let am = MatRef::row_major(&a.data()[i * m * k..(i + 1) * m * k], m, k);
+                let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
+                matmul_into(am.t(), gm, &mut out[i * k * n..(i + 1) * k * n], false);
+            }
+        }
+        Tensor::from_vec(out, b.shape())
+    });
+    smallvec![ga, gb]
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Matrix product: `[m, k] x [k, n] -> [m, n]`; batched `[b, m, k] x [b, k, n]`;
+    /// or a batch against one matrix, `[b, m, k] x [k, n] -> [b, m, n]`.
+    ///
+    /// Panics naming both shapes when the inner dimensions differ.
+    pub fn matmul(self, other: Var<'t, T>) -> Var<'t, T> {
+        self.same_tape(&other);
+        self.tape.record(&[self, other], |x, _| (forward(x[0], x[1]), Op::MatMul))
+    }
+}

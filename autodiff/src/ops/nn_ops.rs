@@ -1,0 +1,78 @@
+//! Ops that neural networks lean on, fused for stability: softmax and log-softmax along
+//! an axis, and cross-entropy straight from logits (never `ln(softmax(x))`).
+
+use super::{InputGrads, Op, VjpContext};
+use crate::float::Float;
+use crate::kernels::softmax::{lane_vjp, log_softmax, softmax};
+use crate::shape::{check_axis, Dims};
+use crate::tape::Var;
+use crate::tensor::Tensor;
+use smallvec::smallvec;
+
+/// dx = y ⊙ (g - Σ g ⊙ y)
+pub(crate) fn softmax_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    smallvec![Some(lane_vjp(ctx.output, ctx.grad, axis, |y, g| y * g, |y, g, s| y * (g - s)))]
+}
+
+/// dx = g - softmax(x) Σ g, with softmax(x) = e^y
+pub(crate) fn log_softmax_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    smallvec![Some(lane_vjp(ctx.output, ctx.grad, axis, |_, g| g, |y, g, s| g - y.exp() * s))]
+}
+
+/// d mean_i(-log p[i, t_i]) / d logits = (p - onehot(t)) / n
+pub(crate) fn cross_entropy_vjp<T: Float>(targets: &[usize], probs: &Tensor<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let n = targets.len();
+    let classes = probs.shape()[1];
+    let scale = ctx.grad.item() / T::from_usize(n.max(1));
+    let mut out = probs.clone();
+    for (row, &t) in out.data_mut().chunks_exact_mut(classes).zip(targets) {
+        row[t] -= T::one();
+        row.iter_mut().for_each(|v| *v *= scale);
+    }
+    smallvec![Some(out)]
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Softmax along `axis`, computed stably (the maximum is subtracted first).
+    pub fn softmax(self, axis: usize) -> Var<'t, T> {
+        self.tape.record(&[self], |x, _| {
+            check_axis("softmax", axis, x[0].shape());
+            (softmax(x[0], axis), Op::Softmax { axis })
+        })
+    }
+
+    /// `ln(softmax(x))` along `axis`, computed as `x - logsumexp(x)`: finite for any
+    /// finite logits.
+    pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
+        self.tape.record(&[self], |x, _| {
+            check_axis("log_softmax", axis, x[0].shape());
+            (log_softmax(x[0], axis), Op::LogSoftmax { axis })
+        })
+    }
+
+    /// Mean cross-entropy of `[n, classes]` logits against class indices `targets`
+    /// (one per row): `mean_i(logsumexp(x_i) - x_i[t_i])`, fused and stable.
+    ///
+    /// Panics if `targets` has the wrong length or holds a class out of range.
+    pub fn cross_entropy(self, targets: &[usize]) -> Var<'t, T> {
+        self.tape.record(&[self], |x, wants_grad| {
+            let logits = x[0];
+            let shape = logits.shape();
+            assert!(
+                shape.len() == 2 && shape[0] == targets.len(),
+                "cross_entropy: logits {} need shape [n, classes] with n = {} targets",
+                Dims(shape),
+                targets.len()
+            );
+            let classes = shape[1];
+            if let Some(&bad) = targets.iter().find(|&&t| t >= classes) {
+                panic!("cross_entropy: target class {bad} is out of range for {classes} classes");
+            }
+            let logp = log_softmax(logits, 1);
+            let total: T = logp.data().chunks_exact(classes.max(1)).zip(targets).map(|(row, &t)| -row[t]).sum();
+            let loss = Tensor::scalar(total / T::from_usize(targets.len().max(1)));
+            let probs = if wants_grad { logp.map(|v| v.exp()) } else { Tensor::zeros([0, classes]) };
+            (loss, Op::CrossEntropy { targets: targets.to_vec(), probs })
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! Reductions: sum, mean and max over all axes or a chosen set, with or without keepdim.
+//! Their vjps broadcast the output's adjoint back over the reduced axes.
+
+use super::{InputGrads, Op, VjpContext};
+use crate::float::Float;
+use crate::kernels::broadcast::broadcast_to;
+use crate::kernels::reduce::{self, kept_shape};
+use crate::shape::{check_axis, Dims, Shape};
+use crate::tape::Var;
+use crate::tensor::Tensor;
+use smallvec::{smallvec, SmallVec};
+
+type Mask = SmallVec<[bool; 4]>;
+
+fn mask(op: &'static str, shape: &[usize], axes: &[usize]) -> Mask {
+    let mut m: Mask = smallvec![false; shape.len()];
+    for &a in axes {
+        check_axis(op, a, shape);
+        assert!(!m[a], "{op}: axis {a} is listed twice for shape {}", Dims(shape));
+        m[a] = true;
+    }
+    m
+}
+
+fn out_shape(shape: &[usize], reduced: &[bool], keepdim: bool) -> Shape {
+    if keepdim {
+        kept_shape(shape, reduced)
+    } else {
+        shape.iter().zip(reduced).filter(|(_, &r)| !r).map(|(&d, _)| d).collect()
+    }
+}
+
+/// Sum and mean: every input element gets the adjoint of its output (divided by the
+/// count for a mean).
+pub(crate) fn sum_vjp<T: Float>(reduced: &[bool], count: Option<usize>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let x = ctx.inputs[0];
+    let g = ctx.grad.clone().reshape(kept_shape(x.shape(), reduced));
+    let mut full = broadcast_to(&g, x.shape());
+    if let Some(n) = count {
+        let scale = T::one() / T::from_usize(n.max(1));
+        full.data_mut().iter_mut().for_each(|v| *v *= scale);
+    }
+    smallvec![Some(full)]
+}
+
+/// Max: the adjoint goes to the first maximal element of each group.
+pub(crate) fn max_vjp<T: Float>(argmax: &[usize], ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let x = ctx.inputs[0];
+    let mut out = Tensor::zeros(x.shape());
+    for (&i, &g) in argmax.iter().zip(ctx.grad.data()) {
+        out.data_mut()[i] += g;
+    }
+    smallvec![Some(out)]
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Sum of all elements, as a rank-0 tensor.
+    pub fn sum(self) -> Var<'t, T> {
+        let axes: Vec<usize> = (0..self.shape().len()).collect();
+        self.sum_axes(&axes, false)
+    }
+
+    /// Sum over `axes`; `keepdim` keeps them as size-1 dimensions.
+    pub fn sum_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+        self.tape.record(&[self], |x, _| {
+            let reduced = mask("sum", x[0].shape(), axes);
+            let out = reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
+            (out, Op::Sum { reduced })
+        })
+    }
+
+    /// Mean of all elements, as a rank-0 tensor.
+    pub fn mean(self) -> Var<'t, T> {
+        let axes: Vec<usize> = (0..self.shape().len()).collect();
+        self.mean_axes(&axes, false)
+    }
+
+    /// Mean over `axes`; `keepdim` keeps them as size-1 dimensions.
+    pub fn mean_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+        self.tape.record(&[self], |x, _| {
+            let reduced = mask("mean", x[0].shape(), axes);
+            let count: usize = x[0].shape().iter().zip(&reduced).filter(|(_, &r)| r).map(|(&d, _)| d).product();
+            let scale = T::one() / T::from_usize(count.max(1));
+            let mut out = reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
+            out.data_mut().iter_mut().for_each(|v| *v *= scale);
+            (out, Op::Mean { reduced, count })
+        })
+    }
+
+    /// Maximum of all elements, as a rank-0 tensor.
+    pub fn max(self) -> Var<'t, T> {
+        let axes: Vec<usize> = (0..self.shape().len()).collect();
+        self.max_axes(&axes, false)
+    }
+
+    /// Maximum over `axes`; `keepdim` keeps them as size-1 dimensions. The gradient goes
+    /// to the first maximal element of each group.
+    pub fn max_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+        self.tape.record(&[self], |x, _| {
+            let reduced = mask("max", x[0].shape(), axes);
+            assert!(x[0].numel() > 0, "max: cannot reduce an empty tensor of shape {}", Dims(x[0].shape()));
+            let (out, argmax) = reduce::max(x[0], &reduced);
+            (out.reshape(out_shape(x[0].shape(), &reduced, keepdim)), Op::Max { argmax })
+        })
+    }
+}

@@ -1,0 +1,182 @@
+//! Ops that move data without arithmetic: reshape, permute/transpose, broadcast,
+//! row selection (gather) and concatenation. Their vjps move the adjoint back.
+
+use super::{InputGrads, Op, VjpContext};
+use crate::float::Float;
+use crate::kernels::broadcast::{broadcast_to, sum_to_shape};
+use crate::kernels::permute::permute;
+use crate::shape::{broadcast_shapes, check_axis, numel, split_at_axis, Dims, Shape};
+use crate::tape::Var;
+use crate::tensor::Tensor;
+use smallvec::{smallvec, SmallVec};
+
+pub(crate) fn reshape_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    smallvec![Some(ctx.grad.clone().reshape(ctx.inputs[0].shape()))]
+}
+
+pub(crate) fn permute_vjp<T: Float>(perm: &[usize], ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let mut inverse = vec![0; perm.len()];
+    for (d, &p) in perm.iter().enumerate() {
+        inverse[p] = d;
+    }
+    smallvec![Some(permute(ctx.grad, &inverse))]
+}
+
+pub(crate) fn broadcast_to_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    smallvec![Some(sum_to_shape(ctx.grad.clone(), ctx.inputs[0].shape()))]
+}
+
+/// Scatter-adds the selected slices' adjoints back to the rows they came from.
+pub(crate) fn index_select_vjp<T: Float>(axis: usize, indices: &[usize], ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let x = ctx.inputs[0];
+    let (outer, len, inner) = split_at_axis(x.shape(), axis);
+    let mut out = Tensor::zeros(x.shape());
+    let (dst, g) = (out.data_mut(), ctx.grad.data());
+    for o in 0..outer {
+        for (k, &i) in indices.iter().enumerate() {
+            let from = &g[(o * indices.len() + k) * inner..][..inner];
+            let to = &mut dst[(o * len + i) * inner..][..inner];
+            for (t, &f) in to.iter_mut().zip(from) {
+                *t += f;
+            }
+        }
+    }
+    smallvec![Some(out)]
+}
+
+/// Each input gets its own slice of the adjoint back.
+pub(crate) fn concat_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let (outer, total, inner) = split_at_axis(ctx.output.shape(), axis);
+    let g = ctx.grad.data();
+    let mut start = 0;
+    let mut grads: InputGrads<T> = SmallVec::new();
+    for (input, &wanted) in ctx.inputs.iter().zip(ctx.wants) {
+        let len = input.shape()[axis];
+        if wanted {
+            let mut data = Vec::with_capacity(input.numel());
+            for o in 0..outer {
+                data.extend_from_slice(&g[(o * total + start) * inner..(o * total + start + len) * inner]);
+            }
+            grads.push(Some(Tensor::from_vec(data, input.shape())));
+        } else {
+            grads.push(None);
+        }
+        start += len;
+    }
+    grads
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The same elements under a new shape with as many elements.
+    pub fn reshape(self, shape: impl AsRef<[usize]>) -> Var<'t, T> {
+        let shape = shape.as_ref();
+        self.tape.record(&[self], |x, _| {
+            assert!(
+                numel(shape) == x[0].numel(),
+                "reshape: {} cannot become {}: element counts differ",
+                Dims(x[0].shape()),
+                Dims(shape)
+            );
+            (x[0].clone().reshape(shape), Op::Reshape)
+        })
+    }
+
+    /// Reorders the axes: output axis `d` is input axis `perm[d]`.
+    pub fn permute(self, perm: &[usize]) -> Var<'t, T> {
+        self.tape.record(&[self], |x, _| {
+            let rank = x[0].rank();
+            let mut seen = vec![false; rank];
+            let valid = perm.len() == rank && perm.iter().all(|&p| p < rank && !std::mem::replace(&mut seen[p], true));
+            assert!(valid, "permute: {:?} is not a permutation of the axes of {}", perm, Dims(x[0].shape()));
+            (permute(x[0], perm), Op::Permute(Shape::from_slice(perm)))
+        })
+    }
+
+    /// Swaps two axes.
+    pub fn transpose(self, a: usize, b: usize) -> Var<'t, T> {
+        let shape = self.shape();
+        check_axis("transpose", a, &shape);
+        check_axis("transpose", b, &shape);
+        let mut perm: Vec<usize> = (0..shape.len()).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// Swaps the last two axes (the matrix transpose).
+    pub fn t(self) -> Var<'t, T> {
+        let rank = self.shape().len();
+        assert!(rank >= 2, "t: needs at least 2 dimensions, got {}", Dims(&self.shape()));
+        self.transpose(rank - 2, rank - 1)
+    }
+
+    /// Repeats the value along broadcast dimensions to reach `shape`.
+    pub fn broadcast_to(self, shape: impl AsRef<[usize]>) -> Var<'t, T> {
+        let shape = shape.as_ref();
+        self.tape.record(&[self], |x, _| {
+            let ok = broadcast_shapes("broadcast_to", x[0].shape(), shape).map(|s| s.as_slice() == shape);
+            assert!(
+                matches!(ok, Ok(true)),
+                "broadcast_to: {} does not broadcast to {}",
+                Dims(x[0].shape()),
+                Dims(shape)
+            );
+            (broadcast_to(x[0], shape), Op::BroadcastTo)
+        })
+    }
+
+    /// Picks the slices `indices` along `axis` (a gather; indices may repeat).
+    pub fn index_select(self, axis: usize, indices: &[usize]) -> Var<'t, T> {
+        self.tape.record(&[self], |x, _| {
+            let x = x[0];
+            check_axis("index_select", axis, x.shape());
+            let (outer, len, inner) = split_at_axis(x.shape(), axis);
+            if let Some(&bad) = indices.iter().find(|&&i| i >= len) {
+                panic!("index_select: index {bad} is out of range for axis {axis} of {}", Dims(x.shape()));
+            }
+            let src = x.data();
+            let mut data = Vec::with_capacity(outer * indices.len() * inner);
+            for o in 0..outer {
+                for &i in indices {
+                    data.extend_from_slice(&src[(o * len + i) * inner..(o * len + i + 1) * inner]);
+                }
+            }
+            let mut shape: Shape = x.shape().into();
+            shape[axis] = indices.len();
+            (Tensor::from_vec(data, shape), Op::IndexSelect { axis, indices: indices.to_vec() })
+        })
+    }
+
+    /// The rows `indices` of a matrix (or the slices along the first axis).
+    pub fn select_rows(self, indices: &[usize]) -> Var<'t, T> {
+        self.index_select(0, indices)
+    }
+
+    /// Joins tensors along `axis`; all other dimensions must agree.
+    pub fn concat(parts: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
+        assert!(!parts.is_empty(), "concat: needs at least one tensor");
+        for p in &parts[1..] {
+            parts[0].same_tape(p);
+        }
+        parts[0].tape.record(parts, |xs, _| {
+            let first = xs[0].shape();
+            check_axis("concat", axis, first);
+            for x in &xs[1..] {
+                let s = x.shape();
+                let agree = s.len() == first.len() && s.iter().zip(first).enumerate().all(|(d, (a, b))| d == axis || a == b);
+                assert!(agree, "concat: {} and {} differ outside axis {axis}", Dims(first), Dims(s));
+            }
+            let total: usize = xs.iter().map(|x| x.shape()[axis]).sum();
+            let (outer, _, inner) = split_at_axis(first, axis);
+            let mut data = Vec::with_capacity(outer * total * inner);
+            for o in 0..outer {
+                for x in xs {
+                    let len = x.shape()[axis];
+                    data.extend_from_slice(&x.data()[o * len * inner..(o + 1) * len * inner]);
+                }
+            }
+            let mut shape: Shape = first.into();
+            shape[axis] = total;
+            (Tensor::from_vec(data, shape), Op::Concat { axis })
+        })
+    }
+}

@@ -1,0 +1,276 @@
+//! The tensor tape: a Wengert list of recorded operations. Nodes are appended in
+//! execution order, which is already a topological order, so `backward` is one reverse
+//! loop over the list: no recursion, no sort, and no reference-counted graph to drop.
+
+use crate::float::Float;
+use crate::grad::Gradients;
+use crate::ops::{Op, VjpContext};
+use crate::shape::Dims;
+use crate::tensor::Tensor;
+use smallvec::SmallVec;
+use std::cell::{Ref, RefCell};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Index of a node on its tape.
+pub type NodeId = u32;
+
+static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_tape_id() -> u64 {
+    NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+pub(crate) struct Node<T: Float> {
+    pub(crate) op: Op<T>,
+    pub(crate) inputs: SmallVec<[NodeId; 2]>,
+    pub(crate) value: Tensor<T>,
+    pub(crate) requires_grad: bool,
+}
+
+/// Records tensor operations so that [`Var::backward`] can replay the chain rule.
+///
+/// A tape belongs to one computation (one training step, say) and is dropped with it.
+/// Handles ([`Var`]) borrow the tape, so they cannot outlive it or be mixed with
+/// handles of another tape.
+pub struct Tape<T: Float = f32> {
+    id: u64,
+    nodes: RefCell<Vec<Node<T>>>,
+}
+
+/// A handle to a value recorded on a [`Tape`]: a cheap `Copy` index.
+///
+/// Arithmetic on handles records new nodes: `a + b`, `a.matmul(b)`, `x.sigmoid()`, ...
+#[derive(Clone, Copy)]
+pub struct Var<'t, T: Float = f32> {
+    pub(crate) tape: &'t Tape<T>,
+    pub(crate) id: NodeId,
+}
+
+impl<T: Float> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Float> Tape<T> {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Tape { id: next_tape_id(), nodes: RefCell::new(Vec::new()) }
+    }
+
+    /// An empty tape with room for `nodes` nodes before it reallocates.
+    pub fn with_capacity(nodes: usize) -> Self {
+        Tape { id: next_tape_id(), nodes: RefCell::new(Vec::with_capacity(nodes)) }
+    }
+
+    /// Records a value that needs no gradient (input data, targets).
+    pub fn constant(&self, value: Tensor<T>) -> Var<'_, T> {
+        self.push_node(Op::Leaf, SmallVec::new(), value, false)
+    }
+
+    /// Records a value whose gradient `backward` should compute (a parameter).
+    pub fn param(&self, value: Tensor<T>) -> Var<'_, T> {
+        self.push_node(Op::Leaf, SmallVec::new(), value, true)
+    }
+
+    /// Number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// True when nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The recorded graph as Graphviz `dot` text: one box per node with its op and
+    /// shape, parameters drawn as double boxes and constants dashed.
+    pub fn to_dot(&self) -> String {
+        let nodes = self.nodes.borrow();
+        let mut out = String::from("digraph tape {\n  rankdir=LR;\n  node [shape=box, fontname=monospace];\n");
+        for (i, node) in nodes.iter().enumerate() {
+            let style = match (&node.op, node.requires_grad) {
+                (Op::Leaf, true) => ", peripheries=2",
+                (_, false) => ", style=dashed",
+                _ => "",
+            };
+            let name = match (&node.op, node.requires_grad) {
+                (Op::Leaf, true) => "param".to_string(),
+                (Op::Leaf, false) => "constant".to_string(),
+                (op, _) => op.name(),
+            };
+            let _ = writeln!(out, "  n{i} [label=\"#{i} {name} {}\"{style}];", Dims(node.value.shape()));
+            for &input in &node.inputs {
+                let _ = writeln!(out, "  n{input} -> n{i};");
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node<T>>> {
+        self.nodes.borrow()
+    }
+
+    /// Appends a node. An op none of whose inputs needs a gradient is stored as a
+    /// constant: it keeps its value but no saved state and no vjp work.
+    pub(crate) fn push_node(&self, op: Op<T>, inputs: SmallVec<[NodeId; 2]>, value: Tensor<T>, leaf_grad: bool) -> Var<'_, T> {
+        let mut nodes = self.nodes.borrow_mut();
+        let requires_grad = if inputs.is_empty() {
+            leaf_grad
+        } else {
+            inputs.iter().any(|&i| nodes[i as usize].requires_grad)
+        };
+        let (op, inputs) = if requires_grad || inputs.is_empty() { (op, inputs) } else { (Op::Leaf, SmallVec::new()) };
+        let id = NodeId::try_from(nodes.len()).expect("tape: more than 2^32 nodes");
+        nodes.push(Node { op, inputs, value, requires_grad });
+        Var { tape: self, id }
+    }
+
+    /// Records the result of an op on `inputs`. `forward` sees the input values and
+    /// whether any gradient is wanted (so it can skip saving state when none is).
+    pub(crate) fn record(
+        &self,
+        inputs: &[Var<'_, T>],
+        forward: impl FnOnce(&[&Tensor<T>], bool) -> (Tensor<T>, Op<T>),
+    ) -> Var<'_, T> {
+        for v in inputs {
+            assert!(v.tape.id == self.id, "tape: a Var from another tape was used here; values of two tapes cannot be mixed");
+        }
+        let ids: SmallVec<[NodeId; 2]> = inputs.iter().map(|v| v.id).collect();
+        let (value, op) = {
+            let nodes = self.nodes.borrow();
+            let values: SmallVec<[&Tensor<T>; 2]> = ids.iter().map(|&i| &nodes[i as usize].value).collect();
+            let wants_grad = ids.iter().any(|&i| nodes[i as usize].requires_grad);
+            forward(&values, wants_grad)
+        };
+        self.push_node(op, ids, value, false)
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The reverse sweep from `root` with adjoint `seed`.
+    pub(crate) fn backward_from(&self, root: NodeId, seed: Tensor<T>) -> Gradients<T> {
+        let nodes = self.nodes.borrow();
+        let root = root as usize;
+        assert!(
+            seed.shape() == nodes[root].value.shape(),
+            "backward_with: seed shape {} differs from the output's shape {}",
+            Dims(seed.shape()),
+            Dims(nodes[root].value.shape())
+        );
+        let mut adjoints: Vec<Option<Tensor<T>>> = Vec::with_capacity(root + 1);
+        adjoints.resize_with(root + 1, || None);
+        if nodes[root].requires_grad {
+            adjoints[root] = Some(seed);
+        }
+        for i in (0..=root).rev() {
+            let node = &nodes[i];
+            if matches!(node.op, Op::Leaf) {
+                continue; // leaves keep their gradient: it is the result
+            }
+            // Taking the adjoint frees an intermediate gradient as soon as it is used.
+            let Some(grad) = adjoints[i].take() else { continue };
+            let wants: SmallVec<[bool; 2]> = node.inputs.iter().map(|&p| nodes[p as usize].requires_grad).collect();
+            let inputs: SmallVec<[&Tensor<T>; 2]> = node.inputs.iter().map(|&p| &nodes[p as usize].value).collect();
+            let ctx = VjpContext { inputs: &inputs, output: &node.value, grad: &grad, wants: &wants };
+            let input_grads = node.op.vjp(&ctx);
+            for ((&p, wanted), g) in node.inputs.iter().zip(wants.iter()).zip(input_grads) {
+                let (Some(g), true) = (g, *wanted) else { continue };
+                let slot = &mut adjoints[p as usize];
+                debug_assert_eq!(g.shape(), nodes[p as usize].value.shape(), "vjp of {} returned a wrong shape", node.op.name());
+                match slot {
+                    // The first contribution is moved in, not added to zeros.
+                    None => *slot = Some(g),
+                    Some(acc) => {
+                        for (a, &b) in acc.data_mut().iter_mut().zip(g.data()) {
+                            *a += b;
+                        }
+                    }
+                }
+            }
+        }
+        Gradients::new(self.id, adjoints)
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// This node's index on its tape.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The tape this value is recorded on.
+    pub fn tape(&self) -> &'t Tape<T> {
+        self.tape
+    }
+
+    /// A copy of the value.
+    pub fn value(&self) -> Tensor<T> {
+        self.tape.nodes()[self.id as usize].value.clone()
+    }
+
+    /// Calls `f` with a reference to the value, without copying it.
+    pub fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
+        f(&self.tape.nodes()[self.id as usize].value)
+    }
+
+    /// The value's shape.
+    pub fn shape(&self) -> crate::Shape {
+        self.with_value(|v| v.shape().into())
+    }
+
+    /// The value of a one-element result (a cost, say).
+    pub fn item(&self) -> T {
+        self.with_value(|v| v.item())
+    }
+
+    /// Whether gradients flow into this value.
+    pub fn requires_grad(&self) -> bool {
+        self.tape.nodes()[self.id as usize].requires_grad
+    }
+
+    /// Backpropagates from this one-element output (seeded with 1) and returns the
+    /// gradients of every parameter it depends on. The tape is not changed, so this can
+    /// be called again with the same result.
+    ///
+    /// Panics if the output has more than one element: use [`Var::backward_with`].
+    pub fn backward(&self) -> Gradients<T> {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "backward: output has shape {}; backward() needs a single element, use backward_with(seed)",
+            Dims(&shape)
+        );
+        self.tape.backward_from(self.id, Tensor::ones(&shape))
+    }
+
+    /// Backpropagates from this output with adjoint `seed` (same shape as the output):
+    /// computes the vector-Jacobian product `seedᵀ J` for every parameter.
+    pub fn backward_with(&self, seed: Tensor<T>) -> Gradients<T> {
+        self.tape.backward_from(self.id, seed)
+    }
+
+    /// The same value as a constant: gradients do not flow through it.
+    pub fn detach(&self) -> Var<'t, T> {
+        self.tape.constant(self.value())
+    }
+
+    pub(crate) fn same_tape(&self, other: &Var<'_, T>) {
+        assert!(
+            self.tape.id == other.tape.id,
+            "tape: a Var from another tape was used here; values of two tapes cannot be mixed"
+        );
+    }
+}
+
+impl<T: Float> std::fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nodes = self.tape.nodes();
+        let node = &nodes[self.id as usize];
+        write!(f, "Var #{} ({}) = {}", self.id, node.op.name(), node.value)
+    }
+}
