@@ -1,0 +1,327 @@
+//! Every tensor op under gradcheck on fixed cases, broadcasting corners, extreme
+//! inputs for the stable ops, and the tape's behaviour (no_grad, repeatability, dot).
+
+use autodiff::{gradcheck, CustomOp, GradcheckError, GradcheckOptions, Location, Tape, Tensor, Var};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+type Expr = for<'t> fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>;
+
+fn randn(shape: &[usize], seed: u64) -> Tensor<f64> {
+    Tensor::randn(shape, &mut StdRng::seed_from_u64(seed))
+}
+
+/// Values in [lo, hi): keeps points inside a domain and away from kinks.
+fn uniform(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor<f64> {
+    Tensor::rand_uniform(shape, lo, hi, &mut StdRng::seed_from_u64(seed))
+}
+
+fn check(name: &str, f: Expr, inputs: &[Tensor<f64>]) {
+    if let Err(e) = gradcheck(f, inputs, GradcheckOptions::default()) {
+        panic!("{name}: {e}");
+    }
+}
+
+#[test]
+fn elementwise_ops_pass_gradcheck() {
+    let x = randn(&[3, 4], 1);
+    let pos = uniform(&[3, 4], 0.2, 2.0, 2);
+    let away_from_zero = pos.map(|v| if v > 1.0 { v } else { -v });
+    check("neg", |_, v| -v[0], &[x.clone()]);
+    check("exp", |_, v| v[0].exp(), &[x.clone()]);
+    check("ln", |_, v| v[0].ln(), &[pos.clone()]);
+    check("sqrt", |_, v| v[0].sqrt(), &[pos.clone()]);
+    check("square", |_, v| v[0].square(), &[x.clone()]);
+    check("powf", |_, v| v[0].powf(1.7), &[pos.clone()]);
+    check("sigmoid", |_, v| v[0].sigmoid(), &[x.clone()]);
+    check("tanh", |_, v| v[0].tanh(), &[x.clone()]);
+    check("softplus", |_, v| v[0].softplus(), &[x.clone()]);
+    check("relu", |_, v| v[0].relu(), &[away_from_zero.clone()]);
+    check("abs", |_, v| v[0].abs(), &[away_from_zero]);
+    check("scalar ops", |_, v| ((v[0] + 1.5) * 2.0 - 0.5) / 3.0, &[x.clone()]);
+    check("scalar lhs ops", |_, v| 2.0 - (3.0 * v[0]) + 1.0 / v[1] + (4.0 + v[0]), &[x.clone(), pos.clone()]);
+    check("add", |_, v| v[0] + v[1], &[x.clone(), pos.clone()]);
+    check("sub", |_, v| v[0] - v[1], &[x.clone(), pos.clone()]);
+    check("mul", |_, v| v[0] * v[1], &[x.clone(), pos.clone()]);
+    check("div", |_, v| v[0] / v[1], &[x, pos]);
+}
+
+#[test]
+fn broadcasting_corners_pass_gradcheck() {
+    let cases: Vec<(&[usize], &[usize])> = vec![
+        (&[3, 4], &[4]),       // rank mismatch: bias over rows
+        (&[3, 4], &[3, 1]),    // size-1 dimension
+        (&[3, 1], &[1, 4]),    // both sides broadcast
+        (&[2, 3, 4], &[3, 1]), // rank mismatch and size 1
+        (&[2, 3, 4], &[]),     // rank-0 scalar
+        (&[], &[2, 3]),
+        (&[1], &[2, 3]),
+        (&[2, 1, 4], &[1, 3, 1]),
+    ];
+    for (k, (a, b)) in cases.into_iter().enumerate() {
+        let (ta, tb) = (randn(a, 10 + k as u64), uniform(b, 0.5, 2.0, 20 + k as u64));
+        check("broadcast add", |_, v| v[0] + v[1], &[ta.clone(), tb.clone()]);
+        check("broadcast sub", |_, v| v[1] - v[0], &[ta.clone(), tb.clone()]);
+        check("broadcast mul", |_, v| v[0] * v[1], &[ta.clone(), tb.clone()]);
+        check("broadcast div", |_, v| v[0] / v[1], &[ta.clone(), tb.clone()]);
+    }
+    check("broadcast_to", |_, v| v[0].broadcast_to([2, 3, 4]), &[randn(&[3, 1], 3)]);
+}
+
+#[test]
+fn matmul_passes_gradcheck_in_every_layout() {
+    check("matmul 2-D", |_, v| v[0].matmul(v[1]), &[randn(&[3, 5], 1), randn(&[5, 2], 2)]);
+    check("matmul batched", |_, v| v[0].matmul(v[1]), &[randn(&[2, 3, 4], 3), randn(&[2, 4, 5], 4)]);
+    check("matmul batch x matrix", |_, v| v[0].matmul(v[1]), &[randn(&[2, 3, 4], 5), randn(&[4, 2], 6)]);
+    check("matmul of a transpose", |_, v| v[0].t().matmul(v[1]), &[randn(&[4, 3], 7), randn(&[4, 2], 8)]);
+    // Large enough for the random-direction path.
+    check("matmul large", |_, v| v[0].matmul(v[1]).tanh(), &[randn(&[20, 40], 9), randn(&[40, 30], 10)]);
+}
+
+#[test]
+fn matmul_matches_a_naive_product() {
+    let (a, b) = (randn(&[7, 13], 1), randn(&[13, 5], 2));
+    let tape = Tape::new();
+    let c = tape.constant(a.clone()).matmul(tape.constant(b.clone())).value();
+    for i in 0..7 {
+        for j in 0..5 {
+            let expect: f64 = (0..13).map(|l| a.get(&[i, l]) * b.get(&[l, j])).sum();
+            assert!((c.get(&[i, j]) - expect).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn reductions_pass_gradcheck() {
+    let x = randn(&[2, 3, 4], 1);
+    check("sum", |_, v| v[0].sum(), &[x.clone()]);
+    check("sum axis 1", |_, v| v[0].sum_axes(&[1], false), &[x.clone()]);
+    check("sum axes 0,2 keepdim", |_, v| v[0].sum_axes(&[0, 2], true), &[x.clone()]);
+    check("mean", |_, v| v[0].mean(), &[x.clone()]);
+    check("mean axis 2 keepdim", |_, v| v[0].mean_axes(&[2], true), &[x.clone()]);
+    check("mean axes 0,1", |_, v| v[0].mean_axes(&[0, 1], false), &[x.clone()]);
+    // Distinct values keep max away from ties (its kink).
+    let distinct = Tensor::from_vec((0..24).map(|i| ((i * 7) % 24) as f64 * 0.37 - 3.0).collect(), [2, 3, 4]);
+    check("max", |_, v| v[0].max(), &[distinct.clone()]);
+    check("max axis 1", |_, v| v[0].max_axes(&[1], false), &[distinct.clone()]);
+    check("max axes 0,2 keepdim", |_, v| v[0].max_axes(&[0, 2], true), &[distinct]);
+}
+
+#[test]
+fn max_sends_the_gradient_of_a_tie_to_the_first_maximum() {
+    let tape = Tape::<f64>::new();
+    let x = tape.param(Tensor::from_vec(vec![1.0, 3.0, 3.0, 2.0], [4]));
+    let g = x.max().backward();
+    assert_eq!(g[x].data(), &[0.0, 1.0, 0.0, 0.0]);
+}
+
+#[test]
+fn shape_ops_pass_gradcheck() {
+    let x = randn(&[2, 3, 4], 1);
+    check("reshape", |_, v| v[0].reshape([4, 6]).square(), &[x.clone()]);
+    check("permute", |_, v| v[0].permute(&[2, 0, 1]).sin_like(), &[x.clone()]);
+    check("transpose", |_, v| v[0].transpose(0, 2).sin_like(), &[x.clone()]);
+    check("t", |_, v| v[0].t().sin_like(), &[randn(&[3, 5], 2)]);
+    check("index_select rows (repeats)", |_, v| v[0].select_rows(&[2, 0, 2]).sin_like(), &[randn(&[3, 4], 3)]);
+    check("index_select axis 1", |_, v| v[0].index_select(1, &[1, 1, 0]).sin_like(), &[x.clone()]);
+    check("index_select axis 2", |_, v| v[0].index_select(2, &[3, 0]).sin_like(), &[x.clone()]);
+    check("concat axis 0", |_, v| Var::concat(&[v[0], v[1]], 0).sin_like(), &[randn(&[2, 3], 4), randn(&[1, 3], 5)]);
+    check("concat axis 1", |_, v| Var::concat(&[v[0], v[1], v[0]], 1).sin_like(), &[randn(&[2, 3], 6), randn(&[2, 2], 7)]);
+}
+
+/// A smooth, non-symmetric function so that position errors show in the gradient.
+trait SinLike<'t> {
+    fn sin_like(self) -> Var<'t, f64>;
+}
+impl<'t> SinLike<'t> for Var<'t, f64> {
+    fn sin_like(self) -> Var<'t, f64> {
+        let tape = self.tape();
+        let n = self.shape().iter().product::<usize>();
+        let w = tape.constant(Tensor::from_vec((0..n).map(|i| 0.3 + 0.1 * i as f64).collect(), self.shape()));
+        (self * w).tanh()
+    }
+}
+
+#[test]
+fn softmax_family_passes_gradcheck() {
+    let x = randn(&[3, 5], 1);
+    check("softmax axis 1", |_, v| v[0].softmax(1), &[x.clone()]);
+    check("softmax axis 0", |_, v| v[0].softmax(0), &[x.clone()]);
+    check("log_softmax axis 1", |_, v| v[0].log_softmax(1), &[x.clone()]);
+    check("log_softmax axis 1 of 3-D", |_, v| v[0].log_softmax(1), &[randn(&[2, 3, 4], 2)]);
+    check("cross_entropy", |_, v| v[0].cross_entropy(&[4, 0, 2]), &[x]);
+}
+
+#[test]
+fn stable_ops_stay_finite_and_correct_at_logits_of_1000() {
+    let extreme = Tensor::from_vec(vec![1000.0, -1000.0, 0.0, 999.0, -1000.0, 1000.0], [2, 3]);
+    let tape = Tape::<f64>::new();
+    let x = tape.param(extreme.clone());
+    for (name, y) in [
+        ("sigmoid", x.sigmoid().sum()),
+        ("tanh", x.tanh().sum()),
+        ("softplus", x.softplus().sum()),
+        ("softmax", x.softmax(1).square().sum()),
+        ("log_softmax", x.log_softmax(1).sum()),
+        ("cross_entropy", x.cross_entropy(&[1, 2])),
+    ] {
+        let g = y.backward();
+        assert!(y.item().is_finite(), "{name}: value {}", y.item());
+        assert!(g[x].all_finite(), "{name}: gradient {}", g[x]);
+    }
+    // Values: row 0 has logits (1000, -1000, 0), so log p(1) = -2000 exactly.
+    let ce = x.cross_entropy(&[1, 2]).item();
+    let row1 = log_add_exp(999.0, 1000.0) - 1000.0;
+    assert!((ce - (2000.0 + row1) / 2.0).abs() < 1e-9, "cross-entropy {ce}");
+    // Gradients at the extremes still match finite differences.
+    check("log_softmax extreme", |_, v| v[0].log_softmax(1), &[extreme.clone()]);
+    check("cross_entropy extreme", |_, v| v[0].cross_entropy(&[1, 2]), &[extreme.clone()]);
+    check("sigmoid extreme", |_, v| v[0].sigmoid(), &[extreme.clone()]);
+    check("softplus extreme", |_, v| v[0].softplus(), &[extreme]);
+}
+
+/// ln(e^a + e^b) computed stably, for the expected value above.
+fn log_add_exp(a: f64, b: f64) -> f64 {
+    let m = a.max(b);
+    m + ((a - m).exp() + (b - m).exp()).ln()
+}
+
+/// d/dx x² = 2x, but this op claims 3x.
+struct WrongSquare;
+impl CustomOp<f64> for WrongSquare {
+    fn name(&self) -> &str {
+        "wrong_square"
+    }
+    fn forward(&self, inputs: &[&Tensor<f64>]) -> Tensor<f64> {
+        inputs[0].map(|x| x * x)
+    }
+    fn vjp(&self, inputs: &[&Tensor<f64>], _: &Tensor<f64>, grad: &Tensor<f64>) -> Vec<Tensor<f64>> {
+        let d = inputs[0].data().iter().zip(grad.data()).map(|(x, g)| 3.0 * x * g).collect();
+        vec![Tensor::from_vec(d, inputs[0].shape())]
+    }
+}
+
+#[test]
+fn gradcheck_catches_a_wrong_derivative_and_says_where() {
+    let x = Tensor::from_vec(vec![0.5, -2.0, 1.0], [3]);
+    let err = gradcheck(|tape, v| tape.custom(WrongSquare, &[v[0]]).sum(), &[x], GradcheckOptions::default())
+        .expect_err("a wrong vjp must fail the check");
+    match &err {
+        GradcheckError::Mismatch { input, location, analytic, numeric, .. } => {
+            assert_eq!(*input, 0);
+            // The largest error is at x = -2: analytic -6 against numeric -4.
+            assert_eq!(*location, Location::Element { flat: 1, index: vec![1] });
+            assert!((analytic - -6.0).abs() < 1e-9 && (numeric - -4.0).abs() < 1e-6);
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    let text = err.to_string();
+    for part in ["input 0", "element [1]", "analytic", "numeric", "abs error", "rel error"] {
+        assert!(text.contains(part), "report lacks {part:?}: {text}");
+    }
+    // The same op on a large input is caught along random directions.
+    let big = randn(&[40, 20], 3);
+    let err = gradcheck(|tape, v| tape.custom(WrongSquare, &[v[0]]).sum(), &[big], GradcheckOptions::default());
+    assert!(matches!(err, Err(GradcheckError::Mismatch { location: Location::Direction(_), .. })));
+}
+
+#[test]
+fn constants_record_no_vjp_work_and_get_no_gradient() {
+    let tape = Tape::<f32>::new();
+    let c = tape.constant(Tensor::ones([2, 2]));
+    let y = (c * 2.0).exp().sum();
+    assert!(!y.requires_grad());
+    let w = tape.param(Tensor::ones([2, 2]));
+    let z = (w * c).sum();
+    let g = z.backward();
+    assert!(g.get(c).is_none());
+    assert_eq!(g[w].data(), &[1.0; 4]);
+    // A parameter the output does not depend on has no gradient either.
+    let unused = tape.param(Tensor::ones([3]));
+    assert!(z.backward().get(unused).is_none());
+}
+
+#[test]
+fn backward_is_repeatable_and_shared_values_accumulate() {
+    let tape = Tape::<f64>::new();
+    let x = tape.param(Tensor::from_vec(vec![1.0, 2.0], [2]));
+    let s = x * x; // used twice below
+    let y = (s + s * x).sum();
+    let g1 = y.backward()[x].clone();
+    let g2 = y.backward()[x].clone();
+    // d/dx (x² + x³) = 2x + 3x²
+    assert_eq!(g1.data(), &[5.0, 16.0]);
+    assert_eq!(g1, g2);
+}
+
+#[test]
+fn backward_with_seeds_a_vector_jacobian_product() {
+    let tape = Tape::<f64>::new();
+    let x = tape.param(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]));
+    let y = x.square();
+    let g = y.backward_with(Tensor::from_vec(vec![1.0, 0.0, -1.0], [3]));
+    assert_eq!(g[x].data(), &[2.0, 0.0, -6.0]);
+}
+
+#[test]
+fn detach_stops_gradients() {
+    let tape = Tape::<f64>::new();
+    let x = tape.param(Tensor::from_vec(vec![3.0], [1]));
+    let y = (x * x.detach()).sum();
+    assert_eq!(y.backward()[x].data(), &[3.0]);
+}
+
+#[test]
+fn to_dot_shows_every_node_and_edge() {
+    let tape = Tape::<f32>::new();
+    let x = tape.constant(Tensor::ones([4, 3]));
+    let w = tape.param(Tensor::ones([3, 2]));
+    let _ = x.matmul(w).sigmoid().sum();
+    let dot = tape.to_dot();
+    assert!(dot.starts_with("digraph tape {"));
+    for part in ["#0 constant [4, 3]", "#1 param [3, 2]", "#2 matmul [4, 2]", "#3 sigmoid [4, 2]", "#4 sum []", "n0 -> n2;", "n1 -> n2;", "n3 -> n4;"] {
+        assert!(dot.contains(part), "missing {part:?} in\n{dot}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "matmul: [100, 784] x [16, 784]: inner dimensions differ")]
+fn matmul_shape_errors_name_the_op_and_both_shapes() {
+    let tape = Tape::<f32>::new();
+    let _ = tape.constant(Tensor::zeros([100, 784])).matmul(tape.constant(Tensor::zeros([16, 784])));
+}
+
+#[test]
+#[should_panic(expected = "add: [2, 3] and [4]: shapes do not broadcast")]
+fn broadcast_errors_name_the_op_and_both_shapes() {
+    let tape = Tape::<f32>::new();
+    let _ = tape.constant(Tensor::zeros([2, 3])) + tape.constant(Tensor::zeros([4]));
+}
+
+#[test]
+#[should_panic(expected = "values of two tapes cannot be mixed")]
+fn tensors_of_two_tapes_cannot_be_mixed() {
+    let (t1, t2) = (Tape::<f32>::new(), Tape::<f32>::new());
+    let _ = t1.param(Tensor::ones([2])) * t2.param(Tensor::ones([2]));
+}
+
+#[test]
+fn f32_and_f64_give_the_same_gradients_within_f32_precision() {
+    let x = randn(&[4, 3], 1);
+    let w = randn(&[3, 2], 2);
+    let run64 = {
+        let tape = Tape::<f64>::new();
+        let wv = tape.param(w.clone());
+        let y = tape.constant(x.clone()).matmul(wv).sigmoid().log_softmax(1).sum();
+        y.backward()[wv].clone()
+    };
+    let run32 = {
+        let tape = Tape::<f32>::new();
+        let wv = tape.param(w.cast());
+        let y = tape.constant(x.cast()).matmul(wv).sigmoid().log_softmax(1).sum();
+        y.backward()[wv].clone()
+    };
+    for (a, b) in run64.data().iter().zip(run32.data()) {
+        assert!((a - *b as f64).abs() < 1e-5, "{a} vs {b}");
+    }
+}
