@@ -6,7 +6,10 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 const NODES: usize = 1_000_000;
 
 fn chain(c: &mut Criterion) {
-    println!("scalar tape: {} bytes per node (+8 for its adjoint during backward)", Tape::BYTES_PER_NODE);
+    println!(
+        "scalar tape: {} bytes per node (+8 for its adjoint during backward)",
+        Tape::BYTES_PER_NODE
+    );
     let mut group = c.benchmark_group("scalar_tape");
     group.throughput(Throughput::Elements(NODES as u64));
     group.sample_size(20);

@@ -33,8 +33,16 @@ fn matmul(c: &mut Criterion) {
         group.throughput(Throughput::Elements((2 * m * n * k) as u64)); // FLOPs
         group.bench_with_input(BenchmarkId::new("gemm", name), &(), |bench, _| {
             bench.iter(|| {
-                let av = if ta { MatRef::row_major(a.data(), k, m).t() } else { MatRef::row_major(a.data(), m, k) };
-                let bv = if tb { MatRef::row_major(b.data(), n, k).t() } else { MatRef::row_major(b.data(), k, n) };
+                let av = if ta {
+                    MatRef::row_major(a.data(), k, m).t()
+                } else {
+                    MatRef::row_major(a.data(), m, k)
+                };
+                let bv = if tb {
+                    MatRef::row_major(b.data(), n, k).t()
+                } else {
+                    MatRef::row_major(b.data(), k, n)
+                };
                 matmul_into(av, bv, &mut out, false);
                 black_box(out[0])
             })
@@ -45,7 +53,22 @@ fn matmul(c: &mut Criterion) {
             bench.iter(|| {
                 // SAFETY: strides describe the contiguous buffers allocated above.
                 unsafe {
-                    matrixmultiply::sgemm(m, k, n, 1.0, a.data().as_ptr(), ars, acs, b.data().as_ptr(), brs, bcs, 0.0, out.as_mut_ptr(), n as isize, 1);
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.data().as_ptr(),
+                        ars,
+                        acs,
+                        b.data().as_ptr(),
+                        brs,
+                        bcs,
+                        0.0,
+                        out.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    );
                 }
                 black_box(out[0])
             })

@@ -14,14 +14,22 @@ struct Case {
 }
 
 fn numbers(text: &str) -> Vec<f64> {
-    text.split_whitespace().map(|t| t.parse().unwrap_or_else(|e| panic!("bad number {t:?}: {e}"))).collect()
+    text.split_whitespace()
+        .map(|t| {
+            t.parse()
+                .unwrap_or_else(|e| panic!("bad number {t:?}: {e}"))
+        })
+        .collect()
 }
 
 fn load() -> HashMap<String, Case> {
     let text = include_str!("reference/oracle.txt");
     let mut cases = HashMap::new();
     let mut current: Option<(String, Case)> = None;
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (head, data) = line.split_once(" : ").unwrap_or((line, ""));
         let words: Vec<&str> = head.split_whitespace().collect();
         match words[0] {
@@ -32,15 +40,27 @@ fn load() -> HashMap<String, Case> {
                 current = Some((words[1].to_string(), Case::default()));
             }
             kind @ ("constant" | "param") => {
-                let shape: Vec<usize> = words[2..].iter().map(|w| w.parse().expect("dimension")).collect();
+                let shape: Vec<usize> = words[2..]
+                    .iter()
+                    .map(|w| w.parse().expect("dimension"))
+                    .collect();
                 let t = Tensor::from_vec(numbers(data), shape);
                 let case = &mut current.as_mut().expect("case first").1;
-                let list = if kind == "constant" { &mut case.constants } else { &mut case.params };
+                let list = if kind == "constant" {
+                    &mut case.constants
+                } else {
+                    &mut case.params
+                };
                 list.push((words[1].to_string(), t));
             }
             "value" => current.as_mut().expect("case first").1.value = numbers(data)[0],
             "grad" => {
-                current.as_mut().expect("case first").1.grads.insert(words[1].to_string(), numbers(data));
+                current
+                    .as_mut()
+                    .expect("case first")
+                    .1
+                    .grads
+                    .insert(words[1].to_string(), numbers(data));
             }
             other => panic!("unknown line kind {other}"),
         }
@@ -53,13 +73,19 @@ fn load() -> HashMap<String, Case> {
 
 fn close(what: &str, ours: f64, theirs: f64) {
     let tol = 1e-10 * theirs.abs() + 1e-15;
-    assert!((ours - theirs).abs() <= tol, "{what}: ours {ours:e}, JAX {theirs:e}, diff {:e}", (ours - theirs).abs());
+    assert!(
+        (ours - theirs).abs() <= tol,
+        "{what}: ours {ours:e}, JAX {theirs:e}, diff {:e}",
+        (ours - theirs).abs()
+    );
 }
 
 /// Runs a tensor case: `f` gets the constants and params by name.
 fn run_tensor(name: &str, f: impl for<'t> Fn(&HashMap<&str, Var<'t, f64>>) -> Var<'t, f64>) {
     let cases = load();
-    let case = cases.get(name).unwrap_or_else(|| panic!("no case {name} in oracle.txt"));
+    let case = cases
+        .get(name)
+        .unwrap_or_else(|| panic!("no case {name} in oracle.txt"));
     let tape = Tape::<f64>::new();
     let mut vars = HashMap::new();
     for (k, t) in &case.constants {
@@ -74,7 +100,11 @@ fn run_tensor(name: &str, f: impl for<'t> Fn(&HashMap<&str, Var<'t, f64>>) -> Va
     for (k, _) in &case.params {
         let ours = grads[vars[k.as_str()]].data();
         let theirs = &case.grads[k];
-        assert_eq!(ours.len(), theirs.len(), "{name}: gradient of {k} has the wrong size");
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "{name}: gradient of {k} has the wrong size"
+        );
         for (i, (&o, &t)) in ours.iter().zip(theirs).enumerate() {
             close(&format!("{name} d/d{k}[{i}]"), o, t);
         }
@@ -84,7 +114,13 @@ fn run_tensor(name: &str, f: impl for<'t> Fn(&HashMap<&str, Var<'t, f64>>) -> Va
 #[test]
 fn scalar_tape_matches_jax() {
     let cases = load();
-    let get = |c: &Case, k: &str| c.params.iter().find(|(n, _)| n == k).map(|(_, t)| t.item()).expect("param");
+    let get = |c: &Case, k: &str| {
+        c.params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, t)| t.item())
+            .expect("param")
+    };
     let c = &cases["micrograd"];
     let tape = scalar::Tape::new();
     let (a, b) = (tape.var(get(c, "a")), tape.var(get(c, "b")));

@@ -23,14 +23,23 @@ fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
         let derive = |salt: u32| -> Vec<usize> {
             let b = bits.rotate_left(salt * 8);
             let drop = (b as usize) % (out.len() + 1);
-            out[drop..].iter().enumerate().map(|(i, &d)| if (b >> (i + 3)) & 1 == 1 { 1 } else { d }).collect()
+            out[drop..]
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| if (b >> (i + 3)) & 1 == 1 { 1 } else { d })
+                .collect()
         };
         (derive(0), derive(3))
     })
 }
 
-fn passes(f: impl for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>, inputs: &[Tensor<f64>]) -> Result<(), TestCaseError> {
-    gradcheck(f, inputs, GradcheckOptions::default()).map(|_| ()).map_err(|e| TestCaseError::fail(e.to_string()))
+fn passes(
+    f: impl for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+    inputs: &[Tensor<f64>],
+) -> Result<(), TestCaseError> {
+    gradcheck(f, inputs, GradcheckOptions::default())
+        .map(|_| ())
+        .map_err(|e| TestCaseError::fail(e.to_string()))
 }
 
 proptest! {
@@ -128,7 +137,14 @@ proptest! {
 
 /// One step of a random program; every op maps values in [-2, 2] back into [-2, 2], so
 /// deep programs neither overflow nor flatten out.
-fn apply<'t>(op: usize, a: Var<'t, f64>, b: Var<'t, f64>, w: Var<'t, f64>, perm: &[usize], cols: &[usize]) -> Var<'t, f64> {
+fn apply<'t>(
+    op: usize,
+    a: Var<'t, f64>,
+    b: Var<'t, f64>,
+    w: Var<'t, f64>,
+    perm: &[usize],
+    cols: &[usize],
+) -> Var<'t, f64> {
     let c = a.shape()[1] as f64;
     match op {
         0 => (a + b) * 0.5,

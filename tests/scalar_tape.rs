@@ -34,7 +34,10 @@ fn backward_is_repeatable_and_reuse_accumulates() {
     let first = y.backward()[x];
     let second = y.backward()[x];
     assert_eq!(first, 27.0);
-    assert_eq!(first, second, "a second backward must not accumulate into the first");
+    assert_eq!(
+        first, second,
+        "a second backward must not accumulate into the first"
+    );
 }
 
 #[test]
@@ -44,7 +47,11 @@ fn every_scalar_op_passes_gradcheck() {
         ("add", |_, v| v[0] + v[1], vec![0.3, -1.2]),
         ("sub", |_, v| v[0] - v[1] - 2.0, vec![0.3, -1.2]),
         ("mul", |_, v| v[0] * v[1] * 3.0, vec![0.3, -1.2]),
-        ("div", |_, v| v[0] / v[1] + 1.0 / v[0] + v[1] / 4.0, vec![0.7, -1.2]),
+        (
+            "div",
+            |_, v| v[0] / v[1] + 1.0 / v[0] + v[1] / 4.0,
+            vec![0.7, -1.2],
+        ),
         ("rsub", |_, v| 2.0 - v[0], vec![0.7]),
         ("neg", |_, v| -v[0] * v[0], vec![0.7]),
         ("powi", |_, v| v[0].powi(3) + v[0].powi(-2), vec![1.3]),
@@ -59,12 +66,24 @@ fn every_scalar_op_passes_gradcheck() {
         ("sigmoid", |_, v| v[0].sigmoid(), vec![0.4]),
         ("relu", |_, v| v[0].relu() + v[1].relu(), vec![0.4, -0.3]),
         ("abs", |_, v| v[0].abs() + v[1].abs(), vec![0.4, -0.3]),
-        ("max", |_, v| v[0].max(v[1]) * 2.0 + v[1].max(v[0]), vec![0.4, -0.3]),
-        ("min", |_, v| v[0].min(v[1]) * 2.0 + v[1].min(v[0]), vec![0.4, -0.3]),
-        ("shared", |_, v| {
-            let s = v[0] * v[1];
-            (s + s.sin()) * s.exp()
-        }, vec![0.4, -0.3]),
+        (
+            "max",
+            |_, v| v[0].max(v[1]) * 2.0 + v[1].max(v[0]),
+            vec![0.4, -0.3],
+        ),
+        (
+            "min",
+            |_, v| v[0].min(v[1]) * 2.0 + v[1].min(v[0]),
+            vec![0.4, -0.3],
+        ),
+        (
+            "shared",
+            |_, v| {
+                let s = v[0] * v[1];
+                (s + s.sin()) * s.exp()
+            },
+            vec![0.4, -0.3],
+        ),
     ];
     for (name, f, x) in cases {
         match gradcheck_scalar(f, &x, GradcheckOptions::default()) {
@@ -81,7 +100,11 @@ fn sigmoid_is_stable_for_large_inputs() {
         let v = tape.var(x);
         let s = v.sigmoid();
         let g = s.backward()[v];
-        assert!(s.value().is_finite() && g.is_finite(), "sigmoid({x}) = {}, grad {g}", s.value());
+        assert!(
+            s.value().is_finite() && g.is_finite(),
+            "sigmoid({x}) = {}, grad {g}",
+            s.value()
+        );
     }
 }
 
@@ -106,5 +129,9 @@ fn ten_million_node_chain_backpropagates_without_recursion() {
     assert_eq!(tape.len(), n + 1);
     let g = y.backward();
     let expected = (1.0f64 + 1e-7).powi(n as i32);
-    assert!((g[x] - expected).abs() < 1e-9 * expected, "{} vs {expected}", g[x]);
+    assert!(
+        (g[x] - expected).abs() < 1e-9 * expected,
+        "{} vs {expected}",
+        g[x]
+    );
 }

@@ -1,7 +1,9 @@
 //! Every tensor op under gradcheck on fixed cases, broadcasting corners, extreme
 //! inputs for the stable ops, and the tape's behaviour (no_grad, repeatability, dot).
 
-use autodiff::{gradcheck, CustomOp, GradcheckError, GradcheckOptions, Location, Tape, Tensor, Var};
+use autodiff::{
+    gradcheck, CustomOp, GradcheckError, GradcheckOptions, Location, Tape, Tensor, Var,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -38,8 +40,16 @@ fn elementwise_ops_pass_gradcheck() {
     check("softplus", |_, v| v[0].softplus(), vec![x.clone()]);
     check("relu", |_, v| v[0].relu(), vec![away_from_zero.clone()]);
     check("abs", |_, v| v[0].abs(), vec![away_from_zero]);
-    check("scalar ops", |_, v| ((v[0] + 1.5) * 2.0 - 0.5) / 3.0, vec![x.clone()]);
-    check("scalar lhs ops", |_, v| 2.0 - (3.0 * v[0]) + 1.0 / v[1] + (4.0 + v[0]), vec![x.clone(), pos.clone()]);
+    check(
+        "scalar ops",
+        |_, v| ((v[0] + 1.5) * 2.0 - 0.5) / 3.0,
+        vec![x.clone()],
+    );
+    check(
+        "scalar lhs ops",
+        |_, v| 2.0 - (3.0 * v[0]) + 1.0 / v[1] + (4.0 + v[0]),
+        vec![x.clone(), pos.clone()],
+    );
     check("add", |_, v| v[0] + v[1], vec![x.clone(), pos.clone()]);
     check("sub", |_, v| v[0] - v[1], vec![x.clone(), pos.clone()]);
     check("mul", |_, v| v[0] * v[1], vec![x.clone(), pos.clone()]);
@@ -60,29 +70,72 @@ fn broadcasting_corners_pass_gradcheck() {
     ];
     for (k, (a, b)) in cases.into_iter().enumerate() {
         let (ta, tb) = (randn(a, 10 + k as u64), uniform(b, 0.5, 2.0, 20 + k as u64));
-        check("broadcast add", |_, v| v[0] + v[1], vec![ta.clone(), tb.clone()]);
-        check("broadcast sub", |_, v| v[1] - v[0], vec![ta.clone(), tb.clone()]);
-        check("broadcast mul", |_, v| v[0] * v[1], vec![ta.clone(), tb.clone()]);
-        check("broadcast div", |_, v| v[0] / v[1], vec![ta.clone(), tb.clone()]);
+        check(
+            "broadcast add",
+            |_, v| v[0] + v[1],
+            vec![ta.clone(), tb.clone()],
+        );
+        check(
+            "broadcast sub",
+            |_, v| v[1] - v[0],
+            vec![ta.clone(), tb.clone()],
+        );
+        check(
+            "broadcast mul",
+            |_, v| v[0] * v[1],
+            vec![ta.clone(), tb.clone()],
+        );
+        check(
+            "broadcast div",
+            |_, v| v[0] / v[1],
+            vec![ta.clone(), tb.clone()],
+        );
     }
-    check("broadcast_to", |_, v| v[0].broadcast_to([2, 3, 4]), vec![randn(&[3, 1], 3)]);
+    check(
+        "broadcast_to",
+        |_, v| v[0].broadcast_to([2, 3, 4]),
+        vec![randn(&[3, 1], 3)],
+    );
 }
 
 #[test]
 fn matmul_passes_gradcheck_in_every_layout() {
-    check("matmul 2-D", |_, v| v[0].matmul(v[1]), vec![randn(&[3, 5], 1), randn(&[5, 2], 2)]);
-    check("matmul batched", |_, v| v[0].matmul(v[1]), vec![randn(&[2, 3, 4], 3), randn(&[2, 4, 5], 4)]);
-    check("matmul batch x matrix", |_, v| v[0].matmul(v[1]), vec![randn(&[2, 3, 4], 5), randn(&[4, 2], 6)]);
-    check("matmul of a transpose", |_, v| v[0].t().matmul(v[1]), vec![randn(&[4, 3], 7), randn(&[4, 2], 8)]);
+    check(
+        "matmul 2-D",
+        |_, v| v[0].matmul(v[1]),
+        vec![randn(&[3, 5], 1), randn(&[5, 2], 2)],
+    );
+    check(
+        "matmul batched",
+        |_, v| v[0].matmul(v[1]),
+        vec![randn(&[2, 3, 4], 3), randn(&[2, 4, 5], 4)],
+    );
+    check(
+        "matmul batch x matrix",
+        |_, v| v[0].matmul(v[1]),
+        vec![randn(&[2, 3, 4], 5), randn(&[4, 2], 6)],
+    );
+    check(
+        "matmul of a transpose",
+        |_, v| v[0].t().matmul(v[1]),
+        vec![randn(&[4, 3], 7), randn(&[4, 2], 8)],
+    );
     // Large enough for the random-direction path.
-    check("matmul large", |_, v| v[0].matmul(v[1]).tanh(), vec![randn(&[20, 40], 9), randn(&[40, 30], 10)]);
+    check(
+        "matmul large",
+        |_, v| v[0].matmul(v[1]).tanh(),
+        vec![randn(&[20, 40], 9), randn(&[40, 30], 10)],
+    );
 }
 
 #[test]
 fn matmul_matches_a_naive_product() {
     let (a, b) = (randn(&[7, 13], 1), randn(&[13, 5], 2));
     let tape = Tape::new();
-    let c = tape.constant(a.clone()).matmul(tape.constant(b.clone())).value();
+    let c = tape
+        .constant(a.clone())
+        .matmul(tape.constant(b.clone()))
+        .value();
     for i in 0..7 {
         for j in 0..5 {
             let expect: f64 = (0..13).map(|l| a.get(&[i, l]) * b.get(&[l, j])).sum();
@@ -95,16 +148,45 @@ fn matmul_matches_a_naive_product() {
 fn reductions_pass_gradcheck() {
     let x = randn(&[2, 3, 4], 1);
     check("sum", |_, v| v[0].sum(), vec![x.clone()]);
-    check("sum axis 1", |_, v| v[0].sum_axes(&[1], false), vec![x.clone()]);
-    check("sum axes 0,2 keepdim", |_, v| v[0].sum_axes(&[0, 2], true), vec![x.clone()]);
+    check(
+        "sum axis 1",
+        |_, v| v[0].sum_axes(&[1], false),
+        vec![x.clone()],
+    );
+    check(
+        "sum axes 0,2 keepdim",
+        |_, v| v[0].sum_axes(&[0, 2], true),
+        vec![x.clone()],
+    );
     check("mean", |_, v| v[0].mean(), vec![x.clone()]);
-    check("mean axis 2 keepdim", |_, v| v[0].mean_axes(&[2], true), vec![x.clone()]);
-    check("mean axes 0,1", |_, v| v[0].mean_axes(&[0, 1], false), vec![x.clone()]);
+    check(
+        "mean axis 2 keepdim",
+        |_, v| v[0].mean_axes(&[2], true),
+        vec![x.clone()],
+    );
+    check(
+        "mean axes 0,1",
+        |_, v| v[0].mean_axes(&[0, 1], false),
+        vec![x.clone()],
+    );
     // Distinct values keep max away from ties (its kink).
-    let distinct = Tensor::from_vec((0..24).map(|i| ((i * 7) % 24) as f64 * 0.37 - 3.0).collect(), [2, 3, 4]);
+    let distinct = Tensor::from_vec(
+        (0..24)
+            .map(|i| ((i * 7) % 24) as f64 * 0.37 - 3.0)
+            .collect(),
+        [2, 3, 4],
+    );
     check("max", |_, v| v[0].max(), vec![distinct.clone()]);
-    check("max axis 1", |_, v| v[0].max_axes(&[1], false), vec![distinct.clone()]);
-    check("max axes 0,2 keepdim", |_, v| v[0].max_axes(&[0, 2], true), vec![distinct]);
+    check(
+        "max axis 1",
+        |_, v| v[0].max_axes(&[1], false),
+        vec![distinct.clone()],
+    );
+    check(
+        "max axes 0,2 keepdim",
+        |_, v| v[0].max_axes(&[0, 2], true),
+        vec![distinct],
+    );
 }
 
 #[test]
@@ -118,15 +200,47 @@ fn max_sends_the_gradient_of_a_tie_to_the_first_maximum() {
 #[test]
 fn shape_ops_pass_gradcheck() {
     let x = randn(&[2, 3, 4], 1);
-    check("reshape", |_, v| v[0].reshape([4, 6]).square(), vec![x.clone()]);
-    check("permute", |_, v| v[0].permute(&[2, 0, 1]).sin_like(), vec![x.clone()]);
-    check("transpose", |_, v| v[0].transpose(0, 2).sin_like(), vec![x.clone()]);
+    check(
+        "reshape",
+        |_, v| v[0].reshape([4, 6]).square(),
+        vec![x.clone()],
+    );
+    check(
+        "permute",
+        |_, v| v[0].permute(&[2, 0, 1]).sin_like(),
+        vec![x.clone()],
+    );
+    check(
+        "transpose",
+        |_, v| v[0].transpose(0, 2).sin_like(),
+        vec![x.clone()],
+    );
     check("t", |_, v| v[0].t().sin_like(), vec![randn(&[3, 5], 2)]);
-    check("index_select rows (repeats)", |_, v| v[0].select_rows(&[2, 0, 2]).sin_like(), vec![randn(&[3, 4], 3)]);
-    check("index_select axis 1", |_, v| v[0].index_select(1, &[1, 1, 0]).sin_like(), vec![x.clone()]);
-    check("index_select axis 2", |_, v| v[0].index_select(2, &[3, 0]).sin_like(), vec![x.clone()]);
-    check("concat axis 0", |_, v| Var::concat(&[v[0], v[1]], 0).sin_like(), vec![randn(&[2, 3], 4), randn(&[1, 3], 5)]);
-    check("concat axis 1", |_, v| Var::concat(&[v[0], v[1], v[0]], 1).sin_like(), vec![randn(&[2, 3], 6), randn(&[2, 2], 7)]);
+    check(
+        "index_select rows (repeats)",
+        |_, v| v[0].select_rows(&[2, 0, 2]).sin_like(),
+        vec![randn(&[3, 4], 3)],
+    );
+    check(
+        "index_select axis 1",
+        |_, v| v[0].index_select(1, &[1, 1, 0]).sin_like(),
+        vec![x.clone()],
+    );
+    check(
+        "index_select axis 2",
+        |_, v| v[0].index_select(2, &[3, 0]).sin_like(),
+        vec![x.clone()],
+    );
+    check(
+        "concat axis 0",
+        |_, v| Var::concat(&[v[0], v[1]], 0).sin_like(),
+        vec![randn(&[2, 3], 4), randn(&[1, 3], 5)],
+    );
+    check(
+        "concat axis 1",
+        |_, v| Var::concat(&[v[0], v[1], v[0]], 1).sin_like(),
+        vec![randn(&[2, 3], 6), randn(&[2, 2], 7)],
+    );
 }
 
 /// A smooth, non-symmetric function so that position errors show in the gradient.
@@ -137,7 +251,10 @@ impl<'t> SinLike<'t> for Var<'t, f64> {
     fn sin_like(self) -> Var<'t, f64> {
         let tape = self.tape();
         let n = self.shape().iter().product::<usize>();
-        let w = tape.constant(Tensor::from_vec((0..n).map(|i| 0.3 + 0.1 * i as f64).collect(), self.shape()));
+        let w = tape.constant(Tensor::from_vec(
+            (0..n).map(|i| 0.3 + 0.1 * i as f64).collect(),
+            self.shape(),
+        ));
         (self * w).tanh()
     }
 }
@@ -147,9 +264,21 @@ fn softmax_family_passes_gradcheck() {
     let x = randn(&[3, 5], 1);
     check("softmax axis 1", |_, v| v[0].softmax(1), vec![x.clone()]);
     check("softmax axis 0", |_, v| v[0].softmax(0), vec![x.clone()]);
-    check("log_softmax axis 1", |_, v| v[0].log_softmax(1), vec![x.clone()]);
-    check("log_softmax axis 1 of 3-D", |_, v| v[0].log_softmax(1), vec![randn(&[2, 3, 4], 2)]);
-    check("cross_entropy", |_, v| v[0].cross_entropy(&[4, 0, 2]), vec![x]);
+    check(
+        "log_softmax axis 1",
+        |_, v| v[0].log_softmax(1),
+        vec![x.clone()],
+    );
+    check(
+        "log_softmax axis 1 of 3-D",
+        |_, v| v[0].log_softmax(1),
+        vec![randn(&[2, 3, 4], 2)],
+    );
+    check(
+        "cross_entropy",
+        |_, v| v[0].cross_entropy(&[4, 0, 2]),
+        vec![x],
+    );
 }
 
 #[test]
@@ -172,11 +301,26 @@ fn stable_ops_stay_finite_and_correct_at_logits_of_1000() {
     // Values: row 0 has logits (1000, -1000, 0), so log p(1) = -2000 exactly.
     let ce = x.cross_entropy(&[1, 2]).item();
     let row1 = log_add_exp(999.0, 1000.0) - 1000.0;
-    assert!((ce - (2000.0 + row1) / 2.0).abs() < 1e-9, "cross-entropy {ce}");
+    assert!(
+        (ce - (2000.0 + row1) / 2.0).abs() < 1e-9,
+        "cross-entropy {ce}"
+    );
     // Gradients at the extremes still match finite differences.
-    check("log_softmax extreme", |_, v| v[0].log_softmax(1), vec![extreme.clone()]);
-    check("cross_entropy extreme", |_, v| v[0].cross_entropy(&[1, 2]), vec![extreme.clone()]);
-    check("sigmoid extreme", |_, v| v[0].sigmoid(), vec![extreme.clone()]);
+    check(
+        "log_softmax extreme",
+        |_, v| v[0].log_softmax(1),
+        vec![extreme.clone()],
+    );
+    check(
+        "cross_entropy extreme",
+        |_, v| v[0].cross_entropy(&[1, 2]),
+        vec![extreme.clone()],
+    );
+    check(
+        "sigmoid extreme",
+        |_, v| v[0].sigmoid(),
+        vec![extreme.clone()],
+    );
     check("softplus extreme", |_, v| v[0].softplus(), vec![extreme]);
 }
 
@@ -195,8 +339,18 @@ impl CustomOp<f64> for WrongSquare {
     fn forward(&self, inputs: &[&Tensor<f64>]) -> Tensor<f64> {
         inputs[0].map(|x| x * x)
     }
-    fn vjp(&self, inputs: &[&Tensor<f64>], _: &Tensor<f64>, grad: &Tensor<f64>) -> Vec<Tensor<f64>> {
-        let d = inputs[0].data().iter().zip(grad.data()).map(|(x, g)| 3.0 * x * g).collect();
+    fn vjp(
+        &self,
+        inputs: &[&Tensor<f64>],
+        _: &Tensor<f64>,
+        grad: &Tensor<f64>,
+    ) -> Vec<Tensor<f64>> {
+        let d = inputs[0]
+            .data()
+            .iter()
+            .zip(grad.data())
+            .map(|(x, g)| 3.0 * x * g)
+            .collect();
         vec![Tensor::from_vec(d, inputs[0].shape())]
     }
 }
@@ -204,25 +358,58 @@ impl CustomOp<f64> for WrongSquare {
 #[test]
 fn gradcheck_catches_a_wrong_derivative_and_says_where() {
     let x = Tensor::from_vec(vec![0.5, -2.0, 1.0], [3]);
-    let err = gradcheck(|tape, v| tape.custom(WrongSquare, &[v[0]]).sum(), &[x], GradcheckOptions::default())
-        .expect_err("a wrong vjp must fail the check");
+    let err = gradcheck(
+        |tape, v| tape.custom(WrongSquare, &[v[0]]).sum(),
+        &[x],
+        GradcheckOptions::default(),
+    )
+    .expect_err("a wrong vjp must fail the check");
     match &err {
-        GradcheckError::Mismatch { input, location, analytic, numeric, .. } => {
+        GradcheckError::Mismatch {
+            input,
+            location,
+            analytic,
+            numeric,
+            ..
+        } => {
             assert_eq!(*input, 0);
             // The largest error is at x = -2: analytic -6 against numeric -4.
-            assert_eq!(*location, Location::Element { flat: 1, index: vec![1] });
+            assert_eq!(
+                *location,
+                Location::Element {
+                    flat: 1,
+                    index: vec![1]
+                }
+            );
             assert!((analytic - -6.0).abs() < 1e-9 && (numeric - -4.0).abs() < 1e-6);
         }
         other => panic!("unexpected error {other}"),
     }
     let text = err.to_string();
-    for part in ["input 0", "element [1]", "analytic", "numeric", "abs error", "rel error"] {
+    for part in [
+        "input 0",
+        "element [1]",
+        "analytic",
+        "numeric",
+        "abs error",
+        "rel error",
+    ] {
         assert!(text.contains(part), "report lacks {part:?}: {text}");
     }
     // The same op on a large input is caught along random directions.
     let big = randn(&[40, 20], 3);
-    let err = gradcheck(|tape, v| tape.custom(WrongSquare, &[v[0]]).sum(), &[big], GradcheckOptions::default());
-    assert!(matches!(err, Err(GradcheckError::Mismatch { location: Location::Direction(_), .. })));
+    let err = gradcheck(
+        |tape, v| tape.custom(WrongSquare, &[v[0]]).sum(),
+        &[big],
+        GradcheckOptions::default(),
+    );
+    assert!(matches!(
+        err,
+        Err(GradcheckError::Mismatch {
+            location: Location::Direction(_),
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -279,7 +466,16 @@ fn to_dot_shows_every_node_and_edge() {
     let _ = x.matmul(w).sigmoid().sum();
     let dot = tape.to_dot();
     assert!(dot.starts_with("digraph tape {"));
-    for part in ["#0 constant [4, 3]", "#1 param [3, 2]", "#2 matmul [4, 2]", "#3 sigmoid [4, 2]", "#4 sum []", "n0 -> n2;", "n1 -> n2;", "n3 -> n4;"] {
+    for part in [
+        "#0 constant [4, 3]",
+        "#1 param [3, 2]",
+        "#2 matmul [4, 2]",
+        "#3 sigmoid [4, 2]",
+        "#4 sum []",
+        "n0 -> n2;",
+        "n1 -> n2;",
+        "n3 -> n4;",
+    ] {
         assert!(dot.contains(part), "missing {part:?} in\n{dot}");
     }
 }
@@ -288,7 +484,9 @@ fn to_dot_shows_every_node_and_edge() {
 #[should_panic(expected = "matmul: [100, 784] x [16, 784]: inner dimensions differ")]
 fn matmul_shape_errors_name_the_op_and_both_shapes() {
     let tape = Tape::<f32>::new();
-    let _ = tape.constant(Tensor::zeros([100, 784])).matmul(tape.constant(Tensor::zeros([16, 784])));
+    let _ = tape
+        .constant(Tensor::zeros([100, 784]))
+        .matmul(tape.constant(Tensor::zeros([16, 784])));
 }
 
 #[test]
@@ -312,13 +510,23 @@ fn f32_and_f64_give_the_same_gradients_within_f32_precision() {
     let run64 = {
         let tape = Tape::<f64>::new();
         let wv = tape.param(w.clone());
-        let y = tape.constant(x.clone()).matmul(wv).sigmoid().log_softmax(1).sum();
+        let y = tape
+            .constant(x.clone())
+            .matmul(wv)
+            .sigmoid()
+            .log_softmax(1)
+            .sum();
         y.backward()[wv].clone()
     };
     let run32 = {
         let tape = Tape::<f32>::new();
         let wv = tape.param(w.cast());
-        let y = tape.constant(x.cast()).matmul(wv).sigmoid().log_softmax(1).sum();
+        let y = tape
+            .constant(x.cast())
+            .matmul(wv)
+            .sigmoid()
+            .log_softmax(1)
+            .sum();
         y.backward()[wv].clone()
     };
     for (a, b) in run64.data().iter().zip(run32.data()) {

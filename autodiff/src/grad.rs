@@ -21,13 +21,19 @@ impl<T: Float> Gradients<T> {
     /// The gradient of `var`, or `None` when the output does not depend on it (or it is
     /// not a parameter).
     pub fn get(&self, var: Var<'_, T>) -> Option<&Tensor<T>> {
-        assert!(var.tape.id() == self.tape_id, "gradients: this Var belongs to another tape");
+        assert!(
+            var.tape.id() == self.tape_id,
+            "gradients: this Var belongs to another tape"
+        );
         self.grads.get(var.id as usize).and_then(|g| g.as_ref())
     }
 
     /// Takes the gradient of `var` out of the store.
     pub fn take(&mut self, var: Var<'_, T>) -> Option<Tensor<T>> {
-        assert!(var.tape.id() == self.tape_id, "gradients: this Var belongs to another tape");
+        assert!(
+            var.tape.id() == self.tape_id,
+            "gradients: this Var belongs to another tape"
+        );
         self.grads.get_mut(var.id as usize).and_then(|g| g.take())
     }
 }

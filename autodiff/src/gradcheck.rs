@@ -33,7 +33,14 @@ pub struct GradcheckOptions {
 
 impl Default for GradcheckOptions {
     fn default() -> Self {
-        GradcheckOptions { eps: 1e-6, atol: 1e-5, rtol: 1e-3, max_elementwise: 512, directions: 16, seed: 0x5eed }
+        GradcheckOptions {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-3,
+            max_elementwise: 512,
+            directions: 16,
+            seed: 0x5eed,
+        }
     }
 }
 
@@ -112,7 +119,11 @@ pub enum GradcheckError {
 /// let report = gradcheck(|_, v| (v[0].sigmoid() * v[0]).sum(), &[x], GradcheckOptions::default()).unwrap();
 /// assert_eq!(report.checks, 3);
 /// ```
-pub fn gradcheck<F>(f: F, inputs: &[Tensor<f64>], options: GradcheckOptions) -> Result<Report, GradcheckError>
+pub fn gradcheck<F>(
+    f: F,
+    inputs: &[Tensor<f64>],
+    options: GradcheckOptions,
+) -> Result<Report, GradcheckError>
 where
     F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
 {
@@ -135,12 +146,19 @@ where
     let analytic: Vec<Vec<f64>> = vars
         .iter()
         .zip(inputs)
-        .map(|(&v, x)| grads.get(v).map_or_else(|| vec![0.0; x.numel()], |g| g.data().to_vec()))
+        .map(|(&v, x)| {
+            grads
+                .get(v)
+                .map_or_else(|| vec![0.0; x.numel()], |g| g.data().to_vec())
+        })
         .collect();
     let eval = |point: &[Vec<f64>]| -> f64 {
         let tape = Tape::new();
-        let vars: Vec<Var<'_, f64>> =
-            point.iter().zip(inputs).map(|(d, x)| tape.param(Tensor::from_vec(d.clone(), x.shape()))).collect();
+        let vars: Vec<Var<'_, f64>> = point
+            .iter()
+            .zip(inputs)
+            .map(|(d, x)| tape.param(Tensor::from_vec(d.clone(), x.shape())))
+            .collect();
         let y = f(&tape, &vars);
         y.with_value(|v| dot(v.data(), weights.data()))
     };
@@ -156,7 +174,11 @@ where
 /// let report = gradcheck_scalar(|_, v| (v[0] * v[1]).sin() + v[0].exp(), &[0.3, -1.2], GradcheckOptions::default()).unwrap();
 /// assert_eq!(report.checks, 2);
 /// ```
-pub fn gradcheck_scalar<F>(f: F, inputs: &[f64], options: GradcheckOptions) -> Result<Report, GradcheckError>
+pub fn gradcheck_scalar<F>(
+    f: F,
+    inputs: &[f64],
+    options: GradcheckOptions,
+) -> Result<Report, GradcheckError>
 where
     F: for<'t> Fn(&'t scalar::Tape, &[scalar::Var<'t>]) -> scalar::Var<'t>,
 {
@@ -193,12 +215,20 @@ fn compare(
     options: &GradcheckOptions,
     rng: &mut StdRng,
 ) -> Result<Report, GradcheckError> {
-    let mut report = Report { checks: 0, max_abs_error: 0.0, max_rel_error: 0.0 };
+    let mut report = Report {
+        checks: 0,
+        max_abs_error: 0.0,
+        max_rel_error: 0.0,
+    };
     let mut worst: Option<(f64, GradcheckError)> = None;
     let mut work = points.to_vec();
     let mut record = |input: usize, location: Location, a: f64, n: f64, report: &mut Report| {
         let abs_error = (a - n).abs();
-        let rel_error = if n != 0.0 { abs_error / n.abs() } else { abs_error };
+        let rel_error = if n != 0.0 {
+            abs_error / n.abs()
+        } else {
+            abs_error
+        };
         let allowed = options.atol + options.rtol * n.abs();
         report.checks += 1;
         if abs_error.is_finite() {
@@ -208,12 +238,25 @@ fn compare(
         // NaN on either side fails: the comparison below is false for NaN.
         let ok = abs_error <= allowed;
         if !ok {
-            let excess = if abs_error.is_finite() { abs_error - allowed } else { f64::INFINITY };
+            let excess = if abs_error.is_finite() {
+                abs_error - allowed
+            } else {
+                f64::INFINITY
+            };
             if worst.as_ref().is_none_or(|(w, _)| excess > *w) {
                 let shape = shapes[input].to_vec();
                 worst = Some((
                     excess,
-                    GradcheckError::Mismatch { input, shape, location, analytic: a, numeric: n, abs_error, rel_error, allowed },
+                    GradcheckError::Mismatch {
+                        input,
+                        shape,
+                        location,
+                        analytic: a,
+                        numeric: n,
+                        abs_error,
+                        rel_error,
+                        allowed,
+                    },
                 ));
             }
         }
@@ -231,24 +274,51 @@ fn compare(
                 let down = eval(&work);
                 work[input][i] = x;
                 let numeric = (up - down) / (2.0 * h);
-                let index = st.iter().zip(shapes[input].iter()).map(|(s, d)| (i / s) % d).collect();
-                record(input, Location::Element { flat: i, index }, analytic[input][i], numeric, &mut report);
+                let index = st
+                    .iter()
+                    .zip(shapes[input].iter())
+                    .map(|(s, d)| (i / s) % d)
+                    .collect();
+                record(
+                    input,
+                    Location::Element { flat: i, index },
+                    analytic[input][i],
+                    numeric,
+                    &mut report,
+                );
             }
         } else {
             let scale = points[input].iter().fold(1.0f64, |m, x| m.max(x.abs()));
             let h = options.eps * scale;
             for k in 0..options.directions {
                 let dir = Tensor::<f64>::randn([len], rng).into_vec();
-                let norm = dir.iter().map(|d| d * d).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+                let norm = dir
+                    .iter()
+                    .map(|d| d * d)
+                    .sum::<f64>()
+                    .sqrt()
+                    .max(f64::MIN_POSITIVE);
                 let dir: Vec<f64> = dir.iter().map(|d| d / norm).collect();
-                let shifted = |sign: f64| -> Vec<f64> { points[input].iter().zip(&dir).map(|(x, d)| x + sign * h * d).collect() };
+                let shifted = |sign: f64| -> Vec<f64> {
+                    points[input]
+                        .iter()
+                        .zip(&dir)
+                        .map(|(x, d)| x + sign * h * d)
+                        .collect()
+                };
                 work[input] = shifted(1.0);
                 let up = eval(&work);
                 work[input] = shifted(-1.0);
                 let down = eval(&work);
                 work[input].clone_from(&points[input]);
                 let numeric = (up - down) / (2.0 * h);
-                record(input, Location::Direction(k), dot(&analytic[input], &dir), numeric, &mut report);
+                record(
+                    input,
+                    Location::Direction(k),
+                    dot(&analytic[input], &dir),
+                    numeric,
+                    &mut report,
+                );
             }
         }
     }
@@ -267,4 +337,3 @@ impl fmt::Display for Report {
         )
     }
 }
-

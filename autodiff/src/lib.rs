@@ -46,7 +46,9 @@ mod tensor;
 
 pub use float::{sigmoid, softplus, Float};
 pub use grad::Gradients;
-pub use gradcheck::{gradcheck, gradcheck_scalar, GradcheckError, GradcheckOptions, Location, Report};
+pub use gradcheck::{
+    gradcheck, gradcheck_scalar, GradcheckError, GradcheckOptions, Location, Report,
+};
 pub use ops::CustomOp;
 pub use shape::{broadcast_shapes, Shape, ShapeError};
 pub use tape::{NodeId, Tape, Var};

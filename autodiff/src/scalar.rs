@@ -56,7 +56,10 @@ impl Tape {
 
     /// An empty tape with room for `nodes` nodes before it reallocates.
     pub fn with_capacity(nodes: usize) -> Self {
-        Tape { id: next_tape_id(), nodes: RefCell::new(Vec::with_capacity(nodes)) }
+        Tape {
+            id: next_tape_id(),
+            nodes: RefCell::new(Vec::with_capacity(nodes)),
+        }
     }
 
     /// A new input variable.
@@ -81,7 +84,11 @@ impl Tape {
         let mut nodes = self.nodes.borrow_mut();
         let index = u32::try_from(nodes.len()).expect("scalar tape: more than 2^32 nodes");
         nodes.push(Node { parents, partials });
-        Var { tape: self, index, value }
+        Var {
+            tape: self,
+            index,
+            value,
+        }
     }
 }
 
@@ -94,15 +101,24 @@ pub struct Gradients {
 impl Gradients {
     /// d(output)/d(var); 0 for variables recorded after the output.
     pub fn wrt(&self, var: Var<'_>) -> f64 {
-        assert!(var.tape.id == self.tape_id, "gradients: this Var belongs to another tape");
-        self.adjoints.get(var.index as usize).copied().unwrap_or(0.0)
+        assert!(
+            var.tape.id == self.tape_id,
+            "gradients: this Var belongs to another tape"
+        );
+        self.adjoints
+            .get(var.index as usize)
+            .copied()
+            .unwrap_or(0.0)
     }
 }
 
 impl<'t> std::ops::Index<Var<'t>> for Gradients {
     type Output = f64;
     fn index(&self, var: Var<'t>) -> &f64 {
-        assert!(var.tape.id == self.tape_id, "gradients: this Var belongs to another tape");
+        assert!(
+            var.tape.id == self.tape_id,
+            "gradients: this Var belongs to another tape"
+        );
         self.adjoints.get(var.index as usize).unwrap_or(&0.0)
     }
 }
@@ -138,7 +154,10 @@ impl<'t> Var<'t> {
                 }
             }
         }
-        Gradients { tape_id: self.tape.id, adjoints }
+        Gradients {
+            tape_id: self.tape.id,
+            adjoints,
+        }
     }
 
     fn check_same_tape(&self, other: &Var<'_>) {
@@ -149,7 +168,8 @@ impl<'t> Var<'t> {
     }
 
     fn unary(self, value: f64, partial: f64) -> Var<'t> {
-        self.tape.push(value, [self.index, NO_PARENT], [partial, 0.0])
+        self.tape
+            .push(value, [self.index, NO_PARENT], [partial, 0.0])
     }
 
     fn binary(self, other: Var<'t>, value: f64, da: f64, db: f64) -> Var<'t> {
@@ -239,14 +259,24 @@ impl<'t> Var<'t> {
     pub fn max(self, other: Var<'t>) -> Var<'t> {
         let first = self.value >= other.value;
         let v = if first { self.value } else { other.value };
-        self.binary(other, v, f64::from(u8::from(first)), f64::from(u8::from(!first)))
+        self.binary(
+            other,
+            v,
+            f64::from(u8::from(first)),
+            f64::from(u8::from(!first)),
+        )
     }
 
     /// The smaller of two values; on a tie the gradient goes to `self`.
     pub fn min(self, other: Var<'t>) -> Var<'t> {
         let first = self.value <= other.value;
         let v = if first { self.value } else { other.value };
-        self.binary(other, v, f64::from(u8::from(first)), f64::from(u8::from(!first)))
+        self.binary(
+            other,
+            v,
+            f64::from(u8::from(first)),
+            f64::from(u8::from(!first)),
+        )
     }
 }
 

@@ -18,7 +18,10 @@ pub struct ShapeError {
 
 impl ShapeError {
     pub(crate) fn new(op: &'static str, message: impl Into<String>) -> Self {
-        ShapeError { op, message: message.into() }
+        ShapeError {
+            op,
+            message: message.into(),
+        }
     }
 }
 
@@ -51,8 +54,16 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
     let rank = a.len().max(b.len());
     let mut out: Shape = SmallVec::with_capacity(rank);
     for i in 0..rank {
-        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
-        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
         let d = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -80,7 +91,11 @@ pub(crate) fn check_axis(op: &'static str, axis: usize, shape: &[usize]) {
 
 /// Splits a shape around `axis` into (product before, size of axis, product after).
 pub(crate) fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
+    (
+        numel(&shape[..axis]),
+        shape[axis],
+        numel(&shape[axis + 1..]),
+    )
 }
 
 /// Iterates, for every element of `out_shape` in row-major order, the offset of the
@@ -163,10 +178,21 @@ mod tests {
 
     #[test]
     fn broadcast_aligns_on_the_right() {
-        assert_eq!(broadcast_shapes("add", &[3, 1, 5], &[4, 1]).unwrap().as_slice(), &[3, 4, 5]);
-        assert_eq!(broadcast_shapes("add", &[], &[2, 3]).unwrap().as_slice(), &[2, 3]);
+        assert_eq!(
+            broadcast_shapes("add", &[3, 1, 5], &[4, 1])
+                .unwrap()
+                .as_slice(),
+            &[3, 4, 5]
+        );
+        assert_eq!(
+            broadcast_shapes("add", &[], &[2, 3]).unwrap().as_slice(),
+            &[2, 3]
+        );
         let err = broadcast_shapes("add", &[2, 3], &[4]).unwrap_err();
-        assert_eq!(err.to_string(), "add: [2, 3] and [4]: shapes do not broadcast");
+        assert_eq!(
+            err.to_string(),
+            "add: [2, 3] and [4]: shapes do not broadcast"
+        );
     }
 
     #[test]

@@ -56,12 +56,18 @@ impl<T: Float> Default for Tape<T> {
 impl<T: Float> Tape<T> {
     /// An empty tape.
     pub fn new() -> Self {
-        Tape { id: next_tape_id(), nodes: RefCell::new(Vec::new()) }
+        Tape {
+            id: next_tape_id(),
+            nodes: RefCell::new(Vec::new()),
+        }
     }
 
     /// An empty tape with room for `nodes` nodes before it reallocates.
     pub fn with_capacity(nodes: usize) -> Self {
-        Tape { id: next_tape_id(), nodes: RefCell::new(Vec::with_capacity(nodes)) }
+        Tape {
+            id: next_tape_id(),
+            nodes: RefCell::new(Vec::with_capacity(nodes)),
+        }
     }
 
     /// Records a value that needs no gradient (input data, targets).
@@ -88,7 +94,9 @@ impl<T: Float> Tape<T> {
     /// shape, parameters drawn as double boxes and constants dashed.
     pub fn to_dot(&self) -> String {
         let nodes = self.nodes.borrow();
-        let mut out = String::from("digraph tape {\n  rankdir=LR;\n  node [shape=box, fontname=monospace];\n");
+        let mut out = String::from(
+            "digraph tape {\n  rankdir=LR;\n  node [shape=box, fontname=monospace];\n",
+        );
         for (i, node) in nodes.iter().enumerate() {
             let style = match (&node.op, node.requires_grad) {
                 (Op::Leaf, true) => ", peripheries=2",
@@ -100,7 +108,11 @@ impl<T: Float> Tape<T> {
                 (Op::Leaf, false) => "constant".to_string(),
                 (op, _) => op.name(),
             };
-            let _ = writeln!(out, "  n{i} [label=\"#{i} {name} {}\"{style}];", Dims(node.value.shape()));
+            let _ = writeln!(
+                out,
+                "  n{i} [label=\"#{i} {name} {}\"{style}];",
+                Dims(node.value.shape())
+            );
             for &input in &node.inputs {
                 let _ = writeln!(out, "  n{input} -> n{i};");
             }
@@ -115,16 +127,31 @@ impl<T: Float> Tape<T> {
 
     /// Appends a node. An op none of whose inputs needs a gradient is stored as a
     /// constant: it keeps its value but no saved state and no vjp work.
-    pub(crate) fn push_node(&self, op: Op<T>, inputs: SmallVec<[NodeId; 2]>, value: Tensor<T>, leaf_grad: bool) -> Var<'_, T> {
+    pub(crate) fn push_node(
+        &self,
+        op: Op<T>,
+        inputs: SmallVec<[NodeId; 2]>,
+        value: Tensor<T>,
+        leaf_grad: bool,
+    ) -> Var<'_, T> {
         let mut nodes = self.nodes.borrow_mut();
         let requires_grad = if inputs.is_empty() {
             leaf_grad
         } else {
             inputs.iter().any(|&i| nodes[i as usize].requires_grad)
         };
-        let (op, inputs) = if requires_grad || inputs.is_empty() { (op, inputs) } else { (Op::Leaf, SmallVec::new()) };
+        let (op, inputs) = if requires_grad || inputs.is_empty() {
+            (op, inputs)
+        } else {
+            (Op::Leaf, SmallVec::new())
+        };
         let id = NodeId::try_from(nodes.len()).expect("tape: more than 2^32 nodes");
-        nodes.push(Node { op, inputs, value, requires_grad });
+        nodes.push(Node {
+            op,
+            inputs,
+            value,
+            requires_grad,
+        });
         Var { tape: self, id }
     }
 
@@ -136,12 +163,16 @@ impl<T: Float> Tape<T> {
         forward: impl FnOnce(&[&Tensor<T>], bool) -> (Tensor<T>, Op<T>),
     ) -> Var<'_, T> {
         for v in inputs {
-            assert!(v.tape.id == self.id, "tape: a Var from another tape was used here; values of two tapes cannot be mixed");
+            assert!(
+                v.tape.id == self.id,
+                "tape: a Var from another tape was used here; values of two tapes cannot be mixed"
+            );
         }
         let ids: SmallVec<[NodeId; 2]> = inputs.iter().map(|v| v.id).collect();
         let (value, op) = {
             let nodes = self.nodes.borrow();
-            let values: SmallVec<[&Tensor<T>; 2]> = ids.iter().map(|&i| &nodes[i as usize].value).collect();
+            let values: SmallVec<[&Tensor<T>; 2]> =
+                ids.iter().map(|&i| &nodes[i as usize].value).collect();
             let wants_grad = ids.iter().any(|&i| nodes[i as usize].requires_grad);
             forward(&values, wants_grad)
         };
@@ -173,15 +204,37 @@ impl<T: Float> Tape<T> {
                 continue; // leaves keep their gradient: it is the result
             }
             // Taking the adjoint frees an intermediate gradient as soon as it is used.
-            let Some(grad) = adjoints[i].take() else { continue };
-            let wants: SmallVec<[bool; 2]> = node.inputs.iter().map(|&p| nodes[p as usize].requires_grad).collect();
-            let inputs: SmallVec<[&Tensor<T>; 2]> = node.inputs.iter().map(|&p| &nodes[p as usize].value).collect();
-            let ctx = VjpContext { inputs: &inputs, output: &node.value, grad: &grad, wants: &wants };
+            let Some(grad) = adjoints[i].take() else {
+                continue;
+            };
+            let wants: SmallVec<[bool; 2]> = node
+                .inputs
+                .iter()
+                .map(|&p| nodes[p as usize].requires_grad)
+                .collect();
+            let inputs: SmallVec<[&Tensor<T>; 2]> = node
+                .inputs
+                .iter()
+                .map(|&p| &nodes[p as usize].value)
+                .collect();
+            let ctx = VjpContext {
+                inputs: &inputs,
+                output: &node.value,
+                grad: &grad,
+                wants: &wants,
+            };
             let input_grads = node.op.vjp(&ctx);
             for ((&p, wanted), g) in node.inputs.iter().zip(wants.iter()).zip(input_grads) {
-                let (Some(g), true) = (g, *wanted) else { continue };
+                let (Some(g), true) = (g, *wanted) else {
+                    continue;
+                };
                 let slot = &mut adjoints[p as usize];
-                debug_assert_eq!(g.shape(), nodes[p as usize].value.shape(), "vjp of {} returned a wrong shape", node.op.name());
+                debug_assert_eq!(
+                    g.shape(),
+                    nodes[p as usize].value.shape(),
+                    "vjp of {} returned a wrong shape",
+                    node.op.name()
+                );
                 match slot {
                     // The first contribution is moved in, not added to zeros.
                     None => *slot = Some(g),

@@ -44,13 +44,19 @@ impl<T: Float> Tensor<T> {
                 ),
             ));
         }
-        Ok(Tensor { shape: SmallVec::from_slice(shape), data })
+        Ok(Tensor {
+            shape: SmallVec::from_slice(shape),
+            data,
+        })
     }
 
     /// A tensor filled with `value`.
     pub fn full(shape: impl AsRef<[usize]>, value: T) -> Self {
         let shape = shape.as_ref();
-        Tensor { shape: SmallVec::from_slice(shape), data: vec![value; numel(shape)] }
+        Tensor {
+            shape: SmallVec::from_slice(shape),
+            data: vec![value; numel(shape)],
+        }
     }
 
     /// A tensor of zeros.
@@ -65,12 +71,18 @@ impl<T: Float> Tensor<T> {
 
     /// A rank-0 tensor holding one value.
     pub fn scalar(value: T) -> Self {
-        Tensor { shape: Shape::new(), data: vec![value] }
+        Tensor {
+            shape: Shape::new(),
+            data: vec![value],
+        }
     }
 
     /// `[0, 1, ..., n - 1]` as a rank-1 tensor.
     pub fn arange(n: usize) -> Self {
-        Tensor { shape: SmallVec::from_slice(&[n]), data: (0..n).map(T::from_usize).collect() }
+        Tensor {
+            shape: SmallVec::from_slice(&[n]),
+            data: (0..n).map(T::from_usize).collect(),
+        }
     }
 
     /// Samples from the standard normal distribution N(0, 1), reproducibly for a seeded `rng`.
@@ -79,20 +91,33 @@ impl<T: Float> Tensor<T> {
         let data = (0..numel(shape))
             .map(|_| T::from_f64(StandardNormal.sample(rng)))
             .collect();
-        Tensor { shape: SmallVec::from_slice(shape), data }
+        Tensor {
+            shape: SmallVec::from_slice(shape),
+            data,
+        }
     }
 
     /// Samples uniformly from `[low, high)`, reproducibly for a seeded `rng`.
     ///
     /// Panics if `low >= high` or either bound is not finite.
-    pub fn rand_uniform<R: Rng + ?Sized>(shape: impl AsRef<[usize]>, low: T, high: T, rng: &mut R) -> Self {
+    pub fn rand_uniform<R: Rng + ?Sized>(
+        shape: impl AsRef<[usize]>,
+        low: T,
+        high: T,
+        rng: &mut R,
+    ) -> Self {
         let shape = shape.as_ref();
         let dist = match Uniform::new(low.as_f64(), high.as_f64()) {
             Ok(d) => d,
             Err(e) => panic!("rand_uniform: bounds [{low}, {high}) are not a valid range: {e}"),
         };
-        let data = (0..numel(shape)).map(|_| T::from_f64(dist.sample(rng))).collect();
-        Tensor { shape: SmallVec::from_slice(shape), data }
+        let data = (0..numel(shape))
+            .map(|_| T::from_f64(dist.sample(rng)))
+            .collect();
+        Tensor {
+            shape: SmallVec::from_slice(shape),
+            data,
+        }
     }
 
     /// The dimensions, outermost first.
@@ -133,13 +158,22 @@ impl<T: Float> Tensor<T> {
             index,
             Dims(&self.shape)
         );
-        let offset: usize = index.iter().zip(strides(&self.shape)).map(|(i, s)| i * s).sum();
+        let offset: usize = index
+            .iter()
+            .zip(strides(&self.shape))
+            .map(|(i, s)| i * s)
+            .sum();
         self.data[offset]
     }
 
     /// The single value of a one-element tensor; panics otherwise.
     pub fn item(&self) -> T {
-        assert!(self.numel() == 1, "item: tensor of shape {} has {} elements, not 1", Dims(&self.shape), self.numel());
+        assert!(
+            self.numel() == 1,
+            "item: tensor of shape {} has {} elements, not 1",
+            Dims(&self.shape),
+            self.numel()
+        );
         self.data[0]
     }
 
@@ -158,12 +192,18 @@ impl<T: Float> Tensor<T> {
 
     /// Applies `f` to every element.
     pub fn map(&self, f: impl Fn(T) -> T) -> Self {
-        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|&x| f(x)).collect() }
+        Tensor {
+            shape: self.shape.clone(),
+            data: self.data.iter().map(|&x| f(x)).collect(),
+        }
     }
 
     /// Converts every element to another float type.
     pub fn cast<U: Float>(&self) -> Tensor<U> {
-        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|&x| U::from_f64(x.as_f64())).collect() }
+        Tensor {
+            shape: self.shape.clone(),
+            data: self.data.iter().map(|&x| U::from_f64(x.as_f64())).collect(),
+        }
     }
 
     /// True when every element is finite (no NaN, no infinity).
@@ -188,7 +228,10 @@ impl<T: Float> fmt::Display for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Tensor<{}>{} [", T::NAME, Dims(&self.shape))?;
         let n = self.data.len();
-        let show = |f: &mut fmt::Formatter<'_>, range: std::ops::Range<usize>, first: bool| -> fmt::Result {
+        let show = |f: &mut fmt::Formatter<'_>,
+                    range: std::ops::Range<usize>,
+                    first: bool|
+         -> fmt::Result {
             for (k, i) in range.enumerate() {
                 if k > 0 || !first {
                     write!(f, ", ")?;
@@ -216,7 +259,10 @@ mod tests {
     #[test]
     fn from_vec_checks_the_length() {
         let err = Tensor::<f32>::try_from_vec(vec![1.0; 5], [2, 3]).unwrap_err();
-        assert_eq!(err.to_string(), "from_vec: 5 values cannot fill shape [2, 3] (6 elements)");
+        assert_eq!(
+            err.to_string(),
+            "from_vec: 5 values cannot fill shape [2, 3] (6 elements)"
+        );
     }
 
     #[test]
@@ -232,7 +278,12 @@ mod tests {
         let a = Tensor::<f64>::randn([3, 4], &mut rand::rngs::StdRng::seed_from_u64(7));
         let b = Tensor::<f64>::randn([3, 4], &mut rand::rngs::StdRng::seed_from_u64(7));
         assert_eq!(a, b);
-        let u = Tensor::<f32>::rand_uniform([100], -1.0, 1.0, &mut rand::rngs::StdRng::seed_from_u64(1));
+        let u = Tensor::<f32>::rand_uniform(
+            [100],
+            -1.0,
+            1.0,
+            &mut rand::rngs::StdRng::seed_from_u64(1),
+        );
         assert!(u.data().iter().all(|&x| (-1.0..1.0).contains(&x)));
     }
 }

@@ -8,7 +8,12 @@ use crate::tensor::Tensor;
 
 /// `f(a, b)` elementwise over the broadcast shape. Panics naming `op` and both shapes
 /// when they do not broadcast.
-pub(crate) fn binary<T: Float>(op: &'static str, a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
+pub(crate) fn binary<T: Float>(
+    op: &'static str,
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    f: impl Fn(T, T) -> T,
+) -> Tensor<T> {
     let (x, y) = (a.data(), b.data());
     if a.shape() == b.shape() {
         let data = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
@@ -55,7 +60,9 @@ fn is_suffix(small: &[usize], big: &[usize]) -> bool {
         Some(p) => &small[p..],
         None => &[],
     };
-    trimmed.len() <= big.len() && big[big.len() - trimmed.len()..] == *trimmed && !trimmed.is_empty()
+    trimmed.len() <= big.len()
+        && big[big.len() - trimmed.len()..] == *trimmed
+        && !trimmed.is_empty()
 }
 
 /// Repeats `x` along broadcast dimensions until it has `shape`.
@@ -64,7 +71,9 @@ pub(crate) fn broadcast_to<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tensor<T
         return x.clone();
     }
     let src = x.data();
-    let data = BroadcastOffsets::new(shape, x.shape()).map(|i| src[i]).collect();
+    let data = BroadcastOffsets::new(shape, x.shape())
+        .map(|i| src[i])
+        .collect();
     Tensor::from_parts(shape.into(), data)
 }
 

@@ -19,6 +19,8 @@ pub(crate) fn permute<T: Float>(x: &Tensor<T>, perm: &[usize]) -> Tensor<T> {
     }
     // Walk the output in order; the source offset advances by the permuted strides.
     let permuted_strides: Shape = perm.iter().map(|&p| in_strides[p]).collect();
-    let data = BroadcastOffsets::with_strides(&out_shape, &permuted_strides).map(|i| src[i]).collect();
+    let data = BroadcastOffsets::with_strides(&out_shape, &permuted_strides)
+        .map(|i| src[i])
+        .collect();
     Tensor::from_parts(out_shape, data)
 }

@@ -6,7 +6,11 @@ use crate::tensor::Tensor;
 
 /// The keepdim shape of reducing `shape` over the axes marked in `reduced`.
 pub(crate) fn kept_shape(shape: &[usize], reduced: &[bool]) -> Shape {
-    shape.iter().zip(reduced).map(|(&d, &r)| if r { 1 } else { d }).collect()
+    shape
+        .iter()
+        .zip(reduced)
+        .map(|(&d, &r)| if r { 1 } else { d })
+        .collect()
 }
 
 /// When the reduced axes form one contiguous block, returns (outer, reduced, inner) sizes.
@@ -65,7 +69,12 @@ pub(crate) fn max<T: Float>(x: &Tensor<T>, reduced: &[bool]) -> (Tensor<T>, Vec<
     let out_len: usize = out_shape.iter().product();
     let mut out = vec![T::neg_infinity(); out_len];
     let mut arg = vec![usize::MAX; out_len];
-    for ((flat, &v), i) in x.data().iter().enumerate().zip(BroadcastOffsets::new(x.shape(), &out_shape)) {
+    for ((flat, &v), i) in x
+        .data()
+        .iter()
+        .enumerate()
+        .zip(BroadcastOffsets::new(x.shape(), &out_shape))
+    {
         if arg[i] == usize::MAX || v > out[i] || (v.is_nan() && !out[i].is_nan()) {
             out[i] = v;
             arg[i] = flat;

@@ -6,12 +6,19 @@ use crate::shape::split_at_axis;
 use crate::tensor::Tensor;
 
 /// Calls `f(lane)` with a gather/scatter view of each 1-D lane along `axis`.
-fn for_each_lane<T: Float>(x: &Tensor<T>, axis: usize, mut f: impl FnMut(&[T], &mut [T])) -> Tensor<T> {
+fn for_each_lane<T: Float>(
+    x: &Tensor<T>,
+    axis: usize,
+    mut f: impl FnMut(&[T], &mut [T]),
+) -> Tensor<T> {
     let (outer, len, inner) = split_at_axis(x.shape(), axis);
     let src = x.data();
     let mut out = vec![T::zero(); src.len()];
     if inner == 1 {
-        for (lane, dst) in src.chunks_exact(len.max(1)).zip(out.chunks_exact_mut(len.max(1))) {
+        for (lane, dst) in src
+            .chunks_exact(len.max(1))
+            .zip(out.chunks_exact_mut(len.max(1)))
+        {
             f(lane, dst);
         }
     } else {

@@ -114,7 +114,12 @@ impl<T: Float> UnaryOp<T> {
 
 pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     let (x, y, g) = (ctx.inputs[0].data(), ctx.output.data(), ctx.grad.data());
-    let data = x.iter().zip(y).zip(g).map(|((&x, &y), &g)| g * op.df(x, y)).collect();
+    let data = x
+        .iter()
+        .zip(y)
+        .zip(g)
+        .map(|((&x, &y), &g)| g * op.df(x, y))
+        .collect();
     smallvec![Some(Tensor::from_vec(data, ctx.inputs[0].shape()))]
 }
 
@@ -165,17 +170,23 @@ pub(crate) fn binary_vjp<T: Float>(op: BinaryOp, ctx: &VjpContext<'_, T>) -> Inp
             }),
         ),
     };
-    smallvec![ga.map(|t| sum_to_shape(t, a.shape())), gb.map(|t| sum_to_shape(t, b.shape()))]
+    smallvec![
+        ga.map(|t| sum_to_shape(t, a.shape())),
+        gb.map(|t| sum_to_shape(t, b.shape()))
+    ]
 }
 
 impl<'t, T: Float> Var<'t, T> {
     fn unary(self, op: UnaryOp<T>) -> Var<'t, T> {
-        self.tape.record(&[self], |x, _| (x[0].map(|v| op.f(v)), Op::Unary(op)))
+        self.tape
+            .record(&[self], |x, _| (x[0].map(|v| op.f(v)), Op::Unary(op)))
     }
 
     fn binary(self, other: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
         self.same_tape(&other);
-        self.tape.record(&[self, other], |x, _| (op.apply(x[0], x[1]), Op::Binary(op)))
+        self.tape.record(&[self, other], |x, _| {
+            (op.apply(x[0], x[1]), Op::Binary(op))
+        })
     }
 
     /// `e^x`

@@ -21,13 +21,31 @@ struct Layout {
 fn layout(a: &[usize], b: &[usize]) -> Layout {
     let fail = |why: &str| -> ! { panic!("matmul: {} x {}: {why}", Dims(a), Dims(b)) };
     let l = match (a.len(), b.len()) {
-        (2, 2) => Layout { batch: 1, m: a[0], k: a[1], n: b[1], shared_rhs: true },
-        (3, 2) => Layout { batch: a[0], m: a[1], k: a[2], n: b[1], shared_rhs: true },
+        (2, 2) => Layout {
+            batch: 1,
+            m: a[0],
+            k: a[1],
+            n: b[1],
+            shared_rhs: true,
+        },
+        (3, 2) => Layout {
+            batch: a[0],
+            m: a[1],
+            k: a[2],
+            n: b[1],
+            shared_rhs: true,
+        },
         (3, 3) => {
             if a[0] != b[0] {
                 fail("batch sizes differ");
             }
-            Layout { batch: a[0], m: a[1], k: a[2], n: b[2], shared_rhs: false }
+            Layout {
+                batch: a[0],
+                m: a[1],
+                k: a[2],
+                n: b[2],
+                shared_rhs: false,
+            }
         }
         _ => fail("expected 2-D x 2-D, 3-D x 3-D or 3-D x 2-D operands"),
     };
@@ -52,7 +70,12 @@ fn forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
         for i in 0..l.batch {
             let lhs = MatRef::row_major(&a.data()[i * l.m * l.k..(i + 1) * l.m * l.k], l.m, l.k);
             let rhs = MatRef::row_major(&b.data()[i * l.k * l.n..(i + 1) * l.k * l.n], l.k, l.n);
-            matmul_into(lhs, rhs, &mut out[i * l.m * l.n..(i + 1) * l.m * l.n], false);
+            matmul_into(
+                lhs,
+                rhs,
+                &mut out[i * l.m * l.n..(i + 1) * l.m * l.n],
+                false,
+            );
         }
     }
     Tensor::from_vec(out, out_shape)
@@ -81,7 +104,12 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let mut out = vec![T::zero(); b.numel()];
         if l.shared_rhs {
             let am = MatRef::row_major(a.data(), l.batch * m, k);
-            matmul_into(am.t(), MatRef::row_major(g.data(), l.batch * m, n), &mut out, false);
+            matmul_into(
+                am.t(),
+                MatRef::row_major(g.data(), l.batch * m, n),
+                &mut out,
+                false,
+            );
         } else {
             for i in 0..l.batch {
                 let am = MatRef::row_major(&a.data()[i * m * k..(i + 1) * m * k], m, k);
@@ -101,6 +129,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// Panics naming both shapes when the inner dimensions differ.
     pub fn matmul(self, other: Var<'t, T>) -> Var<'t, T> {
         self.same_tape(&other);
-        self.tape.record(&[self, other], |x, _| (forward(x[0], x[1]), Op::MatMul))
+        self.tape
+            .record(&[self, other], |x, _| (forward(x[0], x[1]), Op::MatMul))
     }
 }

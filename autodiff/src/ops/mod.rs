@@ -36,17 +36,36 @@ pub(crate) enum Op<T: Float> {
     Unary(UnaryOp<T>),
     Binary(BinaryOp),
     MatMul,
-    Sum { reduced: SmallVec<[bool; 4]> },
-    Mean { reduced: SmallVec<[bool; 4]>, count: usize },
-    Max { argmax: Vec<usize> },
+    Sum {
+        reduced: SmallVec<[bool; 4]>,
+    },
+    Mean {
+        reduced: SmallVec<[bool; 4]>,
+        count: usize,
+    },
+    Max {
+        argmax: Vec<usize>,
+    },
     Reshape,
     Permute(Shape),
     BroadcastTo,
-    IndexSelect { axis: usize, indices: Vec<usize> },
-    Concat { axis: usize },
-    Softmax { axis: usize },
-    LogSoftmax { axis: usize },
-    CrossEntropy { targets: Vec<usize>, probs: Tensor<T> },
+    IndexSelect {
+        axis: usize,
+        indices: Vec<usize>,
+    },
+    Concat {
+        axis: usize,
+    },
+    Softmax {
+        axis: usize,
+    },
+    LogSoftmax {
+        axis: usize,
+    },
+    CrossEntropy {
+        targets: Vec<usize>,
+        probs: Tensor<T>,
+    },
     Custom(Box<dyn CustomOp<T>>),
 }
 
@@ -97,7 +116,11 @@ impl<T: Float> Op<T> {
 }
 
 /// Gradient for the inputs that want one, computed lazily.
-pub(crate) fn want<T: Float>(ctx: &VjpContext<'_, T>, i: usize, f: impl FnOnce() -> Tensor<T>) -> Option<Tensor<T>> {
+pub(crate) fn want<T: Float>(
+    ctx: &VjpContext<'_, T>,
+    i: usize,
+    f: impl FnOnce() -> Tensor<T>,
+) -> Option<Tensor<T>> {
     if ctx.wants[i] {
         Some(f())
     } else {

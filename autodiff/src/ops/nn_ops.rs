@@ -11,16 +11,32 @@ use smallvec::smallvec;
 
 /// dx = y ⊙ (g - Σ g ⊙ y)
 pub(crate) fn softmax_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    smallvec![Some(lane_vjp(ctx.output, ctx.grad, axis, |y, g| y * g, |y, g, s| y * (g - s)))]
+    smallvec![Some(lane_vjp(
+        ctx.output,
+        ctx.grad,
+        axis,
+        |y, g| y * g,
+        |y, g, s| y * (g - s)
+    ))]
 }
 
 /// dx = g - softmax(x) Σ g, with softmax(x) = e^y
 pub(crate) fn log_softmax_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    smallvec![Some(lane_vjp(ctx.output, ctx.grad, axis, |_, g| g, |y, g, s| g - y.exp() * s))]
+    smallvec![Some(lane_vjp(
+        ctx.output,
+        ctx.grad,
+        axis,
+        |_, g| g,
+        |y, g, s| g - y.exp() * s
+    ))]
 }
 
 /// d mean_i(-log p[i, t_i]) / d logits = (p - onehot(t)) / n
-pub(crate) fn cross_entropy_vjp<T: Float>(targets: &[usize], probs: &Tensor<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+pub(crate) fn cross_entropy_vjp<T: Float>(
+    targets: &[usize],
+    probs: &Tensor<T>,
+    ctx: &VjpContext<'_, T>,
+) -> InputGrads<T> {
     let n = targets.len();
     let classes = probs.shape()[1];
     let scale = ctx.grad.item() / T::from_usize(n.max(1));
@@ -69,10 +85,25 @@ impl<'t, T: Float> Var<'t, T> {
                 panic!("cross_entropy: target class {bad} is out of range for {classes} classes");
             }
             let logp = log_softmax(logits, 1);
-            let total: T = logp.data().chunks_exact(classes.max(1)).zip(targets).map(|(row, &t)| -row[t]).sum();
+            let total: T = logp
+                .data()
+                .chunks_exact(classes.max(1))
+                .zip(targets)
+                .map(|(row, &t)| -row[t])
+                .sum();
             let loss = Tensor::scalar(total / T::from_usize(targets.len().max(1)));
-            let probs = if wants_grad { logp.map(|v| v.exp()) } else { Tensor::zeros([0, classes]) };
-            (loss, Op::CrossEntropy { targets: targets.to_vec(), probs })
+            let probs = if wants_grad {
+                logp.map(|v| v.exp())
+            } else {
+                Tensor::zeros([0, classes])
+            };
+            (
+                loss,
+                Op::CrossEntropy {
+                    targets: targets.to_vec(),
+                    probs,
+                },
+            )
         })
     }
 }

@@ -16,7 +16,11 @@ fn mask(op: &'static str, shape: &[usize], axes: &[usize]) -> Mask {
     let mut m: Mask = smallvec![false; shape.len()];
     for &a in axes {
         check_axis(op, a, shape);
-        assert!(!m[a], "{op}: axis {a} is listed twice for shape {}", Dims(shape));
+        assert!(
+            !m[a],
+            "{op}: axis {a} is listed twice for shape {}",
+            Dims(shape)
+        );
         m[a] = true;
     }
     m
@@ -26,13 +30,22 @@ fn out_shape(shape: &[usize], reduced: &[bool], keepdim: bool) -> Shape {
     if keepdim {
         kept_shape(shape, reduced)
     } else {
-        shape.iter().zip(reduced).filter(|(_, &r)| !r).map(|(&d, _)| d).collect()
+        shape
+            .iter()
+            .zip(reduced)
+            .filter(|(_, &r)| !r)
+            .map(|(&d, _)| d)
+            .collect()
     }
 }
 
 /// Sum and mean: every input element gets the adjoint of its output (divided by the
 /// count for a mean).
-pub(crate) fn sum_vjp<T: Float>(reduced: &[bool], count: Option<usize>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+pub(crate) fn sum_vjp<T: Float>(
+    reduced: &[bool],
+    count: Option<usize>,
+    ctx: &VjpContext<'_, T>,
+) -> InputGrads<T> {
     let x = ctx.inputs[0];
     let g = ctx.grad.clone().reshape(kept_shape(x.shape(), reduced));
     let mut full = broadcast_to(&g, x.shape());
@@ -64,7 +77,8 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn sum_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
         self.tape.record(&[self], |x, _| {
             let reduced = mask("sum", x[0].shape(), axes);
-            let out = reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
+            let out =
+                reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
             (out, Op::Sum { reduced })
         })
     }
@@ -79,9 +93,16 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn mean_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
         self.tape.record(&[self], |x, _| {
             let reduced = mask("mean", x[0].shape(), axes);
-            let count: usize = x[0].shape().iter().zip(&reduced).filter(|(_, &r)| r).map(|(&d, _)| d).product();
+            let count: usize = x[0]
+                .shape()
+                .iter()
+                .zip(&reduced)
+                .filter(|(_, &r)| r)
+                .map(|(&d, _)| d)
+                .product();
             let scale = T::one() / T::from_usize(count.max(1));
-            let mut out = reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
+            let mut out =
+                reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
             out.data_mut().iter_mut().for_each(|v| *v *= scale);
             (out, Op::Mean { reduced, count })
         })
@@ -98,9 +119,16 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn max_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
         self.tape.record(&[self], |x, _| {
             let reduced = mask("max", x[0].shape(), axes);
-            assert!(x[0].numel() > 0, "max: cannot reduce an empty tensor of shape {}", Dims(x[0].shape()));
+            assert!(
+                x[0].numel() > 0,
+                "max: cannot reduce an empty tensor of shape {}",
+                Dims(x[0].shape())
+            );
             let (out, argmax) = reduce::max(x[0], &reduced);
-            (out.reshape(out_shape(x[0].shape(), &reduced, keepdim)), Op::Max { argmax })
+            (
+                out.reshape(out_shape(x[0].shape(), &reduced, keepdim)),
+                Op::Max { argmax },
+            )
         })
     }
 }

@@ -27,7 +27,11 @@ pub(crate) fn broadcast_to_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<
 }
 
 /// Scatter-adds the selected slices' adjoints back to the rows they came from.
-pub(crate) fn index_select_vjp<T: Float>(axis: usize, indices: &[usize], ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+pub(crate) fn index_select_vjp<T: Float>(
+    axis: usize,
+    indices: &[usize],
+    ctx: &VjpContext<'_, T>,
+) -> InputGrads<T> {
     let x = ctx.inputs[0];
     let (outer, len, inner) = split_at_axis(x.shape(), axis);
     let mut out = Tensor::zeros(x.shape());
@@ -55,7 +59,9 @@ pub(crate) fn concat_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> Inpu
         if wanted {
             let mut data = Vec::with_capacity(input.numel());
             for o in 0..outer {
-                data.extend_from_slice(&g[(o * total + start) * inner..(o * total + start + len) * inner]);
+                data.extend_from_slice(
+                    &g[(o * total + start) * inner..(o * total + start + len) * inner],
+                );
             }
             grads.push(Some(Tensor::from_vec(data, input.shape())));
         } else {
@@ -86,8 +92,16 @@ impl<'t, T: Float> Var<'t, T> {
         self.tape.record(&[self], |x, _| {
             let rank = x[0].rank();
             let mut seen = vec![false; rank];
-            let valid = perm.len() == rank && perm.iter().all(|&p| p < rank && !std::mem::replace(&mut seen[p], true));
-            assert!(valid, "permute: {:?} is not a permutation of the axes of {}", perm, Dims(x[0].shape()));
+            let valid = perm.len() == rank
+                && perm
+                    .iter()
+                    .all(|&p| p < rank && !std::mem::replace(&mut seen[p], true));
+            assert!(
+                valid,
+                "permute: {:?} is not a permutation of the axes of {}",
+                perm,
+                Dims(x[0].shape())
+            );
             (permute(x[0], perm), Op::Permute(Shape::from_slice(perm)))
         })
     }
@@ -105,7 +119,11 @@ impl<'t, T: Float> Var<'t, T> {
     /// Swaps the last two axes (the matrix transpose).
     pub fn t(self) -> Var<'t, T> {
         let rank = self.shape().len();
-        assert!(rank >= 2, "t: needs at least 2 dimensions, got {}", Dims(&self.shape()));
+        assert!(
+            rank >= 2,
+            "t: needs at least 2 dimensions, got {}",
+            Dims(&self.shape())
+        );
         self.transpose(rank - 2, rank - 1)
     }
 
@@ -113,7 +131,8 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn broadcast_to(self, shape: impl AsRef<[usize]>) -> Var<'t, T> {
         let shape = shape.as_ref();
         self.tape.record(&[self], |x, _| {
-            let ok = broadcast_shapes("broadcast_to", x[0].shape(), shape).map(|s| s.as_slice() == shape);
+            let ok = broadcast_shapes("broadcast_to", x[0].shape(), shape)
+                .map(|s| s.as_slice() == shape);
             assert!(
                 matches!(ok, Ok(true)),
                 "broadcast_to: {} does not broadcast to {}",
@@ -131,7 +150,10 @@ impl<'t, T: Float> Var<'t, T> {
             check_axis("index_select", axis, x.shape());
             let (outer, len, inner) = split_at_axis(x.shape(), axis);
             if let Some(&bad) = indices.iter().find(|&&i| i >= len) {
-                panic!("index_select: index {bad} is out of range for axis {axis} of {}", Dims(x.shape()));
+                panic!(
+                    "index_select: index {bad} is out of range for axis {axis} of {}",
+                    Dims(x.shape())
+                );
             }
             let src = x.data();
             let mut data = Vec::with_capacity(outer * indices.len() * inner);
@@ -142,7 +164,13 @@ impl<'t, T: Float> Var<'t, T> {
             }
             let mut shape: Shape = x.shape().into();
             shape[axis] = indices.len();
-            (Tensor::from_vec(data, shape), Op::IndexSelect { axis, indices: indices.to_vec() })
+            (
+                Tensor::from_vec(data, shape),
+                Op::IndexSelect {
+                    axis,
+                    indices: indices.to_vec(),
+                },
+            )
         })
     }
 
@@ -162,8 +190,17 @@ impl<'t, T: Float> Var<'t, T> {
             check_axis("concat", axis, first);
             for x in &xs[1..] {
                 let s = x.shape();
-                let agree = s.len() == first.len() && s.iter().zip(first).enumerate().all(|(d, (a, b))| d == axis || a == b);
-                assert!(agree, "concat: {} and {} differ outside axis {axis}", Dims(first), Dims(s));
+                let agree = s.len() == first.len()
+                    && s.iter()
+                        .zip(first)
+                        .enumerate()
+                        .all(|(d, (a, b))| d == axis || a == b);
+                assert!(
+                    agree,
+                    "concat: {} and {} differ outside axis {axis}",
+                    Dims(first),
+                    Dims(s)
+                );
             }
             let total: usize = xs.iter().map(|x| x.shape()[axis]).sum();
             let (outer, _, inner) = split_at_axis(first, axis);

@@ -1,0 +1,184 @@
+//! The MNIST demo: trains the 3Blue1Brown digit network (784-16-16-10, sigmoid,
+//! quadratic cost, SGD) or one of the larger networks, with a progress bar per epoch,
+//! then reports test accuracy and the confusion matrix and writes a checkpoint.
+//!
+//! cargo run --release --example mnist -- --help
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use nn::{Checkpoint, Init, Mnist, Network, NnError, Trainer};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(about = "Train a digit classifier on MNIST with backprop's autodiff tape")]
+struct Args {
+    /// Which network: a (784-16-16-10 sigmoid, the video's), b (784-128-128-10 ReLU, Adam)
+    /// or c (784-1024-1024-10 ReLU, SGD with momentum).
+    #[arg(long, default_value = "a")]
+    net: Network,
+    /// Epochs to train (total, counting those of a resumed checkpoint); default per network.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Learning rate; default per network.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Minibatch size; default per network.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Seed for initialisation and shuffling.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Weight initialiser: normal, scaled (N(0, 1/fan_in)), xavier or he.
+    #[arg(long)]
+    init: Option<Init>,
+    /// Directory holding the four MNIST IDX files (raw or .gz); default $MNIST_DIR or the cache.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Threads for large matrix products (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where to write the checkpoint (default checkpoints/mnist-<net>.safetensors).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Load a checkpoint and report its test accuracy without training.
+    #[arg(long, conflicts_with = "resume")]
+    eval: Option<PathBuf>,
+    /// Continue training from a checkpoint, optimizer state included.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), NnError> {
+    if let Some(threads) = args.threads {
+        let threads = threads.max(1);
+        // Ignored if a pool exists already; gemm's own cap is what matters.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
+        autodiff::kernels::gemm::set_max_threads(threads);
+    }
+    let data = Mnist::load(args.data_dir.as_deref())?;
+    println!(
+        "MNIST from {}: {} training and {} test images",
+        data.dir.display(),
+        data.train.len(),
+        data.test.len()
+    );
+
+    if let Some(path) = &args.eval {
+        let trainer = Trainer::from_checkpoint(Checkpoint::load(path)?, path)?;
+        let (acc, confusion) = trainer.evaluate(&data.test);
+        println!(
+            "checkpoint {} (network {}, epoch {})",
+            path.display(),
+            trainer.recipe.network,
+            trainer.epoch
+        );
+        println!("test accuracy {:.2}%\n{confusion}", acc * 100.0);
+        return Ok(());
+    }
+
+    let mut trainer = match &args.resume {
+        Some(path) => {
+            let t = Trainer::from_checkpoint(Checkpoint::load(path)?, path)?;
+            println!(
+                "resuming {} at epoch {} (network {})",
+                path.display(),
+                t.epoch,
+                t.recipe.network
+            );
+            t
+        }
+        None => {
+            let mut recipe = args.net.recipe();
+            if let Some(lr) = args.lr {
+                recipe.lr = lr;
+            }
+            if let Some(b) = args.batch {
+                recipe.batch = b.max(1);
+            }
+            if let Some(init) = args.init {
+                recipe.init = init;
+            }
+            Trainer::new(recipe, args.seed)
+        }
+    };
+    let epochs = args.epochs.unwrap_or(trainer.recipe.epochs);
+    let r = &trainer.recipe;
+    println!(
+        "network {}: {:?}, {} hidden, {} output, {} cost, lr {}, batch {}, init {}, seed {}, {} parameters",
+        r.network,
+        r.sizes,
+        r.hidden,
+        r.output,
+        trainer.recipe.cost().name(),
+        r.lr,
+        r.batch,
+        r.init,
+        trainer.seed,
+        trainer.model.params().num_elements()
+    );
+    let save = args.save.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "checkpoints/mnist-{}.safetensors",
+            trainer.recipe.network
+        ))
+    });
+
+    let style = ProgressStyle::with_template(
+        "epoch {prefix:>3} [{bar:30}] {pos}/{len} batches, cost {msg} ({eta} left)",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let mut accuracy = 0.0;
+    while trainer.epoch < epochs {
+        let bar = ProgressBar::new(data.train.num_batches(trainer.recipe.batch) as u64)
+            .with_style(style.clone());
+        bar.set_prefix((trainer.epoch + 1).to_string());
+        let start = Instant::now();
+        let stats = trainer.train_epoch(&data.train, |done, _, cost| {
+            bar.set_position(done as u64);
+            if done % 20 == 0 {
+                bar.set_message(format!("{cost:.4}"));
+            }
+        });
+        bar.finish_and_clear();
+        let stats = stats?;
+        let seconds = start.elapsed().as_secs_f64();
+        let (acc, _) = trainer.evaluate(&data.test);
+        accuracy = acc;
+        println!(
+            "epoch {:>3}  cost {:.5}  test accuracy {:6.2}%  {:.2}s",
+            stats.epoch,
+            stats.mean_cost,
+            acc * 100.0,
+            seconds
+        );
+    }
+    let (acc, confusion) = trainer.evaluate(&data.test);
+    if trainer.epoch == 0 || accuracy == 0.0 {
+        accuracy = acc;
+    }
+    println!(
+        "\nfinal test accuracy {:.2}% after {} epochs",
+        accuracy * 100.0,
+        trainer.epoch
+    );
+    println!("confusion matrix (rows: true digit, columns: predicted)\n{confusion}");
+    trainer.checkpoint().save(&save)?;
+    println!("checkpoint written to {}", save.display());
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! Checkpoints in the safetensors format: parameters under their own names, optimizer
+//! state under `optimizer.*`, a CRC-32 of every tensor's bytes in the metadata.
+//! Writes are atomic (temporary file, fsync, rename), so an interrupted save leaves the
+//! previous checkpoint intact.
+
+use crate::error::NnError;
+use crate::optim::OptimizerState;
+use crate::params::ParamStore;
+use autodiff::{Float, Tensor};
+use indexmap::IndexMap;
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const FORMAT: &str = "backprop.checkpoint.v1";
+const OPTIMIZER_PREFIX: &str = "optimizer.";
+
+/// A model's parameters, optionally its optimizer's state, and free-form information
+/// (epoch, seed, network name, ...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint<T: Float = f32> {
+    /// The parameters, by name.
+    pub params: ParamStore<T>,
+    /// The optimizer state, for an exact resume.
+    pub optimizer: Option<OptimizerState<T>>,
+    /// Free-form key/value information.
+    pub info: BTreeMap<String, String>,
+}
+
+fn dtype_of<T: Float>() -> Dtype {
+    if T::NAME == "f32" {
+        Dtype::F32
+    } else {
+        Dtype::F64
+    }
+}
+
+fn to_bytes<T: Float>(t: &Tensor<T>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t.numel() * std::mem::size_of::<T>());
+    for &x in t.data() {
+        if T::NAME == "f32" {
+            out.extend_from_slice(&(x.as_f64() as f32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&x.as_f64().to_le_bytes());
+        }
+    }
+    out
+}
+
+fn from_bytes<T: Float>(bytes: &[u8]) -> Vec<T> {
+    if T::NAME == "f32" {
+        bytes
+            .chunks_exact(4)
+            .map(|c| T::from_f64(f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64))
+            .collect()
+    } else {
+        bytes
+            .chunks_exact(8)
+            .map(|c| {
+                T::from_f64(f64::from_le_bytes([
+                    c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                ]))
+            })
+            .collect()
+    }
+}
+
+struct Encoded {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl safetensors::View for &Encoded {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl<T: Float> Checkpoint<T> {
+    /// A checkpoint of parameters alone.
+    pub fn new(params: ParamStore<T>) -> Self {
+        Checkpoint {
+            params,
+            optimizer: None,
+            info: BTreeMap::new(),
+        }
+    }
+
+    /// Serialises to safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        let mut tensors: Vec<(String, Encoded)> = Vec::new();
+        let mut meta: HashMap<String, String> = HashMap::new();
+        meta.insert("format".into(), FORMAT.into());
+        meta.insert("dtype".into(), T::NAME.into());
+        for (name, t) in self.params.iter() {
+            if name.starts_with(OPTIMIZER_PREFIX) {
+                return Err(format!(
+                    "parameter name {name:?} clashes with the optimizer's prefix"
+                ));
+            }
+            tensors.push((
+                name.to_string(),
+                Encoded {
+                    dtype: dtype_of::<T>(),
+                    shape: t.shape().to_vec(),
+                    bytes: to_bytes(t),
+                },
+            ));
+        }
+        if let Some(opt) = &self.optimizer {
+            meta.insert("optimizer.kind".into(), opt.kind.clone());
+            meta.insert("optimizer.step".into(), opt.step.to_string());
+            for (k, v) in &opt.hyper {
+                meta.insert(format!("optimizer.hyper.{k}"), format!("{v:?}"));
+            }
+            for (k, t) in &opt.tensors {
+                tensors.push((
+                    format!("{OPTIMIZER_PREFIX}{k}"),
+                    Encoded {
+                        dtype: dtype_of::<T>(),
+                        shape: t.shape().to_vec(),
+                        bytes: to_bytes(t),
+                    },
+                ));
+            }
+        }
+        for (k, v) in &self.info {
+            meta.insert(format!("info.{k}"), v.clone());
+        }
+        for (name, e) in &tensors {
+            meta.insert(
+                format!("crc32.{name}"),
+                format!("{:08x}", crc32fast::hash(&e.bytes)),
+            );
+        }
+        safetensors::serialize(tensors.iter().map(|(n, e)| (n.as_str(), e)), Some(meta))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Parses safetensors bytes written by [`Checkpoint::to_bytes`], verifying every
+    /// tensor's dtype and checksum. `path` only labels errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, NnError> {
+        let bad = |m: String| NnError::checkpoint(path, m);
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(bad(format!(
+                "not a backprop checkpoint (metadata \"format\" should be {FORMAT:?})"
+            )));
+        }
+        if meta.get("dtype").map(String::as_str) != Some(T::NAME) {
+            return Err(bad(format!(
+                "holds {} tensors, but {} were asked for",
+                meta.get("dtype").map_or("unknown", String::as_str),
+                T::NAME
+            )));
+        }
+        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("malformed: {e}")))?;
+        let entries: Vec<(String, TensorView<'_>)> = st.tensors();
+        let mut params = ParamStore::new();
+        let mut opt_tensors = IndexMap::new();
+        for (name, view) in entries {
+            if view.dtype() != dtype_of::<T>() {
+                return Err(bad(format!(
+                    "tensor {name:?} has dtype {:?}, expected {}",
+                    view.dtype(),
+                    T::NAME
+                )));
+            }
+            let expected = meta
+                .get(&format!("crc32.{name}"))
+                .ok_or_else(|| bad(format!("tensor {name:?} has no checksum")))?;
+            let actual = format!("{:08x}", crc32fast::hash(view.data()));
+            if *expected != actual {
+                return Err(bad(format!(
+                    "tensor {name:?} is corrupt: checksum {actual}, expected {expected}"
+                )));
+            }
+            let t = Tensor::try_from_vec(from_bytes::<T>(view.data()), view.shape())
+                .map_err(|e| bad(format!("tensor {name:?}: {e}")))?;
+            match name.strip_prefix(OPTIMIZER_PREFIX) {
+                Some(k) => {
+                    opt_tensors.insert(k.to_string(), t);
+                }
+                None => params.insert(name, t),
+            }
+        }
+        let optimizer = match meta.get("optimizer.kind") {
+            None => None,
+            Some(kind) => {
+                let step = meta
+                    .get("optimizer.step")
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad("optimizer.step is missing or not a number".into()))?;
+                let mut hyper = IndexMap::new();
+                let mut keys: Vec<&String> = meta
+                    .keys()
+                    .filter(|k| k.starts_with("optimizer.hyper."))
+                    .collect();
+                keys.sort();
+                for k in keys {
+                    let v: f64 = meta[k]
+                        .parse()
+                        .map_err(|_| bad(format!("{k} = {:?} is not a number", meta[k])))?;
+                    hyper.insert(k["optimizer.hyper.".len()..].to_string(), v);
+                }
+                Some(OptimizerState {
+                    kind: kind.clone(),
+                    step,
+                    hyper,
+                    tensors: opt_tensors,
+                })
+            }
+        };
+        let info = meta
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("info.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        Ok(Checkpoint {
+            params,
+            optimizer,
+            info,
+        })
+    }
+
+    /// Writes the checkpoint atomically: a crash or error mid-way leaves any previous
+    /// file at `path` untouched.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), NnError> {
+        let path = path.as_ref();
+        let bytes = self.to_bytes().map_err(|m| NnError::checkpoint(path, m))?;
+        write_atomically(path, |f| f.write_all(&bytes)).map_err(|e| NnError::io(path, e))
+    }
+
+    /// Reads and verifies a checkpoint.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, NnError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| NnError::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Copies the saved parameters into `params`, which must have exactly the same
+    /// names and shapes; the error lists every mismatch.
+    pub fn restore_params(&self, params: &mut ParamStore<T>, path: &Path) -> Result<(), NnError> {
+        params
+            .assign_from(self.params.clone())
+            .map_err(|m| NnError::checkpoint(path, format!("does not fit the model: {m}")))
+    }
+}
+
+/// Writes through `write` into a temporary file beside `path`, fsyncs it, then renames
+/// it over `path`. On any error the temporary file is removed and `path` is unchanged.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        write(&mut f)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // Persist the rename itself; not every platform can open a directory.
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

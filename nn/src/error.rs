@@ -1,0 +1,60 @@
+//! The crate's error type: every failure a user can cause or fix, with the file, the
+//! field and what was expected.
+
+use std::path::PathBuf;
+
+pub use crate::data::idx::IdxError;
+
+/// Anything that can go wrong in `nn` outside of programming errors.
+#[derive(Debug, thiserror::Error)]
+pub enum NnError {
+    /// A malformed or unreadable IDX file.
+    #[error(transparent)]
+    Idx(#[from] IdxError),
+
+    /// The MNIST files could not be found or fetched.
+    #[error("{0}")]
+    Data(String),
+
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// A checkpoint is malformed or does not fit the model.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong, naming every mismatching tensor.
+        message: String,
+    },
+
+    /// Some parameters got no gradient from the backward pass.
+    #[error("no gradient for parameter(s) {0:?}: they do not influence the cost, or were not bound to the tape")]
+    MissingGradient(Vec<String>),
+
+    /// An optimizer was handed a gradient or state that does not fit the parameters.
+    #[error("optimizer: {0}")]
+    Optimizer(String),
+}
+
+impl NnError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        NnError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        NnError::Checkpoint {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! `Linear`: the affine layer `x W + b`, with `W` stored as `[in, out]` so a batch of
+//! row vectors multiplies without a transpose.
+
+use crate::init::Init;
+use crate::module::Module;
+use crate::params::{Bound, ParamStore};
+use autodiff::{Float, Var};
+use rand::Rng;
+
+/// A fully connected layer. Its parameters live in a [`ParamStore`] under
+/// `{prefix}.weight` (`[in, out]`) and `{prefix}.bias` (`[out]`).
+#[derive(Clone, Debug)]
+pub struct Linear {
+    weight: String,
+    bias: String,
+    in_features: usize,
+    out_features: usize,
+}
+
+impl Linear {
+    /// Creates the layer and registers its initialised parameters in `store`.
+    pub fn new<T: Float, R: Rng + ?Sized>(
+        store: &mut ParamStore<T>,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+        init: Init,
+        rng: &mut R,
+    ) -> Self {
+        let weight = format!("{prefix}.weight");
+        let bias = format!("{prefix}.bias");
+        store.insert(weight.clone(), init.weight(in_features, out_features, rng));
+        store.insert(bias.clone(), init.bias(out_features, rng));
+        Linear {
+            weight,
+            bias,
+            in_features,
+            out_features,
+        }
+    }
+
+    /// Input width.
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// Output width.
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// The weight's parameter name.
+    pub fn weight_name(&self) -> &str {
+        &self.weight
+    }
+
+    /// The bias's parameter name.
+    pub fn bias_name(&self) -> &str {
+        &self.bias
+    }
+}
+
+impl<T: Float> Module<T> for Linear {
+    fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        // The bias broadcasts over the batch's rows.
+        x.matmul(params.get(&self.weight)) + params.get(&self.bias)
+    }
+}

@@ -1,0 +1,346 @@
+//! Optimizers: SGD (momentum, weight decay), Adam and AdamW. Each step is a function of
+//! (parameter, gradient, state); the state is named like the parameters so that a
+//! checkpoint can hold it.
+
+use crate::error::NnError;
+use crate::params::{Grads, ParamStore};
+use autodiff::{Float, Tensor};
+use indexmap::IndexMap;
+
+/// Everything an optimizer needs to resume exactly: its kind, hyper-parameters, step
+/// count and per-parameter tensors (named `{slot}.{parameter}`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState<T: Float = f32> {
+    /// `"sgd"`, `"adam"` or `"adamw"`.
+    pub kind: String,
+    /// Steps taken so far.
+    pub step: u64,
+    /// Hyper-parameters by name.
+    pub hyper: IndexMap<String, f64>,
+    /// Per-parameter state tensors.
+    pub tensors: IndexMap<String, Tensor<T>>,
+}
+
+/// Updates parameters from their gradients.
+pub trait Optimizer<T: Float = f32> {
+    /// One update. Every parameter must have a gradient and vice versa.
+    fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError>;
+    /// A copy of the state, for checkpoints.
+    fn state(&self) -> OptimizerState<T>;
+    /// Restores a state saved by [`Optimizer::state`] of the same kind.
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), NnError>;
+    /// Current learning rate.
+    fn learning_rate(&self) -> f64;
+}
+
+/// Checks that params and grads name the same tensors with the same shapes.
+fn check_grads<T: Float>(params: &ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
+    let missing: Vec<String> = params
+        .iter()
+        .filter(|(n, _)| grads.get(n).is_none())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(NnError::MissingGradient(missing));
+    }
+    for (name, g) in grads.iter() {
+        match params.get(name) {
+            None => {
+                return Err(NnError::Optimizer(format!(
+                    "gradient for unknown parameter {name:?}"
+                )))
+            }
+            Some(p) if p.shape() != g.shape() => {
+                return Err(NnError::Optimizer(format!(
+                    "gradient of {name:?} has shape {:?}, the parameter {:?}",
+                    g.shape(),
+                    p.shape()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_kind<T: Float>(state: &OptimizerState<T>, kind: &str) -> Result<(), NnError> {
+    if state.kind == kind {
+        Ok(())
+    } else {
+        Err(NnError::Optimizer(format!(
+            "state is for a {:?} optimizer, this one is {kind:?}",
+            state.kind
+        )))
+    }
+}
+
+fn hyper<T: Float>(state: &OptimizerState<T>, name: &str) -> Result<f64, NnError> {
+    state
+        .hyper
+        .get(name)
+        .copied()
+        .ok_or_else(|| NnError::Optimizer(format!("state lacks hyper-parameter {name:?}")))
+}
+
+/// Stochastic gradient descent with optional momentum and L2 weight decay
+/// (PyTorch's formulation: `v = μ v + (g + λ p)`, `p -= lr v`).
+#[derive(Clone, Debug)]
+pub struct Sgd<T: Float = f32> {
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum μ (0 for plain SGD).
+    pub momentum: f64,
+    /// L2 weight decay λ.
+    pub weight_decay: f64,
+    step: u64,
+    velocity: IndexMap<String, Tensor<T>>,
+}
+
+impl<T: Float> Sgd<T> {
+    /// Plain SGD.
+    pub fn new(lr: f64) -> Self {
+        Sgd {
+            lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            step: 0,
+            velocity: IndexMap::new(),
+        }
+    }
+
+    /// Sets the momentum.
+    pub fn with_momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// Sets the weight decay.
+    pub fn with_weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl<T: Float> Optimizer<T> for Sgd<T> {
+    fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
+        check_grads(params, grads)?;
+        let (lr, mu, wd) = (
+            T::from_f64(self.lr),
+            T::from_f64(self.momentum),
+            T::from_f64(self.weight_decay),
+        );
+        for (name, p) in params.iter_mut() {
+            let g = grads.get(name).expect("checked above");
+            if self.momentum == 0.0 {
+                for (w, &d) in p.data_mut().iter_mut().zip(g.data()) {
+                    *w -= lr * (d + wd * *w);
+                }
+                continue;
+            }
+            let v = self
+                .velocity
+                .entry(name.to_string())
+                .or_insert_with(|| Tensor::zeros(g.shape()));
+            let first = self.step == 0;
+            for ((w, &d), vel) in p.data_mut().iter_mut().zip(g.data()).zip(v.data_mut()) {
+                let d = d + wd * *w;
+                *vel = if first { d } else { mu * *vel + d };
+                *w -= lr * *vel;
+            }
+        }
+        self.step += 1;
+        Ok(())
+    }
+
+    fn state(&self) -> OptimizerState<T> {
+        let hyper = [
+            ("lr", self.lr),
+            ("momentum", self.momentum),
+            ("weight_decay", self.weight_decay),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let tensors = self
+            .velocity
+            .iter()
+            .map(|(k, v)| (format!("velocity.{k}"), v.clone()))
+            .collect();
+        OptimizerState {
+            kind: "sgd".into(),
+            step: self.step,
+            hyper,
+            tensors,
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), NnError> {
+        check_kind(&state, "sgd")?;
+        self.lr = hyper(&state, "lr")?;
+        self.momentum = hyper(&state, "momentum")?;
+        self.weight_decay = hyper(&state, "weight_decay")?;
+        self.step = state.step;
+        self.velocity = state
+            .tensors
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix("velocity.").map(|n| (n.to_string(), v)))
+            .collect();
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+}
+
+/// Adam, or AdamW when the weight decay is decoupled from the gradient.
+#[derive(Clone, Debug)]
+pub struct Adam<T: Float = f32> {
+    /// Learning rate.
+    pub lr: f64,
+    /// Decay of the first moment.
+    pub beta1: f64,
+    /// Decay of the second moment.
+    pub beta2: f64,
+    /// Added to the denominator.
+    pub eps: f64,
+    /// Weight decay: added to the gradient (Adam) or applied to the weights (AdamW).
+    pub weight_decay: f64,
+    decoupled: bool,
+    step: u64,
+    m: IndexMap<String, Tensor<T>>,
+    v: IndexMap<String, Tensor<T>>,
+}
+
+impl<T: Float> Adam<T> {
+    /// Adam with the usual defaults (β = 0.9, 0.999; ε = 1e-8).
+    pub fn new(lr: f64) -> Self {
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            step: 0,
+            m: IndexMap::new(),
+            v: IndexMap::new(),
+        }
+    }
+
+    /// AdamW: weight decay applied to the weights, not through the moments.
+    pub fn adamw(lr: f64, weight_decay: f64) -> Self {
+        Adam {
+            weight_decay,
+            decoupled: true,
+            ..Self::new(lr)
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.decoupled {
+            "adamw"
+        } else {
+            "adam"
+        }
+    }
+}
+
+impl<T: Float> Optimizer<T> for Adam<T> {
+    fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
+        check_grads(params, grads)?;
+        self.step += 1;
+        let t = self.step as i32;
+        let (b1, b2) = (T::from_f64(self.beta1), T::from_f64(self.beta2));
+        let c1 = T::from_f64(1.0 / (1.0 - self.beta1.powi(t)));
+        let c2 = T::from_f64(1.0 / (1.0 - self.beta2.powi(t)));
+        let (lr, eps, wd) = (
+            T::from_f64(self.lr),
+            T::from_f64(self.eps),
+            T::from_f64(self.weight_decay),
+        );
+        let one = T::one();
+        for (name, p) in params.iter_mut() {
+            let g = grads.get(name).expect("checked above");
+            let m = self
+                .m
+                .entry(name.to_string())
+                .or_insert_with(|| Tensor::zeros(g.shape()));
+            let v = self
+                .v
+                .entry(name.to_string())
+                .or_insert_with(|| Tensor::zeros(g.shape()));
+            for (((w, &d), m), v) in p
+                .data_mut()
+                .iter_mut()
+                .zip(g.data())
+                .zip(m.data_mut())
+                .zip(v.data_mut())
+            {
+                let d = if self.decoupled {
+                    *w -= lr * wd * *w;
+                    d
+                } else {
+                    d + wd * *w
+                };
+                *m = b1 * *m + (one - b1) * d;
+                *v = b2 * *v + (one - b2) * d * d;
+                *w -= lr * (*m * c1) / ((*v * c2).sqrt() + eps);
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> OptimizerState<T> {
+        let hyper = [
+            ("lr", self.lr),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let tensors = self
+            .m
+            .iter()
+            .map(|(k, t)| (format!("m.{k}"), t.clone()))
+            .chain(self.v.iter().map(|(k, t)| (format!("v.{k}"), t.clone())))
+            .collect();
+        OptimizerState {
+            kind: self.kind().into(),
+            step: self.step,
+            hyper,
+            tensors,
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), NnError> {
+        check_kind(&state, self.kind())?;
+        self.lr = hyper(&state, "lr")?;
+        self.beta1 = hyper(&state, "beta1")?;
+        self.beta2 = hyper(&state, "beta2")?;
+        self.eps = hyper(&state, "eps")?;
+        self.weight_decay = hyper(&state, "weight_decay")?;
+        self.step = state.step;
+        self.m.clear();
+        self.v.clear();
+        for (k, t) in state.tensors {
+            if let Some(n) = k.strip_prefix("m.") {
+                self.m.insert(n.to_string(), t);
+            } else if let Some(n) = k.strip_prefix("v.") {
+                self.v.insert(n.to_string(), t);
+            } else {
+                return Err(NnError::Optimizer(format!(
+                    "unexpected Adam state tensor {k:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+}

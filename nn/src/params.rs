@@ -1,0 +1,189 @@
+//! Named parameters: an insertion-ordered store of owned tensors (names such as
+//! `layers.0.weight`), bound onto each training step's fresh tape as leaves.
+
+use crate::error::NnError;
+use autodiff::{Float, Gradients, Tape, Tensor, Var};
+use indexmap::IndexMap;
+
+/// The parameters of a model, by name, in the order they were created. The order is
+/// what makes initialisation, optimizer state and checkpoints deterministic.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParamStore<T: Float = f32> {
+    params: IndexMap<String, Tensor<T>>,
+}
+
+impl<T: Float> ParamStore<T> {
+    /// An empty store.
+    pub fn new() -> Self {
+        ParamStore {
+            params: IndexMap::new(),
+        }
+    }
+
+    /// Adds a parameter. Panics if the name is taken: two layers sharing a name is a
+    /// programming error.
+    pub fn insert(&mut self, name: impl Into<String>, value: Tensor<T>) {
+        let name = name.into();
+        assert!(
+            !self.params.contains_key(&name),
+            "ParamStore: parameter {name:?} already exists"
+        );
+        self.params.insert(name, value);
+    }
+
+    /// The parameter called `name`.
+    pub fn get(&self, name: &str) -> Option<&Tensor<T>> {
+        self.params.get(name)
+    }
+
+    /// The parameter called `name`, mutably.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Tensor<T>> {
+        self.params.get_mut(name)
+    }
+
+    /// (name, value) pairs in creation order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor<T>)> {
+        self.params.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// (name, value) pairs in creation order, values mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Tensor<T>)> {
+        self.params.iter_mut().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Number of parameter tensors.
+    pub fn len(&self) -> usize {
+        self.params.len()
+    }
+
+    /// True when there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty()
+    }
+
+    /// Total number of scalar parameters.
+    pub fn num_elements(&self) -> usize {
+        self.params.values().map(Tensor::numel).sum()
+    }
+
+    /// Records every parameter on `tape` as a leaf that wants a gradient.
+    pub fn bind<'t>(&self, tape: &'t Tape<T>) -> Bound<'t, T> {
+        Bound {
+            vars: self
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), tape.param(v.clone())))
+                .collect(),
+        }
+    }
+
+    /// Records every parameter as a constant: for inference, where no gradient is
+    /// wanted and the tape records no vjp state.
+    pub fn bind_constants<'t>(&self, tape: &'t Tape<T>) -> Bound<'t, T> {
+        Bound {
+            vars: self
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), tape.constant(v.clone())))
+                .collect(),
+        }
+    }
+
+    /// Replaces every value from `other`, which must hold exactly the same names and
+    /// shapes; the error lists every difference.
+    pub fn assign_from(&mut self, other: ParamStore<T>) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for (name, value) in &self.params {
+            match other.params.get(name) {
+                None => problems.push(format!("missing tensor {name:?}")),
+                Some(v) if v.shape() != value.shape() => problems.push(format!(
+                    "{name:?} has shape {:?}, the model expects {:?}",
+                    v.shape(),
+                    value.shape()
+                )),
+                Some(_) => {}
+            }
+        }
+        for name in other
+            .params
+            .keys()
+            .filter(|k| !self.params.contains_key(*k))
+        {
+            problems.push(format!("unexpected tensor {name:?}"));
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        for (name, value) in other.params {
+            self.params[&name] = value;
+        }
+        Ok(())
+    }
+}
+
+/// A model's parameters recorded on one tape, looked up by name inside `forward`.
+pub struct Bound<'t, T: Float = f32> {
+    vars: IndexMap<String, Var<'t, T>>,
+}
+
+impl<'t, T: Float> Bound<'t, T> {
+    /// The tape handle of parameter `name`. Panics with the known names if there is
+    /// no such parameter (a layer and its store disagree: a programming error).
+    pub fn get(&self, name: &str) -> Var<'t, T> {
+        match self.vars.get(name) {
+            Some(v) => *v,
+            None => panic!(
+                "Bound: no parameter {name:?}; known: {:?}",
+                self.vars.keys().collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// Takes each parameter's gradient out of `grads`, in store order. A parameter
+    /// without a gradient is an error naming it, never silently skipped.
+    pub fn grads(&self, mut grads: Gradients<T>) -> Result<Grads<T>, NnError> {
+        let mut out = IndexMap::with_capacity(self.vars.len());
+        let mut missing = Vec::new();
+        for (name, &var) in &self.vars {
+            match grads.take(var) {
+                Some(g) => {
+                    out.insert(name.clone(), g);
+                }
+                None => missing.push(name.clone()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(Grads { grads: out })
+        } else {
+            Err(NnError::MissingGradient(missing))
+        }
+    }
+}
+
+/// One gradient per parameter, by name, in store order.
+#[derive(Clone, Debug)]
+pub struct Grads<T: Float = f32> {
+    grads: IndexMap<String, Tensor<T>>,
+}
+
+impl<T: Float> Grads<T> {
+    /// The gradient of parameter `name`.
+    pub fn get(&self, name: &str) -> Option<&Tensor<T>> {
+        self.grads.get(name)
+    }
+
+    /// (name, gradient) pairs in store order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor<T>)> {
+        self.grads.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Number of gradients.
+    pub fn len(&self) -> usize {
+        self.grads.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.grads.is_empty()
+    }
+}

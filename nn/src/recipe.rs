@@ -1,0 +1,120 @@
+//! The networks this project trains, defined once for the demo, the tests and the
+//! benchmarks (DESIGN.md's A, B and C).
+
+use crate::activation::Activation;
+use crate::init::Init;
+use crate::loss::{Cost, CrossEntropy, Quadratic};
+use crate::optim::{Adam, Optimizer, Sgd};
+use std::fmt;
+use std::str::FromStr;
+
+/// One of the standard MNIST networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// "3b1b": 784-16-16-10, sigmoid everywhere, quadratic cost, SGD lr 3.0, batch 100.
+    A,
+    /// "mlp": 784-128-128-10, ReLU, cross-entropy, Adam lr 1e-3, batch 128.
+    B,
+    /// "wide": 784-1024-1024-10, ReLU, cross-entropy, SGD momentum 0.9 lr 0.05, batch 256.
+    C,
+}
+
+/// Everything that defines a training run of a network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    /// Which network.
+    pub network: Network,
+    /// Layer widths, input first.
+    pub sizes: Vec<usize>,
+    /// Activation after hidden layers.
+    pub hidden: Activation,
+    /// Activation after the last layer.
+    pub output: Activation,
+    /// Weight initialiser.
+    pub init: Init,
+    /// Learning rate.
+    pub lr: f64,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Default number of epochs.
+    pub epochs: usize,
+}
+
+impl Network {
+    /// The network's standard recipe.
+    pub fn recipe(self) -> Recipe {
+        match self {
+            Network::A => Recipe {
+                network: self,
+                sizes: vec![784, 16, 16, 10],
+                hidden: Activation::Sigmoid,
+                output: Activation::Sigmoid,
+                init: Init::ScaledNormal,
+                lr: 3.0,
+                batch: 100,
+                epochs: 30,
+            },
+            Network::B => Recipe {
+                network: self,
+                sizes: vec![784, 128, 128, 10],
+                hidden: Activation::Relu,
+                output: Activation::Identity,
+                init: Init::He,
+                lr: 1e-3,
+                batch: 128,
+                epochs: 5,
+            },
+            Network::C => Recipe {
+                network: self,
+                sizes: vec![784, 1024, 1024, 10],
+                hidden: Activation::Relu,
+                output: Activation::Identity,
+                init: Init::He,
+                lr: 0.05,
+                batch: 256,
+                epochs: 5,
+            },
+        }
+    }
+}
+
+impl Recipe {
+    /// The cost this network trains on.
+    pub fn cost(&self) -> Box<dyn Cost<f32>> {
+        match self.network {
+            Network::A => Box::new(Quadratic),
+            Network::B | Network::C => Box::new(CrossEntropy),
+        }
+    }
+
+    /// A fresh optimizer at this recipe's learning rate.
+    pub fn optimizer(&self) -> Box<dyn Optimizer<f32>> {
+        match self.network {
+            Network::A => Box::new(Sgd::new(self.lr)),
+            Network::B => Box::new(Adam::new(self.lr)),
+            Network::C => Box::new(Sgd::new(self.lr).with_momentum(0.9)),
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Network::A => "a",
+            Network::B => "b",
+            Network::C => "c",
+        })
+    }
+}
+
+impl FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "a" | "3b1b" => Ok(Network::A),
+            "b" | "mlp" => Ok(Network::B),
+            "c" | "wide" => Ok(Network::C),
+            _ => Err(format!("unknown network {s:?} (expected a, b or c)")),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The training loop, generic over the model, cost and optimizer: bind the parameters
+//! to a fresh tape, run forward, backward, and hand the gradients to the optimizer.
+//! Each epoch's batch order comes from (seed, epoch) alone, so a run resumed from a
+//! checkpoint sees exactly the batches an uninterrupted run would.
+
+use crate::checkpoint::Checkpoint;
+use crate::data::Dataset;
+use crate::error::NnError;
+use crate::loss::Cost;
+use crate::metrics::ConfusionMatrix;
+use crate::mlp::Mlp;
+use crate::module::Module;
+use crate::optim::Optimizer;
+use crate::recipe::{Network, Recipe};
+use autodiff::Tape;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::path::Path;
+
+/// What one epoch of training measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochStats {
+    /// Which epoch (1-based) just finished.
+    pub epoch: usize,
+    /// Mean training cost over the epoch's batches.
+    pub mean_cost: f64,
+}
+
+/// A model with its optimizer, cost and position in training.
+pub struct Trainer {
+    /// The recipe it was built from.
+    pub recipe: Recipe,
+    /// The network.
+    pub model: Mlp<f32>,
+    /// Its optimizer.
+    pub optimizer: Box<dyn Optimizer<f32>>,
+    cost: Box<dyn Cost<f32>>,
+    /// Seed of the initialisation and of every epoch's shuffle.
+    pub seed: u64,
+    /// Epochs completed so far.
+    pub epoch: usize,
+}
+
+/// The generator that orders epoch `epoch`'s batches.
+pub fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+impl Trainer {
+    /// A freshly initialised network following `recipe`.
+    pub fn new(recipe: Recipe, seed: u64) -> Self {
+        let model = Mlp::new(
+            &recipe.sizes,
+            recipe.hidden,
+            recipe.output,
+            recipe.init,
+            seed,
+        );
+        Trainer {
+            optimizer: recipe.optimizer(),
+            cost: recipe.cost(),
+            model,
+            recipe,
+            seed,
+            epoch: 0,
+        }
+    }
+
+    /// Trains one epoch over `data`; `on_batch(done, total, cost)` after each batch.
+    /// A non-finite cost stops training with an error naming the epoch and batch.
+    pub fn train_epoch(
+        &mut self,
+        data: &Dataset,
+        mut on_batch: impl FnMut(usize, usize, f64),
+    ) -> Result<EpochStats, NnError> {
+        let total = data.num_batches(self.recipe.batch);
+        let mut rng = epoch_rng(self.seed, self.epoch);
+        let mut sum = 0.0;
+        for (i, batch) in data.batches(self.recipe.batch, &mut rng).enumerate() {
+            let tape = Tape::new();
+            let bound = self.model.params().bind(&tape);
+            let out = self.model.forward(&bound, tape.constant(batch.images));
+            let cost = self.cost.cost(out, &batch.labels);
+            let value = cost.item() as f64;
+            if !value.is_finite() {
+                return Err(NnError::Optimizer(format!(
+                    "training diverged: the cost became {value} at epoch {}, batch {} (try a smaller learning rate)",
+                    self.epoch + 1,
+                    i + 1
+                )));
+            }
+            let grads = bound.grads(cost.backward())?;
+            self.optimizer.step(self.model.params_mut(), &grads)?;
+            sum += value;
+            on_batch(i + 1, total, value);
+        }
+        self.epoch += 1;
+        Ok(EpochStats {
+            epoch: self.epoch,
+            mean_cost: sum / total.max(1) as f64,
+        })
+    }
+
+    /// Test accuracy and the confusion matrix over `data`, in chunks.
+    pub fn evaluate(&self, data: &Dataset) -> (f64, ConfusionMatrix) {
+        let classes = *self.recipe.sizes.last().unwrap_or(&10);
+        let mut confusion = ConfusionMatrix::new(classes);
+        let chunk = 1000;
+        let mut start = 0;
+        while start < data.len() {
+            let batch = data.slice(start, start + chunk);
+            confusion.add(&self.model.predict(&batch.images), &batch.labels);
+            start += chunk;
+        }
+        (confusion.accuracy(), confusion)
+    }
+
+    /// The model, optimizer state and training position as a checkpoint.
+    pub fn checkpoint(&self) -> Checkpoint<f32> {
+        let mut c = Checkpoint::new(self.model.params().clone());
+        c.optimizer = Some(self.optimizer.state());
+        c.info
+            .insert("network".into(), self.recipe.network.to_string());
+        c.info.insert("epoch".into(), self.epoch.to_string());
+        c.info.insert("seed".into(), self.seed.to_string());
+        c.info.insert("lr".into(), format!("{:?}", self.recipe.lr));
+        c.info.insert("batch".into(), self.recipe.batch.to_string());
+        c.info.insert("init".into(), self.recipe.init.to_string());
+        c
+    }
+
+    /// Rebuilds a trainer from a checkpoint written by [`Trainer::checkpoint`]: same
+    /// network, parameters, optimizer state, seed and epoch.
+    pub fn from_checkpoint(checkpoint: Checkpoint<f32>, path: &Path) -> Result<Self, NnError> {
+        let bad = |m: String| NnError::checkpoint(path, m);
+        let info = |k: &str| {
+            checkpoint
+                .info
+                .get(k)
+                .cloned()
+                .ok_or_else(|| bad(format!("metadata lacks info.{k}")))
+        };
+        let network: Network = info("network")?.parse().map_err(bad)?;
+        let mut recipe = network.recipe();
+        recipe.lr = info("lr")?
+            .parse()
+            .map_err(|_| bad("info.lr is not a number".into()))?;
+        recipe.batch = info("batch")?
+            .parse()
+            .map_err(|_| bad("info.batch is not a number".into()))?;
+        recipe.init = info("init")?.parse().map_err(bad)?;
+        let seed = info("seed")?
+            .parse()
+            .map_err(|_| bad("info.seed is not a number".into()))?;
+        let epoch = info("epoch")?
+            .parse()
+            .map_err(|_| bad("info.epoch is not a number".into()))?;
+        let mut trainer = Trainer::new(recipe, seed);
+        checkpoint.restore_params(trainer.model.params_mut(), path)?;
+        if let Some(state) = checkpoint.optimizer {
+            trainer
+                .optimizer
+                .load_state(state)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        trainer.epoch = epoch;
+        Ok(trainer)
+    }
+}
