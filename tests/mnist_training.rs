@@ -25,14 +25,26 @@ fn single_thread() {
 fn network_a_reaches_90_percent_after_two_epochs() {
     let data = mnist();
     let mut trainer = Trainer::new(Network::A.recipe(), 1);
-    let stats = trainer.train_epoch(&data.train, |_, _, _| {}).expect("training");
+    let stats = trainer
+        .train_epoch(&data.train, |_, _, _| {})
+        .expect("training");
     assert!(stats.mean_cost.is_finite());
     let (first, _) = trainer.evaluate(&data.test);
-    assert!(first >= 0.85, "test accuracy after one epoch: {:.2}%", first * 100.0);
-    trainer.train_epoch(&data.train, |_, _, _| {}).expect("training");
+    assert!(
+        first >= 0.85,
+        "test accuracy after one epoch: {:.2}%",
+        first * 100.0
+    );
+    trainer
+        .train_epoch(&data.train, |_, _, _| {})
+        .expect("training");
     let (accuracy, confusion) = trainer.evaluate(&data.test);
     assert_eq!(confusion.total(), 10_000);
-    assert!(accuracy >= 0.90, "test accuracy after two epochs: {:.2}%", accuracy * 100.0);
+    assert!(
+        accuracy >= 0.90,
+        "test accuracy after two epochs: {:.2}%",
+        accuracy * 100.0
+    );
 }
 
 #[test]
@@ -63,13 +75,22 @@ fn resume_after_k_epochs_is_bit_identical_to_an_uninterrupted_run() {
         let path = dir.path().join(format!("{network}.safetensors"));
         first.checkpoint().save(&path).expect("save");
         drop(first);
-        let mut resumed = Trainer::from_checkpoint(Checkpoint::load(&path).expect("load"), &path).expect("resume");
+        let mut resumed = Trainer::from_checkpoint(Checkpoint::load(&path).expect("load"), &path)
+            .expect("resume");
         assert_eq!(resumed.epoch, 1);
         while resumed.epoch < 3 {
             resumed.train_epoch(&data, |_, _, _| {}).expect("training");
         }
-        assert_eq!(resumed.model.params(), straight.model.params(), "network {network}: resumed parameters differ");
-        assert_eq!(resumed.optimizer.state(), straight.optimizer.state(), "network {network}: optimizer state differs");
+        assert_eq!(
+            resumed.model.params(),
+            straight.model.params(),
+            "network {network}: resumed parameters differ"
+        );
+        assert_eq!(
+            resumed.optimizer.state(),
+            straight.optimizer.state(),
+            "network {network}: optimizer state differs"
+        );
     }
 }
 
@@ -77,14 +98,20 @@ fn resume_after_k_epochs_is_bit_identical_to_an_uninterrupted_run() {
 fn checkpoint_round_trip_gives_identical_predictions() {
     let data = mnist();
     let mut trainer = Trainer::new(Network::B.recipe(), 3);
-    trainer.train_epoch(&data.train.take(2000), |_, _, _| {}).expect("training");
+    trainer
+        .train_epoch(&data.train.take(2000), |_, _, _| {})
+        .expect("training");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("b.safetensors");
     trainer.checkpoint().save(&path).expect("save");
-    let loaded = Trainer::from_checkpoint(Checkpoint::load(&path).expect("load"), &path).expect("rebuild");
+    let loaded =
+        Trainer::from_checkpoint(Checkpoint::load(&path).expect("load"), &path).expect("rebuild");
     let batch = data.test.slice(0, 500);
     let before: Tensor<f32> = trainer.model.predict(&batch.images);
     let after: Tensor<f32> = loaded.model.predict(&batch.images);
     assert_eq!(before, after);
-    assert_eq!(trainer.evaluate(&data.test).0, loaded.evaluate(&data.test).0);
+    assert_eq!(
+        trainer.evaluate(&data.test).0,
+        loaded.evaluate(&data.test).0
+    );
 }
