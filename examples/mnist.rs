@@ -70,16 +70,21 @@ fn run(args: Args) -> Result<(), NnError> {
             .build_global();
         autodiff::kernels::gemm::set_max_threads(threads);
     }
-    let data = Mnist::load(args.data_dir.as_deref())?;
-    println!(
-        "MNIST from {}: {} training and {} test images",
-        data.dir.display(),
-        data.train.len(),
-        data.test.len()
-    );
+    let load_data = || -> Result<Mnist, NnError> {
+        let data = Mnist::load(args.data_dir.as_deref())?;
+        println!(
+            "MNIST from {}: {} training and {} test images",
+            data.dir.display(),
+            data.train.len(),
+            data.test.len()
+        );
+        Ok(data)
+    };
 
     if let Some(path) = &args.eval {
+        // The checkpoint is read first, so a bad path fails before any data is loaded.
         let trainer = Trainer::from_checkpoint(Checkpoint::load(path)?, path)?;
+        let data = load_data()?;
         let (acc, confusion) = trainer.evaluate(&data.test);
         println!(
             "checkpoint {} (network {}, epoch {})",
@@ -116,6 +121,7 @@ fn run(args: Args) -> Result<(), NnError> {
             Trainer::new(recipe, args.seed)
         }
     };
+    let data = load_data()?;
     let epochs = args.epochs.unwrap_or(trainer.recipe.epochs);
     let r = &trainer.recipe;
     println!(
