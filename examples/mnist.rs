@@ -48,6 +48,10 @@ struct Args {
     /// Continue training from a checkpoint, optimizer state included.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Check every op for NaN/infinity while training and stop at the first one (slower;
+    /// without it, a diverged batch is replayed with the check on to name the op).
+    #[arg(long)]
+    detect_anomaly: bool,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +125,7 @@ fn run(args: Args) -> Result<(), NnError> {
             Trainer::new(recipe, args.seed)
         }
     };
+    trainer.detect_anomaly = args.detect_anomaly;
     let data = load_data()?;
     let epochs = args.epochs.unwrap_or(trainer.recipe.epochs);
     let r = &trainer.recipe;

@@ -51,5 +51,5 @@ pub use gradcheck::{
 };
 pub use ops::CustomOp;
 pub use shape::{broadcast_shapes, Shape, ShapeError};
-pub use tape::{NodeId, Tape, Var};
+pub use tape::{Anomaly, NodeId, Phase, Tape, Var};
 pub use tensor::Tensor;

@@ -8,7 +8,7 @@ use crate::ops::{Op, VjpContext};
 use crate::shape::Dims;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
-use std::cell::{Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,6 +36,76 @@ pub(crate) struct Node<T: Float> {
 pub struct Tape<T: Float = f32> {
     id: u64,
     nodes: RefCell<Vec<Node<T>>>,
+    detect_anomaly: Cell<bool>,
+    anomaly: RefCell<Option<Anomaly>>,
+}
+
+/// Where anomaly detection found a non-finite value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// An op's output.
+    Forward,
+    /// A gradient an op's vjp produced for one of its inputs.
+    Backward,
+}
+
+/// The first NaN or infinity found while anomaly detection was on
+/// ([`Tape::detect_anomaly`]): which op made it, in which pass, and the shapes involved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Anomaly {
+    /// Forward value or backward gradient.
+    pub phase: Phase,
+    /// The node whose op produced it.
+    pub node: NodeId,
+    /// The op's name.
+    pub op: String,
+    /// Shapes of the op's inputs.
+    pub input_shapes: Vec<Vec<usize>>,
+    /// Shape of the non-finite tensor.
+    pub shape: Vec<usize>,
+    /// How many of its elements are not finite.
+    pub count: usize,
+    /// The first non-finite element's value.
+    pub first: f64,
+    /// Whether the op's inputs were all finite (so this op is where it started).
+    pub inputs_finite: bool,
+}
+
+impl std::fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shapes: Vec<String> = self
+            .input_shapes
+            .iter()
+            .map(|s| Dims(s).to_string())
+            .collect();
+        write!(
+            f,
+            "{} pass: op {} (node #{}, inputs {}) produced {} non-finite value(s) ({}) in a tensor of shape {}{}",
+            match self.phase {
+                Phase::Forward => "forward",
+                Phase::Backward => "backward",
+            },
+            self.op,
+            self.node,
+            if shapes.is_empty() { "none".to_string() } else { shapes.join(", ") },
+            self.count,
+            self.first,
+            Dims(&self.shape),
+            if self.inputs_finite { "" } else { "; its inputs were already non-finite" }
+        )
+    }
+}
+
+fn first_non_finite<T: Float>(t: &Tensor<T>) -> Option<(usize, f64)> {
+    let mut count = 0;
+    let mut first = None;
+    for &x in t.data() {
+        if !x.is_finite() {
+            count += 1;
+            first.get_or_insert(x.as_f64());
+        }
+    }
+    first.map(|f| (count, f))
 }
 
 /// A handle to a value recorded on a [`Tape`]: a cheap `Copy` index.
@@ -59,6 +129,8 @@ impl<T: Float> Tape<T> {
         Tape {
             id: next_tape_id(),
             nodes: RefCell::new(Vec::new()),
+            detect_anomaly: Cell::new(false),
+            anomaly: RefCell::new(None),
         }
     }
 
@@ -67,6 +139,8 @@ impl<T: Float> Tape<T> {
         Tape {
             id: next_tape_id(),
             nodes: RefCell::new(Vec::with_capacity(nodes)),
+            detect_anomaly: Cell::new(false),
+            anomaly: RefCell::new(None),
         }
     }
 
@@ -88,6 +162,51 @@ impl<T: Float> Tape<T> {
     /// True when nothing has been recorded.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Turns anomaly detection on or off. While on, the first op whose output (forward)
+    /// or input gradient (backward) holds a NaN or infinity is recorded with its node id
+    /// and shapes; read it with [`Tape::anomaly`]. Off by default: it scans every value.
+    pub fn detect_anomaly(&self, on: bool) {
+        self.detect_anomaly.set(on);
+    }
+
+    /// The first non-finite value found since anomaly detection was turned on.
+    pub fn anomaly(&self) -> Option<Anomaly> {
+        self.anomaly.borrow().clone()
+    }
+
+    fn check_gradients(
+        &self,
+        id: NodeId,
+        node: &Node<T>,
+        grad: &Tensor<T>,
+        input_grads: &crate::ops::InputGrads<T>,
+        nodes: &[Node<T>],
+    ) {
+        for g in input_grads.iter().flatten() {
+            if let Some((count, first)) = first_non_finite(g) {
+                *self.anomaly.borrow_mut() = Some(Anomaly {
+                    phase: Phase::Backward,
+                    node: id,
+                    op: node.op.name(),
+                    input_shapes: node
+                        .inputs
+                        .iter()
+                        .map(|&p| nodes[p as usize].value.shape().to_vec())
+                        .collect(),
+                    shape: g.shape().to_vec(),
+                    count,
+                    first,
+                    inputs_finite: grad.all_finite()
+                        && node
+                            .inputs
+                            .iter()
+                            .all(|&p| nodes[p as usize].value.all_finite()),
+                });
+                return;
+            }
+        }
     }
 
     /// The recorded graph as Graphviz `dot` text: one box per node with its op and
@@ -135,6 +254,29 @@ impl<T: Float> Tape<T> {
         leaf_grad: bool,
     ) -> Var<'_, T> {
         let mut nodes = self.nodes.borrow_mut();
+        if self.detect_anomaly.get() && self.anomaly.borrow().is_none() {
+            if let Some((count, first)) = first_non_finite(&value) {
+                let id = nodes.len() as NodeId;
+                let name = match (&op, leaf_grad) {
+                    (Op::Leaf, true) => "param".to_string(),
+                    (Op::Leaf, false) => "constant".to_string(),
+                    (op, _) => op.name(),
+                };
+                *self.anomaly.borrow_mut() = Some(Anomaly {
+                    phase: Phase::Forward,
+                    node: id,
+                    op: name,
+                    input_shapes: inputs
+                        .iter()
+                        .map(|&i| nodes[i as usize].value.shape().to_vec())
+                        .collect(),
+                    shape: value.shape().to_vec(),
+                    count,
+                    first,
+                    inputs_finite: inputs.iter().all(|&i| nodes[i as usize].value.all_finite()),
+                });
+            }
+        }
         let requires_grad = if inputs.is_empty() {
             leaf_grad
         } else {
@@ -224,6 +366,9 @@ impl<T: Float> Tape<T> {
                 wants: &wants,
             };
             let input_grads = node.op.vjp(&ctx);
+            if self.detect_anomaly.get() && self.anomaly.borrow().is_none() {
+                self.check_gradients(i as NodeId, node, &grad, &input_grads, &nodes);
+            }
             for ((&p, wanted), g) in node.inputs.iter().zip(wants.iter()).zip(input_grads) {
                 let (Some(g), true) = (g, *wanted) else {
                     continue;

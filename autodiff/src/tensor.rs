@@ -7,12 +7,17 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 use smallvec::SmallVec;
 use std::fmt;
+use std::sync::Arc;
 
 /// An n-dimensional array of `f32` or `f64`, stored contiguously in row-major order.
+///
+/// The storage is shared between clones and copied on the first write
+/// ([`Tensor::data_mut`]), so recording a parameter on a tape, reading a value back or
+/// reshaping costs no copy.
 #[derive(Clone, PartialEq)]
 pub struct Tensor<T: Float = f32> {
     shape: Shape,
-    data: Vec<T>,
+    data: Arc<Vec<T>>,
 }
 
 impl<T: Float> Tensor<T> {
@@ -46,7 +51,7 @@ impl<T: Float> Tensor<T> {
         }
         Ok(Tensor {
             shape: SmallVec::from_slice(shape),
-            data,
+            data: Arc::new(data),
         })
     }
 
@@ -55,7 +60,7 @@ impl<T: Float> Tensor<T> {
         let shape = shape.as_ref();
         Tensor {
             shape: SmallVec::from_slice(shape),
-            data: vec![value; numel(shape)],
+            data: Arc::new(vec![value; numel(shape)]),
         }
     }
 
@@ -73,7 +78,7 @@ impl<T: Float> Tensor<T> {
     pub fn scalar(value: T) -> Self {
         Tensor {
             shape: Shape::new(),
-            data: vec![value],
+            data: Arc::new(vec![value]),
         }
     }
 
@@ -81,7 +86,7 @@ impl<T: Float> Tensor<T> {
     pub fn arange(n: usize) -> Self {
         Tensor {
             shape: SmallVec::from_slice(&[n]),
-            data: (0..n).map(T::from_usize).collect(),
+            data: Arc::new((0..n).map(T::from_usize).collect()),
         }
     }
 
@@ -93,7 +98,7 @@ impl<T: Float> Tensor<T> {
             .collect();
         Tensor {
             shape: SmallVec::from_slice(shape),
-            data,
+            data: Arc::new(data),
         }
     }
 
@@ -116,7 +121,7 @@ impl<T: Float> Tensor<T> {
             .collect();
         Tensor {
             shape: SmallVec::from_slice(shape),
-            data,
+            data: Arc::new(data),
         }
     }
 
@@ -140,14 +145,15 @@ impl<T: Float> Tensor<T> {
         &self.data
     }
 
-    /// The elements in row-major order, mutably.
+    /// The elements in row-major order, mutably. Copies the storage first if another
+    /// tensor shares it.
     pub fn data_mut(&mut self) -> &mut [T] {
-        &mut self.data
+        Arc::make_mut(&mut self.data).as_mut_slice()
     }
 
-    /// Consumes the tensor, returning its elements.
+    /// Consumes the tensor, returning its elements (copied only if shared).
     pub fn into_vec(self) -> Vec<T> {
-        self.data
+        Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
     }
 
     /// Reads one element by its multi-index; panics if the index is out of range.
@@ -194,7 +200,7 @@ impl<T: Float> Tensor<T> {
     pub fn map(&self, f: impl Fn(T) -> T) -> Self {
         Tensor {
             shape: self.shape.clone(),
-            data: self.data.iter().map(|&x| f(x)).collect(),
+            data: Arc::new(self.data.iter().map(|&x| f(x)).collect()),
         }
     }
 
@@ -202,7 +208,7 @@ impl<T: Float> Tensor<T> {
     pub fn cast<U: Float>(&self) -> Tensor<U> {
         Tensor {
             shape: self.shape.clone(),
-            data: self.data.iter().map(|&x| U::from_f64(x.as_f64())).collect(),
+            data: Arc::new(self.data.iter().map(|&x| U::from_f64(x.as_f64())).collect()),
         }
     }
 
@@ -213,7 +219,10 @@ impl<T: Float> Tensor<T> {
 
     pub(crate) fn from_parts(shape: Shape, data: Vec<T>) -> Self {
         debug_assert_eq!(numel(&shape), data.len());
-        Tensor { shape, data }
+        Tensor {
+            shape,
+            data: Arc::new(data),
+        }
     }
 }
 

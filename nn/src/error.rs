@@ -38,6 +38,22 @@ pub enum NnError {
     #[error("no gradient for parameter(s) {0:?}: they do not influence the cost, or were not bound to the tape")]
     MissingGradient(Vec<String>),
 
+    /// Training produced a non-finite cost or gradient.
+    #[error(
+        "training diverged at epoch {epoch}, batch {batch}: the cost is {cost}{}; try a smaller learning rate",
+        anomaly.as_ref().map(|a| format!("; the first non-finite value came from the {a}")).unwrap_or_default()
+    )]
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batch within the epoch (1-based).
+        batch: usize,
+        /// The cost of that batch.
+        cost: f64,
+        /// What anomaly detection found, if anything.
+        anomaly: Option<String>,
+    },
+
     /// An optimizer was handed a gradient or state that does not fit the parameters.
     #[error("optimizer: {0}")]
     Optimizer(String),

@@ -4,7 +4,7 @@
 //! checkpoint sees exactly the batches an uninterrupted run would.
 
 use crate::checkpoint::Checkpoint;
-use crate::data::Dataset;
+use crate::data::{Batch, Dataset};
 use crate::error::NnError;
 use crate::loss::Cost;
 use crate::metrics::ConfusionMatrix;
@@ -39,6 +39,8 @@ pub struct Trainer {
     pub seed: u64,
     /// Epochs completed so far.
     pub epoch: usize,
+    /// Check every op for NaN/infinity and stop at the first (slower).
+    pub detect_anomaly: bool,
 }
 
 /// The generator that orders epoch `epoch`'s batches.
@@ -63,6 +65,7 @@ impl Trainer {
             recipe,
             seed,
             epoch: 0,
+            detect_anomaly: false,
         }
     }
 
@@ -77,19 +80,30 @@ impl Trainer {
         let mut rng = epoch_rng(self.seed, self.epoch);
         let mut sum = 0.0;
         for (i, batch) in data.batches(self.recipe.batch, &mut rng).enumerate() {
-            let tape = Tape::new();
-            let bound = self.model.params().bind(&tape);
-            let out = self.model.forward(&bound, tape.constant(batch.images));
-            let cost = self.cost.cost(out, &batch.labels);
-            let value = cost.item() as f64;
-            if !value.is_finite() {
-                return Err(NnError::Optimizer(format!(
-                    "training diverged: the cost became {value} at epoch {}, batch {} (try a smaller learning rate)",
-                    self.epoch + 1,
-                    i + 1
-                )));
-            }
-            let grads = bound.grads(cost.backward())?;
+            // The tape (sharing the parameters' storage) is dropped before the update,
+            // so the optimizer writes the parameters in place instead of copying them.
+            let (value, grads) = {
+                let tape = Tape::new();
+                tape.detect_anomaly(self.detect_anomaly);
+                let bound = self.model.params().bind(&tape);
+                let out = self
+                    .model
+                    .forward(&bound, tape.constant(batch.images.clone()));
+                let cost = self.cost.cost(out, &batch.labels);
+                let value = cost.item() as f64;
+                let gradients = value.is_finite().then(|| cost.backward());
+                if !value.is_finite() || tape.anomaly().is_some() {
+                    let anomaly = tape.anomaly().or_else(|| self.diagnose(&batch));
+                    return Err(NnError::Diverged {
+                        epoch: self.epoch + 1,
+                        batch: i + 1,
+                        cost: value,
+                        anomaly: anomaly.map(|a| self.describe(&a)),
+                    });
+                }
+                let gradients = gradients.expect("computed for a finite cost");
+                (value, bound.grads(gradients)?)
+            };
             self.optimizer.step(self.model.params_mut(), &grads)?;
             sum += value;
             on_batch(i + 1, total, value);
@@ -99,6 +113,40 @@ impl Trainer {
             epoch: self.epoch,
             mean_cost: sum / total.max(1) as f64,
         })
+    }
+
+    /// Replays one batch's forward and backward pass with anomaly detection on, to name
+    /// the first op that produced a NaN or infinity.
+    fn diagnose(&self, batch: &Batch) -> Option<autodiff::Anomaly> {
+        let tape = Tape::new();
+        tape.detect_anomaly(true);
+        let bound = self.model.params().bind(&tape);
+        let out = self
+            .model
+            .forward(&bound, tape.constant(batch.images.clone()));
+        let cost = self.cost.cost(out, &batch.labels);
+        if tape.anomaly().is_none() {
+            let _ = cost.backward();
+        }
+        tape.anomaly()
+    }
+
+    /// Names the parameter when the anomaly is a parameter leaf (they are the first
+    /// nodes of every training tape, in store order).
+    fn describe(&self, anomaly: &autodiff::Anomaly) -> String {
+        let param = self
+            .model
+            .params()
+            .iter()
+            .nth(anomaly.node as usize)
+            .map(|(name, _)| name);
+        match (anomaly.op.as_str(), param) {
+            ("param", Some(name)) => format!(
+                "parameter {name:?}, which holds {} non-finite value(s): the previous update (learning rate {}) overflowed it",
+                anomaly.count, self.recipe.lr
+            ),
+            _ => anomaly.to_string(),
+        }
     }
 
     /// Test accuracy and the confusion matrix over `data`, in chunks.

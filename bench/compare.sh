@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs our training benchmark and the PyTorch reference alternately, several rounds,
+# and prints each network's ratio ours/theirs of samples per second (min, median, max).
+#
+#   bench/compare.sh [--net a|b|c|all] [--rounds N] [--epochs N] [--threads N]
+#
+# PyTorch lives in a venv outside the repository: $BENCH_VENV, default
+# ~/.cache/backprop/bench-venv, created with `pip install torch numpy` on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+net=all rounds=3 epochs=3 threads=$(nproc)
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --net) net=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --epochs) epochs=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[[ $net == all ]] && nets=(a b c) || nets=("$net")
+
+venv=${BENCH_VENV:-$HOME/.cache/backprop/bench-venv}
+if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import torch, numpy' 2>/dev/null; then
+  echo "creating $venv with torch and numpy (one-time, large download)..." >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q torch numpy
+fi
+
+cargo build --release --example bench >&2
+# Fetch the data if needed, and hand both implementations the same directory.
+data_dir=$(./target/release/examples/bench --locate-data)
+
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+for ((r = 1; r <= rounds; r++)); do
+  for n in "${nets[@]}"; do
+    echo "round $r/$rounds, network $n" >&2
+    ./target/release/examples/bench --net "$n" --epochs "$epochs" --threads "$threads" --data-dir "$data_dir" | grep '^RESULT' >>"$results"
+    "$venv/bin/python" bench/reference/torch_mnist.py --net "$n" --epochs "$epochs" --threads "$threads" --data-dir "$data_dir" | grep '^RESULT' >>"$results"
+  done
+done
+
+"$venv/bin/python" - "$results" <<'PY'
+import statistics, sys
+rows = [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in open(sys.argv[1])]
+print(f"{'net':<4}{'ours samples/s':>16}{'torch samples/s':>17}{'ratio min':>11}{'median':>9}{'max':>8}{'ours acc':>10}{'torch acc':>11}{'ours RSS MiB':>14}{'torch RSS MiB':>15}")
+for net in sorted({r["net"] for r in rows}):
+    ours = [r for r in rows if r["net"] == net and r["impl"] == "backprop"]
+    theirs = [r for r in rows if r["net"] == net and r["impl"] == "pytorch"]
+    ratios = [float(o["samples_per_s"]) / float(t["samples_per_s"]) for o, t in zip(ours, theirs)]
+    med = lambda rs, k: statistics.median(float(x[k]) for x in rs)
+    print(f"{net:<4}{med(ours, 'samples_per_s'):>16.0f}{med(theirs, 'samples_per_s'):>17.0f}{min(ratios):>11.2f}"
+          f"{statistics.median(ratios):>9.2f}{max(ratios):>8.2f}{med(ours, 'accuracy'):>10.4f}{med(theirs, 'accuracy'):>11.4f}"
+          f"{med(ours, 'peak_rss_mib'):>14.1f}{med(theirs, 'peak_rss_mib'):>15.1f}")
+PY
