@@ -77,6 +77,49 @@ fn matmul(c: &mut Criterion) {
     group.finish();
 }
 
+/// Where a second thread starts to pay: the same products on 1 and 2 threads.
+/// `DEFAULT_PARALLEL_THRESHOLD` in `kernels/gemm.rs` is set from these figures.
+fn parallel_cutoff(c: &mut Criterion) {
+    use autodiff::kernels::gemm::{
+        set_max_threads, set_parallel_threshold, DEFAULT_PARALLEL_THRESHOLD,
+    };
+    let mut group = c.benchmark_group("parallel_cutoff");
+    group.sample_size(20);
+    for &(m, k, n) in &[
+        (128, 784, 128),
+        (256, 784, 256),
+        (128, 784, 1024),
+        (256, 784, 1024),
+        (256, 1024, 1024),
+    ] {
+        let (a, b) = (randn(&[m, k], 1), randn(&[k, n], 2));
+        let mut out = vec![0.0f32; m * n];
+        group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        for threads in [1, 2] {
+            group.bench_with_input(
+                BenchmarkId::new(format!("{threads} thread(s)"), format!("{m}x{k}x{n}")),
+                &(),
+                |bench, _| {
+                    set_max_threads(threads);
+                    set_parallel_threshold(0);
+                    bench.iter(|| {
+                        matmul_into(
+                            MatRef::row_major(a.data(), m, k),
+                            MatRef::row_major(b.data(), k, n),
+                            &mut out,
+                            false,
+                        );
+                        black_box(out[0])
+                    });
+                },
+            );
+        }
+    }
+    set_max_threads(0);
+    set_parallel_threshold(DEFAULT_PARALLEL_THRESHOLD);
+    group.finish();
+}
+
 /// One step of network A written directly on the tape (the nn crate builds the same).
 fn training_step(c: &mut Criterion) {
     let sizes = [784, 16, 16, 10];
@@ -113,5 +156,5 @@ fn training_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matmul, training_step);
+criterion_group!(benches, matmul, parallel_cutoff, training_step);
 criterion_main!(benches);

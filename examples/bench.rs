@@ -68,17 +68,17 @@ fn run(args: Args) -> Result<(), NnError> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
-    autodiff::kernels::gemm::set_max_threads(threads);
+    autodiff::kernels::gemm::with_threads(threads, || train_all(&args, threads))
+}
+
+fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {
     let networks: Vec<Network> = match args.net.as_str() {
         "all" => vec![Network::A, Network::B, Network::C],
         one => vec![one.parse().map_err(NnError::Data)?],
     };
     let data = Mnist::load(args.data_dir.as_deref())?;
-    let dataset_mib =
-        (data.train.images.numel() + data.test.images.numel()) as f64 * 4.0 / (1024.0 * 1024.0);
+    let dataset_mib = ((data.train.len() + data.test.len()) * data.train.features()) as f64 * 4.0
+        / (1024.0 * 1024.0);
     println!(
         "MNIST as f32: {dataset_mib:.1} MiB; {threads} thread(s); {} epoch(s) per network",
         args.epochs

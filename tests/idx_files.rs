@@ -198,10 +198,10 @@ fn any_idx_files_in_the_mnist_layout_load_raw_or_gzipped() {
             (12, 5, 4)
         );
         assert_eq!(m.train.labels[..3], [0, 1, 2]);
-        assert_eq!(m.train.images.data()[1], 37.0 / 255.0);
+        assert_eq!(m.train.images().data()[1], 37.0 / 255.0);
         assert!(m
             .train
-            .images
+            .images()
             .data()
             .iter()
             .all(|&p| (0.0..=1.0).contains(&p)));

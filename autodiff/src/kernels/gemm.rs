@@ -131,3 +131,20 @@ pub fn matmul_into<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T], ac
         )
     }
 }
+
+/// Runs `work` on a pool of `threads` threads (the calling thread waits), with large
+/// products split across them. Running the whole computation inside the pool matters
+/// on small machines: a caller outside it would be one more thread competing for the
+/// cores with the pool's idle workers between products.
+pub fn with_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> R {
+    let threads = threads.max(1);
+    set_max_threads(threads);
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(work),
+        // No pool (threads could not be spawned): run here, single-threaded.
+        Err(_) => {
+            set_max_threads(1);
+            work()
+        }
+    }
+}

@@ -9,7 +9,6 @@
 use super::idx;
 use super::Dataset;
 use crate::error::NnError;
-use autodiff::Tensor;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -169,11 +168,8 @@ pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, NnEr
             images_path.display()
         )));
     }
-    let pixels: Vec<f32> = images.data.iter().map(|&p| f32::from(p) / 255.0).collect();
-    Ok(Dataset {
-        images: Tensor::from_vec(pixels, [n, rows * cols]),
-        labels: labels.data.iter().map(|&l| usize::from(l)).collect(),
-    })
+    let labels = labels.data.iter().map(|&l| usize::from(l)).collect();
+    Ok(Dataset::from_bytes(images.data, rows * cols, labels))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

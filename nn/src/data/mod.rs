@@ -7,11 +7,29 @@ use autodiff::Tensor;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-/// Examples as rows of `images` (`[n, features]`, pixels in [0, 1]) with their labels.
+/// Hints the processor to bring `bytes` into cache; a no-op off x86-64.
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: prefetching is a hint that never faults, and the pointer is in bounds.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
+/// Examples as rows of pixels with their labels. Pixels are kept as bytes (a quarter
+/// of the memory of f32) and become f32 in [0, 1] when a batch is gathered, which also
+/// makes gathering a batch read four times less memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
-    /// `[n, features]`
-    pub images: Tensor<f32>,
+    pixels: Vec<u8>,
+    features: usize,
     /// One class index per row.
     pub labels: Vec<usize>,
 }
@@ -19,13 +37,30 @@ pub struct Dataset {
 /// A minibatch: copied rows and their labels.
 #[derive(Clone, Debug)]
 pub struct Batch {
-    /// `[batch, features]`
+    /// `[batch, features]`, values in [0, 1].
     pub images: Tensor<f32>,
     /// One class index per row.
     pub labels: Vec<usize>,
 }
 
 impl Dataset {
+    /// A dataset of `labels.len()` rows of `features` byte-valued pixels (0-255 maps to
+    /// 0.0-1.0). Panics if the pixel count is not `labels.len() * features`.
+    pub fn from_bytes(pixels: Vec<u8>, features: usize, labels: Vec<usize>) -> Self {
+        assert_eq!(
+            pixels.len(),
+            labels.len() * features,
+            "Dataset: {} pixels do not make {} rows of {features}",
+            pixels.len(),
+            labels.len()
+        );
+        Dataset {
+            pixels,
+            features,
+            labels,
+        }
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -38,7 +73,17 @@ impl Dataset {
 
     /// Values per example (784 for MNIST).
     pub fn features(&self) -> usize {
-        self.images.shape().get(1).copied().unwrap_or(0)
+        self.features
+    }
+
+    /// The raw pixel bytes, row-major.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// Every example as one `[n, features]` f32 tensor.
+    pub fn images(&self) -> Tensor<f32> {
+        self.slice(0, self.len()).images
     }
 
     /// The examples `start..end` as one batch, in order.
@@ -49,11 +94,20 @@ impl Dataset {
 
     /// The examples at `indices`, as one batch.
     pub fn gather(&self, indices: &[usize]) -> Batch {
-        let f = self.features();
-        let src = self.images.data();
+        let f = self.features;
         let mut data = Vec::with_capacity(indices.len() * f);
-        for &i in indices {
-            data.extend_from_slice(&src[i * f..(i + 1) * f]);
+        for (k, &i) in indices.iter().enumerate() {
+            // Rows come in random order, so each is a cache miss: ask for the rows a few
+            // steps ahead while converting this one (measured: gather was 1/3 of an
+            // epoch of network A, memory latency on the first byte of each row).
+            if let Some(&ahead) = indices.get(k + 6) {
+                prefetch(&self.pixels[ahead * f..(ahead + 1) * f]);
+            }
+            data.extend(
+                self.pixels[i * f..(i + 1) * f]
+                    .iter()
+                    .map(|&p| f32::from(p) * (1.0 / 255.0)),
+            );
         }
         Batch {
             images: Tensor::from_vec(data, [indices.len(), f]),
@@ -63,10 +117,11 @@ impl Dataset {
 
     /// The first `n` examples (all of them if there are fewer).
     pub fn take(&self, n: usize) -> Dataset {
-        let b = self.slice(0, n);
+        let n = n.min(self.len());
         Dataset {
-            images: b.images,
-            labels: b.labels,
+            pixels: self.pixels[..n * self.features].to_vec(),
+            features: self.features,
+            labels: self.labels[..n].to_vec(),
         }
     }
 
