@@ -56,7 +56,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args) {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    match autodiff::kernels::gemm::with_threads(threads, || run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -66,14 +69,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), NnError> {
-    if let Some(threads) = args.threads {
-        let threads = threads.max(1);
-        // Ignored if a pool exists already; gemm's own cap is what matters.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global();
-        autodiff::kernels::gemm::set_max_threads(threads);
-    }
     let load_data = || -> Result<Mnist, NnError> {
         let data = Mnist::load(args.data_dir.as_deref())?;
         println!(

@@ -77,6 +77,7 @@ proptest! {
     fn grad_matches_finite_differences_for_random_matmuls(m in 1usize..6, k in 1usize..6, n in 1usize..6, batch in 0usize..3, seed in any::<u64>()) {
         if batch == 0 {
             passes(|_, v| v[0].matmul(v[1]), &[uniform(&[m, k], -1.0, 1.0, seed), uniform(&[k, n], -1.0, 1.0, seed ^ 1)])?;
+            passes(|_, v| v[0].linear(v[1], v[2]), &[uniform(&[m, k], -1.0, 1.0, seed), uniform(&[k, n], -1.0, 1.0, seed ^ 1), uniform(&[n], -1.0, 1.0, seed ^ 3)])?;
         } else {
             passes(|_, v| v[0].matmul(v[1]), &[uniform(&[batch, m, k], -1.0, 1.0, seed), uniform(&[batch, k, n], -1.0, 1.0, seed ^ 1)])?;
             passes(|_, v| v[0].matmul(v[1]), &[uniform(&[batch, m, k], -1.0, 1.0, seed), uniform(&[k, n], -1.0, 1.0, seed ^ 2)])?;

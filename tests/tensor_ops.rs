@@ -129,6 +129,33 @@ fn matmul_passes_gradcheck_in_every_layout() {
 }
 
 #[test]
+fn fused_linear_passes_gradcheck_and_equals_matmul_plus_bias() {
+    let (x, w, b) = (randn(&[5, 4], 1), randn(&[4, 3], 2), randn(&[3], 3));
+    check(
+        "linear",
+        |_, v| v[0].linear(v[1], v[2]).tanh(),
+        vec![x.clone(), w.clone(), b.clone()],
+    );
+    let tape = Tape::<f64>::new();
+    let (xv, wv, bv) = (tape.param(x), tape.param(w), tape.param(b));
+    let fused = xv.linear(wv, bv);
+    let unfused = xv.matmul(wv) + bv;
+    for (p, q) in fused.value().data().iter().zip(unfused.value().data()) {
+        assert!((p - q).abs() < 1e-12);
+    }
+}
+
+#[test]
+#[should_panic(expected = "linear: x [5, 4] w [3, 3] b [3]: expected [n, k] x [k, m] + [m]")]
+fn linear_shape_errors_name_every_operand() {
+    let tape = Tape::<f32>::new();
+    let _ = tape.constant(Tensor::zeros([5, 4])).linear(
+        tape.constant(Tensor::zeros([3, 3])),
+        tape.constant(Tensor::zeros([3])),
+    );
+}
+
+#[test]
 fn matmul_matches_a_naive_product() {
     let (a, b) = (randn(&[7, 13], 1), randn(&[13, 5], 2));
     let tape = Tape::new();

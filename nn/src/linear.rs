@@ -62,7 +62,11 @@ impl Linear {
 
 impl<T: Float> Module<T> for Linear {
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
-        // The bias broadcasts over the batch's rows.
-        x.matmul(params.get(&self.weight)) + params.get(&self.bias)
+        let (w, b) = (params.get(&self.weight), params.get(&self.bias));
+        if x.shape().len() == 2 {
+            x.linear(w, b) // fused: the product accumulates onto the bias rows
+        } else {
+            x.matmul(w) + b // the bias broadcasts over the leading dimensions
+        }
     }
 }

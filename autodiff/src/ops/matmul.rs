@@ -122,7 +122,70 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     smallvec![ga, gb]
 }
 
+/// `x w + b`: the output starts as `b` repeated on every row and the product is
+/// accumulated into it, saving the separate broadcast add (a pass and an allocation).
+fn linear_forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+    let (xs, ws, bs) = (x.shape(), w.shape(), b.shape());
+    let ok = xs.len() == 2 && ws.len() == 2 && xs[1] == ws[0] && bs == [ws[1]];
+    assert!(
+        ok,
+        "linear: x {} w {} b {}: expected [n, k] x [k, m] + [m]",
+        Dims(xs),
+        Dims(ws),
+        Dims(bs)
+    );
+    let (n, k, m) = (xs[0], xs[1], ws[1]);
+    let mut out = Vec::with_capacity(n * m);
+    for _ in 0..n {
+        out.extend_from_slice(b.data());
+    }
+    matmul_into(
+        MatRef::row_major(x.data(), n, k),
+        MatRef::row_major(w.data(), k, m),
+        &mut out,
+        true,
+    );
+    Tensor::from_vec(out, [n, m])
+}
+
+/// dx = G wᵀ, dw = xᵀ G, db = column sums of G.
+pub(crate) fn linear_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let (x, w, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+    let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[1]);
+    let gm = MatRef::row_major(g.data(), n, m);
+    let dx = want(ctx, 0, || {
+        let mut out = vec![T::zero(); n * k];
+        matmul_into(gm, MatRef::row_major(w.data(), k, m).t(), &mut out, false);
+        Tensor::from_vec(out, [n, k])
+    });
+    let dw = want(ctx, 1, || {
+        let mut out = vec![T::zero(); k * m];
+        matmul_into(MatRef::row_major(x.data(), n, k).t(), gm, &mut out, false);
+        Tensor::from_vec(out, [k, m])
+    });
+    let db = want(ctx, 2, || {
+        let mut out = vec![T::zero(); m];
+        for row in g.data().chunks_exact(m.max(1)) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+        Tensor::from_vec(out, [m])
+    });
+    smallvec![dx, dw, db]
+}
+
 impl<'t, T: Float> Var<'t, T> {
+    /// The affine map of a fully connected layer, `x w + b` for `x: [n, k]`,
+    /// `w: [k, m]`, `b: [m]`, as one fused op (same values as `x.matmul(w) + b`).
+    pub fn linear(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
+        self.same_tape(&w);
+        self.same_tape(&b);
+        self.tape.record(&[self, w, b], |v, _| {
+            (linear_forward(v[0], v[1], v[2]), Op::Linear)
+        })
+    }
+
     /// Matrix product: `[m, k] x [k, n] -> [m, n]`; batched `[b, m, k] x [b, k, n]`;
     /// or a batch against one matrix, `[b, m, k] x [k, n] -> [b, m, n]`.
     ///

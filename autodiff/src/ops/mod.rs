@@ -36,6 +36,7 @@ pub(crate) enum Op<T: Float> {
     Unary(UnaryOp<T>),
     Binary(BinaryOp),
     MatMul,
+    Linear,
     Sum {
         reduced: SmallVec<[bool; 4]>,
     },
@@ -77,6 +78,7 @@ impl<T: Float> Op<T> {
             Op::Unary(u) => u.name(),
             Op::Binary(b) => b.name().into(),
             Op::MatMul => "matmul".into(),
+            Op::Linear => "linear".into(),
             Op::Sum { .. } => "sum".into(),
             Op::Mean { .. } => "mean".into(),
             Op::Max { .. } => "max".into(),
@@ -99,6 +101,7 @@ impl<T: Float> Op<T> {
             Op::Unary(u) => elementwise::unary_vjp(*u, ctx),
             Op::Binary(b) => elementwise::binary_vjp(*b, ctx),
             Op::MatMul => matmul::vjp(ctx),
+            Op::Linear => matmul::linear_vjp(ctx),
             Op::Sum { reduced } => reduce::sum_vjp(reduced, None, ctx),
             Op::Mean { reduced, count } => reduce::sum_vjp(reduced, Some(*count), ctx),
             Op::Max { argmax } => reduce::max_vjp(argmax, ctx),
