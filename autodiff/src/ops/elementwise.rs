@@ -52,7 +52,7 @@ impl<T: Float> UnaryOp<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn f(self, x: T) -> T {
         match self {
             UnaryOp::Neg => -x,
@@ -74,7 +74,7 @@ impl<T: Float> UnaryOp<T> {
     }
 
     /// dy/dx at input `x` with output `y = f(x)`.
-    #[inline]
+    #[inline(always)]
     fn df(self, x: T, y: T) -> T {
         let one = T::one();
         let two = one + one;
@@ -112,14 +112,89 @@ impl<T: Float> UnaryOp<T> {
     }
 }
 
+/// Runs `$body` with `$o` bound to a copy of `$op` in an arm of its own variant, so
+/// that after inlining `$o.f` / `$o.df` are straight-line code inside the loop instead
+/// of a `match` per element.
+macro_rules! per_op {
+    ($op:expr, |$o:ident| $body:expr) => {
+        match $op {
+            UnaryOp::Neg => {
+                let $o = UnaryOp::Neg;
+                $body
+            }
+            UnaryOp::Exp => {
+                let $o = UnaryOp::Exp;
+                $body
+            }
+            UnaryOp::Ln => {
+                let $o = UnaryOp::Ln;
+                $body
+            }
+            UnaryOp::Sqrt => {
+                let $o = UnaryOp::Sqrt;
+                $body
+            }
+            UnaryOp::Square => {
+                let $o = UnaryOp::Square;
+                $body
+            }
+            UnaryOp::Sigmoid => {
+                let $o = UnaryOp::Sigmoid;
+                $body
+            }
+            UnaryOp::Tanh => {
+                let $o = UnaryOp::Tanh;
+                $body
+            }
+            UnaryOp::Relu => {
+                let $o = UnaryOp::Relu;
+                $body
+            }
+            UnaryOp::Abs => {
+                let $o = UnaryOp::Abs;
+                $body
+            }
+            UnaryOp::Softplus => {
+                let $o = UnaryOp::Softplus;
+                $body
+            }
+            UnaryOp::Powf(p) => {
+                let $o = UnaryOp::Powf(p);
+                $body
+            }
+            UnaryOp::AddScalar(c) => {
+                let $o = UnaryOp::AddScalar(c);
+                $body
+            }
+            UnaryOp::MulScalar(c) => {
+                let $o = UnaryOp::MulScalar(c);
+                $body
+            }
+            UnaryOp::SubFrom(c) => {
+                let $o = UnaryOp::SubFrom(c);
+                $body
+            }
+            UnaryOp::DivInto(c) => {
+                let $o = UnaryOp::DivInto(c);
+                $body
+            }
+        }
+    };
+}
+
+fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
+    let data: Vec<T> = per_op!(op, |o| x.data().iter().map(|&v| o.f(v)).collect());
+    Tensor::from_vec(data, x.shape())
+}
+
 pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     let (x, y, g) = (ctx.inputs[0].data(), ctx.output.data(), ctx.grad.data());
-    let data = x
+    let data: Vec<T> = per_op!(op, |o| x
         .iter()
         .zip(y)
         .zip(g)
-        .map(|((&x, &y), &g)| g * op.df(x, y))
-        .collect();
+        .map(|((&x, &y), &g)| g * o.df(x, y))
+        .collect());
     smallvec![Some(Tensor::from_vec(data, ctx.inputs[0].shape()))]
 }
 
@@ -179,7 +254,7 @@ pub(crate) fn binary_vjp<T: Float>(op: BinaryOp, ctx: &VjpContext<'_, T>) -> Inp
 impl<'t, T: Float> Var<'t, T> {
     fn unary(self, op: UnaryOp<T>) -> Var<'t, T> {
         self.tape
-            .record(&[self], |x, _| (x[0].map(|v| op.f(v)), Op::Unary(op)))
+            .record(&[self], |x, _| (unary_forward(op, x[0]), Op::Unary(op)))
     }
 
     fn binary(self, other: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
