@@ -260,6 +260,11 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             T::from_f64(self.weight_decay),
         );
         let one = T::one();
+        let (l2, shrink) = if self.decoupled {
+            (T::zero(), one - lr * wd)
+        } else {
+            (wd, one)
+        };
         for (name, p) in params.iter_mut() {
             let g = grads.get(name).expect("checked above");
             let m = self
@@ -277,12 +282,10 @@ impl<T: Float> Optimizer<T> for Adam<T> {
                 .zip(m.data_mut())
                 .zip(v.data_mut())
             {
-                let d = if self.decoupled {
-                    *w -= lr * wd * *w;
-                    d
-                } else {
-                    d + wd * *w
-                };
+                // Branch-free so the loop vectorizes: AdamW shrinks the weight, Adam adds
+                // the decay to the gradient.
+                let d = d + l2 * *w;
+                *w *= shrink;
                 *m = b1 * *m + (one - b1) * d;
                 *v = b2 * *v + (one - b2) * d * d;
                 *w -= lr * (*m * c1) / ((*v * c2).sqrt() + eps);
