@@ -71,9 +71,20 @@ pub(crate) fn broadcast_to<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tensor<T
         return x.clone();
     }
     let src = x.data();
-    let data = BroadcastOffsets::new(shape, x.shape())
-        .map(|i| src[i])
-        .collect();
+    let n = numel(shape);
+    let data: Vec<T> = if src.len() == 1 {
+        vec![src[0]; n]
+    } else if is_suffix(x.shape(), shape) {
+        let mut data = Vec::with_capacity(n);
+        for _ in 0..n / src.len() {
+            data.extend_from_slice(src);
+        }
+        data
+    } else {
+        BroadcastOffsets::new(shape, x.shape())
+            .map(|i| src[i])
+            .collect()
+    };
     Tensor::from_parts(shape.into(), data)
 }
 
