@@ -34,6 +34,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod error;
 mod float;
 mod grad;
 mod gradcheck;
@@ -44,6 +45,7 @@ mod shape;
 mod tape;
 mod tensor;
 
+pub use error::Error;
 pub use float::{sigmoid, softplus, Float};
 pub use grad::Gradients;
 pub use gradcheck::{

@@ -27,6 +27,10 @@ impl Linear {
         init: Init,
         rng: &mut R,
     ) -> Self {
+        assert!(
+            in_features > 0 && out_features > 0,
+            "Linear {prefix}: sizes must be positive, got {in_features} x {out_features}"
+        );
         let weight = format!("{prefix}.weight");
         let bias = format!("{prefix}.bias");
         store.insert(weight.clone(), init.weight(in_features, out_features, rng));

@@ -92,16 +92,18 @@ impl Trainer {
                 let cost = self.cost.cost(out, &batch.labels);
                 let value = cost.item() as f64;
                 let gradients = value.is_finite().then(|| cost.backward());
-                if !value.is_finite() || tape.anomaly().is_some() {
-                    let anomaly = tape.anomaly().or_else(|| self.diagnose(&batch));
-                    return Err(NnError::Diverged {
-                        epoch: self.epoch + 1,
-                        batch: i + 1,
-                        cost: value,
-                        anomaly: anomaly.map(|a| self.describe(&a)),
-                    });
-                }
-                let gradients = gradients.expect("computed for a finite cost");
+                let gradients = match gradients {
+                    Some(g) if tape.anomaly().is_none() => g,
+                    _ => {
+                        let anomaly = tape.anomaly().or_else(|| self.diagnose(&batch));
+                        return Err(NnError::Diverged {
+                            epoch: self.epoch + 1,
+                            batch: i + 1,
+                            cost: value,
+                            anomaly: anomaly.map(|a| self.describe(&a)),
+                        });
+                    }
+                };
                 (value, bound.grads(gradients)?)
             };
             self.optimizer.step(self.model.params_mut(), &grads)?;

@@ -1,0 +1,100 @@
+//! Exact resume across processes: train, checkpoint, and let a *new process* load the
+//! checkpoint and finish; its parameters must be bit-identical to an uninterrupted run
+//! (single-threaded, so no reduction order can differ). The child is this same test
+//! binary, re-run on the ignored helper test below.
+
+use nn::{Checkpoint, Mnist, Network, Trainer};
+use std::path::Path;
+use std::process::Command;
+
+const CHILD_ENV: &str = "BACKPROP_RESUME_CHILD";
+
+fn load_data() -> Mnist {
+    match Mnist::load(None) {
+        Ok(m) => m,
+        Err(e) => panic!("MNIST is needed for this test: {e}"),
+    }
+}
+
+/// The child: resumes `<checkpoint>` to `<epochs>` epochs and saves to `<out>`.
+#[test]
+#[ignore = "helper run as a child process by resume_in_a_new_process_is_bit_identical"]
+fn child_resumes_training() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let (checkpoint, epochs, out) = (
+        Path::new(parts[0]),
+        parts[1].parse::<usize>().expect("epochs"),
+        Path::new(parts[2]),
+    );
+    autodiff::kernels::gemm::set_max_threads(1);
+    let data = load_data();
+    let train = match std::env::var("BACKPROP_RESUME_SUBSET")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        Some(n) => data.train.take(n),
+        None => data.train,
+    };
+    let mut trainer =
+        Trainer::from_checkpoint(Checkpoint::load(checkpoint).expect("load"), checkpoint)
+            .expect("resume");
+    while trainer.epoch < epochs {
+        trainer.train_epoch(&train, |_, _, _| {}).expect("training");
+    }
+    trainer.checkpoint().save(out).expect("save");
+}
+
+#[test]
+fn resume_in_a_new_process_is_bit_identical_to_an_uninterrupted_run() {
+    autodiff::kernels::gemm::set_max_threads(1);
+    let data = load_data();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // B trains on a fifth of the data to keep the suite quick; A on all of it.
+    for (network, train) in [
+        (Network::A, data.train.clone()),
+        (Network::B, data.train.take(12_000)),
+    ] {
+        let mut trainer = Trainer::new(network.recipe(), 21);
+        for _ in 0..3 {
+            trainer.train_epoch(&train, |_, _, _| {}).expect("training");
+        }
+        let checkpoint = dir.path().join(format!("{network}-3.safetensors"));
+        trainer.checkpoint().save(&checkpoint).expect("save");
+        for _ in 0..2 {
+            trainer.train_epoch(&train, |_, _, _| {}).expect("training");
+        }
+        let out = dir.path().join(format!("{network}-5.safetensors"));
+        // The child trains on the same rows: for B it takes the same first 12,000.
+        let spec = format!("{}|5|{}", checkpoint.display(), out.display());
+        let status = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "child_resumes_training",
+                "--exact",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &spec)
+            .env(
+                "BACKPROP_RESUME_SUBSET",
+                if network == Network::B { "12000" } else { "" },
+            )
+            .status()
+            .expect("spawn the child process");
+        assert!(status.success(), "the child process failed: {status}");
+        let resumed = Checkpoint::<f32>::load(&out).expect("child's checkpoint");
+        assert_eq!(
+            &resumed.params,
+            trainer.model.params(),
+            "network {network}: parameters differ after resuming"
+        );
+        assert_eq!(
+            resumed.optimizer.as_ref(),
+            Some(&trainer.optimizer.state()),
+            "network {network}: optimizer state differs"
+        );
+        assert_eq!(resumed.info.get("epoch").map(String::as_str), Some("5"));
+    }
+}
