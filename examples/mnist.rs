@@ -149,7 +149,7 @@ fn run(args: Args) -> Result<(), NnError> {
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
-    let mut accuracy = 0.0;
+    let (mut costs, mut accuracies) = (Vec::new(), Vec::new());
     while trainer.epoch < epochs {
         let bar = ProgressBar::new(data.train.num_batches(trainer.recipe.batch) as u64)
             .with_style(style.clone());
@@ -165,7 +165,8 @@ fn run(args: Args) -> Result<(), NnError> {
         let stats = stats?;
         let seconds = start.elapsed().as_secs_f64();
         let (acc, _) = trainer.evaluate(&data.test);
-        accuracy = acc;
+        costs.push(stats.mean_cost);
+        accuracies.push(acc);
         println!(
             "epoch {:>3}  cost {:.5}  test accuracy {:6.2}%  {:.2}s",
             stats.epoch,
@@ -174,10 +175,7 @@ fn run(args: Args) -> Result<(), NnError> {
             seconds
         );
     }
-    let (acc, confusion) = trainer.evaluate(&data.test);
-    if trainer.epoch == 0 || accuracy == 0.0 {
-        accuracy = acc;
-    }
+    let (accuracy, confusion) = trainer.evaluate(&data.test);
     println!(
         "\nfinal test accuracy {:.2}% after {} epochs",
         accuracy * 100.0,
@@ -186,5 +184,69 @@ fn run(args: Args) -> Result<(), NnError> {
     println!("confusion matrix (rows: true digit, columns: predicted)\n{confusion}");
     trainer.checkpoint().save(&save)?;
     println!("checkpoint written to {}", save.display());
+    match write_pictures(&trainer, &data, &save, &costs, &accuracies, &confusion) {
+        Ok(paths) => println!("pictures written: {}", paths.join(", ")),
+        // The checkpoint is what matters; a picture that fails is reported, not fatal.
+        Err(e) => eprintln!("warning: could not write the pictures: {e}"),
+    }
     Ok(())
+}
+
+/// Writes, beside the checkpoint: the first layer's weights as 28x28 tiles, the
+/// training curve, the confusion matrix and a grid of misclassified test digits.
+fn write_pictures(
+    trainer: &Trainer,
+    data: &Mnist,
+    checkpoint: &std::path::Path,
+    costs: &[f64],
+    accuracies: &[f64],
+    confusion: &nn::ConfusionMatrix,
+) -> Result<Vec<String>, backprop::pictures::PictureError> {
+    use backprop::pictures;
+    let stem = checkpoint
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mnist".into());
+    let dir = checkpoint
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let path = |suffix: &str| dir.join(format!("{stem}-{suffix}"));
+    let mut written = Vec::new();
+    if let Some(w) = trainer.model.params().get("layers.0.weight") {
+        if w.shape()[0] == 784 {
+            let p = path("weights.png");
+            pictures::weight_tiles(&p, w, 4)?;
+            written.push(p.display().to_string());
+        }
+    }
+    if !costs.is_empty() {
+        let p = path("training.svg");
+        pictures::training_curve(&p, costs, accuracies)?;
+        written.push(p.display().to_string());
+    }
+    let p = path("confusion.svg");
+    pictures::confusion_matrix(&p, confusion)?;
+    written.push(p.display().to_string());
+    let mut wrong = Vec::new();
+    let mut start = 0;
+    while wrong.len() < 24 && start < data.test.len() {
+        let batch = data.test.slice(start, start + 1000);
+        let predicted = nn::metrics::argmax_rows(&trainer.model.predict(&batch.images));
+        let features = data.test.features();
+        for (k, (&p, &t)) in predicted.iter().zip(&batch.labels).enumerate() {
+            if p != t && wrong.len() < 24 {
+                wrong.push((
+                    batch.images.data()[k * features..(k + 1) * features].to_vec(),
+                    p,
+                    t,
+                ));
+            }
+        }
+        start += 1000;
+    }
+    let p = path("misclassified.svg");
+    pictures::misclassified(&p, &wrong, 8)?;
+    written.push(p.display().to_string());
+    Ok(written)
 }

@@ -4,5 +4,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod pictures;
+
 pub use autodiff;
 pub use nn;

@@ -478,6 +478,21 @@ fn backward_with_seeds_a_vector_jacobian_product() {
 }
 
 #[test]
+fn retained_intermediate_gradients_match_the_chain_rule() {
+    let tape = Tape::<f64>::new();
+    let x = tape.param(Tensor::from_vec(vec![0.5, -1.0], [2]));
+    let h = x * 3.0;
+    h.retain_grad();
+    let y = h.square().sum(); // dy/dh = 2h, dy/dx = 6h
+    let g = y.backward();
+    assert_eq!(g[h].data(), &[3.0, -6.0]);
+    assert_eq!(g[x].data(), &[9.0, -18.0]);
+    // Without retain_grad the intermediate gradient is freed.
+    let h2 = x * 2.0;
+    assert!(h2.sum().backward().get(h2).is_none());
+}
+
+#[test]
 fn detach_stops_gradients() {
     let tape = Tape::<f64>::new();
     let x = tape.param(Tensor::from_vec(vec![3.0], [1]));

@@ -6,8 +6,8 @@ use crate::tensor::Tensor;
 
 /// The gradients of one backward pass, indexed by the [`Var`] of each parameter.
 ///
-/// Only leaves recorded with [`crate::Tape::param`] keep a gradient; intermediate
-/// gradients are freed during the sweep.
+/// Only leaves recorded with [`crate::Tape::param`] keep a gradient, and values marked
+/// with [`Var::retain_grad`]; other intermediate gradients are freed during the sweep.
 pub struct Gradients<T: Float = f32> {
     tape_id: u64,
     grads: Vec<Option<Tensor<T>>>,

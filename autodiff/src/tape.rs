@@ -26,6 +26,8 @@ pub(crate) struct Node<T: Float> {
     pub(crate) inputs: SmallVec<[NodeId; 2]>,
     pub(crate) value: Tensor<T>,
     pub(crate) requires_grad: bool,
+    /// Keep this node's gradient after backward (see [`Var::retain_grad`]).
+    pub(crate) retain_grad: bool,
 }
 
 /// Records tensor operations so that [`Var::backward`] can replay the chain rule.
@@ -293,6 +295,7 @@ impl<T: Float> Tape<T> {
             inputs,
             value,
             requires_grad,
+            retain_grad: false,
         });
         Var { tape: self, id }
     }
@@ -345,10 +348,14 @@ impl<T: Float> Tape<T> {
             if matches!(node.op, Op::Leaf) {
                 continue; // leaves keep their gradient: it is the result
             }
-            // Taking the adjoint frees an intermediate gradient as soon as it is used.
+            // Taking the adjoint frees an intermediate gradient as soon as it is used,
+            // unless the caller asked to keep it.
             let Some(grad) = adjoints[i].take() else {
                 continue;
             };
+            if node.retain_grad {
+                adjoints[i] = Some(grad.clone()); // shares storage: no copy
+            }
             let wants: SmallVec<[bool; 2]> = node
                 .inputs
                 .iter()
@@ -450,6 +457,14 @@ impl<'t, T: Float> Var<'t, T> {
     /// computes the vector-Jacobian product `seedᵀ J` for every parameter.
     pub fn backward_with(&self, seed: Tensor<T>) -> Gradients<T> {
         self.tape.backward_from(self.id, seed)
+    }
+
+    /// Keeps this intermediate value's gradient in the [`Gradients`] that `backward`
+    /// returns (normally only parameters keep theirs). This is how to read "the desired
+    /// nudge" `dC/da` of a hidden activation. Only values that depend on a parameter
+    /// have a gradient.
+    pub fn retain_grad(&self) {
+        self.tape.nodes.borrow_mut()[self.id as usize].retain_grad = true;
     }
 
     /// The same value as a constant: gradients do not flow through it.

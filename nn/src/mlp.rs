@@ -69,6 +69,18 @@ impl<T: Float> Mlp<T> {
         &self.sizes
     }
 
+    /// Every layer's activations for `x` (after its activation function), first hidden
+    /// layer first and the output last: the values the video draws as glowing neurons.
+    pub fn activations<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Vec<Var<'t, T>> {
+        // The chain alternates Linear and activation layers.
+        self.net
+            .forward_each(params, x)
+            .into_iter()
+            .skip(1)
+            .step_by(2)
+            .collect()
+    }
+
     /// The network's outputs for a batch `[n, inputs]`, computed on a tape that records
     /// no gradient state.
     pub fn predict(&self, x: &Tensor<T>) -> Tensor<T> {

@@ -28,6 +28,17 @@ impl<T: Float> Sequential<T> {
         self.layers.push(Box::new(layer));
     }
 
+    /// The output of every layer in turn (the last is the chain's output).
+    pub fn forward_each<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Vec<Var<'t, T>> {
+        let mut outputs = Vec::with_capacity(self.layers.len());
+        let mut h = x;
+        for layer in &self.layers {
+            h = layer.forward(params, h);
+            outputs.push(h);
+        }
+        outputs
+    }
+
     /// Number of layers.
     pub fn len(&self) -> usize {
         self.layers.len()
