@@ -4,6 +4,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod draw;
 pub mod pictures;
 
 pub use autodiff;

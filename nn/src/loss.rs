@@ -4,7 +4,7 @@
 use autodiff::{Float, Tensor, Var};
 
 /// A cost of a batch of network outputs against class labels.
-pub trait Cost<T: Float = f32> {
+pub trait Cost<T: Float = f32>: Send + Sync {
     /// The mean cost over the batch, as a one-element expression.
     fn cost<'t>(&self, output: Var<'t, T>, labels: &[usize]) -> Var<'t, T>;
 

@@ -6,7 +6,7 @@ use crate::params::Bound;
 use autodiff::{Float, Var};
 
 /// A differentiable function of its input and some named parameters.
-pub trait Module<T: Float = f32> {
+pub trait Module<T: Float = f32>: Send + Sync {
     /// Builds this layer's expression on `x`'s tape.
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T>;
 }

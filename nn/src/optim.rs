@@ -22,7 +22,7 @@ pub struct OptimizerState<T: Float = f32> {
 }
 
 /// Updates parameters from their gradients.
-pub trait Optimizer<T: Float = f32> {
+pub trait Optimizer<T: Float = f32>: Send + Sync {
     /// One update. Every parameter must have a gradient and vice versa.
     fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError>;
     /// A copy of the state, for checkpoints.
