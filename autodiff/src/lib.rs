@@ -51,6 +51,7 @@ pub use grad::Gradients;
 pub use gradcheck::{
     gradcheck, gradcheck_scalar, GradcheckError, GradcheckOptions, Location, Report,
 };
+pub use kernels::conv::Conv2dOptions;
 pub use ops::CustomOp;
 pub use shape::{broadcast_shapes, Shape, ShapeError};
 pub use tape::{Anomaly, NodeId, Phase, Tape, Var};

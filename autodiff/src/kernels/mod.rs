@@ -1,6 +1,7 @@
 //! The raw numeric loops and GEMM calls. Nothing here knows about the tape.
 
 pub(crate) mod broadcast;
+pub mod conv;
 pub mod gemm;
 pub(crate) mod permute;
 pub(crate) mod reduce;

@@ -2,6 +2,7 @@
 //! computation (a method on [`Var`](crate::Var)) and its vector-Jacobian product;
 //! this file holds the op enum and the single backward dispatch.
 
+pub(crate) mod conv;
 pub(crate) mod custom;
 pub(crate) mod elementwise;
 pub(crate) mod matmul;
@@ -67,6 +68,11 @@ pub(crate) enum Op<T: Float> {
         targets: Vec<usize>,
         probs: Tensor<T>,
     },
+    Conv2d(crate::kernels::conv::Geometry),
+    MaxPool2d {
+        argmax: Vec<usize>,
+    },
+    AvgPool2d(crate::kernels::conv::Pool),
     Custom(Box<dyn CustomOp<T>>),
 }
 
@@ -90,6 +96,9 @@ impl<T: Float> Op<T> {
             Op::Softmax { axis } => format!("softmax(axis {axis})"),
             Op::LogSoftmax { axis } => format!("log_softmax(axis {axis})"),
             Op::CrossEntropy { .. } => "cross_entropy".into(),
+            Op::Conv2d(_) => "conv2d".into(),
+            Op::MaxPool2d { .. } => "max_pool2d".into(),
+            Op::AvgPool2d(_) => "avg_pool2d".into(),
             Op::Custom(c) => c.name().into(),
         }
     }
@@ -113,6 +122,9 @@ impl<T: Float> Op<T> {
             Op::Softmax { axis } => nn_ops::softmax_vjp(*axis, ctx),
             Op::LogSoftmax { axis } => nn_ops::log_softmax_vjp(*axis, ctx),
             Op::CrossEntropy { targets, probs } => nn_ops::cross_entropy_vjp(targets, probs, ctx),
+            Op::Conv2d(g) => conv::conv2d_vjp(g, ctx),
+            Op::MaxPool2d { argmax } => conv::max_pool_vjp(argmax, ctx),
+            Op::AvgPool2d(p) => conv::avg_pool_vjp(p, ctx),
             Op::Custom(c) => custom::vjp(c.as_ref(), ctx),
         }
     }

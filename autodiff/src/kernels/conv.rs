@@ -1,0 +1,316 @@
+//! 2-D convolution as im2col + GEMM, and pooling windows, on NCHW data. Images are
+//! processed in parallel (rayon) in a fixed partition, so results do not depend on
+//! the number of threads.
+
+use crate::float::Float;
+use crate::kernels::gemm::{matmul_into, MatRef};
+use rayon::prelude::*;
+
+/// Stride, zero padding, dilation (each per (height, width)) and channel groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Zeros added on each side.
+    pub padding: [usize; 2],
+    /// Spacing between kernel taps.
+    pub dilation: [usize; 2],
+    /// Channel groups: input and output channels split into this many independent convolutions.
+    pub groups: usize,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dOptions {
+    /// Same stride and padding in both directions.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Conv2dOptions {
+            stride: [stride, stride],
+            padding: [padding, padding],
+            ..Self::default()
+        }
+    }
+}
+
+/// Output length along one axis, or `None` when the (dilated) kernel does not fit.
+pub(crate) fn out_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Option<usize> {
+    let span = dilation * (kernel.max(1) - 1) + 1;
+    let padded = input + 2 * padding;
+    (padded >= span && stride > 0).then(|| (padded - span) / stride + 1)
+}
+
+/// The geometry of one convolution.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub opts: Conv2dOptions,
+}
+
+impl Geometry {
+    fn group_channels(&self) -> usize {
+        self.c / self.opts.groups
+    }
+    fn group_outputs(&self) -> usize {
+        self.o / self.opts.groups
+    }
+    /// Rows of the im2col matrix of one group: channels x kernel taps.
+    fn k(&self) -> usize {
+        self.group_channels() * self.kh * self.kw
+    }
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+/// Fills `cols` ([k, oh*ow]) with the input windows of channels `c0..c0+cg` of one image.
+fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T]) {
+    let [sh, sw] = g.opts.stride;
+    let [ph, pw] = g.opts.padding;
+    let [dh, dw] = g.opts.dilation;
+    let p = g.p();
+    let mut row = 0;
+    for c in c0..c0 + g.group_channels() {
+        let plane = &image[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let dst = &mut cols[row * p..(row + 1) * p];
+                for y in 0..g.oh {
+                    let iy = (y * sh + i * dh) as isize - ph as isize;
+                    let out = &mut dst[y * g.ow..(y + 1) * g.ow];
+                    if iy < 0 || iy >= g.h as isize {
+                        out.fill(T::zero());
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    for (x, o) in out.iter_mut().enumerate() {
+                        let ix = (x * sw + j * dw) as isize - pw as isize;
+                        *o = if ix >= 0 && ix < g.w as isize {
+                            src[ix as usize]
+                        } else {
+                            T::zero()
+                        };
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each column entry back to the pixel it came from.
+fn col2im_add<T: Float>(g: &Geometry, cols: &[T], c0: usize, image: &mut [T]) {
+    let [sh, sw] = g.opts.stride;
+    let [ph, pw] = g.opts.padding;
+    let [dh, dw] = g.opts.dilation;
+    let p = g.p();
+    let mut row = 0;
+    for c in c0..c0 + g.group_channels() {
+        let plane = &mut image[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let src = &cols[row * p..(row + 1) * p];
+                for y in 0..g.oh {
+                    let iy = (y * sh + i * dh) as isize - ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    for x in 0..g.ow {
+                        let ix = (x * sw + j * dw) as isize - pw as isize;
+                        if ix >= 0 && ix < g.w as isize {
+                            dst[ix as usize] += src[y * g.ow + x];
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Images per parallel task: a fixed partition, independent of the thread count.
+const PARTS: usize = 8;
+
+fn chunk(n: usize) -> usize {
+    n.div_ceil(PARTS).max(1)
+}
+
+/// y[n, o] = sum over the group's channels and taps of w[o] * window.
+pub(crate) fn conv2d_forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+    let (k, p, og, chw) = (g.k(), g.p(), g.group_outputs(), g.c * g.h * g.w);
+    let mut out = vec![T::zero(); g.n * g.o * p];
+    let per = chunk(g.n);
+    out.par_chunks_mut(per * g.o * p)
+        .enumerate()
+        .for_each(|(part, out_part)| {
+            let mut cols = vec![T::zero(); k * p];
+            for (local, out_n) in out_part.chunks_mut(g.o * p).enumerate() {
+                let n = part * per + local;
+                let image = &x[n * chw..(n + 1) * chw];
+                for grp in 0..g.opts.groups {
+                    im2col(g, image, grp * g.group_channels(), &mut cols);
+                    let wg = MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k);
+                    matmul_into(
+                        wg,
+                        MatRef::row_major(&cols, k, p),
+                        &mut out_n[grp * og * p..(grp + 1) * og * p],
+                        false,
+                    );
+                }
+            }
+        });
+    out
+}
+
+/// dx: for each image, Wᵀ dy scattered back through col2im.
+pub(crate) fn conv2d_grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
+    let (k, p, og, chw) = (g.k(), g.p(), g.group_outputs(), g.c * g.h * g.w);
+    let mut dx = vec![T::zero(); g.n * chw];
+    let per = chunk(g.n);
+    dx.par_chunks_mut(per * chw)
+        .enumerate()
+        .for_each(|(part, dx_part)| {
+            let mut cols = vec![T::zero(); k * p];
+            for (local, dx_n) in dx_part.chunks_mut(chw).enumerate() {
+                let n = part * per + local;
+                let dy_n = &dy[n * g.o * p..(n + 1) * g.o * p];
+                for grp in 0..g.opts.groups {
+                    let wg = MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k);
+                    let dyg = MatRef::row_major(&dy_n[grp * og * p..(grp + 1) * og * p], og, p);
+                    matmul_into(wg.t(), dyg, &mut cols, false);
+                    col2im_add(g, &cols, grp * g.group_channels(), dx_n);
+                }
+            }
+        });
+    dx
+}
+
+/// dw = sum over images of dy cols(x)ᵀ, summed per part and then across parts in order.
+pub(crate) fn conv2d_grad_weight<T: Float>(g: &Geometry, dy: &[T], x: &[T]) -> Vec<T> {
+    let (k, p, og, chw) = (g.k(), g.p(), g.group_outputs(), g.c * g.h * g.w);
+    let per = chunk(g.n);
+    let parts: Vec<Vec<T>> = (0..g.n.div_ceil(per))
+        .into_par_iter()
+        .map(|part| {
+            let mut dw = vec![T::zero(); g.o * k];
+            let mut cols = vec![T::zero(); k * p];
+            for n in part * per..((part + 1) * per).min(g.n) {
+                let image = &x[n * chw..(n + 1) * chw];
+                let dy_n = &dy[n * g.o * p..(n + 1) * g.o * p];
+                for grp in 0..g.opts.groups {
+                    im2col(g, image, grp * g.group_channels(), &mut cols);
+                    let dyg = MatRef::row_major(&dy_n[grp * og * p..(grp + 1) * og * p], og, p);
+                    matmul_into(
+                        dyg,
+                        MatRef::row_major(&cols, k, p).t(),
+                        &mut dw[grp * og * k..(grp + 1) * og * k],
+                        true,
+                    );
+                }
+            }
+            dw
+        })
+        .collect();
+    let mut total = vec![T::zero(); g.o * k];
+    for part in parts {
+        for (t, v) in total.iter_mut().zip(part) {
+            *t += v;
+        }
+    }
+    total
+}
+
+/// Pooling geometry over the last two axes of an `[n, c, h, w]` tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pool {
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Pool {
+    /// Visits each window: `f(output index, input offsets in the window (in bounds only))`.
+    fn windows(&self, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>)) {
+        for plane in 0..self.planes {
+            for y in 0..self.oh {
+                for x in 0..self.ow {
+                    let out = (plane * self.oh + y) * self.ow + x;
+                    let y0 = (y * self.stride[0]) as isize - self.padding[0] as isize;
+                    let x0 = (x * self.stride[1]) as isize - self.padding[1] as isize;
+                    let (h, w, kernel) = (self.h as isize, self.w as isize, self.kernel);
+                    let mut cells = (0..kernel[0] as isize)
+                        .flat_map(move |i| (0..kernel[1] as isize).map(move |j| (y0 + i, x0 + j)))
+                        .filter(move |&(iy, ix)| iy >= 0 && iy < h && ix >= 0 && ix < w)
+                        .map(move |(iy, ix)| (plane * self.h + iy as usize) * self.w + ix as usize);
+                    f(out, &mut cells);
+                }
+            }
+        }
+    }
+}
+
+/// Max over each window, with the flat index of its first maximum (ties go to the
+/// first, so gradients are deterministic). Padding never wins.
+pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<usize>) {
+    let mut out = vec![T::neg_infinity(); p.planes * p.oh * p.ow];
+    let mut arg = vec![usize::MAX; out.len()];
+    p.windows(|o, cells| {
+        for i in cells {
+            if arg[o] == usize::MAX || x[i] > out[o] || (x[i].is_nan() && !out[o].is_nan()) {
+                out[o] = x[i];
+                arg[o] = i;
+            }
+        }
+    });
+    (out, arg)
+}
+
+/// Mean over each window, counting padded cells as zeros (PyTorch's default).
+pub(crate) fn avg_pool<T: Float>(p: &Pool, x: &[T]) -> Vec<T> {
+    let scale = T::one() / T::from_usize(p.kernel[0] * p.kernel[1]);
+    let mut out = vec![T::zero(); p.planes * p.oh * p.ow];
+    p.windows(|o, cells| {
+        out[o] = cells.map(|i| x[i]).sum::<T>() * scale;
+    });
+    out
+}
+
+/// The adjoint of [`avg_pool`].
+pub(crate) fn avg_pool_grad<T: Float>(p: &Pool, dy: &[T]) -> Vec<T> {
+    let scale = T::one() / T::from_usize(p.kernel[0] * p.kernel[1]);
+    let mut dx = vec![T::zero(); p.planes * p.h * p.w];
+    p.windows(|o, cells| {
+        for i in cells {
+            dx[i] += dy[o] * scale;
+        }
+    });
+    dx
+}

@@ -1,0 +1,162 @@
+//! Convolution and pooling over NCHW tensors, each forward beside its vjp. The
+//! arithmetic lives in `kernels/conv.rs` (im2col + GEMM).
+
+use super::{want, InputGrads, Op, VjpContext};
+use crate::float::Float;
+use crate::kernels::conv::{self, out_len, Conv2dOptions, Geometry, Pool};
+use crate::shape::Dims;
+use crate::tape::Var;
+use crate::tensor::Tensor;
+use smallvec::smallvec;
+
+fn geometry(x: &[usize], w: &[usize], opts: Conv2dOptions) -> Geometry {
+    let fail = |why: String| -> ! { panic!("conv2d: input {} weight {}: {why}", Dims(x), Dims(w)) };
+    if x.len() != 4 || w.len() != 4 {
+        fail("expected input [n, c, h, w] and weight [out, c/groups, kh, kw]".into());
+    }
+    let g = opts.groups;
+    if g == 0 || x[1] % g != 0 || w[0] % g != 0 || w[1] * g != x[1] {
+        fail(format!(
+            "{g} groups need channels divisible by groups and weight [out, {}/{g}, ..]",
+            x[1]
+        ));
+    }
+    if opts.stride.contains(&0) || opts.dilation.contains(&0) {
+        fail(format!(
+            "stride {:?} and dilation {:?} must be positive",
+            opts.stride, opts.dilation
+        ));
+    }
+    let oh = out_len(
+        x[2],
+        w[2],
+        opts.stride[0],
+        opts.padding[0],
+        opts.dilation[0],
+    );
+    let ow = out_len(
+        x[3],
+        w[3],
+        opts.stride[1],
+        opts.padding[1],
+        opts.dilation[1],
+    );
+    let (Some(oh), Some(ow)) = (oh, ow) else {
+        fail("the kernel is larger than the padded input".into())
+    };
+    Geometry {
+        n: x[0],
+        c: x[1],
+        h: x[2],
+        w: x[3],
+        o: w[0],
+        kh: w[2],
+        kw: w[3],
+        oh,
+        ow,
+        opts,
+    }
+}
+
+pub(crate) fn conv2d_vjp<T: Float>(g: &Geometry, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let (x, w, dy) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+    let dx = want(ctx, 0, || {
+        Tensor::from_vec(conv::conv2d_grad_input(g, dy.data(), w.data()), x.shape())
+    });
+    let dw = want(ctx, 1, || {
+        Tensor::from_vec(conv::conv2d_grad_weight(g, dy.data(), x.data()), w.shape())
+    });
+    smallvec![dx, dw]
+}
+
+pub(crate) fn max_pool_vjp<T: Float>(argmax: &[usize], ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let mut dx = Tensor::zeros(ctx.inputs[0].shape());
+    let d = dx.data_mut();
+    for (&i, &g) in argmax.iter().zip(ctx.grad.data()) {
+        if i != usize::MAX {
+            d[i] += g;
+        }
+    }
+    smallvec![Some(dx)]
+}
+
+pub(crate) fn avg_pool_vjp<T: Float>(p: &Pool, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    smallvec![Some(Tensor::from_vec(
+        conv::avg_pool_grad(p, ctx.grad.data()),
+        ctx.inputs[0].shape()
+    ))]
+}
+
+fn pool(op: &'static str, x: &[usize], kernel: usize, stride: usize, padding: usize) -> Pool {
+    assert!(x.len() == 4, "{op}: input {} must be [n, c, h, w]", Dims(x));
+    assert!(
+        kernel > 0 && stride > 0,
+        "{op}: kernel {kernel} and stride {stride} must be positive"
+    );
+    assert!(
+        2 * padding <= kernel,
+        "{op}: padding {padding} may be at most half the kernel {kernel}"
+    );
+    let oh = out_len(x[2], kernel, stride, padding, 1);
+    let ow = out_len(x[3], kernel, stride, padding, 1);
+    let (Some(oh), Some(ow)) = (oh, ow) else {
+        panic!(
+            "{op}: kernel {kernel} is larger than the padded input {}",
+            Dims(x)
+        )
+    };
+    Pool {
+        planes: x[0] * x[1],
+        h: x[2],
+        w: x[3],
+        kernel: [kernel; 2],
+        stride: [stride; 2],
+        padding: [padding; 2],
+        oh,
+        ow,
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// 2-D convolution (cross-correlation, as in PyTorch) of `[n, c, h, w]` input with
+    /// `[out, c / groups, kh, kw]` weights, giving `[n, out, oh, ow]`.
+    pub fn conv2d(self, weight: Var<'t, T>, options: Conv2dOptions) -> Var<'t, T> {
+        self.same_tape(&weight);
+        self.tape.record(&[self, weight], |v, _| {
+            let g = geometry(v[0].shape(), v[1].shape(), options);
+            let out = conv::conv2d_forward(&g, v[0].data(), v[1].data());
+            (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), Op::Conv2d(g))
+        })
+    }
+
+    /// Max over `kernel x kernel` windows of the last two axes; padding never wins.
+    pub fn max_pool2d(self, kernel: usize, stride: usize, padding: usize) -> Var<'t, T> {
+        self.tape.record(&[self], |v, _| {
+            let p = pool("max_pool2d", v[0].shape(), kernel, stride, padding);
+            let (out, argmax) = conv::max_pool(&p, v[0].data());
+            (
+                Tensor::from_vec(out, [v[0].shape()[0], v[0].shape()[1], p.oh, p.ow]),
+                Op::MaxPool2d { argmax },
+            )
+        })
+    }
+
+    /// Mean over `kernel x kernel` windows of the last two axes (padding counts as 0).
+    pub fn avg_pool2d(self, kernel: usize, stride: usize, padding: usize) -> Var<'t, T> {
+        self.tape.record(&[self], |v, _| {
+            let p = pool("avg_pool2d", v[0].shape(), kernel, stride, padding);
+            let out = conv::avg_pool(&p, v[0].data());
+            (
+                Tensor::from_vec(out, [v[0].shape()[0], v[0].shape()[1], p.oh, p.ow]),
+                Op::AvgPool2d(p),
+            )
+        })
+    }
+
+    /// `[n, d1, d2, ...]` to `[n, d1 * d2 * ...]`.
+    pub fn flatten(self) -> Var<'t, T> {
+        let shape = self.shape();
+        assert!(!shape.is_empty(), "flatten: needs at least one dimension");
+        self.reshape([shape[0], shape[1..].iter().product()])
+    }
+}
