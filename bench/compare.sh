@@ -2,7 +2,7 @@
 # Runs our training benchmark and the PyTorch reference alternately, several rounds,
 # and prints each network's ratio ours/theirs of samples per second (min, median, max).
 #
-#   bench/compare.sh [--net a|b|c|all] [--rounds N] [--epochs N] [--threads N]
+#   bench/compare.sh [--net a|b|c|d|all] [--rounds N] [--epochs N] [--threads N]
 #
 # PyTorch lives in a venv outside the repository: $BENCH_VENV, default
 # ~/.cache/backprop/bench-venv, created with `pip install torch numpy` on first use.
@@ -19,7 +19,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[[ $net == all ]] && nets=(a b c) || nets=("$net")
+[[ $net == all ]] && nets=(a b c d) || nets=("$net")
 
 venv=${BENCH_VENV:-$HOME/.cache/backprop/bench-venv}
 if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import torch, numpy' 2>/dev/null; then

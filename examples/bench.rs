@@ -16,7 +16,7 @@ use std::time::Instant;
 #[derive(Parser, Debug)]
 #[command(about = "Time training epochs of the standard MNIST networks")]
 struct Args {
-    /// a, b, c or all.
+    /// a, b, c, d or all.
     #[arg(long, default_value = "all")]
     net: String,
     /// Epochs per network (the median epoch time is reported).
@@ -73,7 +73,7 @@ fn run(args: Args) -> Result<(), NnError> {
 
 fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {
     let networks: Vec<Network> = match args.net.as_str() {
-        "all" => vec![Network::A, Network::B, Network::C],
+        "all" => vec![Network::A, Network::B, Network::C, Network::D],
         one => vec![one.parse().map_err(NnError::Data)?],
     };
     let data = Mnist::load(args.data_dir.as_deref())?;

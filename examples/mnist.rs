@@ -14,8 +14,8 @@ use std::time::Instant;
 #[derive(Parser, Debug)]
 #[command(about = "Train a digit classifier on MNIST with backprop's autodiff tape")]
 struct Args {
-    /// Which network: a (784-16-16-10 sigmoid, the video's), b (784-128-128-10 ReLU, Adam)
-    /// or c (784-1024-1024-10 ReLU, SGD with momentum).
+    /// Which network: a (784-16-16-10 sigmoid, the video's), b (784-128-128-10 ReLU, Adam),
+    /// c (784-1024-1024-10 ReLU, SGD with momentum) or d (LeNet-5, Adam).
     #[arg(long, default_value = "a")]
     net: Network,
     /// Epochs to train (total, counting those of a resumed checkpoint); default per network.

@@ -184,3 +184,21 @@ fn batched_matmul_max_gather_and_concat_match_jax() {
         (m * rows.sum_axes(&[2], false)).sum() + Var::concat(&[m, m.square()], 1).sum()
     });
 }
+
+#[test]
+fn convolution_and_pooling_match_jax() {
+    use autodiff::Conv2dOptions;
+    run_tensor("conv_net", |v| {
+        let y = v["x"].conv2d(v["w1"], Conv2dOptions::new(2, 1));
+        let y = (y + v["b1"].reshape([1, 4, 1, 1])).tanh();
+        let opts = Conv2dOptions {
+            dilation: [2, 1],
+            groups: 2,
+            ..Conv2dOptions::new(1, 1)
+        };
+        let z = y.conv2d(v["w2"], opts);
+        let m = z.max_pool2d(2, 2, 0);
+        let a = y.avg_pool2d(3, 1, 0);
+        m.square().sum() + a.tanh().sum()
+    });
+}

@@ -42,7 +42,28 @@ def load(d):
             images("t10k-images-idx3-ubyte"), labels("t10k-labels-idx1-ubyte"))
 
 
+def lenet():
+    """DESIGN.md's network D, He-normal weights and zero biases as nn::Model::lenet."""
+    model = torch.nn.Sequential(
+        torch.nn.Unflatten(1, (1, 28, 28)),
+        torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(400, 120), torch.nn.ReLU(),
+        torch.nn.Linear(120, 84), torch.nn.ReLU(),
+        torch.nn.Linear(84, 10),
+    )
+    for m in model:
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            fan_in = m.weight[0].numel()
+            torch.nn.init.normal_(m.weight, 0.0, (2.0 / fan_in) ** 0.5)
+            torch.nn.init.zeros_(m.bias)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), 128
+
+
 def build(net):
+    if net == "d":
+        return lenet()
     if net == "a":
         layers, act, last = [784, 16, 16, 10], torch.nn.Sigmoid, torch.nn.Sigmoid
     elif net == "b":

@@ -27,7 +27,18 @@ impl Init {
         fan_out: usize,
         rng: &mut R,
     ) -> Tensor<T> {
-        let n = fan_in * fan_out;
+        self.tensor(&[fan_in, fan_out], fan_in, fan_out, rng)
+    }
+
+    /// Weights of any shape (a convolution's `[out, in, k, k]`, say) with the given fans.
+    pub fn tensor<T: Float, R: Rng + ?Sized>(
+        self,
+        shape: &[usize],
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut R,
+    ) -> Tensor<T> {
+        let n: usize = shape.iter().product();
         let data: Vec<T> = match self {
             Init::StandardNormal => normal(n, 1.0, rng),
             Init::ScaledNormal => normal(n, (1.0 / fan_in as f64).sqrt(), rng),
@@ -38,7 +49,7 @@ impl Init {
                 (0..n).map(|_| T::from_f64(dist.sample(rng))).collect()
             }
         };
-        Tensor::from_vec(data, [fan_in, fan_out])
+        Tensor::from_vec(data, shape)
     }
 
     /// A `[fan_out]` bias vector.

@@ -28,6 +28,7 @@
 
 pub mod activation;
 pub mod checkpoint;
+pub mod conv;
 pub mod data;
 pub mod error;
 pub mod init;
@@ -43,6 +44,7 @@ pub mod train;
 
 pub use activation::{Activation, ReLU, Sigmoid, Tanh};
 pub use checkpoint::Checkpoint;
+pub use conv::{AvgPool2d, Conv2d, Flatten, MaxPool2d, Unflatten};
 pub use data::mnist::Mnist;
 pub use data::{Batch, Dataset};
 pub use error::NnError;
@@ -51,7 +53,7 @@ pub use linear::Linear;
 pub use loss::Cost;
 pub use loss::{CrossEntropy, MeanSquaredError, Quadratic};
 pub use metrics::{accuracy, ConfusionMatrix};
-pub use mlp::Mlp;
+pub use mlp::{Mlp, Model};
 pub use module::{Module, Sequential};
 pub use optim::{Adam, Optimizer, OptimizerState, Sgd};
 pub use params::{Bound, Grads, ParamStore};

@@ -2,22 +2,24 @@
 //! `layers.{i}` with an activation after each.
 
 use crate::activation::Activation;
+use crate::conv::{Conv2d, Flatten, MaxPool2d, Unflatten};
 use crate::init::Init;
 use crate::linear::Linear;
 use crate::module::{Module, Sequential};
 use crate::params::{Bound, ParamStore};
-use autodiff::{Float, Tape, Tensor, Var};
+use autodiff::{Conv2dOptions, Float, Tape, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-/// A fully connected network that owns its parameters.
-pub struct Mlp<T: Float = f32> {
+/// A network that owns its parameters: a chain of layers and the store they read.
+/// [`Model::new`] builds a multilayer perceptron, [`Model::lenet`] LeNet-5.
+pub struct Model<T: Float = f32> {
     params: ParamStore<T>,
     net: Sequential<T>,
     sizes: Vec<usize>,
 }
 
-impl<T: Float> Mlp<T> {
+impl<T: Float> Model<T> {
     /// Layers of the given widths (`[784, 16, 16, 10]` has three `Linear` layers),
     /// `hidden` after every layer but the last and `output` after the last, parameters
     /// drawn by `init` from a generator seeded with `seed`.
@@ -47,10 +49,72 @@ impl<T: Float> Mlp<T> {
             ));
             net.push(if i + 1 == layers { output } else { hidden });
         }
-        Mlp {
+        Model {
             params,
             net,
             sizes: sizes.to_vec(),
+        }
+    }
+
+    /// LeNet-5 for 28x28 digits (DESIGN.md's network D): conv 5x5 1->6 pad 2, ReLU,
+    /// max-pool 2, conv 5x5 6->16, ReLU, max-pool 2, then 400-120-84-10 with ReLU.
+    /// Input rows of 784 pixels are reshaped to `[1, 28, 28]` images first.
+    pub fn lenet(init: Init, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut params = ParamStore::new();
+        let mut net = Sequential::new();
+        net.push(Unflatten {
+            shape: vec![1, 28, 28],
+        });
+        net.push(Conv2d::new(
+            &mut params,
+            "conv1",
+            1,
+            6,
+            5,
+            Conv2dOptions::new(1, 2),
+            init,
+            &mut rng,
+        ));
+        net.push(Activation::Relu);
+        net.push(MaxPool2d {
+            kernel: 2,
+            stride: 2,
+        });
+        net.push(Conv2d::new(
+            &mut params,
+            "conv2",
+            6,
+            16,
+            5,
+            Conv2dOptions::new(1, 0),
+            init,
+            &mut rng,
+        ));
+        net.push(Activation::Relu);
+        net.push(MaxPool2d {
+            kernel: 2,
+            stride: 2,
+        });
+        net.push(Flatten);
+        let dense = [400, 120, 84, 10];
+        for (i, w) in dense.windows(2).enumerate() {
+            net.push(Linear::new(
+                &mut params,
+                &format!("fc{}", i + 1),
+                w[0],
+                w[1],
+                init,
+                &mut rng,
+            ));
+            if i + 2 < dense.len() {
+                net.push(Activation::Relu);
+            }
+        }
+        Model {
+            params,
+            net,
+            sizes: vec![784, 120, 84, 10],
         }
     }
 
@@ -64,7 +128,7 @@ impl<T: Float> Mlp<T> {
         &mut self.params
     }
 
-    /// Layer widths, input first.
+    /// Input width, the widths of the dense layers, and the number of classes last.
     pub fn sizes(&self) -> &[usize] {
         &self.sizes
     }
@@ -90,7 +154,10 @@ impl<T: Float> Mlp<T> {
     }
 }
 
-impl<T: Float> Module<T> for Mlp<T> {
+/// The multilayer perceptron built by [`Model::new`]; the name the video's network goes by.
+pub type Mlp<T = f32> = Model<T>;
+
+impl<T: Float> Module<T> for Model<T> {
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
         self.net.forward(params, x)
     }

@@ -4,6 +4,7 @@
 use crate::activation::Activation;
 use crate::init::Init;
 use crate::loss::{Cost, CrossEntropy, Quadratic};
+use crate::mlp::Model;
 use crate::optim::{Adam, Optimizer, Sgd};
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +18,8 @@ pub enum Network {
     B,
     /// "wide": 784-1024-1024-10, ReLU, cross-entropy, SGD momentum 0.9 lr 0.05, batch 256.
     C,
+    /// "lenet": LeNet-5 with ReLU and max pooling, cross-entropy, Adam lr 1e-3, batch 128.
+    D,
 }
 
 /// Everything that defines a training run of a network.
@@ -74,16 +77,34 @@ impl Network {
                 batch: 256,
                 epochs: 5,
             },
+            Network::D => Recipe {
+                network: self,
+                sizes: vec![784, 120, 84, 10],
+                hidden: Activation::Relu,
+                output: Activation::Identity,
+                init: Init::He,
+                lr: 1e-3,
+                batch: 128,
+                epochs: 10,
+            },
         }
     }
 }
 
 impl Recipe {
+    /// A freshly initialised model of this recipe's network.
+    pub fn model(&self, seed: u64) -> Model<f32> {
+        match self.network {
+            Network::D => Model::lenet(self.init, seed),
+            _ => Model::new(&self.sizes, self.hidden, self.output, self.init, seed),
+        }
+    }
+
     /// The cost this network trains on.
     pub fn cost(&self) -> Box<dyn Cost<f32>> {
         match self.network {
             Network::A => Box::new(Quadratic),
-            Network::B | Network::C => Box::new(CrossEntropy),
+            Network::B | Network::C | Network::D => Box::new(CrossEntropy),
         }
     }
 
@@ -91,7 +112,7 @@ impl Recipe {
     pub fn optimizer(&self) -> Box<dyn Optimizer<f32>> {
         match self.network {
             Network::A => Box::new(Sgd::new(self.lr)),
-            Network::B => Box::new(Adam::new(self.lr)),
+            Network::B | Network::D => Box::new(Adam::new(self.lr)),
             Network::C => Box::new(Sgd::new(self.lr).with_momentum(0.9)),
         }
     }
@@ -103,6 +124,7 @@ impl fmt::Display for Network {
             Network::A => "a",
             Network::B => "b",
             Network::C => "c",
+            Network::D => "d",
         })
     }
 }
@@ -114,7 +136,8 @@ impl FromStr for Network {
             "a" | "3b1b" => Ok(Network::A),
             "b" | "mlp" => Ok(Network::B),
             "c" | "wide" => Ok(Network::C),
-            _ => Err(format!("unknown network {s:?} (expected a, b or c)")),
+            "d" | "lenet" => Ok(Network::D),
+            _ => Err(format!("unknown network {s:?} (expected a, b, c or d)")),
         }
     }
 }

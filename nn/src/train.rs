@@ -8,7 +8,7 @@ use crate::data::{Batch, Dataset};
 use crate::error::NnError;
 use crate::loss::Cost;
 use crate::metrics::ConfusionMatrix;
-use crate::mlp::Mlp;
+use crate::mlp::Model;
 use crate::module::Module;
 use crate::optim::Optimizer;
 use crate::recipe::{Network, Recipe};
@@ -31,7 +31,7 @@ pub struct Trainer {
     /// The recipe it was built from.
     pub recipe: Recipe,
     /// The network.
-    pub model: Mlp<f32>,
+    pub model: Model<f32>,
     /// Its optimizer.
     pub optimizer: Box<dyn Optimizer<f32>>,
     cost: Box<dyn Cost<f32>>,
@@ -51,13 +51,7 @@ pub fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
 impl Trainer {
     /// A freshly initialised network following `recipe`.
     pub fn new(recipe: Recipe, seed: u64) -> Self {
-        let model = Mlp::new(
-            &recipe.sizes,
-            recipe.hidden,
-            recipe.output,
-            recipe.init,
-            seed,
-        );
+        let model = recipe.model(seed);
         Trainer {
             optimizer: recipe.optimizer(),
             cost: recipe.cost(),

@@ -98,3 +98,15 @@ def batched(_, p):
     return jnp.sum(m * jnp.sum(rows, axis=2)) + jnp.sum(jnp.concatenate([m, m ** 2], axis=1))
 
 emit("batched", {}, {"a": filled((2, 3, 2), 13), "b": filled((2, 2, 4), 14)}, batched)
+
+# Convolution (stride 2, padding 1; and a dilated, grouped one), max and average pooling.
+def conv_net(c, p):
+    dn = ("NCHW", "OIHW", "NCHW")
+    y = jax.lax.conv_general_dilated(c["x"], p["w1"], (2, 2), [(1, 1), (1, 1)], dimension_numbers=dn)
+    y = jnp.tanh(y + p["b1"][None, :, None, None])
+    z = jax.lax.conv_general_dilated(y, p["w2"], (1, 1), [(1, 1), (1, 1)], rhs_dilation=(2, 1), dimension_numbers=dn, feature_group_count=2)
+    m = jax.lax.reduce_window(z, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+    a = jax.lax.reduce_window(y, 0.0, jax.lax.add, (1, 1, 3, 3), (1, 1, 1, 1), "VALID") / 9.0
+    return jnp.sum(m ** 2) + jnp.sum(jnp.tanh(a))
+
+emit("conv_net", {"x": filled((2, 2, 7, 7), 15)}, {"w1": filled((4, 2, 3, 3), 16), "b1": filled((4,), 17), "w2": filled((4, 2, 3, 2), 18)}, conv_net)

@@ -1,0 +1,123 @@
+//! Convolutional layers: `Conv2d`, `MaxPool2d`, `AvgPool2d`, `Flatten`, and
+//! `Unflatten` to turn rows of pixels back into images.
+
+use crate::init::Init;
+use crate::module::Module;
+use crate::params::{Bound, ParamStore};
+use autodiff::{Conv2dOptions, Float, Var};
+use rand::Rng;
+
+/// A 2-D convolution over `[n, c, h, w]` with a bias per output channel. Parameters:
+/// `{prefix}.weight` (`[out, in / groups, k, k]`) and `{prefix}.bias` (`[out]`).
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    weight: String,
+    bias: String,
+    out_channels: usize,
+    options: Conv2dOptions,
+}
+
+impl Conv2d {
+    /// Creates the layer and registers its parameters, drawn by `init` with
+    /// fan-in `in / groups * k * k`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<T: Float, R: Rng + ?Sized>(
+        store: &mut ParamStore<T>,
+        prefix: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        options: Conv2dOptions,
+        init: Init,
+        rng: &mut R,
+    ) -> Self {
+        let groups = options.groups.max(1);
+        assert!(
+            in_channels % groups == 0 && out_channels % groups == 0 && kernel > 0,
+            "Conv2d {prefix}: {in_channels} -> {out_channels} channels with kernel {kernel} and {groups} groups"
+        );
+        let per_group = in_channels / groups;
+        let fan_in = per_group * kernel * kernel;
+        let weight = format!("{prefix}.weight");
+        let bias = format!("{prefix}.bias");
+        store.insert(
+            weight.clone(),
+            init.tensor(
+                &[out_channels, per_group, kernel, kernel],
+                fan_in,
+                out_channels * kernel * kernel,
+                rng,
+            ),
+        );
+        store.insert(bias.clone(), init.bias(out_channels, rng));
+        Conv2d {
+            weight,
+            bias,
+            out_channels,
+            options,
+        }
+    }
+}
+
+impl<T: Float> Module<T> for Conv2d {
+    fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        let y = x.conv2d(params.get(&self.weight), self.options);
+        // The bias broadcasts over the batch and every position.
+        y + params.get(&self.bias).reshape([1, self.out_channels, 1, 1])
+    }
+}
+
+/// Max over `kernel x kernel` windows.
+#[derive(Clone, Copy, Debug)]
+pub struct MaxPool2d {
+    /// Window size.
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+}
+
+/// Mean over `kernel x kernel` windows.
+#[derive(Clone, Copy, Debug)]
+pub struct AvgPool2d {
+    /// Window size.
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+}
+
+/// `[n, ...]` to `[n, everything else]`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flatten;
+
+/// `[n, features]` to `[n, shape...]` (rows of pixels to images).
+#[derive(Clone, Debug)]
+pub struct Unflatten {
+    /// The shape of one example.
+    pub shape: Vec<usize>,
+}
+
+impl<T: Float> Module<T> for MaxPool2d {
+    fn forward<'t>(&self, _: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        x.max_pool2d(self.kernel, self.stride, 0)
+    }
+}
+
+impl<T: Float> Module<T> for AvgPool2d {
+    fn forward<'t>(&self, _: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        x.avg_pool2d(self.kernel, self.stride, 0)
+    }
+}
+
+impl<T: Float> Module<T> for Flatten {
+    fn forward<'t>(&self, _: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        x.flatten()
+    }
+}
+
+impl<T: Float> Module<T> for Unflatten {
+    fn forward<'t>(&self, _: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        let mut shape = vec![x.shape()[0]];
+        shape.extend_from_slice(&self.shape);
+        x.reshape(shape)
+    }
+}
