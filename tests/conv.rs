@@ -107,6 +107,33 @@ fn conv2d_matches_the_definition_and_passes_gradcheck() {
 }
 
 #[test]
+fn fused_bias_equals_a_broadcast_add_and_passes_gradcheck() {
+    let (x, w, b) = (
+        uniform(&[2, 2, 5, 5], 1),
+        uniform(&[3, 2, 3, 3], 2),
+        uniform(&[3], 3),
+    );
+    let o = Conv2dOptions::new(2, 1);
+    let tape = Tape::new();
+    let (xv, wv, bv) = (
+        tape.constant(x.clone()),
+        tape.constant(w.clone()),
+        tape.constant(b.clone()),
+    );
+    let fused = xv.conv2d_bias(wv, bv, o).value();
+    let unfused = (xv.conv2d(wv, o) + bv.reshape([1, 3, 1, 1])).value();
+    for (p, q) in fused.data().iter().zip(unfused.data()) {
+        assert!((p - q).abs() < 1e-12);
+    }
+    let r = gradcheck(
+        move |_, v| v[0].conv2d_bias(v[1], v[2], o).tanh(),
+        &[x, w, b],
+        GradcheckOptions::default(),
+    );
+    assert!(r.is_ok(), "{:?}", r.err());
+}
+
+#[test]
 fn pooling_passes_gradcheck() {
     let x = distinct(&[2, 3, 6, 6], 1);
     for (kernel, stride, padding) in [(2, 2, 0), (3, 2, 1), (3, 1, 0)] {

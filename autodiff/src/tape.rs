@@ -373,6 +373,13 @@ impl<T: Float> Tape<T> {
                 wants: &wants,
             };
             let input_grads = node.op.vjp(&ctx);
+            // A vjp must answer for every input; a short list would silently drop gradients.
+            assert_eq!(
+                input_grads.len(),
+                node.inputs.len(),
+                "vjp of {} returned the wrong number of gradients",
+                node.op.name()
+            );
             if self.detect_anomaly.get() && self.anomaly.borrow().is_none() {
                 self.check_gradients(i as NodeId, node, &grad, &input_grads, &nodes);
             }

@@ -13,7 +13,6 @@ use rand::Rng;
 pub struct Conv2d {
     weight: String,
     bias: String,
-    out_channels: usize,
     options: Conv2dOptions,
 }
 
@@ -53,7 +52,6 @@ impl Conv2d {
         Conv2d {
             weight,
             bias,
-            out_channels,
             options,
         }
     }
@@ -61,9 +59,11 @@ impl Conv2d {
 
 impl<T: Float> Module<T> for Conv2d {
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
-        let y = x.conv2d(params.get(&self.weight), self.options);
-        // The bias broadcasts over the batch and every position.
-        y + params.get(&self.bias).reshape([1, self.out_channels, 1, 1])
+        x.conv2d_bias(
+            params.get(&self.weight),
+            params.get(&self.bias),
+            self.options,
+        )
     }
 }
 

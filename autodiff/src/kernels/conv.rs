@@ -97,21 +97,35 @@ fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T]) {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let dst = &mut cols[row * p..(row + 1) * p];
+                // Output columns whose input column lies inside the image: x in [lo, hi).
+                let offset = (j * dw) as isize - pw as isize;
+                let lo = if offset >= 0 {
+                    0
+                } else {
+                    ((-offset) as usize).div_ceil(sw)
+                };
+                let hi = if g.w as isize > offset {
+                    (((g.w as isize - offset) as usize).div_ceil(sw)).min(g.ow)
+                } else {
+                    0
+                };
                 for y in 0..g.oh {
                     let iy = (y * sh + i * dh) as isize - ph as isize;
                     let out = &mut dst[y * g.ow..(y + 1) * g.ow];
-                    if iy < 0 || iy >= g.h as isize {
+                    if iy < 0 || iy >= g.h as isize || lo >= hi {
                         out.fill(T::zero());
                         continue;
                     }
                     let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    for (x, o) in out.iter_mut().enumerate() {
-                        let ix = (x * sw + j * dw) as isize - pw as isize;
-                        *o = if ix >= 0 && ix < g.w as isize {
-                            src[ix as usize]
-                        } else {
-                            T::zero()
-                        };
+                    out[..lo].fill(T::zero());
+                    out[hi..].fill(T::zero());
+                    let start = (lo as isize * sw as isize + offset) as usize;
+                    if sw == 1 {
+                        out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    } else {
+                        for (k, o) in out[lo..hi].iter_mut().enumerate() {
+                            *o = src[start + k * sw];
+                        }
                     }
                 }
                 row += 1;
@@ -257,20 +271,26 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Visits each window: `f(output index, input offsets in the window (in bounds only))`.
-    fn windows(&self, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>)) {
+    /// Calls `f(output index, input index)` for every in-bounds cell of every window,
+    /// window by window in output order.
+    #[inline]
+    fn for_each_cell(&self, mut f: impl FnMut(usize, usize)) {
+        let (h, w) = (self.h as isize, self.w as isize);
         for plane in 0..self.planes {
+            let base = plane * self.h * self.w;
             for y in 0..self.oh {
+                let y0 = (y * self.stride[0]) as isize - self.padding[0] as isize;
+                let rows = y0.max(0)..(y0 + self.kernel[0] as isize).min(h);
                 for x in 0..self.ow {
                     let out = (plane * self.oh + y) * self.ow + x;
-                    let y0 = (y * self.stride[0]) as isize - self.padding[0] as isize;
                     let x0 = (x * self.stride[1]) as isize - self.padding[1] as isize;
-                    let (h, w, kernel) = (self.h as isize, self.w as isize, self.kernel);
-                    let mut cells = (0..kernel[0] as isize)
-                        .flat_map(move |i| (0..kernel[1] as isize).map(move |j| (y0 + i, x0 + j)))
-                        .filter(move |&(iy, ix)| iy >= 0 && iy < h && ix >= 0 && ix < w)
-                        .map(move |(iy, ix)| (plane * self.h + iy as usize) * self.w + ix as usize);
-                    f(out, &mut cells);
+                    let cols = x0.max(0) as usize..(x0 + self.kernel[1] as isize).min(w) as usize;
+                    for iy in rows.clone() {
+                        let row = base + iy as usize * self.w;
+                        for ix in cols.clone() {
+                            f(out, row + ix);
+                        }
+                    }
                 }
             }
         }
@@ -282,12 +302,10 @@ impl Pool {
 pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<usize>) {
     let mut out = vec![T::neg_infinity(); p.planes * p.oh * p.ow];
     let mut arg = vec![usize::MAX; out.len()];
-    p.windows(|o, cells| {
-        for i in cells {
-            if arg[o] == usize::MAX || x[i] > out[o] || (x[i].is_nan() && !out[o].is_nan()) {
-                out[o] = x[i];
-                arg[o] = i;
-            }
+    p.for_each_cell(|o, i| {
+        if arg[o] == usize::MAX || x[i] > out[o] || (x[i].is_nan() && !out[o].is_nan()) {
+            out[o] = x[i];
+            arg[o] = i;
         }
     });
     (out, arg)
@@ -297,9 +315,7 @@ pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<usize>) {
 pub(crate) fn avg_pool<T: Float>(p: &Pool, x: &[T]) -> Vec<T> {
     let scale = T::one() / T::from_usize(p.kernel[0] * p.kernel[1]);
     let mut out = vec![T::zero(); p.planes * p.oh * p.ow];
-    p.windows(|o, cells| {
-        out[o] = cells.map(|i| x[i]).sum::<T>() * scale;
-    });
+    p.for_each_cell(|o, i| out[o] += x[i] * scale);
     out
 }
 
@@ -307,10 +323,6 @@ pub(crate) fn avg_pool<T: Float>(p: &Pool, x: &[T]) -> Vec<T> {
 pub(crate) fn avg_pool_grad<T: Float>(p: &Pool, dy: &[T]) -> Vec<T> {
     let scale = T::one() / T::from_usize(p.kernel[0] * p.kernel[1]);
     let mut dx = vec![T::zero(); p.planes * p.h * p.w];
-    p.windows(|o, cells| {
-        for i in cells {
-            dx[i] += dy[o] * scale;
-        }
-    });
+    p.for_each_cell(|o, i| dx[i] += dy[o] * scale);
     dx
 }

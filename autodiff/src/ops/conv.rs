@@ -66,7 +66,19 @@ pub(crate) fn conv2d_vjp<T: Float>(g: &Geometry, ctx: &VjpContext<'_, T>) -> Inp
     let dw = want(ctx, 1, || {
         Tensor::from_vec(conv::conv2d_grad_weight(g, dy.data(), x.data()), w.shape())
     });
-    smallvec![dx, dw]
+    let mut grads: InputGrads<T> = smallvec![dx, dw];
+    if ctx.inputs.len() == 3 {
+        // The bias's gradient sums each output channel's plane over the batch.
+        grads.push(want(ctx, 2, || {
+            let p = g.oh * g.ow;
+            let mut db = vec![T::zero(); g.o];
+            for (k, plane) in dy.data().chunks_exact(p.max(1)).enumerate() {
+                db[k % g.o] += plane.iter().copied().sum::<T>();
+            }
+            Tensor::from_vec(db, [g.o])
+        }));
+    }
+    grads
 }
 
 pub(crate) fn max_pool_vjp<T: Float>(argmax: &[usize], ctx: &VjpContext<'_, T>) -> InputGrads<T> {
@@ -125,6 +137,34 @@ impl<'t, T: Float> Var<'t, T> {
         self.tape.record(&[self, weight], |v, _| {
             let g = geometry(v[0].shape(), v[1].shape(), options);
             let out = conv::conv2d_forward(&g, v[0].data(), v[1].data());
+            (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), Op::Conv2d(g))
+        })
+    }
+
+    /// [`Var::conv2d`] plus a bias per output channel (`[out]`), fused: the bias is
+    /// added to each output plane in place of a broadcast add and its reduction.
+    pub fn conv2d_bias(
+        self,
+        weight: Var<'t, T>,
+        bias: Var<'t, T>,
+        options: Conv2dOptions,
+    ) -> Var<'t, T> {
+        self.same_tape(&weight);
+        self.same_tape(&bias);
+        self.tape.record(&[self, weight, bias], |v, _| {
+            let g = geometry(v[0].shape(), v[1].shape(), options);
+            assert!(
+                v[2].shape() == [g.o],
+                "conv2d: bias {} does not match {} output channels",
+                Dims(v[2].shape()),
+                g.o
+            );
+            let mut out = conv::conv2d_forward(&g, v[0].data(), v[1].data());
+            let p = g.oh * g.ow;
+            for (k, plane) in out.chunks_exact_mut(p.max(1)).enumerate() {
+                let b = v[2].data()[k % g.o];
+                plane.iter_mut().for_each(|y| *y += b);
+            }
             (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), Op::Conv2d(g))
         })
     }
