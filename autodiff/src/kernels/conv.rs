@@ -271,58 +271,103 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Calls `f(output index, input index)` for every in-bounds cell of every window,
-    /// window by window in output order.
+    /// The input rows and columns of output cell (`y`, `x`)'s window, clipped to the image.
     #[inline]
-    fn for_each_cell(&self, mut f: impl FnMut(usize, usize)) {
-        let (h, w) = (self.h as isize, self.w as isize);
-        for plane in 0..self.planes {
-            let base = plane * self.h * self.w;
-            for y in 0..self.oh {
-                let y0 = (y * self.stride[0]) as isize - self.padding[0] as isize;
-                let rows = y0.max(0)..(y0 + self.kernel[0] as isize).min(h);
-                for x in 0..self.ow {
-                    let out = (plane * self.oh + y) * self.ow + x;
-                    let x0 = (x * self.stride[1]) as isize - self.padding[1] as isize;
-                    let cols = x0.max(0) as usize..(x0 + self.kernel[1] as isize).min(w) as usize;
-                    for iy in rows.clone() {
-                        let row = base + iy as usize * self.w;
-                        for ix in cols.clone() {
-                            f(out, row + ix);
-                        }
-                    }
-                }
-            }
-        }
+    fn window(&self, y: usize, x: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let clip = |start: usize, pad: usize, k: usize, len: usize| {
+            let lo = start.saturating_sub(pad);
+            let hi = (start + k).saturating_sub(pad).min(len);
+            lo..hi.max(lo)
+        };
+        (
+            clip(y * self.stride[0], self.padding[0], self.kernel[0], self.h),
+            clip(x * self.stride[1], self.padding[1], self.kernel[1], self.w),
+        )
     }
 }
 
 /// Max over each window, with the flat index of its first maximum (ties go to the
-/// first, so gradients are deterministic). Padding never wins.
+/// first, so gradients are deterministic). Padding never wins. Planes in parallel.
 pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<usize>) {
-    let mut out = vec![T::neg_infinity(); p.planes * p.oh * p.ow];
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    let mut out = vec![T::neg_infinity(); p.planes * plane_out];
     let mut arg = vec![usize::MAX; out.len()];
-    p.for_each_cell(|o, i| {
-        if arg[o] == usize::MAX || x[i] > out[o] || (x[i].is_nan() && !out[o].is_nan()) {
-            out[o] = x[i];
-            arg[o] = i;
-        }
-    });
+    let per = chunk(p.planes);
+    out.par_chunks_mut(per * plane_out)
+        .zip(arg.par_chunks_mut(per * plane_out))
+        .enumerate()
+        .for_each(|(part, (out, arg))| {
+            for (local, (out, arg)) in out
+                .chunks_mut(plane_out)
+                .zip(arg.chunks_mut(plane_out))
+                .enumerate()
+            {
+                let base = (part * per + local) * plane_in;
+                let plane = &x[base..base + plane_in];
+                for y in 0..p.oh {
+                    for xo in 0..p.ow {
+                        let (rows, cols) = p.window(y, xo);
+                        let (mut best, mut at) = (T::neg_infinity(), usize::MAX);
+                        for iy in rows {
+                            for ix in cols.clone() {
+                                let v = plane[iy * p.w + ix];
+                                if at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
+                                    best = v;
+                                    at = iy * p.w + ix;
+                                }
+                            }
+                        }
+                        out[y * p.ow + xo] = best;
+                        arg[y * p.ow + xo] = if at == usize::MAX { at } else { base + at };
+                    }
+                }
+            }
+        });
     (out, arg)
 }
 
 /// Mean over each window, counting padded cells as zeros (PyTorch's default).
 pub(crate) fn avg_pool<T: Float>(p: &Pool, x: &[T]) -> Vec<T> {
     let scale = T::one() / T::from_usize(p.kernel[0] * p.kernel[1]);
-    let mut out = vec![T::zero(); p.planes * p.oh * p.ow];
-    p.for_each_cell(|o, i| out[o] += x[i] * scale);
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    let mut out = vec![T::zero(); p.planes * plane_out];
+    for (k, out) in out.chunks_mut(plane_out.max(1)).enumerate() {
+        let plane = &x[k * plane_in..(k + 1) * plane_in];
+        for y in 0..p.oh {
+            for xo in 0..p.ow {
+                let (rows, cols) = p.window(y, xo);
+                let mut sum = T::zero();
+                for iy in rows {
+                    sum += plane[iy * p.w + cols.start..iy * p.w + cols.end]
+                        .iter()
+                        .copied()
+                        .sum::<T>();
+                }
+                out[y * p.ow + xo] = sum * scale;
+            }
+        }
+    }
     out
 }
 
 /// The adjoint of [`avg_pool`].
 pub(crate) fn avg_pool_grad<T: Float>(p: &Pool, dy: &[T]) -> Vec<T> {
     let scale = T::one() / T::from_usize(p.kernel[0] * p.kernel[1]);
-    let mut dx = vec![T::zero(); p.planes * p.h * p.w];
-    p.for_each_cell(|o, i| dx[i] += dy[o] * scale);
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    let mut dx = vec![T::zero(); p.planes * plane_in];
+    for (k, dx) in dx.chunks_mut(plane_in.max(1)).enumerate() {
+        let dy = &dy[k * plane_out..(k + 1) * plane_out];
+        for y in 0..p.oh {
+            for xo in 0..p.ow {
+                let (rows, cols) = p.window(y, xo);
+                let g = dy[y * p.ow + xo] * scale;
+                for iy in rows {
+                    dx[iy * p.w + cols.start..iy * p.w + cols.end]
+                        .iter_mut()
+                        .for_each(|d| *d += g);
+                }
+            }
+        }
+    }
     dx
 }
