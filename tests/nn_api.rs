@@ -247,6 +247,13 @@ fn initialisers_are_seeded_and_scaled() {
     let xavier: Tensor<f64> = Init::Xavier.weight(100, 200, &mut rng);
     let bound = (6.0f64 / 300.0).sqrt();
     assert!(xavier.data().iter().all(|x| x.abs() <= bound));
+    let uniform: Tensor<f64> = Init::UniformFanIn.weight(100, 50, &mut rng);
+    assert!(
+        uniform.data().iter().all(|x| x.abs() <= 0.1)
+            && uniform.data().iter().any(|x| x.abs() > 0.09)
+    );
+    let bias: Tensor<f64> = Init::UniformFanIn.bias(100, 50, &mut rng);
+    assert!(bias.data().iter().all(|x| x.abs() <= 0.1) && bias.data().iter().any(|&x| x != 0.0));
     let normal: Tensor<f64> = Init::StandardNormal.weight(300, 300, &mut rng);
     assert!((std_of(&normal) - 1.0).abs() < 0.02);
     let a: Tensor<f32> = Init::He.weight(5, 5, &mut StdRng::seed_from_u64(9));

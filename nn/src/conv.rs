@@ -48,7 +48,7 @@ impl Conv2d {
                 rng,
             ),
         );
-        store.insert(bias.clone(), init.bias(out_channels, rng));
+        store.insert(bias.clone(), init.bias(fan_in, out_channels, rng));
         Conv2d {
             weight,
             bias,

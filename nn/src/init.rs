@@ -17,6 +17,9 @@ pub enum Init {
     Xavier,
     /// He/Kaiming normal: N(0, 2/fan_in), biases zero; for ReLU layers.
     He,
+    /// U(±1/sqrt(fan_in)) for weights and biases: PyTorch's default for its Linear and
+    /// Conv2d layers.
+    UniformFanIn,
 }
 
 impl Init {
@@ -43,6 +46,7 @@ impl Init {
             Init::StandardNormal => normal(n, 1.0, rng),
             Init::ScaledNormal => normal(n, (1.0 / fan_in as f64).sqrt(), rng),
             Init::He => normal(n, (2.0 / fan_in as f64).sqrt(), rng),
+            Init::UniformFanIn => uniform(n, (1.0 / fan_in as f64).sqrt(), rng),
             Init::Xavier => {
                 let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
                 let dist = Uniform::new_inclusive(-bound, bound).expect("finite bound");
@@ -53,12 +57,26 @@ impl Init {
     }
 
     /// A `[fan_out]` bias vector.
-    pub fn bias<T: Float, R: Rng + ?Sized>(self, fan_out: usize, rng: &mut R) -> Tensor<T> {
+    pub fn bias<T: Float, R: Rng + ?Sized>(
+        self,
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut R,
+    ) -> Tensor<T> {
         match self {
             Init::StandardNormal => Tensor::from_vec(normal(fan_out, 1.0, rng), [fan_out]),
+            Init::UniformFanIn => Tensor::from_vec(
+                uniform(fan_out, (1.0 / fan_in.max(1) as f64).sqrt(), rng),
+                [fan_out],
+            ),
             _ => Tensor::zeros([fan_out]),
         }
     }
+}
+
+fn uniform<T: Float, R: Rng + ?Sized>(n: usize, bound: f64, rng: &mut R) -> Vec<T> {
+    let dist = Uniform::new_inclusive(-bound, bound).expect("finite bound");
+    (0..n).map(|_| T::from_f64(dist.sample(rng))).collect()
 }
 
 fn normal<T: Float, R: Rng + ?Sized>(n: usize, std: f64, rng: &mut R) -> Vec<T> {
@@ -73,6 +91,7 @@ impl fmt::Display for Init {
             Init::ScaledNormal => "scaled",
             Init::Xavier => "xavier",
             Init::He => "he",
+            Init::UniformFanIn => "uniform",
         })
     }
 }
@@ -85,8 +104,9 @@ impl FromStr for Init {
             "scaled" => Ok(Init::ScaledNormal),
             "xavier" | "glorot" => Ok(Init::Xavier),
             "he" | "kaiming" => Ok(Init::He),
+            "uniform" | "torch" => Ok(Init::UniformFanIn),
             _ => Err(format!(
-                "unknown init {s:?} (expected normal, scaled, xavier or he)"
+                "unknown init {s:?} (expected normal, scaled, xavier, he or uniform)"
             )),
         }
     }

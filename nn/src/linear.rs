@@ -34,7 +34,7 @@ impl Linear {
         let weight = format!("{prefix}.weight");
         let bias = format!("{prefix}.bias");
         store.insert(weight.clone(), init.weight(in_features, out_features, rng));
-        store.insert(bias.clone(), init.bias(out_features, rng));
+        store.insert(bias.clone(), init.bias(in_features, out_features, rng));
         Linear {
             weight,
             bias,
