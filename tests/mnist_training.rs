@@ -115,3 +115,18 @@ fn checkpoint_round_trip_gives_identical_predictions() {
         loaded.evaluate(&data.test).0
     );
 }
+
+#[test]
+fn network_d_learns_from_15000_images() {
+    let data = mnist();
+    let mut trainer = Trainer::new(Network::D.recipe(), 1);
+    trainer
+        .train_epoch(&data.train.take(15_000), |_, _, _| {})
+        .expect("training");
+    let (accuracy, _) = trainer.evaluate(&data.test.take(2000));
+    assert!(
+        accuracy >= 0.90,
+        "LeNet after one pass over 15,000 images: {:.2}%",
+        accuracy * 100.0
+    );
+}
