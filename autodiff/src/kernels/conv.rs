@@ -85,8 +85,10 @@ impl Geometry {
     }
 }
 
-/// Fills `cols` ([k, oh*ow]) with the input windows of channels `c0..c0+cg` of one image.
-fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T]) {
+/// Writes the input windows of channels `c0..c0+cg` of one image as `k` rows of
+/// `oh*ow` values, row `r` starting at `cols[r * row_stride]` (so the images of a batch
+/// can sit side by side in one wide matrix).
+fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T], row_stride: usize) {
     let [sh, sw] = g.opts.stride;
     let [ph, pw] = g.opts.padding;
     let [dh, dw] = g.opts.dilation;
@@ -96,7 +98,7 @@ fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T]) {
         let plane = &image[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let dst = &mut cols[row * p..(row + 1) * p];
+                let dst = &mut cols[row * row_stride..row * row_stride + p];
                 // Output columns whose input column lies inside the image: x in [lo, hi).
                 let offset = (j * dw) as isize - pw as isize;
                 let lo = if offset >= 0 {
@@ -135,7 +137,7 @@ fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T]) {
 }
 
 /// The adjoint of [`im2col`]: adds each column entry back to the pixel it came from.
-fn col2im_add<T: Float>(g: &Geometry, cols: &[T], c0: usize, image: &mut [T]) {
+fn col2im_add<T: Float>(g: &Geometry, cols: &[T], c0: usize, image: &mut [T], row_stride: usize) {
     let [sh, sw] = g.opts.stride;
     let [ph, pw] = g.opts.padding;
     let [dh, dw] = g.opts.dilation;
@@ -145,7 +147,7 @@ fn col2im_add<T: Float>(g: &Geometry, cols: &[T], c0: usize, image: &mut [T]) {
         let plane = &mut image[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let src = &cols[row * p..(row + 1) * p];
+                let src = &cols[row * row_stride..row * row_stride + p];
                 for y in 0..g.oh {
                     let iy = (y * sh + i * dh) as isize - ph as isize;
                     if iy < 0 || iy >= g.h as isize {
@@ -172,85 +174,131 @@ fn chunk(n: usize) -> usize {
     n.div_ceil(PARTS).max(1)
 }
 
+/// The images `first..first + count` of a part, one group at a time: im2col of every
+/// image side by side in one `[k, count * p]` matrix, so each group is one GEMM.
+struct Part {
+    first: usize,
+    count: usize,
+}
+
+fn parts(n: usize) -> impl ParallelIterator<Item = Part> {
+    let per = chunk(n);
+    (0..n.div_ceil(per)).into_par_iter().map(move |i| Part {
+        first: i * per,
+        count: per.min(n - i * per),
+    })
+}
+
+fn gather_cols<T: Float>(g: &Geometry, x: &[T], part: &Part, grp: usize, cols: &mut [T]) {
+    let (p, chw) = (g.p(), g.c * g.h * g.w);
+    let wide = part.count * p;
+    for local in 0..part.count {
+        let n = part.first + local;
+        im2col(
+            g,
+            &x[n * chw..(n + 1) * chw],
+            grp * g.group_channels(),
+            &mut cols[local * p..],
+            wide,
+        );
+    }
+}
+
+/// `[og, count * p]` rows of group `grp`'s output gradient, images side by side.
+fn gather_dy<T: Float>(g: &Geometry, dy: &[T], part: &Part, grp: usize, out: &mut [T]) {
+    let (p, og) = (g.p(), g.group_outputs());
+    let wide = part.count * p;
+    for local in 0..part.count {
+        let n = part.first + local;
+        for o in 0..og {
+            let src = &dy[(n * g.o + grp * og + o) * p..][..p];
+            out[o * wide + local * p..][..p].copy_from_slice(src);
+        }
+    }
+}
+
 /// y[n, o] = sum over the group's channels and taps of w[o] * window.
 pub(crate) fn conv2d_forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
-    let (k, p, og, chw) = (g.k(), g.p(), g.group_outputs(), g.c * g.h * g.w);
-    let mut out = vec![T::zero(); g.n * g.o * p];
-    let per = chunk(g.n);
-    out.par_chunks_mut(per * g.o * p)
-        .enumerate()
-        .for_each(|(part, out_part)| {
-            let mut cols = vec![T::zero(); k * p];
-            for (local, out_n) in out_part.chunks_mut(g.o * p).enumerate() {
-                let n = part * per + local;
-                let image = &x[n * chw..(n + 1) * chw];
-                for grp in 0..g.opts.groups {
-                    im2col(g, image, grp * g.group_channels(), &mut cols);
-                    let wg = MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k);
-                    matmul_into(
-                        wg,
-                        MatRef::row_major(&cols, k, p),
-                        &mut out_n[grp * og * p..(grp + 1) * og * p],
-                        false,
-                    );
+    let (k, p, og) = (g.k(), g.p(), g.group_outputs());
+    let per_image = g.o * p;
+    let pieces: Vec<Vec<T>> = parts(g.n)
+        .map(|part| {
+            let wide = part.count * p;
+            let mut cols = vec![T::zero(); k * wide];
+            let mut tmp = vec![T::zero(); og * wide];
+            let mut out = vec![T::zero(); part.count * per_image];
+            for grp in 0..g.opts.groups {
+                gather_cols(g, x, &part, grp, &mut cols);
+                let wg = MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k);
+                matmul_into(wg, MatRef::row_major(&cols, k, wide), &mut tmp, false);
+                for local in 0..part.count {
+                    for o in 0..og {
+                        out[local * per_image + (grp * og + o) * p..][..p]
+                            .copy_from_slice(&tmp[o * wide + local * p..][..p]);
+                    }
                 }
             }
-        });
-    out
+            out
+        })
+        .collect();
+    pieces.concat()
 }
 
-/// dx: for each image, Wᵀ dy scattered back through col2im.
+/// dx: Wᵀ dy for all images of a part at once, scattered back through col2im.
 pub(crate) fn conv2d_grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
     let (k, p, og, chw) = (g.k(), g.p(), g.group_outputs(), g.c * g.h * g.w);
-    let mut dx = vec![T::zero(); g.n * chw];
-    let per = chunk(g.n);
-    dx.par_chunks_mut(per * chw)
-        .enumerate()
-        .for_each(|(part, dx_part)| {
-            let mut cols = vec![T::zero(); k * p];
-            for (local, dx_n) in dx_part.chunks_mut(chw).enumerate() {
-                let n = part * per + local;
-                let dy_n = &dy[n * g.o * p..(n + 1) * g.o * p];
-                for grp in 0..g.opts.groups {
-                    let wg = MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k);
-                    let dyg = MatRef::row_major(&dy_n[grp * og * p..(grp + 1) * og * p], og, p);
-                    matmul_into(wg.t(), dyg, &mut cols, false);
-                    col2im_add(g, &cols, grp * g.group_channels(), dx_n);
-                }
-            }
-        });
-    dx
-}
-
-/// dw = sum over images of dy cols(x)ᵀ, summed per part and then across parts in order.
-pub(crate) fn conv2d_grad_weight<T: Float>(g: &Geometry, dy: &[T], x: &[T]) -> Vec<T> {
-    let (k, p, og, chw) = (g.k(), g.p(), g.group_outputs(), g.c * g.h * g.w);
-    let per = chunk(g.n);
-    let parts: Vec<Vec<T>> = (0..g.n.div_ceil(per))
-        .into_par_iter()
+    let pieces: Vec<Vec<T>> = parts(g.n)
         .map(|part| {
-            let mut dw = vec![T::zero(); g.o * k];
-            let mut cols = vec![T::zero(); k * p];
-            for n in part * per..((part + 1) * per).min(g.n) {
-                let image = &x[n * chw..(n + 1) * chw];
-                let dy_n = &dy[n * g.o * p..(n + 1) * g.o * p];
-                for grp in 0..g.opts.groups {
-                    im2col(g, image, grp * g.group_channels(), &mut cols);
-                    let dyg = MatRef::row_major(&dy_n[grp * og * p..(grp + 1) * og * p], og, p);
-                    matmul_into(
-                        dyg,
-                        MatRef::row_major(&cols, k, p).t(),
-                        &mut dw[grp * og * k..(grp + 1) * og * k],
-                        true,
+            let wide = part.count * p;
+            let mut dyg = vec![T::zero(); og * wide];
+            let mut cols = vec![T::zero(); k * wide];
+            let mut dx = vec![T::zero(); part.count * chw];
+            for grp in 0..g.opts.groups {
+                gather_dy(g, dy, &part, grp, &mut dyg);
+                let wg = MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k);
+                matmul_into(wg.t(), MatRef::row_major(&dyg, og, wide), &mut cols, false);
+                for local in 0..part.count {
+                    col2im_add(
+                        g,
+                        &cols[local * p..],
+                        grp * g.group_channels(),
+                        &mut dx[local * chw..(local + 1) * chw],
+                        wide,
                     );
                 }
+            }
+            dx
+        })
+        .collect();
+    pieces.concat()
+}
+
+/// dw = dy cols(x)ᵀ per part, then the parts summed in order (deterministic).
+pub(crate) fn conv2d_grad_weight<T: Float>(g: &Geometry, dy: &[T], x: &[T]) -> Vec<T> {
+    let (k, p, og) = (g.k(), g.p(), g.group_outputs());
+    let pieces: Vec<Vec<T>> = parts(g.n)
+        .map(|part| {
+            let wide = part.count * p;
+            let mut dyg = vec![T::zero(); og * wide];
+            let mut cols = vec![T::zero(); k * wide];
+            let mut dw = vec![T::zero(); g.o * k];
+            for grp in 0..g.opts.groups {
+                gather_cols(g, x, &part, grp, &mut cols);
+                gather_dy(g, dy, &part, grp, &mut dyg);
+                let dy_m = MatRef::row_major(&dyg, og, wide);
+                matmul_into(
+                    dy_m,
+                    MatRef::row_major(&cols, k, wide).t(),
+                    &mut dw[grp * og * k..(grp + 1) * og * k],
+                    false,
+                );
             }
             dw
         })
         .collect();
     let mut total = vec![T::zero(); g.o * k];
-    for part in parts {
-        for (t, v) in total.iter_mut().zip(part) {
+    for piece in pieces {
+        for (t, v) in total.iter_mut().zip(piece) {
             *t += v;
         }
     }
