@@ -148,16 +148,37 @@ fn col2im_add<T: Float>(g: &Geometry, cols: &[T], c0: usize, image: &mut [T], ro
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let src = &cols[row * row_stride..row * row_stride + p];
+                // The same in-bounds column range as im2col: x in [lo, hi).
+                let offset = (j * dw) as isize - pw as isize;
+                let lo = if offset >= 0 {
+                    0
+                } else {
+                    ((-offset) as usize).div_ceil(sw)
+                };
+                let hi = if g.w as isize > offset {
+                    (((g.w as isize - offset) as usize).div_ceil(sw)).min(g.ow)
+                } else {
+                    0
+                };
+                if lo >= hi {
+                    row += 1;
+                    continue;
+                }
+                let start = (lo as isize * sw as isize + offset) as usize;
                 for y in 0..g.oh {
                     let iy = (y * sh + i * dh) as isize - ph as isize;
                     if iy < 0 || iy >= g.h as isize {
                         continue;
                     }
                     let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    for x in 0..g.ow {
-                        let ix = (x * sw + j * dw) as isize - pw as isize;
-                        if ix >= 0 && ix < g.w as isize {
-                            dst[ix as usize] += src[y * g.ow + x];
+                    let from = &src[y * g.ow + lo..y * g.ow + hi];
+                    if sw == 1 {
+                        for (d, &v) in dst[start..start + (hi - lo)].iter_mut().zip(from) {
+                            *d += v;
+                        }
+                    } else {
+                        for (k, &v) in from.iter().enumerate() {
+                            dst[start + k * sw] += v;
                         }
                     }
                 }
