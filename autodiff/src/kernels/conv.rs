@@ -85,13 +85,32 @@ impl Geometry {
     }
 }
 
+/// For kernel column `j`: the output columns `lo..hi` whose input column lies inside
+/// the image, and the input column of `lo`. Outside that range the window reads padding.
+fn in_bounds_columns(g: &Geometry, j: usize) -> (usize, usize, usize) {
+    let sw = g.opts.stride[1];
+    let offset = (j * g.opts.dilation[1]) as isize - g.opts.padding[1] as isize;
+    let lo = if offset >= 0 {
+        0
+    } else {
+        ((-offset) as usize).div_ceil(sw)
+    };
+    let hi = if g.w as isize > offset {
+        ((g.w as isize - offset) as usize).div_ceil(sw).min(g.ow)
+    } else {
+        0
+    };
+    let start = (lo as isize * sw as isize + offset).max(0) as usize;
+    (lo, hi, start)
+}
+
 /// Writes the input windows of channels `c0..c0+cg` of one image as `k` rows of
 /// `oh*ow` values, row `r` starting at `cols[r * row_stride]` (so the images of a batch
 /// can sit side by side in one wide matrix).
 fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T], row_stride: usize) {
     let [sh, sw] = g.opts.stride;
-    let [ph, pw] = g.opts.padding;
-    let [dh, dw] = g.opts.dilation;
+    let ph = g.opts.padding[0];
+    let dh = g.opts.dilation[0];
     let p = g.p();
     let mut row = 0;
     for c in c0..c0 + g.group_channels() {
@@ -99,18 +118,7 @@ fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T], row_st
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let dst = &mut cols[row * row_stride..row * row_stride + p];
-                // Output columns whose input column lies inside the image: x in [lo, hi).
-                let offset = (j * dw) as isize - pw as isize;
-                let lo = if offset >= 0 {
-                    0
-                } else {
-                    ((-offset) as usize).div_ceil(sw)
-                };
-                let hi = if g.w as isize > offset {
-                    (((g.w as isize - offset) as usize).div_ceil(sw)).min(g.ow)
-                } else {
-                    0
-                };
+                let (lo, hi, start) = in_bounds_columns(g, j);
                 for y in 0..g.oh {
                     let iy = (y * sh + i * dh) as isize - ph as isize;
                     let out = &mut dst[y * g.ow..(y + 1) * g.ow];
@@ -121,7 +129,6 @@ fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T], row_st
                     let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
                     out[..lo].fill(T::zero());
                     out[hi..].fill(T::zero());
-                    let start = (lo as isize * sw as isize + offset) as usize;
                     if sw == 1 {
                         out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
                     } else {
@@ -139,8 +146,8 @@ fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T], row_st
 /// The adjoint of [`im2col`]: adds each column entry back to the pixel it came from.
 fn col2im_add<T: Float>(g: &Geometry, cols: &[T], c0: usize, image: &mut [T], row_stride: usize) {
     let [sh, sw] = g.opts.stride;
-    let [ph, pw] = g.opts.padding;
-    let [dh, dw] = g.opts.dilation;
+    let ph = g.opts.padding[0];
+    let dh = g.opts.dilation[0];
     let p = g.p();
     let mut row = 0;
     for c in c0..c0 + g.group_channels() {
@@ -148,23 +155,11 @@ fn col2im_add<T: Float>(g: &Geometry, cols: &[T], c0: usize, image: &mut [T], ro
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let src = &cols[row * row_stride..row * row_stride + p];
-                // The same in-bounds column range as im2col: x in [lo, hi).
-                let offset = (j * dw) as isize - pw as isize;
-                let lo = if offset >= 0 {
-                    0
-                } else {
-                    ((-offset) as usize).div_ceil(sw)
-                };
-                let hi = if g.w as isize > offset {
-                    (((g.w as isize - offset) as usize).div_ceil(sw)).min(g.ow)
-                } else {
-                    0
-                };
+                let (lo, hi, start) = in_bounds_columns(g, j);
                 if lo >= hi {
                     row += 1;
                     continue;
                 }
-                let start = (lo as isize * sw as isize + offset) as usize;
                 for y in 0..g.oh {
                     let iy = (y * sh + i * dh) as isize - ph as isize;
                     if iy < 0 || iy >= g.h as isize {
