@@ -10,7 +10,7 @@
 //! cargo run --release --example mnist                       # writes the checkpoint
 //! cargo run --release --example nudges -- --index 0         # then this
 
-use backprop::pictures::{activation_color, nudge_color, nudges_figure, Column};
+use backprop::pictures::{activation_color, max_abs, nudge_color, nudges_figure, Column};
 use clap::Parser;
 use nn::{Checkpoint, Cost, Mnist, Network, NnError, Quadratic, Trainer};
 use std::path::PathBuf;
@@ -99,10 +99,6 @@ fn nudges(
 
 fn column_of(weights: &[f32], neurons: usize, j: usize) -> Vec<f32> {
     weights.chunks_exact(neurons).map(|row| row[j]).collect()
-}
-
-fn max_abs(v: &[f32]) -> f32 {
-    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
 }
 
 fn main() -> ExitCode {

@@ -42,10 +42,7 @@ pub fn predict(model: &Mlp<f32>, pixels: &[f32]) -> Prediction {
         .split_last()
         .map(|(o, h)| (o.clone(), h.to_vec()))
         .unwrap_or_default();
-    let digit = outputs
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, &v)| if v > outputs[best] { i } else { best });
+    let digit = nn::metrics::argmax_rows(&Tensor::from_vec(outputs.clone(), [1, outputs.len()]))[0];
     Prediction {
         digit,
         outputs,

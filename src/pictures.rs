@@ -111,7 +111,8 @@ pub fn diverging(v: f32, limit: f32) -> [u8; 3] {
     }
 }
 
-fn max_abs(values: &[f32]) -> f32 {
+/// The largest magnitude in `values` (0 for none): the scale of a diverging colour map.
+pub fn max_abs(values: &[f32]) -> f32 {
     values.iter().fold(0.0f32, |m, v| m.max(v.abs()))
 }
 

@@ -478,13 +478,6 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn detach(&self) -> Var<'t, T> {
         self.tape.constant(self.value())
     }
-
-    pub(crate) fn same_tape(&self, other: &Var<'_, T>) {
-        assert!(
-            self.tape.id == other.tape.id,
-            "tape: a Var from another tape was used here; values of two tapes cannot be mixed"
-        );
-    }
 }
 
 impl<T: Float> std::fmt::Debug for Var<'_, T> {

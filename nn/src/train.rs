@@ -11,8 +11,9 @@ use crate::metrics::ConfusionMatrix;
 use crate::mlp::Model;
 use crate::module::Module;
 use crate::optim::Optimizer;
+use crate::params::Bound;
 use crate::recipe::{Network, Recipe};
-use autodiff::Tape;
+use autodiff::{Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::Path;
@@ -79,11 +80,7 @@ impl Trainer {
             let (value, grads) = {
                 let tape = Tape::new();
                 tape.detect_anomaly(self.detect_anomaly);
-                let bound = self.model.params().bind(&tape);
-                let out = self
-                    .model
-                    .forward(&bound, tape.constant(batch.images.clone()));
-                let cost = self.cost.cost(out, &batch.labels);
+                let (bound, cost) = self.record_cost(&tape, &batch);
                 let value = cost.item() as f64;
                 let gradients = value.is_finite().then(|| cost.backward());
                 let gradients = match gradients {
@@ -111,16 +108,22 @@ impl Trainer {
         })
     }
 
+    /// Binds the parameters to `tape` and records the model's cost on `batch`.
+    fn record_cost<'t>(&self, tape: &'t Tape, batch: &Batch) -> (Bound<'t, f32>, Var<'t, f32>) {
+        let bound = self.model.params().bind(tape);
+        let out = self
+            .model
+            .forward(&bound, tape.constant(batch.images.clone()));
+        let cost = self.cost.cost(out, &batch.labels);
+        (bound, cost)
+    }
+
     /// Replays one batch's forward and backward pass with anomaly detection on, to name
     /// the first op that produced a NaN or infinity.
     fn diagnose(&self, batch: &Batch) -> Option<autodiff::Anomaly> {
         let tape = Tape::new();
         tape.detect_anomaly(true);
-        let bound = self.model.params().bind(&tape);
-        let out = self
-            .model
-            .forward(&bound, tape.constant(batch.images.clone()));
-        let cost = self.cost.cost(out, &batch.labels);
+        let (_, cost) = self.record_cost(&tape, batch);
         if tape.anomaly().is_none() {
             let _ = cost.backward();
         }

@@ -233,6 +233,25 @@ fn gather_dy<T: Float>(g: &Geometry, dy: &[T], part: &Part, grp: usize, out: &mu
     }
 }
 
+/// The inverse of [`gather_dy`]: writes `[og, count * p]` rows back into group `grp`'s
+/// channels of the part's `[count, o, p]` output.
+fn scatter_group<T: Float>(g: &Geometry, rows: &[T], part: &Part, grp: usize, out: &mut [T]) {
+    let (p, og) = (g.p(), g.group_outputs());
+    let wide = part.count * p;
+    for local in 0..part.count {
+        for o in 0..og {
+            out[(local * g.o + grp * og + o) * p..][..p]
+                .copy_from_slice(&rows[o * wide + local * p..][..p]);
+        }
+    }
+}
+
+/// Group `grp`'s weights as an `[og, k]` matrix.
+fn group_weight<'w, T: Float>(g: &Geometry, w: &'w [T], grp: usize) -> MatRef<'w, T> {
+    let (og, k) = (g.group_outputs(), g.k());
+    MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k)
+}
+
 /// y[n, o] = sum over the group's channels and taps of w[o] * window.
 pub(crate) fn conv2d_forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     let (k, p, og) = (g.k(), g.p(), g.group_outputs());
@@ -245,14 +264,9 @@ pub(crate) fn conv2d_forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T>
             let mut out = vec![T::zero(); part.count * per_image];
             for grp in 0..g.opts.groups {
                 gather_cols(g, x, &part, grp, &mut cols);
-                let wg = MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k);
+                let wg = group_weight(g, w, grp);
                 matmul_into(wg, MatRef::row_major(&cols, k, wide), &mut tmp, false);
-                for local in 0..part.count {
-                    for o in 0..og {
-                        out[local * per_image + (grp * og + o) * p..][..p]
-                            .copy_from_slice(&tmp[o * wide + local * p..][..p]);
-                    }
-                }
+                scatter_group(g, &tmp, &part, grp, &mut out);
             }
             out
         })
@@ -271,7 +285,7 @@ pub(crate) fn conv2d_grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Ve
             let mut dx = vec![T::zero(); part.count * chw];
             for grp in 0..g.opts.groups {
                 gather_dy(g, dy, &part, grp, &mut dyg);
-                let wg = MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k);
+                let wg = group_weight(g, w, grp);
                 matmul_into(wg.t(), MatRef::row_major(&dyg, og, wide), &mut cols, false);
                 for local in 0..part.count {
                     col2im_add(

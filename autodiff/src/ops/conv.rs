@@ -133,7 +133,6 @@ impl<'t, T: Float> Var<'t, T> {
     /// 2-D convolution (cross-correlation, as in PyTorch) of `[n, c, h, w]` input with
     /// `[out, c / groups, kh, kw]` weights, giving `[n, out, oh, ow]`.
     pub fn conv2d(self, weight: Var<'t, T>, options: Conv2dOptions) -> Var<'t, T> {
-        self.same_tape(&weight);
         self.tape.record(&[self, weight], |v, _| {
             let g = geometry(v[0].shape(), v[1].shape(), options);
             let out = conv::conv2d_forward(&g, v[0].data(), v[1].data());
@@ -149,8 +148,6 @@ impl<'t, T: Float> Var<'t, T> {
         bias: Var<'t, T>,
         options: Conv2dOptions,
     ) -> Var<'t, T> {
-        self.same_tape(&weight);
-        self.same_tape(&bias);
         self.tape.record(&[self, weight, bias], |v, _| {
             let g = geometry(v[0].shape(), v[1].shape(), options);
             assert!(

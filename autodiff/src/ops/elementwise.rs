@@ -258,7 +258,6 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     fn binary(self, other: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
-        self.same_tape(&other);
         self.tape.record(&[self, other], |x, _| {
             (op.apply(x[0], x[1]), Op::Binary(op))
         })

@@ -182,9 +182,6 @@ impl<'t, T: Float> Var<'t, T> {
     /// Joins tensors along `axis`; all other dimensions must agree.
     pub fn concat(parts: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
         assert!(!parts.is_empty(), "concat: needs at least one tensor");
-        for p in &parts[1..] {
-            parts[0].same_tape(p);
-        }
         parts[0].tape.record(parts, |xs, _| {
             let first = xs[0].shape();
             check_axis("concat", axis, first);
