@@ -156,5 +156,67 @@ fn training_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matmul, parallel_cutoff, training_step);
+/// The layers of network D (LeNet-5) at batch 128, each forward alone and forward +
+/// backward, so a change to one kernel shows in its own line.
+fn lenet_layers(c: &mut Criterion) {
+    use autodiff::Conv2dOptions;
+    let mut group = c.benchmark_group("lenet_layers");
+    group.sample_size(20);
+    // (name, input, weight, padding)
+    let convs = [
+        ("conv1 1->6 5x5 pad 2", [128, 1, 28, 28], [6, 1, 5, 5], 2),
+        ("conv2 6->16 5x5", [128, 6, 14, 14], [16, 6, 5, 5], 0),
+    ];
+    for (name, xs, ws, pad) in convs {
+        let (x, w, b) = (randn(&xs, 1), randn(&ws, 2), randn(&[ws[0]], 3));
+        let opts = Conv2dOptions::new(1, pad);
+        group.bench_function(format!("{name} forward"), |bench| {
+            bench.iter(|| {
+                let tape = Tape::<f32>::new();
+                let (x, w, b) = (
+                    tape.constant(x.clone()),
+                    tape.param(w.clone()),
+                    tape.param(b.clone()),
+                );
+                black_box(x.conv2d_bias(w, b, opts).value().data()[0])
+            })
+        });
+        group.bench_function(format!("{name} forward+backward"), |bench| {
+            bench.iter(|| {
+                let tape = Tape::<f32>::new();
+                let (x, w, b) = (
+                    tape.param(x.clone()),
+                    tape.param(w.clone()),
+                    tape.param(b.clone()),
+                );
+                let grads = x.conv2d_bias(w, b, opts).sum().backward();
+                black_box(grads[w].data()[0])
+            })
+        });
+    }
+    let pools = [
+        ("pool1 2x2", [128, 6, 28, 28]),
+        ("pool2 2x2", [128, 16, 10, 10]),
+    ];
+    for (name, xs) in pools {
+        let x = randn(&xs, 4);
+        group.bench_function(format!("{name} forward+backward"), |bench| {
+            bench.iter(|| {
+                let tape = Tape::<f32>::new();
+                let xv = tape.param(x.clone());
+                let grads = xv.max_pool2d(2, 2, 0).sum().backward();
+                black_box(grads[xv].data()[0])
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    matmul,
+    parallel_cutoff,
+    training_step,
+    lenet_layers
+);
 criterion_main!(benches);

@@ -174,6 +174,73 @@ fn max_pool_ties_send_the_gradient_to_the_first_maximum() {
     assert_eq!(g[x].data(), &[0.0, 1.0, 0.0, 0.0]);
 }
 
+/// The window maximum by the definition: first maximum in row order, the first NaN if any.
+fn max_pool_reference(x: &[f32], h: usize, w: usize, k: usize, s: usize) -> (Vec<f32>, Vec<usize>) {
+    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+    let mut out = Vec::new();
+    let mut at = Vec::new();
+    for plane in 0..x.len() / (h * w) {
+        for y in 0..oh {
+            for xo in 0..ow {
+                let cells: Vec<usize> = (0..k * k)
+                    .map(|t| plane * h * w + (y * s + t / k) * w + xo * s + t % k)
+                    .collect();
+                let best = match cells.iter().find(|&&i| x[i].is_nan()) {
+                    Some(&i) => i,
+                    None => cells
+                        .iter()
+                        .copied()
+                        .fold(cells[0], |b, i| if x[i] > x[b] { i } else { b }),
+                };
+                out.push(x[best]);
+                at.push(best);
+            }
+        }
+    }
+    (out, at)
+}
+
+#[test]
+fn max_pool_matches_the_definition_with_ties_nans_and_infinities() {
+    // Small integers give many ties; NaN and infinities are sprinkled in. 2x2 stride 2
+    // takes the unrolled path, 3x3 stride 2 the general one: both must agree with loops.
+    let (n, c, h, w) = (3, 4, 8, 8);
+    let mut rng = StdRng::seed_from_u64(7);
+    let x: Vec<f32> = (0..n * c * h * w)
+        .map(|_| match rand::Rng::random_range(&mut rng, 0..40) {
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            2 => f32::NEG_INFINITY,
+            v => (v % 4) as f32 - 2.0,
+        })
+        .collect();
+    for (k, s) in [(2, 2), (3, 2), (2, 1)] {
+        let tape = Tape::<f32>::new();
+        let xv = tape.param(Tensor::from_vec(x.clone(), [n, c, h, w]));
+        let y = xv.max_pool2d(k, s, 0);
+        let (want, at) = max_pool_reference(&x, h, w, k, s);
+        let got = y.value().data().to_vec();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g == e || (g.is_nan() && e.is_nan()),
+                "kernel {k} stride {s} cell {i}: {g} vs {e}"
+            );
+        }
+        // The gradient of a weighted sum lands on exactly the reference's cells.
+        let weights = Tensor::from_vec(
+            (0..want.len()).map(|i| (i % 7) as f32 + 1.0).collect(),
+            y.value().shape(),
+        );
+        let grads = (y * tape.constant(weights.clone())).sum().backward();
+        let mut expected = vec![0.0f32; x.len()];
+        for (&i, &g) in at.iter().zip(weights.data()) {
+            expected[i] += g;
+        }
+        assert_eq!(grads[xv].data(), &expected[..], "kernel {k} stride {s}");
+    }
+}
+
 #[test]
 #[should_panic(expected = "conv2d: input [1, 3, 5, 5] weight [4, 2, 3, 3]")]
 fn conv2d_shape_errors_name_both_shapes() {

@@ -6,9 +6,52 @@ use std::iter::Sum;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
 mod private {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
+    use std::cell::RefCell;
+    use std::thread::LocalKey;
+
+    pub trait Sealed: Sized + 'static {
+        /// This thread's spare kernel buffers of this type.
+        fn scratch() -> &'static LocalKey<RefCell<Vec<Vec<Self>>>>;
+    }
+
+    thread_local! {
+        static F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+        static F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    impl Sealed for f32 {
+        fn scratch() -> &'static LocalKey<RefCell<Vec<Vec<f32>>>> {
+            &F32
+        }
+    }
+    impl Sealed for f64 {
+        fn scratch() -> &'static LocalKey<RefCell<Vec<Vec<f64>>>> {
+            &F64
+        }
+    }
+}
+
+/// Spare buffers kept per thread; more than this are dropped.
+const SCRATCH_BUFFERS: usize = 4;
+
+/// Runs `work` on a buffer of `len` elements borrowed from this thread's spares, so
+/// kernels that need a large temporary (im2col columns, gathered gradients) neither
+/// allocate nor zero it on every call. The contents are unspecified: `work` must write
+/// every element before reading it.
+pub(crate) fn with_scratch<T: Float, R>(len: usize, work: impl FnOnce(&mut [T]) -> R) -> R {
+    let pool = <T as private::Sealed>::scratch();
+    let mut buf = pool.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, T::zero());
+    }
+    let out = work(&mut buf[..len]);
+    pool.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < SCRATCH_BUFFERS {
+            p.push(buf);
+        }
+    });
+    out
 }
 
 /// A floating-point element type: implemented for `f32` and `f64` only.

@@ -2,7 +2,7 @@
 //! processed in parallel (rayon) in a fixed partition, so results do not depend on
 //! the number of threads.
 
-use crate::float::Float;
+use crate::float::{with_scratch, Float};
 use crate::kernels::gemm::{matmul_into, MatRef};
 use rayon::prelude::*;
 
@@ -104,6 +104,17 @@ fn in_bounds_columns(g: &Geometry, j: usize) -> (usize, usize, usize) {
     (lo, hi, start)
 }
 
+/// Copies a short run (an image row, tens of elements) as an inline vector loop. A plain
+/// copy loop becomes a call to `memcpy`, whose per-call cost on runs this short was most
+/// of im2col's time; adding +0.0 (it only turns -0.0 into +0.0, which no product or sum
+/// downstream can tell apart) is an operation LLVM must keep, so the loop stays inline.
+#[inline(always)]
+fn copy_run<T: Float>(dst: &mut [T], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s + T::zero();
+    }
+}
+
 /// Writes the input windows of channels `c0..c0+cg` of one image as `k` rows of
 /// `oh*ow` values, row `r` starting at `cols[r * row_stride]` (so the images of a batch
 /// can sit side by side in one wide matrix).
@@ -130,7 +141,7 @@ fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T], row_st
                     out[..lo].fill(T::zero());
                     out[hi..].fill(T::zero());
                     if sw == 1 {
-                        out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                        copy_run(&mut out[lo..hi], &src[start..start + (hi - lo)]);
                     } else {
                         for (k, o) in out[lo..hi].iter_mut().enumerate() {
                             *o = src[start + k * sw];
@@ -234,14 +245,28 @@ fn gather_dy<T: Float>(g: &Geometry, dy: &[T], part: &Part, grp: usize, out: &mu
 }
 
 /// The inverse of [`gather_dy`]: writes `[og, count * p]` rows back into group `grp`'s
-/// channels of the part's `[count, o, p]` output.
-fn scatter_group<T: Float>(g: &Geometry, rows: &[T], part: &Part, grp: usize, out: &mut [T]) {
+/// channels of the part's `[count, o, p]` output, adding each channel's bias if given.
+fn scatter_group<T: Float>(
+    g: &Geometry,
+    rows: &[T],
+    part: &Part,
+    grp: usize,
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
     let (p, og) = (g.p(), g.group_outputs());
     let wide = part.count * p;
     for local in 0..part.count {
         for o in 0..og {
-            out[(local * g.o + grp * og + o) * p..][..p]
-                .copy_from_slice(&rows[o * wide + local * p..][..p]);
+            let dst = &mut out[(local * g.o + grp * og + o) * p..][..p];
+            let src = &rows[o * wide + local * p..][..p];
+            match bias {
+                Some(b) => {
+                    let b = b[grp * og + o];
+                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b);
+                }
+                None => dst.copy_from_slice(src),
+            }
         }
     }
 }
@@ -252,55 +277,81 @@ fn group_weight<'w, T: Float>(g: &Geometry, w: &'w [T], grp: usize) -> MatRef<'w
     MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k)
 }
 
-/// y[n, o] = sum over the group's channels and taps of w[o] * window.
-pub(crate) fn conv2d_forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+/// Splits `out` (`per_image` values per image) into the fixed partition of the batch
+/// and runs `work` on each part in parallel.
+fn for_each_part<T: Float>(
+    n: usize,
+    per_image: usize,
+    out: &mut [T],
+    work: impl Fn(Part, &mut [T]) + Send + Sync,
+) {
+    if per_image == 0 || n == 0 {
+        return;
+    }
+    let per = chunk(n);
+    out.par_chunks_mut(per * per_image)
+        .enumerate()
+        .for_each(|(i, out)| {
+            let part = Part {
+                first: i * per,
+                count: out.len() / per_image,
+            };
+            work(part, out)
+        });
+}
+
+/// y[n, o] = bias[o] + sum over the group's channels and taps of w[o] * window.
+pub(crate) fn conv2d_forward<T: Float>(
+    g: &Geometry,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+) -> Vec<T> {
     let (k, p, og) = (g.k(), g.p(), g.group_outputs());
     let per_image = g.o * p;
-    let pieces: Vec<Vec<T>> = parts(g.n)
-        .map(|part| {
-            let wide = part.count * p;
-            let mut cols = vec![T::zero(); k * wide];
-            let mut tmp = vec![T::zero(); og * wide];
-            let mut out = vec![T::zero(); part.count * per_image];
-            for grp in 0..g.opts.groups {
-                gather_cols(g, x, &part, grp, &mut cols);
-                let wg = group_weight(g, w, grp);
-                matmul_into(wg, MatRef::row_major(&cols, k, wide), &mut tmp, false);
-                scatter_group(g, &tmp, &part, grp, &mut out);
-            }
-            out
+    let mut y = vec![T::zero(); g.n * per_image];
+    for_each_part(g.n, per_image, &mut y, |part, out| {
+        let wide = part.count * p;
+        with_scratch(k * wide, |cols| {
+            with_scratch(og * wide, |tmp| {
+                for grp in 0..g.opts.groups {
+                    gather_cols(g, x, &part, grp, cols);
+                    let wg = group_weight(g, w, grp);
+                    matmul_into(wg, MatRef::row_major(cols, k, wide), tmp, false);
+                    scatter_group(g, tmp, &part, grp, bias, out);
+                }
+            })
         })
-        .collect();
-    pieces.concat()
+    });
+    y
 }
 
 /// dx: Wᵀ dy for all images of a part at once, scattered back through col2im.
 pub(crate) fn conv2d_grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
     let (k, p, og, chw) = (g.k(), g.p(), g.group_outputs(), g.c * g.h * g.w);
-    let pieces: Vec<Vec<T>> = parts(g.n)
-        .map(|part| {
-            let wide = part.count * p;
-            let mut dyg = vec![T::zero(); og * wide];
-            let mut cols = vec![T::zero(); k * wide];
-            let mut dx = vec![T::zero(); part.count * chw];
-            for grp in 0..g.opts.groups {
-                gather_dy(g, dy, &part, grp, &mut dyg);
-                let wg = group_weight(g, w, grp);
-                matmul_into(wg.t(), MatRef::row_major(&dyg, og, wide), &mut cols, false);
-                for local in 0..part.count {
-                    col2im_add(
-                        g,
-                        &cols[local * p..],
-                        grp * g.group_channels(),
-                        &mut dx[local * chw..(local + 1) * chw],
-                        wide,
-                    );
+    let mut dx = vec![T::zero(); g.n * chw];
+    for_each_part(g.n, chw, &mut dx, |part, dx| {
+        let wide = part.count * p;
+        with_scratch(og * wide, |dyg| {
+            with_scratch(k * wide, |cols| {
+                for grp in 0..g.opts.groups {
+                    gather_dy(g, dy, &part, grp, dyg);
+                    let wg = group_weight(g, w, grp);
+                    matmul_into(wg.t(), MatRef::row_major(dyg, og, wide), cols, false);
+                    for local in 0..part.count {
+                        col2im_add(
+                            g,
+                            &cols[local * p..],
+                            grp * g.group_channels(),
+                            &mut dx[local * chw..(local + 1) * chw],
+                            wide,
+                        );
+                    }
                 }
-            }
-            dx
+            })
         })
-        .collect();
-    pieces.concat()
+    });
+    dx
 }
 
 /// dw = dy cols(x)ᵀ per part, then the parts summed in order (deterministic).
@@ -309,20 +360,21 @@ pub(crate) fn conv2d_grad_weight<T: Float>(g: &Geometry, dy: &[T], x: &[T]) -> V
     let pieces: Vec<Vec<T>> = parts(g.n)
         .map(|part| {
             let wide = part.count * p;
-            let mut dyg = vec![T::zero(); og * wide];
-            let mut cols = vec![T::zero(); k * wide];
             let mut dw = vec![T::zero(); g.o * k];
-            for grp in 0..g.opts.groups {
-                gather_cols(g, x, &part, grp, &mut cols);
-                gather_dy(g, dy, &part, grp, &mut dyg);
-                let dy_m = MatRef::row_major(&dyg, og, wide);
-                matmul_into(
-                    dy_m,
-                    MatRef::row_major(&cols, k, wide).t(),
-                    &mut dw[grp * og * k..(grp + 1) * og * k],
-                    false,
-                );
-            }
+            with_scratch(og * wide, |dyg| {
+                with_scratch(k * wide, |cols| {
+                    for grp in 0..g.opts.groups {
+                        gather_cols(g, x, &part, grp, cols);
+                        gather_dy(g, dy, &part, grp, dyg);
+                        matmul_into(
+                            MatRef::row_major(dyg, og, wide),
+                            MatRef::row_major(cols, k, wide).t(),
+                            &mut dw[grp * og * k..(grp + 1) * og * k],
+                            false,
+                        );
+                    }
+                })
+            });
             dw
         })
         .collect();
@@ -333,6 +385,29 @@ pub(crate) fn conv2d_grad_weight<T: Float>(g: &Geometry, dy: &[T], x: &[T]) -> V
         }
     }
     total
+}
+
+/// The bias gradient: each output channel's planes summed over the batch.
+pub(crate) fn conv2d_grad_bias<T: Float>(g: &Geometry, dy: &[T]) -> Vec<T> {
+    let mut db = vec![T::zero(); g.o];
+    for (k, plane) in dy.chunks_exact(g.p().max(1)).enumerate() {
+        db[k % g.o.max(1)] += lane_sum(plane);
+    }
+    db
+}
+
+/// A sum in eight independent lanes, so the loop vectorises (the order is fixed, so
+/// the result is still deterministic).
+fn lane_sum<T: Float>(xs: &[T]) -> T {
+    let mut lanes = [T::zero(); 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    let tail: T = chunks.remainder().iter().copied().sum();
+    lanes.iter().copied().sum::<T>() + tail
 }
 
 /// Pooling geometry over the last two axes of an `[n, c, h, w]` tensor.
@@ -365,11 +440,20 @@ impl Pool {
 }
 
 /// Max over each window, with the flat index of its first maximum (ties go to the
-/// first, so gradients are deterministic). Padding never wins. Planes in parallel.
+/// first, so gradients are deterministic; the first NaN wins over numbers). Padding
+/// never wins. Planes in parallel.
 pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<usize>) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    let mut out = vec![T::neg_infinity(); p.planes * plane_out];
+    let mut out = vec![T::zero(); p.planes * plane_out];
     let mut arg = vec![usize::MAX; out.len()];
+    if plane_out == 0 {
+        return (out, arg);
+    }
+    // The clipped window of every output row and column, computed once.
+    let rows: Vec<_> = (0..p.oh).map(|y| p.window(y, 0).0).collect();
+    let cols: Vec<_> = (0..p.ow).map(|xo| p.window(0, xo).1).collect();
+    // The common 2x2, stride 2, unpadded window has its own unrolled loop.
+    let pairs = p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0];
     let per = chunk(p.planes);
     out.par_chunks_mut(per * plane_out)
         .zip(arg.par_chunks_mut(per * plane_out))
@@ -382,26 +466,95 @@ pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<usize>) {
             {
                 let base = (part * per + local) * plane_in;
                 let plane = &x[base..base + plane_in];
-                for y in 0..p.oh {
-                    for xo in 0..p.ow {
-                        let (rows, cols) = p.window(y, xo);
-                        let (mut best, mut at) = (T::neg_infinity(), usize::MAX);
-                        for iy in rows {
-                            for ix in cols.clone() {
-                                let v = plane[iy * p.w + ix];
-                                if at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
-                                    best = v;
-                                    at = iy * p.w + ix;
-                                }
+                if pairs {
+                    max_pool_2x2(p, plane, base, out, arg);
+                    continue;
+                }
+                for (y, r) in rows.iter().enumerate() {
+                    for (xo, c) in cols.iter().enumerate() {
+                        let cell = y * p.ow + xo;
+                        if r.is_empty() || c.is_empty() {
+                            (out[cell], arg[cell]) = (T::neg_infinity(), usize::MAX);
+                            continue;
+                        }
+                        let mut at = r.start * p.w + c.start;
+                        let mut best = plane[at];
+                        for iy in r.clone() {
+                            let row = &plane[iy * p.w..(iy + 1) * p.w];
+                            for (ix, &v) in row[c.clone()].iter().enumerate() {
+                                // Selects, not branches: which cell wins is data-dependent
+                                // and would mispredict half the time.
+                                let take = beats(v, best);
+                                best = if take { v } else { best };
+                                at = if take { iy * p.w + c.start + ix } else { at };
                             }
                         }
-                        out[y * p.ow + xo] = best;
-                        arg[y * p.ow + xo] = if at == usize::MAX { at } else { base + at };
+                        (out[cell], arg[cell]) = (best, base + at);
                     }
                 }
             }
         });
     (out, arg)
+}
+
+/// Whether `v` replaces `best` as a window's maximum: a larger number, or the first NaN.
+#[inline(always)]
+fn beats<T: Float>(v: T, best: T) -> bool {
+    (v > best || v.is_nan()) & !best.is_nan()
+}
+
+/// [`max_pool`] of one plane for 2x2 windows with stride 2 and no padding, with the
+/// same result (the first maximum in row order; the first NaN if there is one) but no
+/// data-dependent branches: `max` finds the value and integer selects its first index,
+/// since where the maximum sits is random and a branch on it mispredicts half the time.
+fn max_pool_2x2<T: Float>(p: &Pool, plane: &[T], base: usize, out: &mut [T], arg: &mut [usize]) {
+    let w = p.w;
+    for y in 0..p.oh {
+        let top = 2 * y * w;
+        let (r0, r1) = (&plane[top..top + w], &plane[top + w..top + 2 * w]);
+        let out = &mut out[y * p.ow..(y + 1) * p.ow];
+        let arg = &mut arg[y * p.ow..(y + 1) * p.ow];
+        for (xo, (o, a)) in out.iter_mut().zip(arg.iter_mut()).enumerate() {
+            let c = 2 * xo;
+            let cells = [r0[c], r0[c + 1], r1[c], r1[c + 1]];
+            let at = [top + c, top + c + 1, top + w + c, top + w + c + 1];
+            if cells.iter().any(|v| v.is_nan()) {
+                let first = cells.iter().position(|v| v.is_nan()).unwrap_or(0);
+                (*o, *a) = (cells[first], base + at[first]);
+                continue;
+            }
+            let m = cells[0].max(cells[1]).max(cells[2].max(cells[3]));
+            let mut i = at[3];
+            i = if cells[2] == m { at[2] } else { i };
+            i = if cells[1] == m { at[1] } else { i };
+            i = if cells[0] == m { at[0] } else { i };
+            (*o, *a) = (plane[i], base + i);
+        }
+    }
+}
+
+/// The adjoint of [`max_pool`]: each output gradient goes to its window's maximum.
+/// Planes in parallel (every `argmax` of a plane lies inside that plane).
+pub(crate) fn max_pool_grad<T: Float>(p: &Pool, argmax: &[usize], dy: &[T]) -> Vec<T> {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    let mut dx = vec![T::zero(); p.planes * plane_in];
+    if plane_in == 0 || plane_out == 0 {
+        return dx;
+    }
+    let per = chunk(p.planes);
+    dx.par_chunks_mut(per * plane_in)
+        .enumerate()
+        .for_each(|(part, dx)| {
+            let base = part * per * plane_in;
+            let cells =
+                part * per * plane_out..(part * per * plane_out + dx.len() / plane_in * plane_out);
+            for (&i, &g) in argmax[cells.clone()].iter().zip(&dy[cells]) {
+                if i != usize::MAX {
+                    dx[i - base] += g;
+                }
+            }
+        });
+    dx
 }
 
 /// Mean over each window, counting padded cells as zeros (PyTorch's default).

@@ -70,26 +70,21 @@ pub(crate) fn conv2d_vjp<T: Float>(g: &Geometry, ctx: &VjpContext<'_, T>) -> Inp
     if ctx.inputs.len() == 3 {
         // The bias's gradient sums each output channel's plane over the batch.
         grads.push(want(ctx, 2, || {
-            let p = g.oh * g.ow;
-            let mut db = vec![T::zero(); g.o];
-            for (k, plane) in dy.data().chunks_exact(p.max(1)).enumerate() {
-                db[k % g.o] += plane.iter().copied().sum::<T>();
-            }
-            Tensor::from_vec(db, [g.o])
+            Tensor::from_vec(conv::conv2d_grad_bias(g, dy.data()), [g.o])
         }));
     }
     grads
 }
 
-pub(crate) fn max_pool_vjp<T: Float>(argmax: &[usize], ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    let mut dx = Tensor::zeros(ctx.inputs[0].shape());
-    let d = dx.data_mut();
-    for (&i, &g) in argmax.iter().zip(ctx.grad.data()) {
-        if i != usize::MAX {
-            d[i] += g;
-        }
-    }
-    smallvec![Some(dx)]
+pub(crate) fn max_pool_vjp<T: Float>(
+    p: &Pool,
+    argmax: &[usize],
+    ctx: &VjpContext<'_, T>,
+) -> InputGrads<T> {
+    smallvec![Some(Tensor::from_vec(
+        conv::max_pool_grad(p, argmax, ctx.grad.data()),
+        ctx.inputs[0].shape()
+    ))]
 }
 
 pub(crate) fn avg_pool_vjp<T: Float>(p: &Pool, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
@@ -135,7 +130,7 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn conv2d(self, weight: Var<'t, T>, options: Conv2dOptions) -> Var<'t, T> {
         self.tape.record(&[self, weight], |v, _| {
             let g = geometry(v[0].shape(), v[1].shape(), options);
-            let out = conv::conv2d_forward(&g, v[0].data(), v[1].data());
+            let out = conv::conv2d_forward(&g, v[0].data(), v[1].data(), None);
             (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), Op::Conv2d(g))
         })
     }
@@ -156,12 +151,7 @@ impl<'t, T: Float> Var<'t, T> {
                 Dims(v[2].shape()),
                 g.o
             );
-            let mut out = conv::conv2d_forward(&g, v[0].data(), v[1].data());
-            let p = g.oh * g.ow;
-            for (k, plane) in out.chunks_exact_mut(p.max(1)).enumerate() {
-                let b = v[2].data()[k % g.o];
-                plane.iter_mut().for_each(|y| *y += b);
-            }
+            let out = conv::conv2d_forward(&g, v[0].data(), v[1].data(), Some(v[2].data()));
             (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), Op::Conv2d(g))
         })
     }
@@ -173,7 +163,7 @@ impl<'t, T: Float> Var<'t, T> {
             let (out, argmax) = conv::max_pool(&p, v[0].data());
             (
                 Tensor::from_vec(out, [v[0].shape()[0], v[0].shape()[1], p.oh, p.ow]),
-                Op::MaxPool2d { argmax },
+                Op::MaxPool2d { pool: p, argmax },
             )
         })
     }

@@ -70,6 +70,7 @@ pub(crate) enum Op<T: Float> {
     },
     Conv2d(crate::kernels::conv::Geometry),
     MaxPool2d {
+        pool: crate::kernels::conv::Pool,
         argmax: Vec<usize>,
     },
     AvgPool2d(crate::kernels::conv::Pool),
@@ -123,7 +124,7 @@ impl<T: Float> Op<T> {
             Op::LogSoftmax { axis } => nn_ops::log_softmax_vjp(*axis, ctx),
             Op::CrossEntropy { targets, probs } => nn_ops::cross_entropy_vjp(targets, probs, ctx),
             Op::Conv2d(g) => conv::conv2d_vjp(g, ctx),
-            Op::MaxPool2d { argmax } => conv::max_pool_vjp(argmax, ctx),
+            Op::MaxPool2d { pool, argmax } => conv::max_pool_vjp(pool, argmax, ctx),
             Op::AvgPool2d(p) => conv::avg_pool_vjp(p, ctx),
             Op::Custom(c) => custom::vjp(c.as_ref(), ctx),
         }
