@@ -34,24 +34,60 @@ mod private {
 /// Spare buffers kept per thread; more than this are dropped.
 const SCRATCH_BUFFERS: usize = 4;
 
-/// Runs `work` on a buffer of `len` elements borrowed from this thread's spares, so
-/// kernels that need a large temporary (im2col columns, gathered gradients) neither
-/// allocate nor zero it on every call. The contents are unspecified: `work` must write
-/// every element before reading it.
-pub(crate) fn with_scratch<T: Float, R>(len: usize, work: impl FnOnce(&mut [T]) -> R) -> R {
-    let pool = <T as private::Sealed>::scratch();
-    let mut buf = pool.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-    if buf.len() < len {
-        buf.resize(len, T::zero());
-    }
-    let out = work(&mut buf[..len]);
-    pool.with(|p| {
+/// A buffer of `len` elements from this thread's spares (or a new one). The contents
+/// are unspecified: whoever takes it must write every element before reading it.
+pub(crate) fn take_scratch<T: Float>(len: usize) -> Vec<T> {
+    // The smallest spare that holds `len` elements, else the largest (grown below).
+    let mut buf = <T as private::Sealed>::scratch()
+        .with(|p| {
+            let mut p = p.borrow_mut();
+            let fits = (0..p.len())
+                .filter(|&i| p[i].capacity() >= len)
+                .min_by_key(|&i| p[i].capacity());
+            let pick = fits.or_else(|| (0..p.len()).max_by_key(|&i| p[i].capacity()));
+            pick.map(|i| p.swap_remove(i))
+        })
+        .unwrap_or_default();
+    // Whatever the buffer held stays; only growth is filled.
+    buf.resize(len, T::zero());
+    buf
+}
+
+/// Hands a buffer back to this thread's spares (dropped if there are enough already).
+pub(crate) fn give_scratch<T: Float>(buf: Vec<T>) {
+    <T as private::Sealed>::scratch().with(|p| {
         let mut p = p.borrow_mut();
         if p.len() < SCRATCH_BUFFERS {
             p.push(buf);
         }
     });
+}
+
+/// Runs `work` on a buffer of `len` elements borrowed from this thread's spares, so
+/// kernels that need a large temporary (im2col columns, gathered gradients) neither
+/// allocate nor zero it on every call. The contents are unspecified: `work` must write
+/// every element before reading it.
+pub(crate) fn with_scratch<T: Float, R>(len: usize, work: impl FnOnce(&mut [T]) -> R) -> R {
+    let mut buf = take_scratch(len);
+    let out = work(&mut buf);
+    give_scratch(buf);
     out
+}
+
+/// A scratch buffer that outlives one kernel (im2col columns kept from the forward pass
+/// for the backward one) and goes back to the spares of the thread that drops it.
+pub(crate) struct Recycled<T: Float>(pub Vec<T>);
+
+impl<T: Float> Drop for Recycled<T> {
+    fn drop(&mut self) {
+        give_scratch(std::mem::take(&mut self.0));
+    }
+}
+
+impl<T: Float> std::fmt::Debug for Recycled<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recycled({} elements)", self.0.len())
+    }
 }
 
 /// A floating-point element type: implemented for `f32` and `f64` only.

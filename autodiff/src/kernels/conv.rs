@@ -2,7 +2,7 @@
 //! processed in parallel (rayon) in a fixed partition, so results do not depend on
 //! the number of threads.
 
-use crate::float::{with_scratch, Float};
+use crate::float::{take_scratch, with_scratch, Float, Recycled};
 use crate::kernels::gemm::{matmul_into, MatRef};
 use rayon::prelude::*;
 
@@ -300,30 +300,59 @@ fn for_each_part<T: Float>(
         });
 }
 
+/// Largest im2col matrix (elements) kept from the forward pass for the weight gradient;
+/// above it the backward pass builds the columns again rather than hold that much memory.
+const KEEP_COLS_MAX: usize = 1 << 24;
+
 /// y[n, o] = bias[o] + sum over the group's channels and taps of w[o] * window.
+///
+/// With `keep_cols` (and a matrix under [`KEEP_COLS_MAX`]) the im2col columns are
+/// returned too, part by part and group by group as [`conv2d_grad_weight`] reads them.
 pub(crate) fn conv2d_forward<T: Float>(
     g: &Geometry,
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
-) -> Vec<T> {
+    keep_cols: bool,
+) -> (Vec<T>, Option<Recycled<T>>) {
     let (k, p, og) = (g.k(), g.p(), g.group_outputs());
     let per_image = g.o * p;
+    let cols_per_image = g.opts.groups * k * p;
     let mut y = vec![T::zero(); g.n * per_image];
-    for_each_part(g.n, per_image, &mut y, |part, out| {
+    let conv_part = |part: &Part, out: &mut [T], cols: &mut [T]| {
         let wide = part.count * p;
-        with_scratch(k * wide, |cols| {
-            with_scratch(og * wide, |tmp| {
-                for grp in 0..g.opts.groups {
-                    gather_cols(g, x, &part, grp, cols);
-                    let wg = group_weight(g, w, grp);
-                    matmul_into(wg, MatRef::row_major(cols, k, wide), tmp, false);
-                    scatter_group(g, tmp, &part, grp, bias, out);
-                }
-            })
+        with_scratch(og * wide, |tmp| {
+            for grp in 0..g.opts.groups {
+                let cols = &mut cols[grp * k * wide..(grp + 1) * k * wide];
+                gather_cols(g, x, part, grp, cols);
+                let wg = group_weight(g, w, grp);
+                matmul_into(wg, MatRef::row_major(cols, k, wide), tmp, false);
+                scatter_group(g, tmp, part, grp, bias, out);
+            }
         })
-    });
-    y
+    };
+    let keep = keep_cols && g.n * cols_per_image <= KEEP_COLS_MAX && per_image > 0;
+    if !keep {
+        for_each_part(g.n, per_image, &mut y, |part, out| {
+            with_scratch(part.count * cols_per_image, |cols| {
+                conv_part(&part, out, cols)
+            })
+        });
+        return (y, None);
+    }
+    let mut cols = Recycled(take_scratch(g.n * cols_per_image));
+    let per = chunk(g.n);
+    y.par_chunks_mut(per * per_image)
+        .zip(cols.0.par_chunks_mut((per * cols_per_image).max(1)))
+        .enumerate()
+        .for_each(|(i, (out, cols))| {
+            let part = Part {
+                first: i * per,
+                count: out.len() / per_image,
+            };
+            conv_part(&part, out, cols)
+        });
+    (y, Some(cols))
 }
 
 /// dx: Wᵀ dy for all images of a part at once, scattered back through col2im.
@@ -354,26 +383,42 @@ pub(crate) fn conv2d_grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Ve
     dx
 }
 
-/// dw = dy cols(x)ᵀ per part, then the parts summed in order (deterministic).
-pub(crate) fn conv2d_grad_weight<T: Float>(g: &Geometry, dy: &[T], x: &[T]) -> Vec<T> {
+/// dw = dy cols(x)ᵀ per part, then the parts summed in order (deterministic). `kept`
+/// holds the forward pass's columns when it kept them; otherwise they are built again.
+pub(crate) fn conv2d_grad_weight<T: Float>(
+    g: &Geometry,
+    dy: &[T],
+    x: &[T],
+    kept: Option<&[T]>,
+) -> Vec<T> {
     let (k, p, og) = (g.k(), g.p(), g.group_outputs());
+    let cols_per_image = g.opts.groups * k * p;
     let pieces: Vec<Vec<T>> = parts(g.n)
         .map(|part| {
             let wide = part.count * p;
             let mut dw = vec![T::zero(); g.o * k];
-            with_scratch(og * wide, |dyg| {
-                with_scratch(k * wide, |cols| {
+            let mut product = |grp: usize, cols: &[T], dyg: &mut [T]| {
+                gather_dy(g, dy, &part, grp, dyg);
+                matmul_into(
+                    MatRef::row_major(dyg, og, wide),
+                    MatRef::row_major(cols, k, wide).t(),
+                    &mut dw[grp * og * k..(grp + 1) * og * k],
+                    false,
+                );
+            };
+            with_scratch(og * wide, |dyg| match kept {
+                Some(kept) => {
+                    let mine = &kept[part.first * cols_per_image..][..part.count * cols_per_image];
+                    for grp in 0..g.opts.groups {
+                        product(grp, &mine[grp * k * wide..(grp + 1) * k * wide], dyg);
+                    }
+                }
+                None => with_scratch(k * wide, |cols| {
                     for grp in 0..g.opts.groups {
                         gather_cols(g, x, &part, grp, cols);
-                        gather_dy(g, dy, &part, grp, dyg);
-                        matmul_into(
-                            MatRef::row_major(dyg, og, wide),
-                            MatRef::row_major(cols, k, wide).t(),
-                            &mut dw[grp * og * k..(grp + 1) * og * k],
-                            false,
-                        );
+                        product(grp, cols, dyg);
                     }
-                })
+                }),
             });
             dw
         })
@@ -601,4 +646,51 @@ pub(crate) fn avg_pool_grad<T: Float>(p: &Pool, dy: &[T]) -> Vec<T> {
         }
     }
     dx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_columns_give_the_same_weight_gradient_as_rebuilt_ones() {
+        // Grouped, strided, padded and dilated, over more images than parts.
+        let opts = Conv2dOptions {
+            stride: [2, 1],
+            padding: [1, 2],
+            dilation: [1, 2],
+            groups: 2,
+        };
+        let (n, c, h, w, o, kh, kw) = (11, 4, 7, 9, 6, 3, 2);
+        let oh = out_len(h, kh, 2, 1, 1).unwrap();
+        let ow = out_len(w, kw, 1, 2, 2).unwrap();
+        let g = Geometry {
+            n,
+            c,
+            h,
+            w,
+            o,
+            kh,
+            kw,
+            oh,
+            ow,
+            opts,
+        };
+        let x: Vec<f64> = (0..n * c * h * w)
+            .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
+            .collect();
+        let wt: Vec<f64> = (0..o * (c / 2) * kh * kw)
+            .map(|i| ((i * 13) % 29) as f64 / 14.0 - 1.0)
+            .collect();
+        let (y_kept, cols) = conv2d_forward(&g, &x, &wt, None, true);
+        let (y_plain, none) = conv2d_forward(&g, &x, &wt, None, false);
+        assert!(none.is_none());
+        assert_eq!(y_kept, y_plain);
+        let dy: Vec<f64> = (0..y_kept.len())
+            .map(|i| ((i * 7) % 17) as f64 / 8.0 - 1.0)
+            .collect();
+        let kept = conv2d_grad_weight(&g, &dy, &x, cols.as_ref().map(|c| &c.0[..]));
+        let rebuilt = conv2d_grad_weight(&g, &dy, &x, None);
+        assert_eq!(kept, rebuilt);
+    }
 }

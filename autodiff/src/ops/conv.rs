@@ -2,7 +2,7 @@
 //! arithmetic lives in `kernels/conv.rs` (im2col + GEMM).
 
 use super::{want, InputGrads, Op, VjpContext};
-use crate::float::Float;
+use crate::float::{Float, Recycled};
 use crate::kernels::conv::{self, out_len, Conv2dOptions, Geometry, Pool};
 use crate::shape::Dims;
 use crate::tape::Var;
@@ -58,13 +58,20 @@ fn geometry(x: &[usize], w: &[usize], opts: Conv2dOptions) -> Geometry {
     }
 }
 
-pub(crate) fn conv2d_vjp<T: Float>(g: &Geometry, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+pub(crate) fn conv2d_vjp<T: Float>(
+    g: &Geometry,
+    cols: Option<&Recycled<T>>,
+    ctx: &VjpContext<'_, T>,
+) -> InputGrads<T> {
     let (x, w, dy) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
     let dx = want(ctx, 0, || {
         Tensor::from_vec(conv::conv2d_grad_input(g, dy.data(), w.data()), x.shape())
     });
     let dw = want(ctx, 1, || {
-        Tensor::from_vec(conv::conv2d_grad_weight(g, dy.data(), x.data()), w.shape())
+        Tensor::from_vec(
+            conv::conv2d_grad_weight(g, dy.data(), x.data(), cols.map(|c| &c.0[..])),
+            w.shape(),
+        )
     });
     let mut grads: InputGrads<T> = smallvec![dx, dw];
     if ctx.inputs.len() == 3 {
@@ -128,10 +135,11 @@ impl<'t, T: Float> Var<'t, T> {
     /// 2-D convolution (cross-correlation, as in PyTorch) of `[n, c, h, w]` input with
     /// `[out, c / groups, kh, kw]` weights, giving `[n, out, oh, ow]`.
     pub fn conv2d(self, weight: Var<'t, T>, options: Conv2dOptions) -> Var<'t, T> {
-        self.tape.record(&[self, weight], |v, _| {
+        self.tape.record(&[self, weight], |v, wants_grad| {
             let g = geometry(v[0].shape(), v[1].shape(), options);
-            let out = conv::conv2d_forward(&g, v[0].data(), v[1].data(), None);
-            (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), Op::Conv2d(g))
+            let (out, cols) = conv::conv2d_forward(&g, v[0].data(), v[1].data(), None, wants_grad);
+            let op = Op::Conv2d { geometry: g, cols };
+            (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), op)
         })
     }
 
@@ -143,7 +151,7 @@ impl<'t, T: Float> Var<'t, T> {
         bias: Var<'t, T>,
         options: Conv2dOptions,
     ) -> Var<'t, T> {
-        self.tape.record(&[self, weight, bias], |v, _| {
+        self.tape.record(&[self, weight, bias], |v, wants_grad| {
             let g = geometry(v[0].shape(), v[1].shape(), options);
             assert!(
                 v[2].shape() == [g.o],
@@ -151,8 +159,10 @@ impl<'t, T: Float> Var<'t, T> {
                 Dims(v[2].shape()),
                 g.o
             );
-            let out = conv::conv2d_forward(&g, v[0].data(), v[1].data(), Some(v[2].data()));
-            (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), Op::Conv2d(g))
+            let (x, w, b) = (v[0].data(), v[1].data(), Some(v[2].data()));
+            let (out, cols) = conv::conv2d_forward(&g, x, w, b, wants_grad);
+            let op = Op::Conv2d { geometry: g, cols };
+            (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), op)
         })
     }
 

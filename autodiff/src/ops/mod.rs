@@ -68,7 +68,11 @@ pub(crate) enum Op<T: Float> {
         targets: Vec<usize>,
         probs: Tensor<T>,
     },
-    Conv2d(crate::kernels::conv::Geometry),
+    Conv2d {
+        geometry: crate::kernels::conv::Geometry,
+        /// The forward pass's im2col columns, when it kept them for the weight gradient.
+        cols: Option<crate::float::Recycled<T>>,
+    },
     MaxPool2d {
         pool: crate::kernels::conv::Pool,
         argmax: Vec<usize>,
@@ -97,7 +101,7 @@ impl<T: Float> Op<T> {
             Op::Softmax { axis } => format!("softmax(axis {axis})"),
             Op::LogSoftmax { axis } => format!("log_softmax(axis {axis})"),
             Op::CrossEntropy { .. } => "cross_entropy".into(),
-            Op::Conv2d(_) => "conv2d".into(),
+            Op::Conv2d { .. } => "conv2d".into(),
             Op::MaxPool2d { .. } => "max_pool2d".into(),
             Op::AvgPool2d(_) => "avg_pool2d".into(),
             Op::Custom(c) => c.name().into(),
@@ -123,7 +127,7 @@ impl<T: Float> Op<T> {
             Op::Softmax { axis } => nn_ops::softmax_vjp(*axis, ctx),
             Op::LogSoftmax { axis } => nn_ops::log_softmax_vjp(*axis, ctx),
             Op::CrossEntropy { targets, probs } => nn_ops::cross_entropy_vjp(targets, probs, ctx),
-            Op::Conv2d(g) => conv::conv2d_vjp(g, ctx),
+            Op::Conv2d { geometry, cols } => conv::conv2d_vjp(geometry, cols.as_ref(), ctx),
             Op::MaxPool2d { pool, argmax } => conv::max_pool_vjp(pool, argmax, ctx),
             Op::AvgPool2d(p) => conv::avg_pool_vjp(p, ctx),
             Op::Custom(c) => custom::vjp(c.as_ref(), ctx),
