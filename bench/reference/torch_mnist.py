@@ -43,7 +43,7 @@ def load(d):
 
 
 def lenet():
-    """DESIGN.md's network D, He-normal weights and zero biases as nn::Model::lenet."""
+    """DESIGN.md's network D, Xavier-uniform weights and zero biases as nn::Model::lenet."""
     model = torch.nn.Sequential(
         torch.nn.Unflatten(1, (1, 28, 28)),
         torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -55,8 +55,7 @@ def lenet():
     )
     for m in model:
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-            fan_in = m.weight[0].numel()
-            torch.nn.init.normal_(m.weight, 0.0, (2.0 / fan_in) ** 0.5)
+            torch.nn.init.xavier_uniform_(m.weight)
             torch.nn.init.zeros_(m.bias)
     return model, torch.optim.Adam(model.parameters(), lr=1e-3), 128
 

@@ -82,7 +82,10 @@ impl Network {
                 sizes: vec![784, 120, 84, 10],
                 hidden: Activation::Relu,
                 output: Activation::Identity,
-                init: Init::He,
+                // Xavier over He: after 10 epochs 99.01 / 98.81 / 99.03 % (seeds 1-3)
+                // against He's 98.98 / 98.59 / 98.57 %; after 2, 98.06 / 97.99 / 98.45 %
+                // against 98.26 / 98.02 / 98.54 %.
+                init: Init::Xavier,
                 lr: 1e-3,
                 batch: 128,
                 epochs: 10,
