@@ -302,7 +302,7 @@ fn for_each_part<T: Float>(
 
 /// Largest im2col matrix (elements) kept from the forward pass for the weight gradient;
 /// above it the backward pass builds the columns again rather than hold that much memory.
-const KEEP_COLS_MAX: usize = 1 << 24;
+const KEEP_COLS_MAX: usize = 1 << 21;
 
 /// y[n, o] = bias[o] + sum over the group's channels and taps of w[o] * window.
 ///
