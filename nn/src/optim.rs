@@ -246,6 +246,75 @@ impl<T: Float> Adam<T> {
     }
 }
 
+/// The numbers one Adam step applies to every element.
+struct AdamConsts<T> {
+    b1: T,
+    b2: T,
+    c1: T,
+    c2: T,
+    lr: T,
+    eps: T,
+    l2: T,
+    shrink: T,
+}
+
+#[inline(always)]
+fn adam_update_plain<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+    let one = T::one();
+    for (((w, &d), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        // Branch-free so the loop vectorizes: AdamW shrinks the weight, Adam adds the
+        // decay to the gradient.
+        let d = d + k.l2 * *w;
+        *w *= k.shrink;
+        *m = k.b1 * *m + (one - k.b1) * d;
+        *v = k.b2 * *v + (one - k.b2) * d * d;
+        *w -= k.lr * (*m * k.c1) / ((*v * k.c2).sqrt() + k.eps);
+    }
+}
+
+/// One Adam step over a tensor, in the widest vectors the CPU has. The update is a
+/// square root and a division per element, which in the baseline x86-64 build (SSE2,
+/// four lanes) took 14% of an epoch of network B; AVX-512 does sixteen at a time. The
+/// arithmetic is the same on every path (no fused multiply-adds), so are the results.
+fn adam_update<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { adam_update_avx512(k, w, g, m, v) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { adam_update_avx2(k, w, g, m, v) };
+        }
+    }
+    adam_update_plain(k, w, g, m, v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn adam_update_avx512<T: Float>(
+    k: &AdamConsts<T>,
+    w: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
+    adam_update_plain(k, w, g, m, v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn adam_update_avx2<T: Float>(
+    k: &AdamConsts<T>,
+    w: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
+    adam_update_plain(k, w, g, m, v)
+}
+
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
         check_grads(params, grads)?;
@@ -275,21 +344,17 @@ impl<T: Float> Optimizer<T> for Adam<T> {
                 .v
                 .entry(name.to_string())
                 .or_insert_with(|| Tensor::zeros(g.shape()));
-            for (((w, &d), m), v) in p
-                .data_mut()
-                .iter_mut()
-                .zip(g.data())
-                .zip(m.data_mut())
-                .zip(v.data_mut())
-            {
-                // Branch-free so the loop vectorizes: AdamW shrinks the weight, Adam adds
-                // the decay to the gradient.
-                let d = d + l2 * *w;
-                *w *= shrink;
-                *m = b1 * *m + (one - b1) * d;
-                *v = b2 * *v + (one - b2) * d * d;
-                *w -= lr * (*m * c1) / ((*v * c2).sqrt() + eps);
-            }
+            let k = AdamConsts {
+                b1,
+                b2,
+                c1,
+                c2,
+                lr,
+                eps,
+                l2,
+                shrink,
+            };
+            adam_update(&k, p.data_mut(), g.data(), m.data_mut(), v.data_mut());
         }
         Ok(())
     }
@@ -345,5 +410,47 @@ impl<T: Float> Optimizer<T> for Adam<T> {
 
     fn learning_rate(&self) -> f64 {
         self.lr
+    }
+}
+
+#[cfg(test)]
+mod vector_path_tests {
+    use super::*;
+
+    #[test]
+    fn the_vector_adam_path_gives_the_plain_loops_bits() {
+        let n = 1003; // not a multiple of any vector width
+        let gen = |seed: u32| -> Vec<f32> {
+            (0..n)
+                .map(|i| {
+                    ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 2001) as f32
+                        / 1000.0
+                        - 1.0
+                })
+                .collect()
+        };
+        let k = AdamConsts {
+            b1: 0.9f32,
+            b2: 0.999,
+            c1: 10.0,
+            c2: 1000.0,
+            lr: 1e-3,
+            eps: 1e-8,
+            l2: 1e-2,
+            shrink: 1.0,
+        };
+        let g = gen(1);
+        let (mut w1, mut m1, mut v1) = (
+            gen(2),
+            gen(3),
+            gen(4).iter().map(|x| x.abs()).collect::<Vec<_>>(),
+        );
+        let (mut w2, mut m2, mut v2) = (w1.clone(), m1.clone(), v1.clone());
+        adam_update(&k, &mut w1, &g, &mut m1, &mut v1);
+        adam_update_plain(&k, &mut w2, &g, &mut m2, &mut v2);
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&w1), bits(&w2));
+        assert_eq!(bits(&m1), bits(&m2));
+        assert_eq!(bits(&v1), bits(&v2));
     }
 }
