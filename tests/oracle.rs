@@ -1,6 +1,7 @@
-//! The outside oracle: values and gradients computed by JAX in float64 (see
-//! `tests/reference/oracle.py`, which wrote `tests/reference/oracle.txt`), reproduced
-//! by our tapes to 1e-10 relative.
+//! The outside oracles: values and gradients computed in float64 by JAX (see
+//! `tests/reference/oracle.py`, which wrote `tests/reference/oracle.txt`) and, for
+//! convolutions and pooling, by PyTorch (`tests/reference/conv_torch.py` ->
+//! `conv_torch.txt`), reproduced by our tapes to 1e-10 relative.
 
 use autodiff::{scalar, Tape, Tensor, Var};
 use std::collections::HashMap;
@@ -22,8 +23,16 @@ fn numbers(text: &str) -> Vec<f64> {
         .collect()
 }
 
+const JAX: &str = include_str!("reference/oracle.txt");
+const TORCH: &str = include_str!("reference/conv_torch.txt");
+
 fn load() -> HashMap<String, Case> {
-    let text = include_str!("reference/oracle.txt");
+    let mut cases = parse(JAX);
+    cases.extend(parse(TORCH));
+    cases
+}
+
+fn parse(text: &str) -> HashMap<String, Case> {
     let mut cases = HashMap::new();
     let mut current: Option<(String, Case)> = None;
     for line in text
@@ -75,7 +84,7 @@ fn close(what: &str, ours: f64, theirs: f64) {
     let tol = 1e-10 * theirs.abs() + 1e-15;
     assert!(
         (ours - theirs).abs() <= tol,
-        "{what}: ours {ours:e}, JAX {theirs:e}, diff {:e}",
+        "{what}: ours {ours:e}, oracle {theirs:e}, diff {:e}",
         (ours - theirs).abs()
     );
 }
@@ -85,7 +94,7 @@ fn run_tensor(name: &str, f: impl for<'t> Fn(&HashMap<&str, Var<'t, f64>>) -> Va
     let cases = load();
     let case = cases
         .get(name)
-        .unwrap_or_else(|| panic!("no case {name} in oracle.txt"));
+        .unwrap_or_else(|| panic!("no case {name} in tests/reference/*.txt"));
     let tape = Tape::<f64>::new();
     let mut vars = HashMap::new();
     for (k, t) in &case.constants {
@@ -200,5 +209,36 @@ fn convolution_and_pooling_match_jax() {
         let m = z.max_pool2d(2, 2, 0);
         let a = y.avg_pool2d(3, 1, 0);
         m.square().sum() + a.tanh().sum()
+    });
+}
+
+#[test]
+fn lenet_block_matches_pytorch() {
+    use autodiff::Conv2dOptions;
+    run_tensor("torch_lenet_block", |v| {
+        let y = v["x"]
+            .conv2d_bias(v["w1"], v["b1"], Conv2dOptions::new(1, 2))
+            .relu()
+            .max_pool2d(2, 2, 0);
+        let z = y
+            .conv2d_bias(v["w2"], v["b2"], Conv2dOptions::new(1, 0))
+            .relu();
+        (z * v["r"]).sum()
+    });
+}
+
+#[test]
+fn strided_grouped_convolution_and_average_pooling_match_pytorch() {
+    use autodiff::Conv2dOptions;
+    run_tensor("torch_strided_grouped", |v| {
+        let opts = Conv2dOptions {
+            stride: [2, 1],
+            padding: [1, 2],
+            dilation: [1, 2],
+            groups: 2,
+        };
+        let y = v["x"].conv2d(v["w1"], opts);
+        let a = y.tanh().avg_pool2d(3, 1, 1);
+        a.square().sum() + y.sum()
     });
 }
