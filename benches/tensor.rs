@@ -181,6 +181,19 @@ fn lenet_layers(c: &mut Criterion) {
                 black_box(x.conv2d_bias(w, b, opts).value().data()[0])
             })
         });
+        // As in training a first layer: the input is data, only weights get gradients.
+        group.bench_function(format!("{name} forward+weight gradients"), |bench| {
+            bench.iter(|| {
+                let tape = Tape::<f32>::new();
+                let (x, w, b) = (
+                    tape.constant(x.clone()),
+                    tape.param(w.clone()),
+                    tape.param(b.clone()),
+                );
+                let grads = x.conv2d_bias(w, b, opts).sum().backward();
+                black_box(grads[w].data()[0])
+            })
+        });
         group.bench_function(format!("{name} forward+backward"), |bench| {
             bench.iter(|| {
                 let tape = Tape::<f32>::new();

@@ -117,34 +117,45 @@ fn copy_run<T: Float>(dst: &mut [T], src: &[T]) {
 
 /// Writes the input windows of channels `c0..c0+cg` of one image as `k` rows of
 /// `oh*ow` values, row `r` starting at `cols[r * row_stride]` (so the images of a batch
-/// can sit side by side in one wide matrix).
-fn im2col<T: Float>(g: &Geometry, image: &[T], c0: usize, cols: &mut [T], row_stride: usize) {
+/// can sit side by side in one wide matrix). A padded convolution first copies each
+/// channel into a zero-bordered plane (`padded`, reused), so every window row is one
+/// plain copy with no bounds checks or zero fills (the fills were a third of im2col).
+fn im2col<T: Float>(
+    g: &Geometry,
+    image: &[T],
+    c0: usize,
+    cols: &mut [T],
+    row_stride: usize,
+    padded: &mut Vec<T>,
+) {
     let [sh, sw] = g.opts.stride;
-    let ph = g.opts.padding[0];
-    let dh = g.opts.dilation[0];
+    let [ph, pw] = g.opts.padding;
+    let [dh, dw] = g.opts.dilation;
+    let wp = g.w + 2 * pw;
     let p = g.p();
     let mut row = 0;
     for c in c0..c0 + g.group_channels() {
         let plane = &image[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let src: &[T] = if ph == 0 && pw == 0 {
+            plane
+        } else {
+            padded.clear();
+            padded.resize((g.h + 2 * ph) * wp, T::zero());
+            for (y, line) in plane.chunks_exact(g.w.max(1)).enumerate() {
+                copy_run(&mut padded[(y + ph) * wp + pw..][..g.w], line);
+            }
+            padded
+        };
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let dst = &mut cols[row * row_stride..row * row_stride + p];
-                let (lo, hi, start) = in_bounds_columns(g, j);
-                for y in 0..g.oh {
-                    let iy = (y * sh + i * dh) as isize - ph as isize;
-                    let out = &mut dst[y * g.ow..(y + 1) * g.ow];
-                    if iy < 0 || iy >= g.h as isize || lo >= hi {
-                        out.fill(T::zero());
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    out[..lo].fill(T::zero());
-                    out[hi..].fill(T::zero());
+                for (y, out) in dst.chunks_exact_mut(g.ow.max(1)).enumerate() {
+                    let base = (y * sh + i * dh) * wp + j * dw;
                     if sw == 1 {
-                        copy_run(&mut out[lo..hi], &src[start..start + (hi - lo)]);
+                        copy_run(out, &src[base..base + g.ow]);
                     } else {
-                        for (k, o) in out[lo..hi].iter_mut().enumerate() {
-                            *o = src[start + k * sw];
+                        for (x, o) in out.iter_mut().enumerate() {
+                            *o = src[base + x * sw];
                         }
                     }
                 }
@@ -219,6 +230,7 @@ fn parts(n: usize) -> impl ParallelIterator<Item = Part> {
 fn gather_cols<T: Float>(g: &Geometry, x: &[T], part: &Part, grp: usize, cols: &mut [T]) {
     let (p, chw) = (g.p(), g.c * g.h * g.w);
     let wide = part.count * p;
+    let mut padded = Vec::new();
     for local in 0..part.count {
         let n = part.first + local;
         im2col(
@@ -227,6 +239,7 @@ fn gather_cols<T: Float>(g: &Geometry, x: &[T], part: &Part, grp: usize, cols: &
             grp * g.group_channels(),
             &mut cols[local * p..],
             wide,
+            &mut padded,
         );
     }
 }
