@@ -66,36 +66,24 @@ impl<T: Float> Model<T> {
         net.push(Unflatten {
             shape: vec![1, 28, 28],
         });
-        net.push(Conv2d::new(
-            &mut params,
-            "conv1",
-            1,
-            6,
-            5,
-            Conv2dOptions::new(1, 2),
-            init,
-            &mut rng,
-        ));
-        net.push(Activation::Relu);
-        net.push(MaxPool2d {
-            kernel: 2,
-            stride: 2,
-        });
-        net.push(Conv2d::new(
-            &mut params,
-            "conv2",
-            6,
-            16,
-            5,
-            Conv2dOptions::new(1, 0),
-            init,
-            &mut rng,
-        ));
-        net.push(Activation::Relu);
-        net.push(MaxPool2d {
-            kernel: 2,
-            stride: 2,
-        });
+        for (name, from, to, padding) in [("conv1", 1, 6, 2), ("conv2", 6, 16, 0)] {
+            let opts = Conv2dOptions::new(1, padding);
+            net.push(Conv2d::new(
+                &mut params,
+                name,
+                from,
+                to,
+                5,
+                opts,
+                init,
+                &mut rng,
+            ));
+            net.push(Activation::Relu);
+            net.push(MaxPool2d {
+                kernel: 2,
+                stride: 2,
+            });
+        }
         net.push(Flatten);
         let dense = [400, 120, 84, 10];
         for (i, w) in dense.windows(2).enumerate() {

@@ -219,12 +219,34 @@ struct Part {
     count: usize,
 }
 
+impl Part {
+    /// Part `i` of `n` images cut into parts of `per`.
+    fn nth(i: usize, per: usize, n: usize) -> Part {
+        Part {
+            first: i * per,
+            count: per.min(n - i * per),
+        }
+    }
+}
+
 fn parts(n: usize) -> impl ParallelIterator<Item = Part> {
     let per = chunk(n);
-    (0..n.div_ceil(per)).into_par_iter().map(move |i| Part {
-        first: i * per,
-        count: per.min(n - i * per),
-    })
+    (0..n.div_ceil(per))
+        .into_par_iter()
+        .map(move |i| Part::nth(i, per, n))
+}
+
+/// Runs `work` in parallel on each part of `n` images with its item of `chunks`, which
+/// must yield one item per part, in order (slices cut at `chunk(n)` images).
+fn for_each_part<I: IndexedParallelIterator>(
+    n: usize,
+    chunks: I,
+    work: impl Fn(Part, I::Item) + Send + Sync,
+) {
+    let per = chunk(n);
+    chunks
+        .enumerate()
+        .for_each(|(i, item)| work(Part::nth(i, per, n), item));
 }
 
 fn gather_cols<T: Float>(g: &Geometry, x: &[T], part: &Part, grp: usize, cols: &mut [T]) {
@@ -290,29 +312,6 @@ fn group_weight<'w, T: Float>(g: &Geometry, w: &'w [T], grp: usize) -> MatRef<'w
     MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k)
 }
 
-/// Splits `out` (`per_image` values per image) into the fixed partition of the batch
-/// and runs `work` on each part in parallel.
-fn for_each_part<T: Float>(
-    n: usize,
-    per_image: usize,
-    out: &mut [T],
-    work: impl Fn(Part, &mut [T]) + Send + Sync,
-) {
-    if per_image == 0 || n == 0 {
-        return;
-    }
-    let per = chunk(n);
-    out.par_chunks_mut(per * per_image)
-        .enumerate()
-        .for_each(|(i, out)| {
-            let part = Part {
-                first: i * per,
-                count: out.len() / per_image,
-            };
-            work(part, out)
-        });
-}
-
 /// Largest im2col matrix (elements) kept from the forward pass for the weight gradient;
 /// above it the backward pass builds the columns again rather than hold that much memory.
 const KEEP_COLS_MAX: usize = 1 << 21;
@@ -332,6 +331,10 @@ pub(crate) fn conv2d_forward<T: Float>(
     let per_image = g.o * p;
     let cols_per_image = g.opts.groups * k * p;
     let mut y = vec![T::zero(); g.n * per_image];
+    if y.is_empty() {
+        return (y, None);
+    }
+    let per = chunk(g.n);
     let conv_part = |part: &Part, out: &mut [T], cols: &mut [T]| {
         let wide = part.count * p;
         with_scratch(og * wide, |tmp| {
@@ -344,9 +347,9 @@ pub(crate) fn conv2d_forward<T: Float>(
             }
         })
     };
-    let keep = keep_cols && g.n * cols_per_image <= KEEP_COLS_MAX && per_image > 0;
-    if !keep {
-        for_each_part(g.n, per_image, &mut y, |part, out| {
+    let outputs = y.par_chunks_mut(per * per_image);
+    if !keep_cols || g.n * cols_per_image > KEEP_COLS_MAX {
+        for_each_part(g.n, outputs, |part, out| {
             with_scratch(part.count * cols_per_image, |cols| {
                 conv_part(&part, out, cols)
             })
@@ -354,17 +357,8 @@ pub(crate) fn conv2d_forward<T: Float>(
         return (y, None);
     }
     let mut cols = Recycled(take_scratch(g.n * cols_per_image));
-    let per = chunk(g.n);
-    y.par_chunks_mut(per * per_image)
-        .zip(cols.0.par_chunks_mut((per * cols_per_image).max(1)))
-        .enumerate()
-        .for_each(|(i, (out, cols))| {
-            let part = Part {
-                first: i * per,
-                count: out.len() / per_image,
-            };
-            conv_part(&part, out, cols)
-        });
+    let chunks = outputs.zip(cols.0.par_chunks_mut((per * cols_per_image).max(1)));
+    for_each_part(g.n, chunks, |part, (out, cols)| conv_part(&part, out, cols));
     (y, Some(cols))
 }
 
@@ -372,7 +366,11 @@ pub(crate) fn conv2d_forward<T: Float>(
 pub(crate) fn conv2d_grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
     let (k, p, og, chw) = (g.k(), g.p(), g.group_outputs(), g.c * g.h * g.w);
     let mut dx = vec![T::zero(); g.n * chw];
-    for_each_part(g.n, chw, &mut dx, |part, dx| {
+    if dx.is_empty() {
+        return dx;
+    }
+    let per = chunk(g.n);
+    for_each_part(g.n, dx.par_chunks_mut(per * chw), |part, dx| {
         let wide = part.count * p;
         with_scratch(og * wide, |dyg| {
             with_scratch(k * wide, |cols| {
@@ -601,12 +599,12 @@ pub(crate) fn max_pool_grad<T: Float>(p: &Pool, argmax: &[usize], dy: &[T]) -> V
     }
     let per = chunk(p.planes);
     dx.par_chunks_mut(per * plane_in)
+        .zip(argmax.par_chunks(per * plane_out))
+        .zip(dy.par_chunks(per * plane_out))
         .enumerate()
-        .for_each(|(part, dx)| {
+        .for_each(|(part, ((dx, argmax), dy))| {
             let base = part * per * plane_in;
-            let cells =
-                part * per * plane_out..(part * per * plane_out + dx.len() / plane_in * plane_out);
-            for (&i, &g) in argmax[cells.clone()].iter().zip(&dy[cells]) {
+            for (&i, &g) in argmax.iter().zip(dy) {
                 if i != usize::MAX {
                     dx[i - base] += g;
                 }
