@@ -288,3 +288,91 @@ fn accuracy_and_confusion_matrix_count_argmax() {
     );
     assert!(c.to_string().contains("true\\pred"));
 }
+
+/// Large tensors are updated in chunks on several threads; the result is the same, bit
+/// for bit, as on one thread.
+#[test]
+fn optimizer_steps_do_not_depend_on_the_thread_count() {
+    let n = 100_003; // several chunks and a ragged last one
+    let mut store = ParamStore::<f32>::new();
+    store.insert(
+        "w",
+        Tensor::from_vec(
+            (0..n)
+                .map(|i| ((i * 7919) % 2003) as f32 / 1000.0 - 1.0)
+                .collect(),
+            [n],
+        ),
+    );
+    store.insert("b", Tensor::from_vec(vec![0.5, -0.25], [2]));
+    let run = |threads: usize, opt: &mut dyn Optimizer<f32>| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        let mut params = store.clone();
+        pool.install(|| {
+            for _ in 0..3 {
+                let tape = Tape::new();
+                let bound = params.bind(&tape);
+                let cost = bound.get("w").square().sum() + bound.get("b").square().sum();
+                let grads = bound.grads(cost.backward()).expect("grads");
+                opt.step(&mut params, &grads).expect("step");
+            }
+        });
+        params
+    };
+    let bits = |p: &ParamStore<f32>| {
+        p.get("w")
+            .expect("w")
+            .data()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    let makers: [fn() -> Box<dyn Optimizer<f32>>; 3] = [
+        || Box::new(Adam::new(1e-2)),
+        || Box::new(Sgd::new(0.1).with_momentum(0.9)),
+        || Box::new(Sgd::new(0.1)),
+    ];
+    for make in makers {
+        let (one, two) = (run(1, make().as_mut()), run(2, make().as_mut()));
+        assert_eq!(bits(&one), bits(&two));
+        assert_ne!(bits(&one), bits(&store), "the steps moved the weights");
+    }
+}
+
+/// Optimizer state of the wrong shape (a checkpoint of another network, say) is an error
+/// at the first step, not a panic or a silently shortened update.
+#[test]
+fn optimizer_state_of_the_wrong_shape_is_an_error() {
+    let mut store = ParamStore::<f32>::new();
+    store.insert("w", Tensor::from_vec(vec![1.0, -2.0], [2]));
+    let tape = Tape::new();
+    let bound = store.bind(&tape);
+    let grads = bound
+        .grads(bound.get("w").square().sum().backward())
+        .expect("grads");
+
+    let mut adam = Adam::new(0.01);
+    let mut state = adam.state();
+    state.tensors.insert("m.w".into(), Tensor::zeros([3]));
+    state.tensors.insert("v.w".into(), Tensor::zeros([3]));
+    adam.load_state(state).expect("names and kind are right");
+    let err = adam.step(&mut store, &grads).expect_err("shape mismatch");
+    assert!(err.to_string().contains("first moment of \"w\""), "{err}");
+
+    let mut sgd = Sgd::new(0.1).with_momentum(0.9);
+    let mut state = sgd.state();
+    state
+        .tensors
+        .insert("velocity.w".into(), Tensor::zeros([1]));
+    sgd.load_state(state).expect("names and kind are right");
+    let err = sgd.step(&mut store, &grads).expect_err("shape mismatch");
+    assert!(err.to_string().contains("velocity of \"w\""), "{err}");
+    assert_eq!(
+        store.get("w").expect("w").data(),
+        &[1.0, -2.0],
+        "nothing changed"
+    );
+}

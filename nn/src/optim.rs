@@ -6,6 +6,7 @@ use crate::error::NnError;
 use crate::params::{Grads, ParamStore};
 use autodiff::{Float, Tensor};
 use indexmap::IndexMap;
+use rayon::prelude::*;
 
 /// Everything an optimizer needs to resume exactly: its kind, hyper-parameters, step
 /// count and per-parameter tensors (named `{slot}.{parameter}`).
@@ -121,9 +122,66 @@ impl<T: Float> Sgd<T> {
     }
 }
 
+/// Checks, before anything is updated, that every state tensor (restored from a
+/// checkpoint, perhaps) has its parameter's shape.
+fn check_state<T: Float>(
+    what: &str,
+    states: &IndexMap<String, Tensor<T>>,
+    params: &ParamStore<T>,
+) -> Result<(), NnError> {
+    for (name, state) in states {
+        match params.get(name) {
+            Some(p) if p.shape() != state.shape() => {
+                return Err(NnError::Optimizer(format!(
+                    "{what} of {name:?} has shape {:?}, the parameter {:?}",
+                    state.shape(),
+                    p.shape()
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Elements per task when an update is split across threads.
+const CHUNK: usize = 1 << 14;
+
+/// Applies an elementwise update to a parameter, its gradient and `N` state tensors of
+/// the same length. Tensors of at least two chunks are split into chunks updated on
+/// rayon's threads: the update is a few loads and stores per element, and two cores
+/// bring two L2 caches and twice the load bandwidth (Adam was a sixth of an epoch of
+/// network B). Each element sees the same arithmetic whatever the split, so results do
+/// not depend on the thread count.
+fn for_each_chunk<T: Float, const N: usize>(
+    w: &mut [T],
+    g: &[T],
+    states: [&mut [T]; N],
+    update: impl Fn(&mut [T], &[T], [&mut [T]; N]) + Sync,
+) {
+    if w.len() < 2 * CHUNK || rayon::current_num_threads() < 2 {
+        return update(w, g, states);
+    }
+    let mut states = states.map(|s| s.chunks_mut(CHUNK));
+    let tasks: Vec<_> = w
+        .chunks_mut(CHUNK)
+        .zip(g.chunks(CHUNK))
+        .map(|(w, g)| {
+            let parts = states
+                .each_mut()
+                .map(|s| s.next().expect("optimizer state as long as its parameter"));
+            (w, g, parts)
+        })
+        .collect();
+    tasks
+        .into_par_iter()
+        .for_each(|(w, g, parts)| update(w, g, parts));
+}
+
 impl<T: Float> Optimizer<T> for Sgd<T> {
     fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
         check_grads(params, grads)?;
+        check_state("velocity", &self.velocity, params)?;
         let (lr, mu, wd) = (
             T::from_f64(self.lr),
             T::from_f64(self.momentum),
@@ -132,9 +190,11 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         for (name, p) in params.iter_mut() {
             let g = grads.get(name).expect("checked above");
             if self.momentum == 0.0 {
-                for (w, &d) in p.data_mut().iter_mut().zip(g.data()) {
-                    *w -= lr * (d + wd * *w);
-                }
+                for_each_chunk(p.data_mut(), g.data(), [], |w, g, []| {
+                    for (w, &d) in w.iter_mut().zip(g) {
+                        *w -= lr * (d + wd * *w);
+                    }
+                });
                 continue;
             }
             let v = self
@@ -142,11 +202,13 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
                 .entry(name.to_string())
                 .or_insert_with(|| Tensor::zeros(g.shape()));
             let first = self.step == 0;
-            for ((w, &d), vel) in p.data_mut().iter_mut().zip(g.data()).zip(v.data_mut()) {
-                let d = d + wd * *w;
-                *vel = if first { d } else { mu * *vel + d };
-                *w -= lr * *vel;
-            }
+            for_each_chunk(p.data_mut(), g.data(), [v.data_mut()], |w, g, [v]| {
+                for ((w, &d), vel) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+                    let d = d + wd * *w;
+                    *vel = if first { d } else { mu * *vel + d };
+                    *w -= lr * *vel;
+                }
+            });
         }
         self.step += 1;
         Ok(())
@@ -318,6 +380,8 @@ unsafe fn adam_update_avx2<T: Float>(
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
         check_grads(params, grads)?;
+        check_state("first moment", &self.m, params)?;
+        check_state("second moment", &self.v, params)?;
         self.step += 1;
         let t = self.step as i32;
         let (b1, b2) = (T::from_f64(self.beta1), T::from_f64(self.beta2));
@@ -354,7 +418,12 @@ impl<T: Float> Optimizer<T> for Adam<T> {
                 l2,
                 shrink,
             };
-            adam_update(&k, p.data_mut(), g.data(), m.data_mut(), v.data_mut());
+            for_each_chunk(
+                p.data_mut(),
+                g.data(),
+                [m.data_mut(), v.data_mut()],
+                |w, g, [m, v]| adam_update(&k, w, g, m, v),
+            );
         }
         Ok(())
     }
