@@ -330,7 +330,8 @@ fn optimizer_steps_do_not_depend_on_the_thread_count() {
             .map(|v| v.to_bits())
             .collect::<Vec<_>>()
     };
-    let makers: [fn() -> Box<dyn Optimizer<f32>>; 3] = [
+    type MakeOptimizer = fn() -> Box<dyn Optimizer<f32>>;
+    let makers: [MakeOptimizer; 3] = [
         || Box::new(Adam::new(1e-2)),
         || Box::new(Sgd::new(0.1).with_momentum(0.9)),
         || Box::new(Sgd::new(0.1)),
