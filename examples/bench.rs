@@ -13,10 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-// Training frees and reallocates megabyte buffers every step; mimalloc keeps them instead
-// of handing them back to the kernel (glibc's malloc page-faults them in again).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/alloc.rs"]
+mod alloc;
 
 #[derive(Parser, Debug)]
 #[command(about = "Time training epochs of the standard MNIST networks")]
@@ -55,6 +53,7 @@ fn reset_peak_rss() {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

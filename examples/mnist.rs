@@ -11,10 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-// Training frees and reallocates megabyte buffers every step; mimalloc keeps them instead
-// of handing them back to the kernel (glibc's malloc page-faults them in again).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/alloc.rs"]
+mod alloc;
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a digit classifier on MNIST with backprop's autodiff tape")]
@@ -60,6 +58,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     let args = Args::parse();
     let threads = args
         .threads
