@@ -408,14 +408,24 @@ pub(crate) fn conv2d_grad_weight<T: Float>(
         .map(|part| {
             let wide = part.count * p;
             let mut dw = vec![T::zero(); g.o * k];
+            let mut dwt = vec![T::zero(); k * og];
+            // dWᵀ = cols · dyᵀ rather than dW = dy · colsᵀ: the gemm crate runs the
+            // product with the long operand on the left at twice the rate (conv2's
+            // 16x1600x150 per part: 0.074 against 0.146 ms).
             let mut product = |grp: usize, cols: &[T], dyg: &mut [T]| {
                 gather_dy(g, dy, &part, grp, dyg);
                 matmul_into(
-                    MatRef::row_major(dyg, og, wide),
-                    MatRef::row_major(cols, k, wide).t(),
-                    &mut dw[grp * og * k..(grp + 1) * og * k],
+                    MatRef::row_major(cols, k, wide),
+                    MatRef::row_major(dyg, og, wide).t(),
+                    &mut dwt,
                     false,
                 );
+                let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
+                for (o, row) in dwg.chunks_exact_mut(k).enumerate() {
+                    for (kk, v) in row.iter_mut().enumerate() {
+                        *v = dwt[kk * og + o];
+                    }
+                }
             };
             with_scratch(og * wide, |dyg| match kept {
                 Some(kept) => {
