@@ -58,7 +58,8 @@ impl<T: Float> Model<T> {
 
     /// LeNet-5 for 28x28 digits (DESIGN.md's network D): conv 5x5 1->6 pad 2, ReLU,
     /// max-pool 2, conv 5x5 6->16, ReLU, max-pool 2, then 400-120-84-10 with ReLU.
-    /// Input rows of 784 pixels are reshaped to `[1, 28, 28]` images first.
+    /// Input rows of 784 pixels are reshaped to `[1, 28, 28]` images first. Each ReLU
+    /// is applied after its pooling, which gives the same values and gradients.
     pub fn lenet(init: Init, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut params = ParamStore::new();
@@ -78,11 +79,15 @@ impl<T: Float> Model<T> {
                 init,
                 &mut rng,
             ));
-            net.push(Activation::Relu);
+            // Pooling before the ReLU: max and ReLU commute (max of ReLUs = ReLU of the
+            // max, and both send a window's gradient to the same element or nowhere),
+            // so this is LeNet's conv -> ReLU -> pool, with the ReLU and its gradient
+            // on a quarter of the values.
             net.push(MaxPool2d {
                 kernel: 2,
                 stride: 2,
             });
+            net.push(Activation::Relu);
         }
         net.push(Flatten);
         let dense = [400, 120, 84, 10];
