@@ -505,13 +505,25 @@ impl Pool {
     }
 }
 
-/// Max over each window, with the flat index of its first maximum (ties go to the
-/// first, so gradients are deterministic; the first NaN wins over numbers). Padding
+/// Index within its plane of a window's maximum; `EMPTY` for a window that holds no
+/// input cell (all padding). Half the memory of `usize`, which the backward pass reads.
+pub(crate) type PlaneIndex = u32;
+const EMPTY: PlaneIndex = PlaneIndex::MAX;
+
+/// Max over each window, with the index in its plane of its first maximum (ties go to
+/// the first, so gradients are deterministic; the first NaN wins over numbers). Padding
 /// never wins. Planes in parallel.
-pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<usize>) {
+pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<PlaneIndex>) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    assert!(
+        plane_in < EMPTY as usize,
+        "max_pool2d: planes of {} x {} are too large (at most 2^32 - 1 cells)",
+        p.h,
+        p.w
+    );
+    // Every cell of both is written below; zeros come cheapest from the allocator.
     let mut out = vec![T::zero(); p.planes * plane_out];
-    let mut arg = vec![usize::MAX; out.len()];
+    let mut arg: Vec<PlaneIndex> = vec![0; out.len()];
     if plane_out == 0 {
         return (out, arg);
     }
@@ -533,14 +545,14 @@ pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<usize>) {
                 let base = (part * per + local) * plane_in;
                 let plane = &x[base..base + plane_in];
                 if pairs {
-                    max_pool_2x2(p, plane, base, out, arg);
+                    max_pool_2x2(p, plane, out, arg);
                     continue;
                 }
                 for (y, r) in rows.iter().enumerate() {
                     for (xo, c) in cols.iter().enumerate() {
                         let cell = y * p.ow + xo;
                         if r.is_empty() || c.is_empty() {
-                            (out[cell], arg[cell]) = (T::neg_infinity(), usize::MAX);
+                            (out[cell], arg[cell]) = (T::neg_infinity(), EMPTY);
                             continue;
                         }
                         let mut at = r.start * p.w + c.start;
@@ -555,7 +567,7 @@ pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<usize>) {
                                 at = if take { iy * p.w + c.start + ix } else { at };
                             }
                         }
-                        (out[cell], arg[cell]) = (best, base + at);
+                        (out[cell], arg[cell]) = (best, at as PlaneIndex);
                     }
                 }
             }
@@ -573,7 +585,7 @@ fn beats<T: Float>(v: T, best: T) -> bool {
 /// same result (the first maximum in row order; the first NaN if there is one) but no
 /// data-dependent branches: `max` finds the value and integer selects its first index,
 /// since where the maximum sits is random and a branch on it mispredicts half the time.
-fn max_pool_2x2<T: Float>(p: &Pool, plane: &[T], base: usize, out: &mut [T], arg: &mut [usize]) {
+fn max_pool_2x2<T: Float>(p: &Pool, plane: &[T], out: &mut [T], arg: &mut [PlaneIndex]) {
     let w = p.w;
     for y in 0..p.oh {
         let top = 2 * y * w;
@@ -586,7 +598,7 @@ fn max_pool_2x2<T: Float>(p: &Pool, plane: &[T], base: usize, out: &mut [T], arg
             let at = [top + c, top + c + 1, top + w + c, top + w + c + 1];
             if cells.iter().any(|v| v.is_nan()) {
                 let first = cells.iter().position(|v| v.is_nan()).unwrap_or(0);
-                (*o, *a) = (cells[first], base + at[first]);
+                (*o, *a) = (cells[first], at[first] as PlaneIndex);
                 continue;
             }
             let m = cells[0].max(cells[1]).max(cells[2].max(cells[3]));
@@ -594,14 +606,14 @@ fn max_pool_2x2<T: Float>(p: &Pool, plane: &[T], base: usize, out: &mut [T], arg
             i = if cells[2] == m { at[2] } else { i };
             i = if cells[1] == m { at[1] } else { i };
             i = if cells[0] == m { at[0] } else { i };
-            (*o, *a) = (plane[i], base + i);
+            (*o, *a) = (plane[i], i as PlaneIndex);
         }
     }
 }
 
 /// The adjoint of [`max_pool`]: each output gradient goes to its window's maximum.
-/// Planes in parallel (every `argmax` of a plane lies inside that plane).
-pub(crate) fn max_pool_grad<T: Float>(p: &Pool, argmax: &[usize], dy: &[T]) -> Vec<T> {
+/// Planes in parallel.
+pub(crate) fn max_pool_grad<T: Float>(p: &Pool, argmax: &[PlaneIndex], dy: &[T]) -> Vec<T> {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
     let mut dx = vec![T::zero(); p.planes * plane_in];
     if plane_in == 0 || plane_out == 0 {
@@ -611,12 +623,14 @@ pub(crate) fn max_pool_grad<T: Float>(p: &Pool, argmax: &[usize], dy: &[T]) -> V
     dx.par_chunks_mut(per * plane_in)
         .zip(argmax.par_chunks(per * plane_out))
         .zip(dy.par_chunks(per * plane_out))
-        .enumerate()
-        .for_each(|(part, ((dx, argmax), dy))| {
-            let base = part * per * plane_in;
-            for (&i, &g) in argmax.iter().zip(dy) {
-                if i != usize::MAX {
-                    dx[i - base] += g;
+        .for_each(|((dx, argmax), dy)| {
+            let planes = dx.chunks_mut(plane_in);
+            for (dx, (argmax, dy)) in planes.zip(argmax.chunks(plane_out).zip(dy.chunks(plane_out)))
+            {
+                for (&i, &g) in argmax.iter().zip(dy) {
+                    if i != EMPTY {
+                        dx[i as usize] += g;
+                    }
                 }
             }
         });

@@ -85,7 +85,7 @@ pub(crate) fn conv2d_vjp<T: Float>(
 
 pub(crate) fn max_pool_vjp<T: Float>(
     p: &Pool,
-    argmax: &[usize],
+    argmax: &[crate::kernels::conv::PlaneIndex],
     ctx: &VjpContext<'_, T>,
 ) -> InputGrads<T> {
     smallvec![Some(Tensor::from_vec(

@@ -75,7 +75,7 @@ pub(crate) enum Op<T: Float> {
     },
     MaxPool2d {
         pool: crate::kernels::conv::Pool,
-        argmax: Vec<usize>,
+        argmax: Vec<crate::kernels::conv::PlaneIndex>,
     },
     AvgPool2d(crate::kernels::conv::Pool),
     Custom(Box<dyn CustomOp<T>>),
