@@ -12,6 +12,10 @@ mod private {
     pub trait Sealed: Sized + 'static {
         /// This thread's spare kernel buffers of this type.
         fn scratch() -> &'static LocalKey<RefCell<Vec<Vec<Self>>>>;
+
+        /// `exp(x)` for `x <= 0` (and NaN), inline and without calls, so that loops
+        /// over it vectorise.
+        fn exp_nonpositive(self) -> Self;
     }
 
     thread_local! {
@@ -23,10 +27,49 @@ mod private {
         fn scratch() -> &'static LocalKey<RefCell<Vec<Vec<f32>>>> {
             &F32
         }
+
+        /// Cephes' `expf`: `x = n ln 2 + r` with |r| <= ln(2)/2 (ln 2 split in two so
+        /// `r` is exact), a degree-7 polynomial for `e^r`, then two scalings by `2^(n/2)`
+        /// so results down to the subnormals come out right. Within 2 ulp of the
+        /// correctly rounded value (tested; 1 seen). libm's `expf` is a call per element and
+        /// was 6% of an epoch of network A.
+        #[inline(always)]
+        fn exp_nonpositive(self) -> f32 {
+            // Below this, e^x rounds to zero; the select keeps NaN (the compare is false).
+            const UNDERFLOW: f32 = -103.972_08;
+            let x = if self < UNDERFLOW { UNDERFLOW } else { self };
+            // Round to nearest by adding and removing 1.5 * 2^23 (|x log2 e| < 2^22).
+            const ROUND: f32 = 12_582_912.0;
+            let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+            let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+            let p = 1.987_569_1e-4;
+            let p = p * r + 1.398_199_9e-3;
+            let p = p * r + 8.333_452e-3;
+            let p = p * r + 4.166_579_6e-2;
+            let p = p * r + 1.666_666_5e-1;
+            let p = p * r + 5.000_000_1e-1;
+            let y = p * r * r + r + 1.0;
+            // n is an integer in [-150, 0]; 2^n as two factors that stay normal.
+            let n = n as i32;
+            let half = n / 2;
+            let scale = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+            let e = y * scale(half) * scale(n - half);
+            if self < UNDERFLOW {
+                0.0
+            } else {
+                e
+            }
+        }
     }
     impl Sealed for f64 {
         fn scratch() -> &'static LocalKey<RefCell<Vec<Vec<f64>>>> {
             &F64
+        }
+
+        /// libm's: f64 is for gradient checks, where accuracy is all that matters.
+        #[inline(always)]
+        fn exp_nonpositive(self) -> f64 {
+            self.exp()
         }
     }
 }
@@ -148,7 +191,7 @@ pub fn sigmoid<T: Float>(x: T) -> T {
     // relative precision on both sides. The two are blended arithmetically (exactly: one
     // weight is 1, the other 0) rather than chosen by a branch, which on a layer's mix
     // of signs mispredicted about half the time.
-    let e = (-x.abs()).exp();
+    let e = private::Sealed::exp_nonpositive(-x.abs());
     let t = T::one() / (T::one() + e);
     let pos = if x >= T::zero() { T::one() } else { T::zero() };
     t * pos + e * t * (T::one() - pos)
@@ -163,6 +206,37 @@ pub fn softplus<T: Float>(x: T) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The f32 exponential against f64's, rounded: at most 2 ulp off for normal
+    /// results, exact zero below the underflow, and NaN, -0 and -inf handled.
+    #[test]
+    fn f32_exp_is_within_two_ulp() {
+        let ulps = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
+        let mut worst = 0;
+        for i in 0..=2_000_000 {
+            let x = -(i as f32) * 5.3e-5; // 0 down to -106
+            let got = private::Sealed::exp_nonpositive(x);
+            let want = (x as f64).exp() as f32;
+            if want >= f32::MIN_POSITIVE {
+                worst = worst.max(ulps(got, want));
+            } else {
+                // Subnormal results: absolute error within a few subnormal steps.
+                assert!(
+                    (got - want).abs() <= 4.0 * f32::from_bits(1),
+                    "{x}: {got} vs {want}"
+                );
+            }
+        }
+        assert!(worst <= 2, "worst error {worst} ulp");
+        assert_eq!(private::Sealed::exp_nonpositive(0.0f32), 1.0);
+        assert_eq!(private::Sealed::exp_nonpositive(-0.0f32), 1.0);
+        assert_eq!(private::Sealed::exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert_eq!(private::Sealed::exp_nonpositive(-200.0f32), 0.0);
+        assert!(private::Sealed::exp_nonpositive(f32::NAN).is_nan());
+        assert!(sigmoid(f32::NAN).is_nan());
+        assert_eq!(sigmoid(f32::INFINITY), 1.0);
+        assert_eq!(sigmoid(f32::NEG_INFINITY), 0.0);
+    }
 
     #[test]
     fn sigmoid_keeps_relative_precision_on_both_sides() {
