@@ -33,7 +33,7 @@ struct Args {
     /// Seed for initialisation and shuffling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Weight initialiser: normal, scaled (N(0, 1/fan_in)), xavier or he.
+    /// Weight initialiser: normal, scaled (N(0, 1/fan_in)), xavier, he or uniform (U(±1/sqrt(fan_in)), PyTorch's default).
     #[arg(long)]
     init: Option<Init>,
     /// Directory holding the four MNIST IDX files (raw or .gz); default $MNIST_DIR or the cache.

@@ -106,6 +106,8 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--data-dir", required=True)
+    p.add_argument("--test-every-epoch", action="store_true",
+                   help="also print the test accuracy after each epoch (outside the timing)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -125,7 +127,11 @@ def main():
             opt.step()
             total += loss.item()
         times.append(time.perf_counter() - start)
-        print(f"net {a.net} epoch {epoch + 1} {times[-1]:.3f}s cost {total / ((xtr.shape[0] + batch - 1) // batch):.5f}")
+        line = f"net {a.net} epoch {epoch + 1} {times[-1]:.3f}s cost {total / ((xtr.shape[0] + batch - 1) // batch):.5f}"
+        if a.test_every_epoch:
+            with torch.no_grad():
+                line += f" test accuracy {(model(xte).argmax(1) == yte).float().mean().item():.4f}"
+        print(line)
     with torch.no_grad():
         acc = (model(xte).argmax(1) == yte).float().mean().item()
     median = sorted(times)[len(times) // 2]
