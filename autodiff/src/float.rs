@@ -47,7 +47,7 @@ mod private {
             let p = p * r + 8.333_452e-3;
             let p = p * r + 4.166_579_6e-2;
             let p = p * r + 1.666_666_5e-1;
-            let p = p * r + 5.000_000_1e-1;
+            let p = p * r + 0.5;
             let y = p * r * r + r + 1.0;
             // n is an integer in [-150, 0]; 2^n as two factors that stay normal.
             let n = n as i32;
