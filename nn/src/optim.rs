@@ -144,6 +144,27 @@ fn check_state<T: Float>(
     Ok(())
 }
 
+// The updates are functions taking their constants by value: inside the closures that
+// split them into chunks, the constants were captured by reference and reloaded for
+// every element, and the loops stayed scalar (6% of an epoch of network C).
+
+/// Plain SGD with (L2) weight decay.
+fn sgd_update<T: Float>(w: &mut [T], g: &[T], lr: T, wd: T) {
+    for (w, &d) in w.iter_mut().zip(g) {
+        *w -= lr * (d + wd * *w);
+    }
+}
+
+/// SGD with momentum `mu` (zero on the first step, which starts the velocity at the
+/// gradient) and (L2) weight decay.
+fn momentum_update<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd: T) {
+    for ((w, &d), vel) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+        let d = d + wd * *w;
+        *vel = mu * *vel + d;
+        *w -= lr * *vel;
+    }
+}
+
 /// Elements per task when an update is split across threads.
 const CHUNK: usize = 1 << 14;
 
@@ -191,9 +212,7 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             let g = grads.get(name).expect("checked above");
             if self.momentum == 0.0 {
                 for_each_chunk(p.data_mut(), g.data(), [], |w, g, []| {
-                    for (w, &d) in w.iter_mut().zip(g) {
-                        *w -= lr * (d + wd * *w);
-                    }
+                    sgd_update(w, g, lr, wd)
                 });
                 continue;
             }
@@ -201,13 +220,10 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
                 .velocity
                 .entry(name.to_string())
                 .or_insert_with(|| Tensor::zeros(g.shape()));
-            let first = self.step == 0;
+            // The first step starts the velocity at the gradient.
+            let mu = if self.step == 0 { T::zero() } else { mu };
             for_each_chunk(p.data_mut(), g.data(), [v.data_mut()], |w, g, [v]| {
-                for ((w, &d), vel) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-                    let d = d + wd * *w;
-                    *vel = if first { d } else { mu * *vel + d };
-                    *w -= lr * *vel;
-                }
+                momentum_update(w, g, v, lr, mu, wd)
             });
         }
         self.step += 1;
