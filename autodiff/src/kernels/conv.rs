@@ -811,20 +811,18 @@ mod pool_tests {
                 }
             }
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            let mut got = (vec![0.0; oh * ow], vec![0; oh * ow]);
-            max_pool_2x2_plain(&p, &plane, &mut got.0, &mut got.1);
-            assert_eq!(
-                (bits(&got.0), &got.1),
-                (bits(&want.0), &want.1),
-                "plain {h}x{w}"
-            );
-            let mut got = (vec![0.0; oh * ow], vec![0; oh * ow]);
-            max_pool_2x2(&p, &plane, &mut got.0, &mut got.1);
-            assert_eq!(
-                (bits(&got.0), &got.1),
-                (bits(&want.0), &want.1),
-                "dispatched {h}x{w}"
-            );
+            type Kernel = fn(&Pool, &[f32], &mut [f32], &mut [PlaneIndex]);
+            let kernels: [(&str, Kernel); 2] =
+                [("plain", max_pool_2x2_plain), ("dispatched", max_pool_2x2)];
+            for (name, kernel) in kernels {
+                let mut got = (vec![0.0; oh * ow], vec![0; oh * ow]);
+                kernel(&p, &plane, &mut got.0, &mut got.1);
+                assert_eq!(
+                    (bits(&got.0), &got.1),
+                    (bits(&want.0), &want.1),
+                    "{name} {h}x{w}"
+                );
+            }
         }
     }
 }
