@@ -578,7 +578,8 @@ pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<PlaneIndex>)
 /// Whether `v` replaces `best` as a window's maximum: a larger number, or the first NaN.
 #[inline(always)]
 fn beats<T: Float>(v: T, best: T) -> bool {
-    (v > best || v.is_nan()) & !best.is_nan()
+    // `|` and `&`, not `||`: no branch, so the 2x2 kernel's loop stays vectorisable.
+    ((v > best) | v.is_nan()) & !best.is_nan()
 }
 
 /// [`max_pool`] of one plane for 2x2 windows with stride 2 and no padding, with the
@@ -628,8 +629,7 @@ fn max_pool_2x2_plain<T: Float>(p: &Pool, plane: &[T], out: &mut [T], arg: &mut 
             let mut best = up[0];
             let mut at: PlaneIndex = 0;
             for (v, k) in [(up[1], 1), (down[0], w), (down[1], w + 1)] {
-                // `beats`, spelled with non-short-circuit operators so it stays a select.
-                let take = ((v > best) | v.is_nan()) & !best.is_nan();
+                let take = beats(v, best);
                 best = if take { v } else { best };
                 at = if take { k } else { at };
             }
