@@ -131,17 +131,19 @@ const TRANSPOSE_MIN_ROWS: usize = 96;
 /// ... and a right operand of at least this many elements.
 const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 14;
 
-/// Writes the elements of `b` into `out` as a contiguous row-major `b.rows x b.cols`
-/// matrix. `b` is read along its contiguous columns eight at a time, so each pass reads
-/// whole cache lines and writes eight output rows.
+/// Writes the elements of a column-major `b` (`row_stride` 1) into `out` as a contiguous
+/// row-major `b.rows x b.cols` matrix, eight output rows at a time: each column of `b`
+/// gives a run of eight contiguous reads, and the eight rows being written stay in L1.
+/// (Panels of sixteen and 8x8 tiles measured no faster on 1024x1024.)
 fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [T], threads: Parallelism) {
     const PANEL: usize = 8;
-    let (rows, cols) = (b.rows, b.cols);
+    let cols = b.cols;
+    debug_assert!(b.row_stride == 1 && out.len() == b.rows * cols);
     let panel = |(index, dst): (usize, &mut [T])| {
         let first = index * PANEL;
         let height = dst.len() / cols;
         for j in 0..cols {
-            let src = &b.data[j * b.col_stride + first * b.row_stride..][..height];
+            let src = &b.data[j * b.col_stride + first..][..height];
             for (r, &v) in src.iter().enumerate() {
                 dst[r * cols + j] = v;
             }
@@ -151,7 +153,6 @@ fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [T], threads: Parallelis
         Parallelism::None => out.chunks_mut(PANEL * cols).enumerate().for_each(panel),
         _ => out.par_chunks_mut(PANEL * cols).enumerate().for_each(panel),
     }
-    debug_assert_eq!(out.len(), rows * cols);
 }
 
 fn multiply<T: Float>(
