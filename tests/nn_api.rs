@@ -1,11 +1,11 @@
 //! The nn crate through its public API: checkpoints and their errors, optimizers,
 //! initialisers, costs and metrics.
 
-use autodiff::{Tape, Tensor};
+use autodiff::{Float, Tape, Tensor};
 use nn::checkpoint::write_atomically;
 use nn::loss::{one_hot, quadratic};
 use nn::{
-    accuracy, Activation, Adam, Checkpoint, ConfusionMatrix, Cost, CrossEntropy, Init,
+    accuracy, Activation, Adam, Checkpoint, ConfusionMatrix, Cost, CrossEntropy, Grads, Init,
     MeanSquaredError, Mlp, Module, NnError, Optimizer, ParamStore, Quadratic, Sgd,
 };
 use rand::rngs::StdRng;
@@ -74,14 +74,24 @@ fn a_parameter_without_gradient_is_reported_by_name() {
     }
 }
 
-#[test]
-fn sgd_and_adam_follow_their_update_rules() {
-    let mut store = ParamStore::<f64>::new();
-    store.insert("w", Tensor::from_vec(vec![1.0, -2.0], [2]));
+/// A store holding `w = [1, -2]` and the gradient of `sum(w²)`, which is `2w`.
+fn w_and_gradient_of_its_square<T: Float>() -> (ParamStore<T>, Grads<T>) {
+    let mut store = ParamStore::<T>::new();
+    store.insert(
+        "w",
+        Tensor::from_vec(vec![T::one(), -T::from_f64(2.0)], [2]),
+    );
     let tape = Tape::new();
     let bound = store.bind(&tape);
-    let cost = bound.get("w").square().sum(); // gradient 2w = [2, -4]
-    let grads = bound.grads(cost.backward()).expect("grads");
+    let grads = bound
+        .grads(bound.get("w").square().sum().backward())
+        .expect("grads");
+    (store, grads)
+}
+
+#[test]
+fn sgd_and_adam_follow_their_update_rules() {
+    let (store, grads) = w_and_gradient_of_its_square::<f64>(); // gradient 2w = [2, -4]
 
     let mut sgd_store = store.clone();
     let mut sgd = Sgd::new(0.1).with_momentum(0.9);
@@ -347,13 +357,7 @@ fn optimizer_steps_do_not_depend_on_the_thread_count() {
 /// at the first step, not a panic or a silently shortened update.
 #[test]
 fn optimizer_state_of_the_wrong_shape_is_an_error() {
-    let mut store = ParamStore::<f32>::new();
-    store.insert("w", Tensor::from_vec(vec![1.0, -2.0], [2]));
-    let tape = Tape::new();
-    let bound = store.bind(&tape);
-    let grads = bound
-        .grads(bound.get("w").square().sum().backward())
-        .expect("grads");
+    let (mut store, grads) = w_and_gradient_of_its_square::<f32>();
 
     let mut adam = Adam::new(0.01);
     let mut state = adam.state();
