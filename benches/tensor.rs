@@ -78,7 +78,9 @@ fn matmul(c: &mut Criterion) {
 }
 
 /// Where a second thread starts to pay: the same products on 1 and 2 threads.
-/// `DEFAULT_PARALLEL_THRESHOLD` in `kernels/gemm.rs` is set from these figures.
+/// `DEFAULT_PARALLEL_THRESHOLD` in `kernels/gemm.rs` is set from these figures and the
+/// bench harness (a split product reads operands another core wrote, so whole training
+/// steps decide, not products alone).
 fn parallel_cutoff(c: &mut Criterion) {
     use autodiff::kernels::gemm::{
         set_max_threads, set_parallel_threshold, DEFAULT_PARALLEL_THRESHOLD,
@@ -86,6 +88,9 @@ fn parallel_cutoff(c: &mut Criterion) {
     let mut group = c.benchmark_group("parallel_cutoff");
     group.sample_size(20);
     for &(m, k, n) in &[
+        (100, 784, 16),
+        (784, 100, 16),
+        (128, 128, 128),
         (128, 784, 128),
         (256, 784, 256),
         (128, 784, 1024),

@@ -316,12 +316,8 @@ fn optimizer_steps_do_not_depend_on_the_thread_count() {
     );
     store.insert("b", Tensor::from_vec(vec![0.5, -0.25], [2]));
     let run = |threads: usize, opt: &mut dyn Optimizer<f32>| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
         let mut params = store.clone();
-        pool.install(|| {
+        autodiff::kernels::gemm::with_threads(threads, || {
             for _ in 0..3 {
                 let tape = Tape::new();
                 let bound = params.bind(&tape);

@@ -4,9 +4,9 @@
 
 use crate::error::NnError;
 use crate::params::{Grads, ParamStore};
+use autodiff::kernels::pool::{self, SharedMut};
 use autodiff::{Float, Tensor};
 use indexmap::IndexMap;
-use rayon::prelude::*;
 
 /// Everything an optimizer needs to resume exactly: its kind, hyper-parameters, step
 /// count and per-parameter tensors (named `{slot}.{parameter}`).
@@ -165,38 +165,37 @@ fn momentum_update<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd
     }
 }
 
-/// Elements per task when an update is split across threads.
+/// Fewest elements per thread when an update is split across threads.
 const CHUNK: usize = 1 << 14;
 
 /// Applies an elementwise update to a parameter, its gradient and `N` state tensors of
-/// the same length. Tensors of at least two chunks are split into chunks updated on
-/// rayon's threads: the update is a few loads and stores per element, and two cores
-/// bring two L2 caches and twice the load bandwidth (Adam was a sixth of an epoch of
-/// network B). Each element sees the same arithmetic whatever the split, so results do
-/// not depend on the thread count.
+/// the same length. Tensors of at least two chunks are split into one contiguous range
+/// per thread of [`autodiff::kernels::pool`]: the update is a few loads and stores per
+/// element, and two cores bring two L2 caches and twice the load bandwidth (Adam was a
+/// sixth of an epoch of network B). Each element sees the same arithmetic whatever the
+/// split, so results do not depend on the thread count.
 fn for_each_chunk<T: Float, const N: usize>(
     w: &mut [T],
     g: &[T],
     states: [&mut [T]; N],
     update: impl Fn(&mut [T], &[T], [&mut [T]; N]) + Sync,
 ) {
-    if w.len() < 2 * CHUNK || rayon::current_num_threads() < 2 {
+    let len = w.len();
+    let parts = pool::threads().min(len / CHUNK);
+    if parts < 2 {
         return update(w, g, states);
     }
-    let mut states = states.map(|s| s.chunks_mut(CHUNK));
-    let tasks: Vec<_> = w
-        .chunks_mut(CHUNK)
-        .zip(g.chunks(CHUNK))
-        .map(|(w, g)| {
-            let parts = states
-                .each_mut()
-                .map(|s| s.next().expect("optimizer state as long as its parameter"));
-            (w, g, parts)
-        })
-        .collect();
-    tasks
-        .into_par_iter()
-        .for_each(|(w, g, parts)| update(w, g, parts));
+    for s in &states {
+        assert_eq!(s.len(), len, "optimizer state as long as its parameter");
+    }
+    let w = SharedMut::new(w);
+    let states = states.map(SharedMut::new);
+    pool::for_parts(parts, &|i| {
+        let range = pool::part_range(len, parts, i);
+        // SAFETY: the parts' ranges are disjoint.
+        let parts = states.each_ref().map(|s| unsafe { s.range(range.clone()) });
+        update(unsafe { w.range(range.clone()) }, &g[range], parts);
+    });
 }
 
 impl<T: Float> Optimizer<T> for Sgd<T> {

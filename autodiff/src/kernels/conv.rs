@@ -1,10 +1,10 @@
 //! 2-D convolution as im2col + GEMM, and pooling windows, on NCHW data. Images are
-//! processed in parallel (rayon) in a fixed partition, so results do not depend on
-//! the number of threads.
+//! processed in parallel (the helpers of [`pool`]) in a fixed partition, so results do
+//! not depend on the number of threads.
 
 use crate::float::{take_scratch, with_scratch, Float, Recycled};
 use crate::kernels::gemm::{matmul_into, MatRef};
-use rayon::prelude::*;
+use crate::kernels::pool::{self, SharedMut};
 
 /// Stride, zero padding, dilation (each per (height, width)) and channel groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,24 +229,22 @@ impl Part {
     }
 }
 
-fn parts(n: usize) -> impl ParallelIterator<Item = Part> {
-    let per = chunk(n);
-    (0..n.div_ceil(per))
-        .into_par_iter()
-        .map(move |i| Part::nth(i, per, n))
-}
-
-/// Runs `work` in parallel on each part of `n` images with its item of `chunks`, which
-/// must yield one item per part, in order (slices cut at `chunk(n)` images).
-fn for_each_part<I: IndexedParallelIterator>(
+/// Runs `work` on each part of `n` images, in parallel, with the part's piece of each
+/// of `outputs` (slices cut into pieces of `chunk(n)` images' worth, given per slice).
+fn for_each_part<T: Send, const N: usize>(
     n: usize,
-    chunks: I,
-    work: impl Fn(Part, I::Item) + Send + Sync,
+    outputs: [(&mut [T], usize); N],
+    work: impl Fn(Part, [&mut [T]; N]) + Sync,
 ) {
     let per = chunk(n);
-    chunks
-        .enumerate()
-        .for_each(|(i, item)| work(Part::nth(i, per, n), item));
+    let shared = outputs.map(|(data, per_image)| (SharedMut::new(data), per * per_image));
+    pool::for_parts(n.div_ceil(per), &|i| {
+        // SAFETY: part i takes piece i of every slice; pieces are disjoint.
+        let pieces = shared
+            .each_ref()
+            .map(|(s, len)| unsafe { s.chunk(i, *len) });
+        work(Part::nth(i, per, n), pieces)
+    });
 }
 
 fn gather_cols<T: Float>(g: &Geometry, x: &[T], part: &Part, grp: usize, cols: &mut [T]) {
@@ -334,7 +332,6 @@ pub(crate) fn conv2d_forward<T: Float>(
     if y.is_empty() {
         return (y, None);
     }
-    let per = chunk(g.n);
     let conv_part = |part: &Part, out: &mut [T], cols: &mut [T]| {
         let wide = part.count * p;
         with_scratch(og * wide, |tmp| {
@@ -347,9 +344,8 @@ pub(crate) fn conv2d_forward<T: Float>(
             }
         })
     };
-    let outputs = y.par_chunks_mut(per * per_image);
     if !keep_cols || g.n * cols_per_image > KEEP_COLS_MAX {
-        for_each_part(g.n, outputs, |part, out| {
+        for_each_part(g.n, [(&mut y, per_image)], |part, [out]| {
             with_scratch(part.count * cols_per_image, |cols| {
                 conv_part(&part, out, cols)
             })
@@ -357,8 +353,10 @@ pub(crate) fn conv2d_forward<T: Float>(
         return (y, None);
     }
     let mut cols = Recycled(take_scratch(g.n * cols_per_image));
-    let chunks = outputs.zip(cols.0.par_chunks_mut((per * cols_per_image).max(1)));
-    for_each_part(g.n, chunks, |part, (out, cols)| conv_part(&part, out, cols));
+    let outputs = [(&mut y[..], per_image), (&mut cols.0[..], cols_per_image)];
+    for_each_part(g.n, outputs, |part, [out, cols]| {
+        conv_part(&part, out, cols)
+    });
     (y, Some(cols))
 }
 
@@ -369,8 +367,7 @@ pub(crate) fn conv2d_grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Ve
     if dx.is_empty() {
         return dx;
     }
-    let per = chunk(g.n);
-    for_each_part(g.n, dx.par_chunks_mut(per * chw), |part, dx| {
+    for_each_part(g.n, [(&mut dx, chw)], |part, [dx]| {
         let wide = part.count * p;
         with_scratch(og * wide, |dyg| {
             with_scratch(k * wide, |cols| {
@@ -404,46 +401,47 @@ pub(crate) fn conv2d_grad_weight<T: Float>(
 ) -> Vec<T> {
     let (k, p, og) = (g.k(), g.p(), g.group_outputs());
     let cols_per_image = g.opts.groups * k * p;
-    let pieces: Vec<Vec<T>> = parts(g.n)
-        .map(|part| {
-            let wide = part.count * p;
-            let mut dw = vec![T::zero(); g.o * k];
-            let mut dwt = vec![T::zero(); k * og];
-            // dWᵀ = cols · dyᵀ rather than dW = dy · colsᵀ: the gemm crate runs the
-            // product with the long operand on the left at twice the rate (conv2's
-            // 16x1600x150 per part: 0.074 against 0.146 ms).
-            let mut product = |grp: usize, cols: &[T], dyg: &mut [T]| {
-                gather_dy(g, dy, &part, grp, dyg);
-                matmul_into(
-                    MatRef::row_major(cols, k, wide),
-                    MatRef::row_major(dyg, og, wide).t(),
-                    &mut dwt,
-                    false,
-                );
-                let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
-                for (o, row) in dwg.chunks_exact_mut(k).enumerate() {
-                    for (kk, v) in row.iter_mut().enumerate() {
-                        *v = dwt[kk * og + o];
-                    }
+    let per = chunk(g.n);
+    let mut pieces: Vec<Vec<T>> = vec![Vec::new(); g.n.div_ceil(per)];
+    pool::for_chunks(&mut pieces, 1, &|i, piece| {
+        let part = Part::nth(i, per, g.n);
+        let wide = part.count * p;
+        let mut dw = vec![T::zero(); g.o * k];
+        let mut dwt = vec![T::zero(); k * og];
+        // dWᵀ = cols · dyᵀ rather than dW = dy · colsᵀ: the gemm crate runs the
+        // product with the long operand on the left at twice the rate (conv2's
+        // 16x1600x150 per part: 0.074 against 0.146 ms).
+        let mut product = |grp: usize, cols: &[T], dyg: &mut [T]| {
+            gather_dy(g, dy, &part, grp, dyg);
+            matmul_into(
+                MatRef::row_major(cols, k, wide),
+                MatRef::row_major(dyg, og, wide).t(),
+                &mut dwt,
+                false,
+            );
+            let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
+            for (o, row) in dwg.chunks_exact_mut(k).enumerate() {
+                for (kk, v) in row.iter_mut().enumerate() {
+                    *v = dwt[kk * og + o];
                 }
-            };
-            with_scratch(og * wide, |dyg| match kept {
-                Some(kept) => {
-                    let mine = &kept[part.first * cols_per_image..][..part.count * cols_per_image];
-                    for grp in 0..g.opts.groups {
-                        product(grp, &mine[grp * k * wide..(grp + 1) * k * wide], dyg);
-                    }
+            }
+        };
+        with_scratch(og * wide, |dyg| match kept {
+            Some(kept) => {
+                let mine = &kept[part.first * cols_per_image..][..part.count * cols_per_image];
+                for grp in 0..g.opts.groups {
+                    product(grp, &mine[grp * k * wide..(grp + 1) * k * wide], dyg);
                 }
-                None => with_scratch(k * wide, |cols| {
-                    for grp in 0..g.opts.groups {
-                        gather_cols(g, x, &part, grp, cols);
-                        product(grp, cols, dyg);
-                    }
-                }),
-            });
-            dw
-        })
-        .collect();
+            }
+            None => with_scratch(k * wide, |cols| {
+                for grp in 0..g.opts.groups {
+                    gather_cols(g, x, &part, grp, cols);
+                    product(grp, cols, dyg);
+                }
+            }),
+        });
+        piece[0] = dw;
+    });
     let mut total = vec![T::zero(); g.o * k];
     for piece in pieces {
         for (t, v) in total.iter_mut().zip(piece) {
@@ -533,45 +531,50 @@ pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<PlaneIndex>)
     // The common 2x2, stride 2, unpadded window has its own unrolled loop.
     let pairs = p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0];
     let per = chunk(p.planes);
-    out.par_chunks_mut(per * plane_out)
-        .zip(arg.par_chunks_mut(per * plane_out))
-        .enumerate()
-        .for_each(|(part, (out, arg))| {
-            for (local, (out, arg)) in out
-                .chunks_mut(plane_out)
-                .zip(arg.chunks_mut(plane_out))
-                .enumerate()
-            {
-                let base = (part * per + local) * plane_in;
-                let plane = &x[base..base + plane_in];
-                if pairs {
-                    max_pool_2x2(p, plane, out, arg);
-                    continue;
-                }
-                for (y, r) in rows.iter().enumerate() {
-                    for (xo, c) in cols.iter().enumerate() {
-                        let cell = y * p.ow + xo;
-                        if r.is_empty() || c.is_empty() {
-                            (out[cell], arg[cell]) = (T::neg_infinity(), EMPTY);
-                            continue;
-                        }
-                        let mut at = r.start * p.w + c.start;
-                        let mut best = plane[at];
-                        for iy in r.clone() {
-                            let row = &plane[iy * p.w..(iy + 1) * p.w];
-                            for (ix, &v) in row[c.clone()].iter().enumerate() {
-                                // Selects, not branches: which cell wins is data-dependent
-                                // and would mispredict half the time.
-                                let take = beats(v, best);
-                                best = if take { v } else { best };
-                                at = if take { iy * p.w + c.start + ix } else { at };
-                            }
-                        }
-                        (out[cell], arg[cell]) = (best, at as PlaneIndex);
+    let (outs, args) = (SharedMut::new(&mut out), SharedMut::new(&mut arg));
+    pool::for_parts(p.planes.div_ceil(per), &|part| {
+        // SAFETY: part i takes piece i of both; pieces are disjoint.
+        let (out, arg) = unsafe {
+            (
+                outs.chunk(part, per * plane_out),
+                args.chunk(part, per * plane_out),
+            )
+        };
+        for (local, (out, arg)) in out
+            .chunks_mut(plane_out)
+            .zip(arg.chunks_mut(plane_out))
+            .enumerate()
+        {
+            let base = (part * per + local) * plane_in;
+            let plane = &x[base..base + plane_in];
+            if pairs {
+                max_pool_2x2(p, plane, out, arg);
+                continue;
+            }
+            for (y, r) in rows.iter().enumerate() {
+                for (xo, c) in cols.iter().enumerate() {
+                    let cell = y * p.ow + xo;
+                    if r.is_empty() || c.is_empty() {
+                        (out[cell], arg[cell]) = (T::neg_infinity(), EMPTY);
+                        continue;
                     }
+                    let mut at = r.start * p.w + c.start;
+                    let mut best = plane[at];
+                    for iy in r.clone() {
+                        let row = &plane[iy * p.w..(iy + 1) * p.w];
+                        for (ix, &v) in row[c.clone()].iter().enumerate() {
+                            // Selects, not branches: which cell wins is data-dependent
+                            // and would mispredict half the time.
+                            let take = beats(v, best);
+                            best = if take { v } else { best };
+                            at = if take { iy * p.w + c.start + ix } else { at };
+                        }
+                    }
+                    (out[cell], arg[cell]) = (best, at as PlaneIndex);
                 }
             }
-        });
+        }
+    });
     (out, arg)
 }
 
@@ -648,20 +651,18 @@ pub(crate) fn max_pool_grad<T: Float>(p: &Pool, argmax: &[PlaneIndex], dy: &[T])
         return dx;
     }
     let per = chunk(p.planes);
-    dx.par_chunks_mut(per * plane_in)
-        .zip(argmax.par_chunks(per * plane_out))
-        .zip(dy.par_chunks(per * plane_out))
-        .for_each(|((dx, argmax), dy)| {
-            let planes = dx.chunks_mut(plane_in);
-            for (dx, (argmax, dy)) in planes.zip(argmax.chunks(plane_out).zip(dy.chunks(plane_out)))
-            {
-                for (&i, &g) in argmax.iter().zip(dy) {
-                    if i != EMPTY {
-                        dx[i as usize] += g;
-                    }
+    pool::for_chunks(&mut dx, per * plane_in, &|i, dx| {
+        let argmax = argmax.chunks(per * plane_out).nth(i).unwrap_or_default();
+        let dy = dy.chunks(per * plane_out).nth(i).unwrap_or_default();
+        let planes = dx.chunks_mut(plane_in);
+        for (dx, (argmax, dy)) in planes.zip(argmax.chunks(plane_out).zip(dy.chunks(plane_out))) {
+            for (&i, &g) in argmax.iter().zip(dy) {
+                if i != EMPTY {
+                    dx[i as usize] += g;
                 }
             }
-        });
+        }
+    });
     dx
 }
 

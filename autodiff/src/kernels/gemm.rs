@@ -4,23 +4,23 @@
 //! `gemm` was chosen over `matrixmultiply` by measurement on our shapes: about 2x faster
 //! on the small products of the 784-16-16-10 network and equal on large ones.
 
+use super::pool::{self, SharedMut};
 use crate::float::{with_scratch, Float};
 use gemm::Parallelism;
-use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Products with fewer multiply-adds than this run on one thread: below it, waking a
-/// second thread costs more than it saves (measured with `benches/tensor.rs`).
-pub const DEFAULT_PARALLEL_THRESHOLD: usize = 1 << 22;
+/// Products with fewer multiply-adds than this run on one thread; larger ones are split
+/// into one band of output rows (or columns) per thread, run by the spinning helpers of
+/// [`pool`]. Measured with the bench harness on this project's networks: network A's
+/// 100x784x16 products (1.25 M multiply-adds, about 12 µs) gain from the split.
+pub const DEFAULT_PARALLEL_THRESHOLD: usize = 1 << 21;
 
 static PARALLEL_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_THRESHOLD);
-static MAX_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets how many threads a large matrix product may use (0: all of rayon's pool).
-/// `1` makes every product single-threaded, which also makes results independent of
-/// scheduling.
+/// Sets how many threads a large matrix product (and every other split kernel) may use,
+/// the calling one included (0: one per core). `1` makes every product single-threaded.
 pub fn set_max_threads(threads: usize) {
-    MAX_THREADS.store(threads, Ordering::Relaxed);
+    pool::set_threads(threads);
 }
 
 /// Sets the number of multiply-adds from which a product uses several threads.
@@ -28,15 +28,12 @@ pub fn set_parallel_threshold(multiply_adds: usize) {
     PARALLEL_THRESHOLD.store(multiply_adds, Ordering::Relaxed);
 }
 
-fn parallelism(work: usize) -> Parallelism {
-    let max = match MAX_THREADS.load(Ordering::Relaxed) {
-        0 => rayon::current_num_threads(),
-        n => n.min(rayon::current_num_threads()),
-    };
-    if max > 1 && work >= PARALLEL_THRESHOLD.load(Ordering::Relaxed) {
-        Parallelism::Rayon(max)
+/// How many parts a product of `work` multiply-adds is split into (1: not split).
+fn parallelism(work: usize) -> usize {
+    if work < PARALLEL_THRESHOLD.load(Ordering::Relaxed) {
+        1
     } else {
-        Parallelism::None
+        pool::threads()
     }
 }
 
@@ -135,7 +132,7 @@ const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 14;
 /// row-major `b.rows x b.cols` matrix, eight output rows at a time: each column of `b`
 /// gives a run of eight contiguous reads, and the eight rows being written stay in L1.
 /// (Panels of sixteen and 8x8 tiles measured no faster on 1024x1024.)
-fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [T], threads: Parallelism) {
+fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [T], threads: usize) {
     const PANEL: usize = 8;
     let cols = b.cols;
     debug_assert!(b.row_stride == 1 && out.len() == b.rows * cols);
@@ -149,10 +146,20 @@ fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [T], threads: Parallelis
             }
         }
     };
-    match threads {
-        Parallelism::None => out.chunks_mut(PANEL * cols).enumerate().for_each(panel),
-        _ => out.par_chunks_mut(PANEL * cols).enumerate().for_each(panel),
+    if threads == 1 {
+        return out.chunks_mut(PANEL * cols).enumerate().for_each(panel);
     }
+    let panels = b.rows.div_ceil(PANEL);
+    let shared = SharedMut::new(out);
+    pool::for_parts(threads, &|i| {
+        let range = pool::part_range(panels, threads, i);
+        let rows = range.start * PANEL..(range.end * PANEL).min(b.rows);
+        // SAFETY: the parts' row ranges are disjoint.
+        let dst = unsafe { shared.range(rows.start * cols..rows.end * cols) };
+        dst.chunks_mut(PANEL * cols)
+            .enumerate()
+            .for_each(|(j, d)| panel((range.start + j, d)));
+    });
 }
 
 fn multiply<T: Float>(
@@ -160,11 +167,64 @@ fn multiply<T: Float>(
     b: MatRef<'_, T>,
     c: &mut [T],
     accumulate: bool,
-    threads: Parallelism,
+    parts: usize,
+) {
+    let (m, n) = (a.rows, b.cols);
+    match parts {
+        1 => gemm_call(a, b, c, n, accumulate),
+        // Each part is the product of a band of rows of `a` (or of columns of `b`, when
+        // the output is wider than tall) and writes only its own band of `c`.
+        _ => {
+            let shared = SharedMut::new(c);
+            pool::for_parts(parts, &|i| {
+                if m >= n {
+                    let rows = pool::part_range(m, parts, i);
+                    let a = MatRef {
+                        data: &a.data[(rows.start * a.row_stride).min(a.data.len())..],
+                        rows: rows.len(),
+                        ..a
+                    };
+                    // SAFETY: the parts' row bands are disjoint.
+                    let c = unsafe { shared.range(rows.start * n..rows.end * n) };
+                    gemm_call(a, b, c, n, accumulate);
+                } else {
+                    let cols = pool::part_range(n, parts, i);
+                    if cols.is_empty() {
+                        return;
+                    }
+                    let b = MatRef {
+                        data: &b.data[cols.start * b.col_stride..],
+                        cols: cols.len(),
+                        ..b
+                    };
+                    // SAFETY: this part writes columns `cols` of every row, a set no
+                    // other part touches; the slice spans them with row stride `n`.
+                    let c = unsafe { shared.range(cols.start..(m - 1) * n + cols.end) };
+                    gemm_call(a, b, c, n, accumulate);
+                }
+            });
+        }
+    }
+}
+
+/// One call of the `gemm` crate: `c` holds `a.rows` rows `row_stride` apart, each of
+/// `b.cols` contiguous elements.
+fn gemm_call<T: Float>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [T],
+    row_stride: usize,
+    accumulate: bool,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    debug_assert!(c.len() > (m - 1) * row_stride + n - 1);
+    a.check();
+    b.check();
     // SAFETY: every element the kernel touches lies inside the checked slices: `check`
-    // bounds the operand views and `c` holds exactly m x n contiguous elements.
+    // bounds the operand views and `c` holds the last element of the last row.
     unsafe {
         gemm::gemm(
             m,
@@ -172,7 +232,7 @@ fn multiply<T: Float>(
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            row_stride as isize,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
@@ -185,26 +245,17 @@ fn multiply<T: Float>(
             false,
             false,
             false,
-            threads,
+            Parallelism::None,
         )
     }
 }
 
-/// Runs `work` on a pool of `threads` threads (the calling thread waits), with large
-/// products split across them. Running the whole computation inside the pool matters
-/// on small machines: a caller outside it would be one more thread competing for the
-/// cores with the pool's idle workers between products.
-pub fn with_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> R {
-    let threads = threads.max(1);
-    set_max_threads(threads);
-    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-        Ok(pool) => pool.install(work),
-        // No pool (threads could not be spawned): run here, single-threaded.
-        Err(_) => {
-            set_max_threads(1);
-            work()
-        }
-    }
+/// Runs `work` on the calling thread with kernels split over `threads` threads (the
+/// calling one and `threads - 1` spinning helpers, see [`pool`]), then returns its
+/// result. The setting is global and stays in force afterwards.
+pub fn with_threads<R>(threads: usize, work: impl FnOnce() -> R) -> R {
+    set_max_threads(threads.max(1));
+    work()
 }
 
 #[cfg(test)]
@@ -255,6 +306,42 @@ mod tests {
                     (got - 2.0 * want).abs() < 1e-12,
                     "{m}x{k}x{n} accumulated: {got} vs {want}"
                 );
+            }
+        }
+    }
+
+    /// Products split into bands of rows (tall outputs) or of columns (wide ones), with
+    /// transposed operand views and a ragged last band, give the plain loops' products,
+    /// overwriting or accumulating.
+    #[test]
+    fn split_products_match_the_plain_loops() {
+        pool::set_threads(3);
+        for (m, k, n) in [(37, 20, 5), (5, 20, 37), (64, 9, 64), (1, 3, 2)] {
+            let (a_data, b_data) = (filled(m * k, 3), filled(k * n, 4));
+            let layouts = [
+                (
+                    MatRef::row_major(&a_data, m, k),
+                    MatRef::row_major(&b_data, k, n),
+                ),
+                (
+                    MatRef::row_major(&a_data, k, m).t(),
+                    MatRef::row_major(&b_data, n, k).t(),
+                ),
+            ];
+            for (a, b) in layouts {
+                let want = naive(a, b);
+                for parts in [1, 2, 3] {
+                    let mut c = vec![0.5; m * n];
+                    multiply(a, b, &mut c, false, parts);
+                    multiply(a, b, &mut c, true, parts);
+                    for (got, want) in c.iter().zip(&want) {
+                        assert!(
+                            (got - 2.0 * want).abs() < 1e-12,
+                            "{m}x{k}x{n} in {parts} parts: {got} vs {}",
+                            2.0 * want
+                        );
+                    }
+                }
             }
         }
     }

@@ -4,5 +4,6 @@ pub(crate) mod broadcast;
 pub mod conv;
 pub mod gemm;
 pub(crate) mod permute;
+pub mod pool;
 pub(crate) mod reduce;
 pub(crate) mod softmax;

@@ -1,0 +1,336 @@
+//! A small pool of spinning helper threads for splitting one kernel call into parts.
+//!
+//! Training steps of small networks are made of many short kernels (tens of
+//! microseconds each). Handing half of one to a thread that sleeps on a futex costs a
+//! wake-up of about the kernel's own length on a virtual machine, so the usual pools
+//! (rayon's workers yield, then sleep) only pay off on large products. Here a job is
+//! published in one atomic word that idle helpers watch for a short while (about a
+//! millisecond, the way OpenMP runtimes keep their workers active between parallel
+//! regions) before they park. Parts are claimed one at a time by whoever is free, the
+//! caller included: a helper that is parked, or busy elsewhere, never delays a job, it
+//! just takes no part of it.
+//!
+//! Which part runs on which thread never changes what a part computes, so results do
+//! not depend on scheduling.
+
+use std::cell::UnsafeCell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// How long an idle helper watches for the next job before it parks.
+const SPIN: Duration = Duration::from_millis(1);
+
+/// Threads a job may use, the caller included (0: every core).
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many threads, the calling one included, a split kernel may use (0: one per
+/// core). `1` runs every kernel on the calling thread.
+pub fn set_threads(threads: usize) {
+    THREADS.store(threads, Ordering::Relaxed);
+}
+
+/// The number of threads a split kernel may use, the calling one included.
+pub fn threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// One published job: `f(i)` for every part `i`, and how many parts are unfinished.
+struct Job<'f> {
+    f: &'f (dyn Fn(usize) + Sync),
+    unfinished: AtomicUsize,
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+/// A helper's parking state, seen by callers that may need to wake it.
+struct Helper {
+    thread: Thread,
+    sleeping: AtomicBool,
+}
+
+struct Pool {
+    /// `generation << 32 | parts << 16 | next part`: publishing a job and claiming a
+    /// part are both one atomic operation on this word.
+    word: AtomicU64,
+    /// The current job; read only by a thread that has claimed one of its parts.
+    job: AtomicPtr<Job<'static>>,
+    /// Held by the one caller whose job is published.
+    busy: AtomicBool,
+    helpers: Mutex<Vec<Arc<Helper>>>,
+}
+
+const PARTS_MAX: usize = 0xFFFF;
+
+fn fields(word: u64) -> (u64, usize, usize) {
+    (
+        word >> 32,
+        ((word >> 16) & 0xFFFF) as usize,
+        (word & 0xFFFF) as usize,
+    )
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        word: AtomicU64::new(0),
+        job: AtomicPtr::new(std::ptr::null_mut()),
+        busy: AtomicBool::new(false),
+        helpers: Mutex::new(Vec::new()),
+    })
+}
+
+impl Pool {
+    /// Claims and runs one part of the published job, if one is left. Returns whether
+    /// it ran one.
+    fn run_one(&self) -> bool {
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            let (_, parts, next) = fields(word);
+            if next >= parts {
+                return false;
+            }
+            match self.word.compare_exchange_weak(
+                word,
+                word + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    // SAFETY: a claimed part keeps its job alive: the caller does not
+                    // return before `unfinished` reaches zero, which needs this part.
+                    // The job was stored before the word that published it.
+                    let job = unsafe { &*self.job.load(Ordering::Acquire) };
+                    let f = job.f;
+                    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(next))) {
+                        *job.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+                    }
+                    job.unfinished.fetch_sub(1, Ordering::Release);
+                    return true;
+                }
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    fn ensure_helpers(&self, count: usize) -> Vec<Arc<Helper>> {
+        let mut helpers = self.helpers.lock().unwrap_or_else(|e| e.into_inner());
+        while helpers.len() < count {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let spawned = thread::Builder::new()
+                .name(format!("autodiff-helper-{}", helpers.len() + 1))
+                .spawn(move || {
+                    let me = Arc::new(Helper {
+                        thread: thread::current(),
+                        sleeping: AtomicBool::new(false),
+                    });
+                    if tx.send(me.clone()).is_ok() {
+                        helper_loop(&me);
+                    }
+                });
+            match spawned.ok().and_then(|_| rx.recv().ok()) {
+                Some(helper) => helpers.push(helper),
+                // No thread (resource limits): run with the helpers there are.
+                None => break,
+            }
+        }
+        helpers.clone()
+    }
+}
+
+fn helper_loop(me: &Helper) -> ! {
+    let pool = pool();
+    loop {
+        let mut idle_since = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if pool.run_one() {
+                idle_since = Instant::now();
+                continue;
+            }
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 256 == 0 && idle_since.elapsed() > SPIN {
+                break;
+            }
+        }
+        // Announce the nap, then look once more: a caller publishes its job before
+        // reading `sleeping` (both sequentially consistent), so either it sees the
+        // flag and unparks us, or we see its job here.
+        me.sleeping.store(true, Ordering::SeqCst);
+        let (_, parts, next) = fields(pool.word.load(Ordering::SeqCst));
+        if next >= parts {
+            thread::park();
+        }
+        me.sleeping.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Runs `f(i)` for every `i` in `0..parts`, on the calling thread and up to
+/// [`threads`]` - 1` helpers, and returns when all parts are done. A panic in any part
+/// is re-raised here after the others finish. When the pool is in use by another
+/// thread (or `threads()` is 1) every part runs on the calling thread, in order.
+pub fn for_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    let wanted = threads().min(parts);
+    if wanted <= 1 || parts > PARTS_MAX {
+        return (0..parts).for_each(f);
+    }
+    let pool = pool();
+    if pool
+        .busy
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return (0..parts).for_each(f);
+    }
+    let helpers = pool.ensure_helpers(wanted - 1);
+    let job = Job {
+        f,
+        unfinished: AtomicUsize::new(parts),
+        panic: Mutex::new(None),
+    };
+    // SAFETY (lifetime): the pointer is read only by threads that claimed a part, and
+    // the caller waits for every part before `job` goes out of scope.
+    pool.job.store(
+        std::ptr::from_ref(&job).cast_mut().cast(),
+        Ordering::Release,
+    );
+    let generation = fields(pool.word.load(Ordering::Relaxed)).0 + 1;
+    pool.word.store(
+        (generation << 32) | ((parts as u64) << 16),
+        Ordering::SeqCst,
+    );
+    for helper in &helpers {
+        if helper.sleeping.load(Ordering::SeqCst) {
+            helper.thread.unpark();
+        }
+    }
+
+    // Parts catch their own panics, so this loop always ends with every part claimed.
+    while pool.run_one() {}
+    let mut spins = 0u32;
+    while job.unfinished.load(Ordering::Acquire) != 0 {
+        spins = spins.wrapping_add(1);
+        if spins < 1 << 14 {
+            std::hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
+    }
+    pool.busy.store(false, Ordering::Release);
+    let payload = job.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(payload) = payload {
+        panic::resume_unwind(payload);
+    }
+}
+
+/// Splits `len` items into `parts` contiguous ranges of nearly equal size and returns
+/// the range of part `i`.
+pub fn part_range(len: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
+    let base = len / parts;
+    let extra = len % parts;
+    let start = i * base + i.min(extra);
+    start..start + base + usize::from(i < extra)
+}
+
+/// Runs `f(i, chunk)` for every `chunk`-long piece of `data` (the last may be shorter),
+/// as the parts of one [`for_parts`] job.
+pub fn for_chunks<T: Send>(data: &mut [T], chunk: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    let (len, chunk) = (data.len(), chunk.max(1));
+    let shared = SharedMut::new(data);
+    for_parts(len.div_ceil(chunk), &|i| {
+        // SAFETY: the chunks are disjoint.
+        f(i, unsafe { shared.chunk(i, chunk) })
+    });
+}
+
+/// A slice that parts of one [`for_parts`] job write disjoint pieces of.
+pub struct SharedMut<'a, T> {
+    data: &'a [UnsafeCell<T>],
+}
+
+// SAFETY: parts only touch disjoint ranges (the contract of `range`).
+unsafe impl<T: Send> Sync for SharedMut<'_, T> {}
+
+impl<'a, T> SharedMut<'a, T> {
+    /// Wraps `data` for sharing between the parts of one job.
+    pub fn new(data: &'a mut [T]) -> Self {
+        let len = data.len();
+        // SAFETY: `UnsafeCell<T>` has the layout of `T`, and the exclusive borrow is
+        // held for `'a`.
+        let data = unsafe { std::slice::from_raw_parts(data.as_mut_ptr().cast(), len) };
+        SharedMut { data }
+    }
+
+    /// The elements in `range`, mutably.
+    ///
+    /// # Safety
+    /// No two live results may overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn range(&self, range: std::ops::Range<usize>) -> &mut [T] {
+        let cells = &self.data[range];
+        // SAFETY: the caller guarantees exclusive access to these elements.
+        unsafe { std::slice::from_raw_parts_mut(UnsafeCell::raw_get(cells.as_ptr()), cells.len()) }
+    }
+
+    /// Piece `i` of the slice cut into pieces of `len` (the last may be shorter).
+    ///
+    /// # Safety
+    /// No two live results may overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn chunk(&self, i: usize, len: usize) -> &mut [T] {
+        let start = (i * len).min(self.data.len());
+        // SAFETY: forwarded to the caller.
+        unsafe { self.range(start..(start + len).min(self.data.len())) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_runs_once() {
+        set_threads(2);
+        for parts in [1, 2, 3, 7, 64] {
+            let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+            for_parts(parts, &|i| {
+                hits[i].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        }
+    }
+
+    #[test]
+    fn ranges_cover_without_overlap() {
+        for (len, parts) in [(10, 3), (2, 5), (0, 2), (100, 7)] {
+            let mut covered = Vec::new();
+            for i in 0..parts {
+                covered.extend(part_range(len, parts, i));
+            }
+            assert_eq!(covered, (0..len).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_panicking_part_panics_the_caller_and_frees_the_pool() {
+        set_threads(2);
+        let caught = panic::catch_unwind(|| {
+            for_parts(4, &|i| {
+                if i == 3 {
+                    panic!("part 3");
+                }
+            })
+        });
+        assert!(caught.is_err());
+        let sum = AtomicUsize::new(0);
+        for_parts(4, &|i| {
+            sum.fetch_add(i, Ordering::Relaxed);
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 6);
+    }
+}
