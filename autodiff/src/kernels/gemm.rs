@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// into one band of output rows (or columns) per thread, run by the spinning helpers of
 /// [`pool`]. Measured with the bench harness on this project's networks: network A's
 /// 100x784x16 products (1.25 M multiply-adds, about 12 µs) gain from the split.
-pub const DEFAULT_PARALLEL_THRESHOLD: usize = 1 << 21;
+pub const DEFAULT_PARALLEL_THRESHOLD: usize = 1 << 17;
 
 static PARALLEL_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_THRESHOLD);
 
@@ -27,6 +27,10 @@ pub fn set_max_threads(threads: usize) {
 pub fn set_parallel_threshold(multiply_adds: usize) {
     PARALLEL_THRESHOLD.store(multiply_adds, Ordering::Relaxed);
 }
+
+/// Outputs of at most this many elements with a transposed left operand are split
+/// along the inner dimension (see `multiply`).
+const SPLIT_K_MAX_OUTPUT: usize = 1 << 15;
 
 /// How many parts a product of `work` multiply-adds is split into (1: not split).
 fn parallelism(work: usize) -> usize {
@@ -169,9 +173,40 @@ fn multiply<T: Float>(
     accumulate: bool,
     parts: usize,
 ) {
-    let (m, n) = (a.rows, b.cols);
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     match parts {
         1 => gemm_call(a, b, c, n, accumulate),
+        // `Xᵀ G` with a small output (a weight gradient): each part sums over its own
+        // band of the batch, the rows of X and G that the same part of the forward
+        // pass used, then the partial products are added in part order.
+        _ if a.row_stride == 1 && m * n <= SPLIT_K_MAX_OUTPUT && k >= 16 * parts => {
+            with_scratch((parts - 1) * m * n, |partials: &mut [T]| {
+                let (out, rest) = (SharedMut::new(c), SharedMut::new(partials));
+                pool::for_parts(parts, &|i| {
+                    let ks = pool::part_range(k, parts, i);
+                    let a = MatRef {
+                        data: &a.data[ks.start * a.col_stride..],
+                        cols: ks.len(),
+                        ..a
+                    };
+                    let b = MatRef {
+                        data: &b.data[ks.start * b.row_stride..],
+                        rows: ks.len(),
+                        ..b
+                    };
+                    // SAFETY: part 0 alone writes `c`, part i > 0 its own partial.
+                    match i {
+                        0 => gemm_call(a, b, unsafe { out.range(0..m * n) }, n, accumulate),
+                        _ => gemm_call(a, b, unsafe { rest.chunk(i - 1, m * n) }, n, false),
+                    }
+                });
+                for partial in partials.chunks_exact(m * n) {
+                    for (c, p) in c.iter_mut().zip(partial) {
+                        *c += *p;
+                    }
+                }
+            })
+        }
         // Each part is the product of a band of rows of `a` (or of columns of `b`, when
         // the output is wider than tall) and writes only its own band of `c`.
         _ => {
@@ -310,13 +345,20 @@ mod tests {
         }
     }
 
-    /// Products split into bands of rows (tall outputs) or of columns (wide ones), with
-    /// transposed operand views and a ragged last band, give the plain loops' products,
+    /// Products split into bands of rows (tall outputs), of columns (wide ones) or of
+    /// the inner dimension (transposed left operand, small output), with transposed
+    /// operand views and a ragged last band, give the plain loops' products,
     /// overwriting or accumulating.
     #[test]
     fn split_products_match_the_plain_loops() {
         pool::set_threads(3);
-        for (m, k, n) in [(37, 20, 5), (5, 20, 37), (64, 9, 64), (1, 3, 2)] {
+        for (m, k, n) in [
+            (37, 20, 5),
+            (5, 20, 37),
+            (64, 9, 64),
+            (1, 3, 2),
+            (30, 100, 8),
+        ] {
             let (a_data, b_data) = (filled(m * k, 3), filled(k * n, 4));
             let layouts = [
                 (

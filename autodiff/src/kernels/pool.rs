@@ -54,8 +54,9 @@ struct Helper {
 }
 
 struct Pool {
-    /// `generation << 32 | parts << 16 | next part`: publishing a job and claiming a
-    /// part are both one atomic operation on this word.
+    /// `generation << 32 | end << 16 | next`: the parts not yet claimed are
+    /// `next..end`. Publishing a job and claiming a part are each one atomic operation
+    /// on this word.
     word: AtomicU64,
     /// The current job; read only by a thread that has claimed one of its parts.
     job: AtomicPtr<Job<'static>>,
@@ -85,18 +86,26 @@ fn pool() -> &'static Pool {
 }
 
 impl Pool {
-    /// Claims and runs one part of the published job, if one is left. Returns whether
-    /// it ran one.
-    fn run_one(&self) -> bool {
+    /// Claims and runs one part of the published job, if one is left: the first one
+    /// left for the caller (`front`), the last one for a helper. Returns whether it ran
+    /// one. With two threads the caller so runs part 0 and the helper part 1 every
+    /// time, and a kernel whose parts follow an earlier kernel's (a batch gathered by
+    /// rows, then multiplied by rows) finds its data in its own core's cache.
+    fn run_one(&self, front: bool) -> bool {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
-            let (_, parts, next) = fields(word);
-            if next >= parts {
+            let (_, end, next) = fields(word);
+            if next >= end {
                 return false;
             }
+            let (part, claimed) = if front {
+                (next, word + 1)
+            } else {
+                (end - 1, word - (1 << 16))
+            };
             match self.word.compare_exchange_weak(
                 word,
-                word + 1,
+                claimed,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -106,7 +115,7 @@ impl Pool {
                     // The job was stored before the word that published it.
                     let job = unsafe { &*self.job.load(Ordering::Acquire) };
                     let f = job.f;
-                    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(next))) {
+                    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(part))) {
                         *job.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
                     }
                     job.unfinished.fetch_sub(1, Ordering::Release);
@@ -148,7 +157,7 @@ fn helper_loop(me: &Helper) -> ! {
         let mut idle_since = Instant::now();
         let mut spins = 0u32;
         loop {
-            if pool.run_one() {
+            if pool.run_one(false) {
                 idle_since = Instant::now();
                 continue;
             }
@@ -162,8 +171,8 @@ fn helper_loop(me: &Helper) -> ! {
         // reading `sleeping` (both sequentially consistent), so either it sees the
         // flag and unparks us, or we see its job here.
         me.sleeping.store(true, Ordering::SeqCst);
-        let (_, parts, next) = fields(pool.word.load(Ordering::SeqCst));
-        if next >= parts {
+        let (_, end, next) = fields(pool.word.load(Ordering::SeqCst));
+        if next >= end {
             thread::park();
         }
         me.sleeping.store(false, Ordering::SeqCst);
@@ -211,7 +220,7 @@ pub fn for_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 
     // Parts catch their own panics, so this loop always ends with every part claimed.
-    while pool.run_one() {}
+    while pool.run_one(true) {}
     let mut spins = 0u32;
     while job.unfinished.load(Ordering::Acquire) != 0 {
         spins = spins.wrapping_add(1);
