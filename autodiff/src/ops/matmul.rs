@@ -3,7 +3,7 @@
 
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::Float;
-use crate::kernels::gemm::{matmul_into, MatRef};
+use crate::kernels::gemm::{matmul_into, matmul_vec, MatRef};
 use crate::shape::{Dims, Shape};
 use crate::tape::Var;
 use crate::tensor::Tensor;
@@ -61,12 +61,14 @@ fn forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
     let mut out_shape: Shape = a.shape().into();
     let last = out_shape.len() - 1;
     out_shape[last] = l.n;
-    let mut out = vec![T::zero(); l.batch * l.m * l.n];
     if l.shared_rhs {
         // A batch against one matrix is one tall product.
         let lhs = MatRef::row_major(a.data(), l.batch * l.m, l.k);
-        matmul_into(lhs, MatRef::row_major(b.data(), l.k, l.n), &mut out, false);
-    } else {
+        let out = matmul_vec(lhs, MatRef::row_major(b.data(), l.k, l.n));
+        return Tensor::from_vec(out, out_shape);
+    }
+    let mut out = vec![T::zero(); l.batch * l.m * l.n];
+    {
         for i in 0..l.batch {
             let lhs = MatRef::row_major(&a.data()[i * l.m * l.k..(i + 1) * l.m * l.k], l.m, l.k);
             let rhs = MatRef::row_major(&b.data()[i * l.k * l.n..(i + 1) * l.k * l.n], l.k, l.n);
@@ -87,11 +89,13 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     let l = layout(a.shape(), b.shape());
     let (m, k, n) = (l.m, l.k, l.n);
     let ga = want(ctx, 0, || {
-        let mut out = vec![T::zero(); a.numel()];
         if l.shared_rhs {
             let gm = MatRef::row_major(g.data(), l.batch * m, n);
-            matmul_into(gm, MatRef::row_major(b.data(), k, n).t(), &mut out, false);
-        } else {
+            let out = matmul_vec(gm, MatRef::row_major(b.data(), k, n).t());
+            return Tensor::from_vec(out, a.shape());
+        }
+        let mut out = vec![T::zero(); a.numel()];
+        {
             for i in 0..l.batch {
                 let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
                 let bm = MatRef::row_major(&b.data()[i * k * n..(i + 1) * k * n], k, n);
@@ -101,16 +105,13 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         Tensor::from_vec(out, a.shape())
     });
     let gb = want(ctx, 1, || {
-        let mut out = vec![T::zero(); b.numel()];
         if l.shared_rhs {
             let am = MatRef::row_major(a.data(), l.batch * m, k);
-            matmul_into(
-                am.t(),
-                MatRef::row_major(g.data(), l.batch * m, n),
-                &mut out,
-                false,
-            );
-        } else {
+            let out = matmul_vec(am.t(), MatRef::row_major(g.data(), l.batch * m, n));
+            return Tensor::from_vec(out, b.shape());
+        }
+        let mut out = vec![T::zero(); b.numel()];
+        {
             for i in 0..l.batch {
                 let am = MatRef::row_major(&a.data()[i * m * k..(i + 1) * m * k], m, k);
                 let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
@@ -154,13 +155,11 @@ pub(crate) fn linear_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[1]);
     let gm = MatRef::row_major(g.data(), n, m);
     let dx = want(ctx, 0, || {
-        let mut out = vec![T::zero(); n * k];
-        matmul_into(gm, MatRef::row_major(w.data(), k, m).t(), &mut out, false);
+        let out = matmul_vec(gm, MatRef::row_major(w.data(), k, m).t());
         Tensor::from_vec(out, [n, k])
     });
     let dw = want(ctx, 1, || {
-        let mut out = vec![T::zero(); k * m];
-        matmul_into(MatRef::row_major(x.data(), n, k).t(), gm, &mut out, false);
+        let out = matmul_vec(MatRef::row_major(x.data(), n, k).t(), gm);
         Tensor::from_vec(out, [k, m])
     });
     let db = want(ctx, 2, || {
