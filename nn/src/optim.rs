@@ -166,7 +166,7 @@ fn momentum_update<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd
 }
 
 /// Fewest elements per thread when an update is split across threads.
-const CHUNK: usize = 1 << 14;
+const CHUNK: usize = 1 << 12;
 
 /// Applies an elementwise update to a parameter, its gradient and `N` state tensors of
 /// the same length. Tensors of at least two chunks are split into one contiguous range

@@ -237,11 +237,19 @@ fn multiply<T: Float>(
                         &*(std::ptr::from_ref(partials) as *const [T]),
                     )
                 };
-                for partial in partials.chunks_exact(m * n) {
-                    for (c, p) in c.iter_mut().zip(partial) {
-                        *c += *p;
+                // The sum is split too, by contiguous ranges: an optimizer update split
+                // the same way then finds its piece of the gradient in its own cache.
+                let out = SharedMut::new(c);
+                pool::for_parts(parts, &|i| {
+                    let range = pool::part_range(m * n, parts, i);
+                    // SAFETY: the ranges are disjoint.
+                    let c = unsafe { out.range(range.clone()) };
+                    for partial in partials.chunks_exact(m * n) {
+                        for (c, p) in c.iter_mut().zip(&partial[range.clone()]) {
+                            *c += *p;
+                        }
                     }
-                }
+                });
             })
         }
         // Each part is the product of a band of rows of `a` (or of columns of `b`, when
