@@ -11,9 +11,13 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Products with fewer multiply-adds than this run on one thread; larger ones are split
-/// into one band of output rows (or columns) per thread, run by the spinning helpers of
-/// [`pool`]. Measured with the bench harness on this project's networks: network A's
-/// 100x784x16 products (1.25 M multiply-adds, about 12 µs) gain from the split.
+/// into one band of output rows (or columns) per thread, or, for a weight gradient `Xᵀ
+/// G` with a small output, into one band of the batch per thread, run by the spinning
+/// helpers of [`pool`]. Measured with the bench harness on this project's networks:
+/// network A's 100x784x16 products (1.25 M multiply-adds, about 12 µs) gain from the
+/// split. A batch-split product adds its partial sums in a fixed order, so results are
+/// deterministic for a given thread count, and bit-identical across machines only with
+/// the same count (`set_max_threads(1)` for runs that must match anywhere).
 pub const DEFAULT_PARALLEL_THRESHOLD: usize = 1 << 17;
 
 static PARALLEL_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_THRESHOLD);
@@ -35,7 +39,7 @@ const SPLIT_K_MAX_OUTPUT: usize = 1 << 15;
 
 /// How many parts a product of `work` multiply-adds is split into (1: not split).
 fn parallelism(work: usize) -> usize {
-    if work < PARALLEL_THRESHOLD.load(Ordering::Relaxed) {
+    if work < PARALLEL_THRESHOLD.load(Ordering::Relaxed) || pool::in_part() {
         1
     } else {
         pool::threads()

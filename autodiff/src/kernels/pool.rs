@@ -40,6 +40,18 @@ pub fn threads() -> usize {
     }
 }
 
+thread_local! {
+    /// Whether this thread is running a part of a job (nested kernels then run whole).
+    static IN_PART: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is inside a part of a [`for_parts`] job. Kernels called
+/// from a part run on that thread, unsplit: the job already uses every thread, and an
+/// unsplit kernel computes the same values whatever the thread count.
+pub fn in_part() -> bool {
+    IN_PART.with(|p| p.get())
+}
+
 /// One published job: `f(i)` for every part `i`, and how many parts are unfinished.
 struct Job<'f> {
     f: &'f (dyn Fn(usize) + Sync),
@@ -115,7 +127,10 @@ impl Pool {
                     // The job was stored before the word that published it.
                     let job = unsafe { &*self.job.load(Ordering::Acquire) };
                     let f = job.f;
-                    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(part))) {
+                    let outer = IN_PART.with(|p| p.replace(true));
+                    let result = panic::catch_unwind(AssertUnwindSafe(|| f(part)));
+                    IN_PART.with(|p| p.set(outer));
+                    if let Err(payload) = result {
                         *job.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
                     }
                     job.unfinished.fetch_sub(1, Ordering::Release);
@@ -185,7 +200,7 @@ fn helper_loop(me: &Helper) -> ! {
 /// thread (or `threads()` is 1) every part runs on the calling thread, in order.
 pub fn for_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     let wanted = threads().min(parts);
-    if wanted <= 1 || parts > PARTS_MAX {
+    if wanted <= 1 || parts > PARTS_MAX || in_part() {
         return (0..parts).for_each(f);
     }
     let pool = pool();

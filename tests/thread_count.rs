@@ -1,0 +1,47 @@
+//! Convolution and pooling split the batch in a fixed partition and run the products
+//! inside a part unsplit, so their values and gradients are the same, bit for bit, on
+//! one thread and on several. (Its own test binary: the thread count is global.)
+
+use autodiff::kernels::gemm::with_threads;
+use autodiff::{Conv2dOptions, Tape, Tensor};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn uniform(shape: &[usize], seed: u64) -> Tensor<f32> {
+    Tensor::rand_uniform(shape, -1.0, 1.0, &mut StdRng::seed_from_u64(seed))
+}
+
+/// The output and the gradients of the input, weights and bias of LeNet's first block
+/// (conv 5x5 padding 2, bias, max pool 2x2, ReLU) with a second conv after it.
+fn lenet_block() -> Vec<Vec<u32>> {
+    let tape = Tape::new();
+    let x = tape.param(uniform(&[32, 1, 28, 28], 1));
+    let w1 = tape.param(uniform(&[6, 1, 5, 5], 2));
+    let b1 = tape.param(uniform(&[6], 3));
+    let w2 = tape.param(uniform(&[16, 6, 5, 5], 4));
+    let h = x
+        .conv2d_bias(w1, b1, Conv2dOptions::new(1, 2))
+        .max_pool2d(2, 2, 0)
+        .relu();
+    let y = h.conv2d(w2, Conv2dOptions::new(1, 0));
+    let grads = y.square().sum().backward();
+    let bits = |t: &Tensor<f32>| t.data().iter().map(|v| v.to_bits()).collect();
+    vec![
+        bits(&y.value()),
+        bits(&grads[x]),
+        bits(&grads[w1]),
+        bits(&grads[b1]),
+        bits(&grads[w2]),
+    ]
+}
+
+#[test]
+fn convolutions_do_not_depend_on_the_thread_count() {
+    let one = with_threads(1, lenet_block);
+    let two = with_threads(2, lenet_block);
+    let four = with_threads(4, lenet_block);
+    for (name, k) in ["output", "dx", "dw1", "db1", "dw2"].iter().zip(0..) {
+        assert!(one[k] == two[k], "{name} differs between 1 and 2 threads");
+        assert!(one[k] == four[k], "{name} differs between 1 and 4 threads");
+    }
+}
