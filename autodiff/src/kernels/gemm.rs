@@ -37,12 +37,16 @@ pub fn set_parallel_threshold(multiply_adds: usize) {
 /// along the inner dimension (see `multiply`).
 const SPLIT_K_MAX_OUTPUT: usize = 1 << 15;
 
-/// How many parts a product of `work` multiply-adds is split into (1: not split).
+/// How many parts a product of `work` multiply-adds is split into (1: not split): two
+/// from the threshold, one more per four thresholds' worth, up to the thread count (so
+/// a many-core machine does not cut a small product into slivers).
 fn parallelism(work: usize) -> usize {
-    if work < PARALLEL_THRESHOLD.load(Ordering::Relaxed) || pool::in_part() {
+    let threshold = PARALLEL_THRESHOLD.load(Ordering::Relaxed).max(1);
+    let threads = pool::threads();
+    if work < threshold || threads < 2 || pool::in_part() {
         1
     } else {
-        pool::threads()
+        (work / threshold / 4).clamp(2, threads)
     }
 }
 

@@ -25,8 +25,8 @@ fn prefetch(bytes: &[u8]) {
     let _ = bytes;
 }
 
-/// Batches of at least this many values are gathered on several threads.
-const GATHER_SPLIT_MIN: usize = 1 << 15;
+/// Values per thread, at least, when a batch is gathered on several threads.
+const GATHER_SPLIT_MIN: usize = 1 << 14;
 
 /// Examples as rows of pixels with their labels. Pixels are kept as bytes (a quarter
 /// of the memory of f32) and become f32 in [0, 1] when a batch is gathered, which also
@@ -104,11 +104,7 @@ impl Dataset {
         let f = self.features;
         let len = indices.len() * f;
         let mut data: Vec<f32> = Vec::with_capacity(len);
-        let parts = if len >= GATHER_SPLIT_MIN {
-            pool::threads()
-        } else {
-            1
-        };
+        let parts = pool::threads().min(len / GATHER_SPLIT_MIN).max(1);
         let rows_of = |i| pool::part_range(indices.len(), parts, i);
         let shared = SharedMut::new(&mut data.spare_capacity_mut()[..len]);
         pool::for_parts(parts, &|i| {
