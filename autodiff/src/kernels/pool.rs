@@ -16,7 +16,7 @@
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -141,7 +141,9 @@ impl Pool {
         }
     }
 
-    fn ensure_helpers(&self, count: usize) -> Vec<Arc<Helper>> {
+    /// At least `count` helpers (fewer only if threads cannot be spawned). Locked
+    /// only by the caller holding `busy`, so never contended.
+    fn ensure_helpers(&self, count: usize) -> MutexGuard<'_, Vec<Arc<Helper>>> {
         let mut helpers = self.helpers.lock().unwrap_or_else(|e| e.into_inner());
         while helpers.len() < count {
             let (tx, rx) = std::sync::mpsc::channel();
@@ -162,7 +164,7 @@ impl Pool {
                 None => break,
             }
         }
-        helpers.clone()
+        helpers
     }
 }
 
@@ -201,7 +203,7 @@ fn helper_loop(me: &Helper) -> ! {
 pub fn for_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     let wanted = threads().min(parts);
     if wanted <= 1 || parts > PARTS_MAX || in_part() {
-        return (0..parts).for_each(f);
+        return run_here(parts, f);
     }
     let pool = pool();
     if pool
@@ -209,7 +211,7 @@ pub fn for_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
-        return (0..parts).for_each(f);
+        return run_here(parts, f);
     }
     let helpers = pool.ensure_helpers(wanted - 1);
     let job = Job {
@@ -228,11 +230,12 @@ pub fn for_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
         (generation << 32) | ((parts as u64) << 16),
         Ordering::SeqCst,
     );
-    for helper in &helpers {
+    for helper in helpers.iter().take(wanted - 1) {
         if helper.sleeping.load(Ordering::SeqCst) {
             helper.thread.unpark();
         }
     }
+    drop(helpers);
 
     // Parts catch their own panics, so this loop always ends with every part claimed.
     while pool.run_one(true) {}
@@ -250,6 +253,19 @@ pub fn for_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     if let Some(payload) = payload {
         panic::resume_unwind(payload);
     }
+}
+
+/// Runs every part on the calling thread, in order, marked as inside a part like the
+/// parts of a shared job (so what they call runs unsplit in both cases).
+fn run_here(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_PART.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(IN_PART.with(|p| p.replace(true)));
+    (0..parts).for_each(f);
 }
 
 /// Splits `len` items into `parts` contiguous ranges of nearly equal size and returns
@@ -356,5 +372,29 @@ mod tests {
             sum.fetch_add(i, Ordering::Relaxed);
         });
         assert_eq!(sum.load(Ordering::Relaxed), 6);
+    }
+
+    /// Several threads splitting jobs at once (one holds the pool, the others run their
+    /// parts themselves) and jobs nested inside parts all run every part exactly once.
+    #[test]
+    fn concurrent_and_nested_jobs_run_every_part_once() {
+        set_threads(2);
+        let total = AtomicUsize::new(0);
+        thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..200 {
+                        for_parts(3, &|_| {
+                            assert!(in_part());
+                            for_parts(2, &|_| {
+                                total.fetch_add(1, Ordering::Relaxed);
+                            });
+                        });
+                    }
+                });
+            }
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 4 * 200 * 3 * 2);
+        assert!(!in_part());
     }
 }
