@@ -102,9 +102,14 @@ impl<'a, T> MatRef<'a, T> {
 
 /// `c = a b` (or `c += a b` when `accumulate`), with `c` contiguous row-major.
 pub fn matmul_into<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T], accumulate: bool) {
-    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and `product` writes only values.
-    let c = unsafe { &mut *(std::ptr::from_mut(c) as *mut [MaybeUninit<T>]) };
-    product(a, b, c, accumulate);
+    product(a, b, as_uninit(c), accumulate);
+}
+
+/// Initialised values viewed as an output the products write (sound as long as only
+/// values are written through it, which is all the `gemm` crate and this module do).
+fn as_uninit<T>(values: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`.
+    unsafe { &mut *(std::ptr::from_mut(values) as *mut [MaybeUninit<T>]) }
 }
 
 /// `a b` in a new row-major vector. Unlike a zeroed buffer passed to [`matmul_into`],
@@ -215,9 +220,7 @@ fn multiply<T: Float>(
         // pass used, then the partial products are added in part order.
         _ if a.row_stride == 1 && m * n <= SPLIT_K_MAX_OUTPUT && k >= 16 * parts => {
             with_scratch((parts - 1) * m * n, |partials: &mut [T]| {
-                // SAFETY: as in `matmul_into`; gemm writes every element of a partial.
-                let partials =
-                    unsafe { &mut *(std::ptr::from_mut(partials) as *mut [MaybeUninit<T>]) };
+                let partials = as_uninit(partials);
                 let (out, rest) = (SharedMut::new(c), SharedMut::new(partials));
                 pool::for_parts(parts, &|i| {
                     let ks = pool::part_range(k, parts, i);
@@ -238,7 +241,8 @@ fn multiply<T: Float>(
                     }
                 });
                 // SAFETY: part 0 wrote (or accumulated into) every element of `c`, and
-                // each partial was written whole.
+                // each partial was written whole (gemm writes every element it is
+                // given when not accumulating).
                 let (c, partials) = unsafe {
                     (
                         &mut *(std::ptr::from_mut(c) as *mut [T]),
@@ -405,9 +409,7 @@ mod tests {
         acc: bool,
         parts: usize,
     ) {
-        // SAFETY: as in `matmul_into`.
-        let c = unsafe { &mut *(std::ptr::from_mut(c) as *mut [MaybeUninit<f64>]) };
-        multiply(a, b, c, acc, parts);
+        multiply(a, b, as_uninit(c), acc, parts);
     }
 
     /// Products split into bands of rows (tall outputs), of columns (wide ones) or of
