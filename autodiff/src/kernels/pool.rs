@@ -7,8 +7,9 @@
 //! published in one atomic word that idle helpers watch for a short while (about a
 //! millisecond, the way OpenMP runtimes keep their workers active between parallel
 //! regions) before they park. Parts are claimed one at a time by whoever is free, the
-//! caller included: a helper that is parked, or busy elsewhere, never delays a job, it
-//! just takes no part of it.
+//! caller included (the caller from the front, helpers from the back, so with two
+//! threads each runs the same half of every job): a helper that is parked, or busy
+//! elsewhere, never delays a job, it just takes no part of it.
 //!
 //! Which part runs on which thread never changes what a part computes, so results do
 //! not depend on scheduling.
@@ -34,8 +35,11 @@ pub fn set_threads(threads: usize) {
 
 /// The number of threads a split kernel may use, the calling one included.
 pub fn threads() -> usize {
+    // `available_parallelism` reads the affinity mask and cgroup quotas each call (tens
+    // of microseconds), so it is asked once.
+    static CORES: OnceLock<usize> = OnceLock::new();
     match THREADS.load(Ordering::Relaxed) {
-        0 => thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => *CORES.get_or_init(|| thread::available_parallelism().map_or(1, |n| n.get())),
         n => n,
     }
 }
