@@ -193,8 +193,8 @@ fn for_each_chunk<T: Float, const N: usize>(
     pool::for_parts(parts, &|i| {
         let range = pool::part_range(len, parts, i);
         // SAFETY: the parts' ranges are disjoint.
-        let parts = states.each_ref().map(|s| unsafe { s.range(range.clone()) });
-        update(unsafe { w.range(range.clone()) }, &g[range], parts);
+        let pieces = states.each_ref().map(|s| unsafe { s.range(range.clone()) });
+        update(unsafe { w.range(range.clone()) }, &g[range], pieces);
     });
 }
 

@@ -402,11 +402,11 @@ pub(crate) fn conv2d_grad_weight<T: Float>(
     let (k, p, og) = (g.k(), g.p(), g.group_outputs());
     let cols_per_image = g.opts.groups * k * p;
     let per = chunk(g.n);
-    let mut pieces: Vec<Vec<T>> = vec![Vec::new(); g.n.div_ceil(per)];
-    pool::for_chunks(&mut pieces, 1, &|i, piece| {
+    // One dw per part, side by side, each written whole by its part's groups.
+    let mut pieces = vec![T::zero(); g.n.div_ceil(per) * g.o * k];
+    pool::for_chunks(&mut pieces, g.o * k, &|i, dw| {
         let part = Part::nth(i, per, g.n);
         let wide = part.count * p;
-        let mut dw = vec![T::zero(); g.o * k];
         let mut dwt = vec![T::zero(); k * og];
         // dWᵀ = cols · dyᵀ rather than dW = dy · colsᵀ: the gemm crate runs the
         // product with the long operand on the left at twice the rate (conv2's
@@ -440,11 +440,10 @@ pub(crate) fn conv2d_grad_weight<T: Float>(
                 }
             }),
         });
-        piece[0] = dw;
     });
     let mut total = vec![T::zero(); g.o * k];
-    for piece in pieces {
-        for (t, v) in total.iter_mut().zip(piece) {
+    for piece in pieces.chunks_exact(total.len().max(1)) {
+        for (t, &v) in total.iter_mut().zip(piece) {
             *t += v;
         }
     }

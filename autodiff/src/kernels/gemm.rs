@@ -156,17 +156,17 @@ fn product<T: Float>(
         && m >= TRANSPOSE_MIN_ROWS
         && k * n >= TRANSPOSE_MIN_ELEMENTS
     {
-        let threads = parallelism(m * n * k);
+        let parts = parallelism(m * n * k);
         return with_scratch(k * n, |copy: &mut [T]| {
-            transpose_into(b, copy, threads);
-            multiply(a, MatRef::row_major(copy, k, n), c, accumulate, threads);
+            transpose_into(b, copy, parts);
+            multiply(a, MatRef::row_major(copy, k, n), c, accumulate, parts);
         });
     }
     multiply(a, b, c, accumulate, parallelism(m * n * k));
 }
 
 /// Products with at least this many output rows get a row-major copy of a column-major
-/// right operand (see `matmul_into`).
+/// right operand (see `product`).
 const TRANSPOSE_MIN_ROWS: usize = 96;
 /// ... and a right operand of at least this many elements.
 const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 14;
@@ -175,33 +175,27 @@ const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 14;
 /// row-major `b.rows x b.cols` matrix, eight output rows at a time: each column of `b`
 /// gives a run of eight contiguous reads, and the eight rows being written stay in L1.
 /// (Panels of sixteen and 8x8 tiles measured no faster on 1024x1024.)
-fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [T], threads: usize) {
+fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [T], parts: usize) {
     const PANEL: usize = 8;
     let cols = b.cols;
     debug_assert!(b.row_stride == 1 && out.len() == b.rows * cols);
-    let panel = |(index, dst): (usize, &mut [T])| {
-        let first = index * PANEL;
-        let height = dst.len() / cols;
-        for j in 0..cols {
-            let src = &b.data[j * b.col_stride + first..][..height];
-            for (r, &v) in src.iter().enumerate() {
-                dst[r * cols + j] = v;
-            }
-        }
-    };
-    if threads == 1 {
-        return out.chunks_mut(PANEL * cols).enumerate().for_each(panel);
-    }
     let panels = b.rows.div_ceil(PANEL);
     let shared = SharedMut::new(out);
-    pool::for_parts(threads, &|i| {
-        let range = pool::part_range(panels, threads, i);
+    pool::for_parts(parts, &|i| {
+        let range = pool::part_range(panels, parts, i);
         let rows = range.start * PANEL..(range.end * PANEL).min(b.rows);
         // SAFETY: the parts' row ranges are disjoint.
         let dst = unsafe { shared.range(rows.start * cols..rows.end * cols) };
-        dst.chunks_mut(PANEL * cols)
-            .enumerate()
-            .for_each(|(j, d)| panel((range.start + j, d)));
+        for (j, dst) in dst.chunks_mut(PANEL * cols).enumerate() {
+            let first = (range.start + j) * PANEL;
+            let height = dst.len() / cols;
+            for col in 0..cols {
+                let src = &b.data[col * b.col_stride + first..][..height];
+                for (r, &v) in src.iter().enumerate() {
+                    dst[r * cols + col] = v;
+                }
+            }
+        }
     });
 }
 

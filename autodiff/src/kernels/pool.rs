@@ -66,7 +66,7 @@ struct Job<'f> {
 /// A helper's parking state, seen by callers that may need to wake it.
 struct Helper {
     thread: Thread,
-    sleeping: AtomicBool,
+    sleeping: Arc<AtomicBool>,
 }
 
 struct Pool {
@@ -78,7 +78,7 @@ struct Pool {
     job: AtomicPtr<Job<'static>>,
     /// Held by the one caller whose job is published.
     busy: AtomicBool,
-    helpers: Mutex<Vec<Arc<Helper>>>,
+    helpers: Mutex<Vec<Helper>>,
 }
 
 const PARTS_MAX: usize = 0xFFFF;
@@ -147,32 +147,28 @@ impl Pool {
 
     /// At least `count` helpers (fewer only if threads cannot be spawned). Locked
     /// only by the caller holding `busy`, so never contended.
-    fn ensure_helpers(&self, count: usize) -> MutexGuard<'_, Vec<Arc<Helper>>> {
+    fn ensure_helpers(&self, count: usize) -> MutexGuard<'_, Vec<Helper>> {
         let mut helpers = self.helpers.lock().unwrap_or_else(|e| e.into_inner());
         while helpers.len() < count {
-            let (tx, rx) = std::sync::mpsc::channel();
+            let sleeping = Arc::new(AtomicBool::new(false));
+            let flag = sleeping.clone();
             let spawned = thread::Builder::new()
                 .name(format!("autodiff-helper-{}", helpers.len() + 1))
-                .spawn(move || {
-                    let me = Arc::new(Helper {
-                        thread: thread::current(),
-                        sleeping: AtomicBool::new(false),
-                    });
-                    if tx.send(me.clone()).is_ok() {
-                        helper_loop(&me);
-                    }
-                });
-            match spawned.ok().and_then(|_| rx.recv().ok()) {
-                Some(helper) => helpers.push(helper),
+                .spawn(move || helper_loop(&flag));
+            match spawned {
+                Ok(handle) => helpers.push(Helper {
+                    thread: handle.thread().clone(),
+                    sleeping,
+                }),
                 // No thread (resource limits): run with the helpers there are.
-                None => break,
+                Err(_) => break,
             }
         }
         helpers
     }
 }
 
-fn helper_loop(me: &Helper) -> ! {
+fn helper_loop(sleeping: &AtomicBool) -> ! {
     let pool = pool();
     loop {
         let mut idle_since = Instant::now();
@@ -191,12 +187,12 @@ fn helper_loop(me: &Helper) -> ! {
         // Announce the nap, then look once more: a caller publishes its job before
         // reading `sleeping` (both sequentially consistent), so either it sees the
         // flag and unparks us, or we see its job here.
-        me.sleeping.store(true, Ordering::SeqCst);
+        sleeping.store(true, Ordering::SeqCst);
         let (_, end, next) = fields(pool.word.load(Ordering::SeqCst));
         if next >= end {
             thread::park();
         }
-        me.sleeping.store(false, Ordering::SeqCst);
+        sleeping.store(false, Ordering::SeqCst);
     }
 }
 

@@ -68,17 +68,15 @@ fn forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
         return Tensor::from_vec(out, out_shape);
     }
     let mut out = vec![T::zero(); l.batch * l.m * l.n];
-    {
-        for i in 0..l.batch {
-            let lhs = MatRef::row_major(&a.data()[i * l.m * l.k..(i + 1) * l.m * l.k], l.m, l.k);
-            let rhs = MatRef::row_major(&b.data()[i * l.k * l.n..(i + 1) * l.k * l.n], l.k, l.n);
-            matmul_into(
-                lhs,
-                rhs,
-                &mut out[i * l.m * l.n..(i + 1) * l.m * l.n],
-                false,
-            );
-        }
+    for i in 0..l.batch {
+        let lhs = MatRef::row_major(&a.data()[i * l.m * l.k..(i + 1) * l.m * l.k], l.m, l.k);
+        let rhs = MatRef::row_major(&b.data()[i * l.k * l.n..(i + 1) * l.k * l.n], l.k, l.n);
+        matmul_into(
+            lhs,
+            rhs,
+            &mut out[i * l.m * l.n..(i + 1) * l.m * l.n],
+            false,
+        );
     }
     Tensor::from_vec(out, out_shape)
 }
@@ -95,12 +93,10 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
             return Tensor::from_vec(out, a.shape());
         }
         let mut out = vec![T::zero(); a.numel()];
-        {
-            for i in 0..l.batch {
-                let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
-                let bm = MatRef::row_major(&b.data()[i * k * n..(i + 1) * k * n], k, n);
-                matmul_into(gm, bm.t(), &mut out[i * m * k..(i + 1) * m * k], false);
-            }
+        for i in 0..l.batch {
+            let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
+            let bm = MatRef::row_major(&b.data()[i * k * n..(i + 1) * k * n], k, n);
+            matmul_into(gm, bm.t(), &mut out[i * m * k..(i + 1) * m * k], false);
         }
         Tensor::from_vec(out, a.shape())
     });
@@ -111,12 +107,10 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
             return Tensor::from_vec(out, b.shape());
         }
         let mut out = vec![T::zero(); b.numel()];
-        {
-            for i in 0..l.batch {
-                let am = MatRef::row_major(&a.data()[i * m * k..(i + 1) * m * k], m, k);
-                let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
-                matmul_into(am.t(), gm, &mut out[i * k * n..(i + 1) * k * n], false);
-            }
+        for i in 0..l.batch {
+            let am = MatRef::row_major(&a.data()[i * m * k..(i + 1) * m * k], m, k);
+            let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
+            matmul_into(am.t(), gm, &mut out[i * k * n..(i + 1) * k * n], false);
         }
         Tensor::from_vec(out, b.shape())
     });

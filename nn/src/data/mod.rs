@@ -105,10 +105,9 @@ impl Dataset {
         let len = indices.len() * f;
         let mut data: Vec<f32> = Vec::with_capacity(len);
         let parts = pool::threads().min(len / GATHER_SPLIT_MIN).max(1);
-        let rows_of = |i| pool::part_range(indices.len(), parts, i);
         let shared = SharedMut::new(&mut data.spare_capacity_mut()[..len]);
         pool::for_parts(parts, &|i| {
-            let rows = rows_of(i);
+            let rows = pool::part_range(indices.len(), parts, i);
             // SAFETY: the parts' bands of rows are disjoint.
             let out = unsafe { shared.range(rows.start * f..rows.end * f) };
             self.gather_into(&indices[rows], out);
