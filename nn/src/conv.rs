@@ -32,7 +32,7 @@ impl Conv2d {
     ) -> Self {
         let groups = options.groups.max(1);
         assert!(
-            in_channels % groups == 0 && out_channels % groups == 0 && kernel > 0,
+            in_channels.is_multiple_of(groups) && out_channels.is_multiple_of(groups) && kernel > 0,
             "Conv2d {prefix}: {in_channels} -> {out_channels} channels with kernel {kernel} and {groups} groups"
         );
         let per_group = in_channels / groups;

@@ -3,6 +3,7 @@
 pub(crate) mod broadcast;
 pub mod conv;
 pub mod gemm;
+mod narrow;
 pub(crate) mod permute;
 pub mod pool;
 pub(crate) mod reduce;

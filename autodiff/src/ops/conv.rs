@@ -15,7 +15,7 @@ fn geometry(x: &[usize], w: &[usize], opts: Conv2dOptions) -> Geometry {
         fail("expected input [n, c, h, w] and weight [out, c/groups, kh, kw]".into());
     }
     let g = opts.groups;
-    if g == 0 || x[1] % g != 0 || w[0] % g != 0 || w[1] * g != x[1] {
+    if g == 0 || !x[1].is_multiple_of(g) || !w[0].is_multiple_of(g) || w[1] * g != x[1] {
         fail(format!(
             "{g} groups need channels divisible by groups and weight [out, {}/{g}, ..]",
             x[1]

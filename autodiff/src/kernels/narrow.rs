@@ -1,0 +1,232 @@
+//! Products with at most sixteen output columns, in f32 on AVX-512: one output row is
+//! one vector register, so a block of rows is a block of accumulators, each updated by
+//! one fused multiply-add per inner index (a broadcast element of the left operand
+//! times a row of the right one). Network A's `X W1` (100x784x16) and `Xᵀ G`
+//! (784x100x16) are such products: the `gemm` crate's 16x6 tiles cover sixteen columns
+//! with three tiles (eighteen columns' work) and a 50-row band with four (64 rows'
+//! work), and it packs the left operand first; this kernel does neither.
+
+/// Whether [`product`] handles an f32 product with this right operand: at most
+/// sixteen columns, each row contiguous, on a CPU with AVX-512F.
+pub(crate) fn applies(n: usize, b_col_stride: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        n <= LANES && (b_col_stride == 1 || n == 1) && std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (n, b_col_stride);
+        false
+    }
+}
+
+const LANES: usize = 16;
+
+/// An operand: element (i, j) at `ptr + i * row_stride + j * col_stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct Strided {
+    pub ptr: *const f32,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+/// The output: row i starts at `ptr + i * row_stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
+    pub ptr: *mut f32,
+    pub row_stride: usize,
+}
+
+/// `c = a b` (or `c += a b` when `accumulate`) for an `m x k` left operand `a`, a
+/// `k x n` right operand `b` with contiguous rows and `c` holding `m` rows of `n`
+/// elements.
+///
+/// # Safety
+/// [`applies`] returned true for `n` and `b.col_stride`; every element of `a`, `b` and
+/// `c` that these dimensions and strides describe lies inside one allocation, and `c`
+/// may be written (with `accumulate`, read too: then it must be initialised).
+pub(crate) unsafe fn product(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided,
+    b: Strided,
+    c: Out,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: forwarded from the caller; `applies` checked AVX-512F.
+    unsafe {
+        x86::product(m, k, n, a, b, c, accumulate)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (m, k, n, a, b, c, accumulate);
+        unreachable!("narrow::product called where `applies` is false")
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Out, Strided, LANES};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn product(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: Strided,
+        b: Strided,
+        c: Out,
+        accumulate: bool,
+    ) {
+        let mask: __mmask16 = if n >= LANES { !0 } else { (1 << n) - 1 };
+        let mut i = 0;
+        // SAFETY (all blocks): rows i..i + R of `a` and `c` exist, by the caller's
+        // contract and the loop bounds.
+        unsafe {
+            while m - i >= 16 {
+                rows::<16>(i, k, a, b, mask, c, accumulate);
+                i += 16;
+            }
+            if m - i >= 8 {
+                rows::<8>(i, k, a, b, mask, c, accumulate);
+                i += 8;
+            }
+            if m - i >= 4 {
+                rows::<4>(i, k, a, b, mask, c, accumulate);
+                i += 4;
+            }
+            if m - i >= 2 {
+                rows::<2>(i, k, a, b, mask, c, accumulate);
+                i += 2;
+            }
+            if m - i == 1 {
+                rows::<1>(i, k, a, b, mask, c, accumulate);
+            }
+        }
+    }
+
+    /// Rows `first..first + R` of the output: `R` accumulators, and per inner index one
+    /// (masked) load of a row of `b` and `R` multiply-adds with broadcast elements of
+    /// `a` (the broadcast folds into the multiply-add's memory operand).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn rows<const R: usize>(
+        first: usize,
+        k: usize,
+        a: Strided,
+        b: Strided,
+        mask: __mmask16,
+        c: Out,
+        accumulate: bool,
+    ) {
+        let mut acc = [_mm512_setzero_ps(); R];
+        // SAFETY: the caller guarantees rows `first..first + R` of `a` and `c` and all
+        // `k` rows of `b` lie inside their allocations.
+        unsafe {
+            let a_rows: [*const f32; R] =
+                std::array::from_fn(|r| a.ptr.add((first + r) * a.row_stride));
+            for p in 0..k {
+                let w = _mm512_maskz_loadu_ps(mask, b.ptr.add(p * b.row_stride));
+                let offset = p * a.col_stride;
+                for r in 0..R {
+                    let x = _mm512_set1_ps(*a_rows[r].add(offset));
+                    acc[r] = _mm512_fmadd_ps(x, w, acc[r]);
+                }
+            }
+            for (r, acc) in acc.into_iter().enumerate() {
+                let out = c.ptr.add((first + r) * c.row_stride);
+                let v = if accumulate {
+                    _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, out))
+                } else {
+                    acc
+                };
+                _mm512_mask_storeu_ps(out, mask, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every block size and its tails (m from 1 to 37), every width up to sixteen,
+    /// row-major and transposed left operands, a right operand with a row stride wider
+    /// than its width, overwriting and accumulating: the kernel matches a plain f64
+    /// loop (to f32 rounding).
+    #[test]
+    fn matches_the_plain_loop() {
+        if !applies(16, 1) {
+            eprintln!("no AVX-512F here: the narrow kernel is not used, nothing to test");
+            return;
+        }
+        let value = |i: usize| ((i * 37 + 11) % 101) as f32 / 50.0 - 1.0;
+        for m in (1..=37).chain([64, 100]) {
+            for n in 1..=LANES {
+                let k = 23;
+                let b_row_stride = n + 3;
+                let a_data: Vec<f32> = (0..m * k).map(value).collect();
+                let b_data: Vec<f32> = (0..k * b_row_stride).map(|i| value(i + 5)).collect();
+                for transposed in [false, true] {
+                    let (row_stride, col_stride) = if transposed { (1, m) } else { (k, 1) };
+                    let a = Strided {
+                        ptr: a_data.as_ptr(),
+                        row_stride,
+                        col_stride,
+                    };
+                    let b = Strided {
+                        ptr: b_data.as_ptr(),
+                        row_stride: b_row_stride,
+                        col_stride: 1,
+                    };
+                    let want: Vec<f64> = (0..m * n)
+                        .map(|e| {
+                            let (i, j) = (e / n, e % n);
+                            (0..k)
+                                .map(|p| {
+                                    a_data[i * row_stride + p * col_stride] as f64
+                                        * b_data[p * b_row_stride + j] as f64
+                                })
+                                .sum()
+                        })
+                        .collect();
+                    // Output rows n + 1 apart: the element after each row is untouched.
+                    let c_row_stride = n + 1;
+                    let mut c = vec![7.0f32; m * c_row_stride];
+                    for (accumulate, times) in [(false, 1.0), (true, 2.0)] {
+                        // SAFETY: AVX-512F is present; the operands hold every element
+                        // the dimensions and strides describe.
+                        unsafe {
+                            product(
+                                m,
+                                k,
+                                n,
+                                a,
+                                b,
+                                Out {
+                                    ptr: c.as_mut_ptr(),
+                                    row_stride: c_row_stride,
+                                },
+                                accumulate,
+                            )
+                        };
+                        for i in 0..m {
+                            for j in 0..n {
+                                let got = c[i * c_row_stride + j] as f64;
+                                let want = times * want[i * n + j];
+                                assert!(
+                                    (got - want).abs() < 1e-4,
+                                    "m {m} n {n} transposed {transposed}: ({i}, {j}) {got} vs {want}"
+                                );
+                            }
+                            assert_eq!(c[i * c_row_stride + n], 7.0, "wrote past row {i}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
