@@ -40,7 +40,8 @@ mod private {
             let x = if self < UNDERFLOW { UNDERFLOW } else { self };
             // Round to nearest by adding and removing 1.5 * 2^23 (|x log2 e| < 2^22).
             const ROUND: f32 = 12_582_912.0;
-            let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+            let rounded = x * std::f32::consts::LOG2_E + ROUND;
+            let n = rounded - ROUND;
             let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
             let p = 1.987_569_1e-4;
             let p = p * r + 1.398_199_9e-3;
@@ -49,9 +50,13 @@ mod private {
             let p = p * r + 1.666_666_5e-1;
             let p = p * r + 0.5;
             let y = p * r * r + r + 1.0;
-            // n is an integer in [-150, 0]; 2^n as two factors that stay normal.
-            let n = n as i32;
-            let half = n / 2;
+            // n is an integer in [-150, 0]; 2^n as two factors that stay normal. The
+            // integer is read off the low bits of `rounded` (whose last place is 1)
+            // rather than converted with `as`, whose saturation and NaN checks kept the
+            // loop from vectorising (for a NaN input the bits are garbage, but so is
+            // not the result: `y` is NaN).
+            let n = (rounded.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+            let half = n >> 1;
             let scale = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
             let e = y * scale(half) * scale(n - half);
             if self < UNDERFLOW {

@@ -5,6 +5,7 @@
 use crate::error::NnError;
 use crate::params::{Grads, ParamStore};
 use autodiff::kernels::pool::{self, SharedMut};
+use autodiff::kernels::simd::wide;
 use autodiff::{Float, Tensor};
 use indexmap::IndexMap;
 
@@ -150,19 +151,33 @@ fn check_state<T: Float>(
 
 /// Plain SGD with (L2) weight decay.
 fn sgd_update<T: Float>(w: &mut [T], g: &[T], lr: T, wd: T) {
-    for (w, &d) in w.iter_mut().zip(g) {
-        *w -= lr * (d + wd * *w);
+    #[inline(always)]
+    fn each<T: Float>(w: &mut [T], g: &[T], lr: T, wd: T) {
+        for (w, &d) in w.iter_mut().zip(g) {
+            *w -= lr * (d + wd * *w);
+        }
     }
+    wide(
+        #[inline(always)]
+        || each(w, g, lr, wd),
+    )
 }
 
 /// SGD with momentum `mu` (zero on the first step, which starts the velocity at the
 /// gradient) and (L2) weight decay.
 fn momentum_update<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd: T) {
-    for ((w, &d), vel) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-        let d = d + wd * *w;
-        *vel = mu * *vel + d;
-        *w -= lr * *vel;
+    #[inline(always)]
+    fn each<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd: T) {
+        for ((w, &d), vel) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+            let d = d + wd * *w;
+            *vel = mu * *vel + d;
+            *w -= lr * *vel;
+        }
     }
+    wide(
+        #[inline(always)]
+        || each(w, g, v, lr, mu, wd),
+    )
 }
 
 /// Fewest elements per thread when an update is split across threads.
@@ -335,6 +350,18 @@ struct AdamConsts<T> {
     shrink: T,
 }
 
+/// One Adam step over a tensor, in the widest vectors the CPU has
+/// ([`autodiff::kernels::simd::wide`]). The update is a square root and a division per
+/// element, which in the baseline x86-64 build (SSE2, four lanes) took 14% of an epoch
+/// of network B; AVX-512 does sixteen at a time. The arithmetic is the same on every
+/// path (no fused multiply-adds), so are the results.
+fn adam_update<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+    wide(
+        #[inline(always)]
+        || adam_update_plain(k, w, g, m, v),
+    )
+}
+
 #[inline(always)]
 fn adam_update_plain<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
     let one = T::one();
@@ -347,49 +374,6 @@ fn adam_update_plain<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut 
         *v = k.b2 * *v + (one - k.b2) * d * d;
         *w -= k.lr * (*m * k.c1) / ((*v * k.c2).sqrt() + k.eps);
     }
-}
-
-/// One Adam step over a tensor, in the widest vectors the CPU has. The update is a
-/// square root and a division per element, which in the baseline x86-64 build (SSE2,
-/// four lanes) took 14% of an epoch of network B; AVX-512 does sixteen at a time. The
-/// arithmetic is the same on every path (no fused multiply-adds), so are the results.
-fn adam_update<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { adam_update_avx512(k, w, g, m, v) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { adam_update_avx2(k, w, g, m, v) };
-        }
-    }
-    adam_update_plain(k, w, g, m, v)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn adam_update_avx512<T: Float>(
-    k: &AdamConsts<T>,
-    w: &mut [T],
-    g: &[T],
-    m: &mut [T],
-    v: &mut [T],
-) {
-    adam_update_plain(k, w, g, m, v)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn adam_update_avx2<T: Float>(
-    k: &AdamConsts<T>,
-    w: &mut [T],
-    g: &[T],
-    m: &mut [T],
-    v: &mut [T],
-) {
-    adam_update_plain(k, w, g, m, v)
 }
 
 impl<T: Float> Optimizer<T> for Adam<T> {

@@ -3,8 +3,10 @@
 
 use crate::float::Float;
 use crate::kernels::reduce;
+use crate::kernels::simd::wide;
 use crate::shape::{broadcast_shapes, numel, BroadcastOffsets, Shape};
 use crate::tensor::Tensor;
+use std::mem::MaybeUninit;
 
 /// `f(a, b)` elementwise over the broadcast shape. Panics naming `op` and both shapes
 /// when they do not broadcast.
@@ -12,46 +14,77 @@ pub(crate) fn binary<T: Float>(
     op: &'static str,
     a: &Tensor<T>,
     b: &Tensor<T>,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Copy,
 ) -> Tensor<T> {
     let (x, y) = (a.data(), b.data());
-    if a.shape() == b.shape() {
-        let data = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
-        return Tensor::from_parts(a.shape().into(), data);
-    }
-    let out_shape = match broadcast_shapes(op, a.shape(), b.shape()) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
+    let out_shape = if a.shape() == b.shape() {
+        a.shape().into()
+    } else {
+        match broadcast_shapes(op, a.shape(), b.shape()) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
     };
     let n = numel(&out_shape);
-    let data: Vec<T> = if y.len() == 1 && a.numel() == n {
-        let q = y[0];
-        x.iter().map(|&p| f(p, q)).collect()
-    } else if x.len() == 1 && b.numel() == n {
-        let p = x[0];
-        y.iter().map(|&q| f(p, q)).collect()
-    } else if x.len() == n && is_suffix(b.shape(), &out_shape) {
-        // The common bias case: b repeats along the leading dimensions of a.
-        let m = y.len();
+    // Same shapes, a scalar operand, or one operand repeating along the leading
+    // dimensions of the other (the bias case): loops over rows, compiled wide.
+    let repeats = |small: &Tensor<T>, big: &Tensor<T>| {
+        big.numel() == n && (small.numel() == 1 || is_suffix(small.shape(), &out_shape))
+    };
+    if n > 0 && (a.shape() == b.shape() || repeats(b, a) || repeats(a, b)) {
         let mut data = Vec::with_capacity(n);
-        for row in x.chunks_exact(m) {
-            data.extend(row.iter().zip(y).map(|(&p, &q)| f(p, q)));
-        }
-        data
-    } else if y.len() == n && is_suffix(a.shape(), &out_shape) {
-        let m = x.len();
-        let mut data = Vec::with_capacity(n);
-        for row in y.chunks_exact(m) {
-            data.extend(x.iter().zip(row).map(|(&p, &q)| f(p, q)));
-        }
-        data
-    } else {
+        let out = &mut data.spare_capacity_mut()[..n];
+        wide(
+            #[inline(always)]
+            || {
+                if x.len() == n {
+                    repeat_rows(out, x, y, f);
+                } else {
+                    repeat_rows(out, y, x, |q, p| f(p, q));
+                }
+            },
+        );
+        // SAFETY: `repeat_rows` wrote all `n` elements.
+        unsafe { data.set_len(n) };
+        return Tensor::from_parts(out_shape, data);
+    }
+    let data: Vec<T> = {
         BroadcastOffsets::new(&out_shape, a.shape())
             .zip(BroadcastOffsets::new(&out_shape, b.shape()))
             .map(|(i, j)| f(x[i], y[j]))
             .collect()
     };
     Tensor::from_parts(out_shape, data)
+}
+
+/// Writes every `out[i] = f(full[i], part[i % part.len()])`, where `full` is as long
+/// as `out` and `part` is one element or a row that `full` holds a whole number of.
+#[inline(always)]
+fn repeat_rows<T: Float>(
+    out: &mut [MaybeUninit<T>],
+    full: &[T],
+    part: &[T],
+    f: impl Fn(T, T) -> T,
+) {
+    assert!(
+        full.len() == out.len() && !part.is_empty() && out.len().is_multiple_of(part.len()),
+        "repeat_rows: {} outputs from {} and {} elements",
+        out.len(),
+        full.len(),
+        part.len()
+    );
+    if let [q] = *part {
+        for (o, &p) in out.iter_mut().zip(full) {
+            o.write(f(p, q));
+        }
+        return;
+    }
+    let m = part.len();
+    for (out, full) in out.chunks_exact_mut(m).zip(full.chunks_exact(m)) {
+        for ((o, &p), &q) in out.iter_mut().zip(full).zip(part) {
+            o.write(f(p, q));
+        }
+    }
 }
 
 /// True when `small`, ignoring leading 1s, equals the trailing dimensions of `big`.

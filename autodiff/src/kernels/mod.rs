@@ -7,4 +7,5 @@ mod narrow;
 pub(crate) mod permute;
 pub mod pool;
 pub(crate) mod reduce;
+pub mod simd;
 pub(crate) mod softmax;

@@ -4,9 +4,11 @@
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::{sigmoid, softplus, Float};
 use crate::kernels::broadcast::{binary, sum_to_shape};
+use crate::kernels::simd::wide;
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
+use std::mem::MaybeUninit;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// An elementwise function of one tensor, possibly with a scalar constant.
@@ -182,20 +184,86 @@ macro_rules! per_op {
     };
 }
 
+// The loops below are written out (not `map(..).collect()`, whose loop lives in a
+// function of its own) so that they compile inside `wide`'s AVX-512 function: the
+// sigmoid's exponential and division, sixteen lanes at a time, took network A's forward
+// elementwise time from 8% of an epoch's samples to ... .
+
 fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
-    let data: Vec<T> = per_op!(op, |o| x.data().iter().map(|&v| o.f(v)).collect());
+    let (input, n) = (x.data(), x.numel());
+    let mut data = Vec::with_capacity(n);
+    let out = &mut data.spare_capacity_mut()[..n];
+    wide(
+        #[inline(always)]
+        || {
+            per_op!(op, |o| write_each(
+                out,
+                input,
+                #[inline(always)]
+                |v| o.f(v)
+            ))
+        },
+    );
+    // SAFETY: the loop wrote all `n` elements (the input has `n`).
+    unsafe { data.set_len(n) };
     Tensor::from_vec(data, x.shape())
 }
 
 pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     let (x, y, g) = (ctx.inputs[0].data(), ctx.output.data(), ctx.grad.data());
-    let data: Vec<T> = per_op!(op, |o| x
-        .iter()
-        .zip(y)
-        .zip(g)
-        .map(|((&x, &y), &g)| g * o.df(x, y))
-        .collect());
+    let n = x.len();
+    assert!(
+        y.len() == n && g.len() == n,
+        "unary vjp: operand lengths differ"
+    );
+    let mut data = Vec::with_capacity(n);
+    let out = &mut data.spare_capacity_mut()[..n];
+    wide(
+        #[inline(always)]
+        || {
+            per_op!(op, |o| write_each3(
+                out,
+                x,
+                y,
+                g,
+                #[inline(always)]
+                |x, y, g| g * o.df(x, y)
+            ))
+        },
+    );
+    // SAFETY: the loop wrote all `n` elements (each operand has `n`).
+    unsafe { data.set_len(n) };
     smallvec![Some(Tensor::from_vec(data, ctx.inputs[0].shape()))]
+}
+
+/// `out[i] = f(x[i])` for every element of `out` (as long as `x`). The loops are plain
+/// functions with their slices as parameters, so that inlined into `wide` the compiler
+/// still knows the output aliases no input.
+#[inline(always)]
+fn write_each<T: Copy>(out: &mut [MaybeUninit<T>], x: &[T], f: impl Fn(T) -> T) {
+    assert_eq!(out.len(), x.len(), "write_each: lengths differ");
+    for (out, &v) in out.iter_mut().zip(x) {
+        out.write(f(v));
+    }
+}
+
+/// `out[i] = f(x[i], y[i], g[i])` for every element of `out` (as long as each input).
+#[inline(always)]
+fn write_each3<T: Copy>(
+    out: &mut [MaybeUninit<T>],
+    x: &[T],
+    y: &[T],
+    g: &[T],
+    f: impl Fn(T, T, T) -> T,
+) {
+    let n = out.len();
+    assert!(
+        x.len() == n && y.len() == n && g.len() == n,
+        "write_each3: lengths differ"
+    );
+    for (((out, &x), &y), &g) in out.iter_mut().zip(x).zip(y).zip(g) {
+        out.write(f(x, y, g));
+    }
 }
 
 /// A broadcasting elementwise function of two tensors.
@@ -382,3 +450,57 @@ macro_rules! scalar_lhs_ops {
     )*};
 }
 scalar_lhs_ops!(f32, f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wide (AVX-512 or AVX2) loops compute the same bits as the scalar functions
+    /// called one element at a time, forward and backward, for every unary op: wider
+    /// vectors change only how many elements go at once, never the arithmetic.
+    #[test]
+    fn wide_unary_loops_give_the_scalar_bits() {
+        let n = 1003; // not a multiple of any vector width
+        let value = |i: usize, seed: usize| {
+            (((i * 2_654_435_761 + seed) % 4001) as f32 / 100.0 - 20.0)
+                * if i % 7 == 0 { 5.0 } else { 1.0 }
+        };
+        let x = Tensor::from_vec((0..n).map(|i| value(i, 1)).collect(), [n]);
+        let g = Tensor::from_vec((0..n).map(|i| value(i, 2) / 20.0).collect(), [n]);
+        let ops = [
+            UnaryOp::Neg,
+            UnaryOp::Exp,
+            UnaryOp::Ln,
+            UnaryOp::Sqrt,
+            UnaryOp::Square,
+            UnaryOp::Sigmoid,
+            UnaryOp::Tanh,
+            UnaryOp::Relu,
+            UnaryOp::Abs,
+            UnaryOp::Softplus,
+            UnaryOp::Powf(1.5),
+            UnaryOp::AddScalar(0.25),
+            UnaryOp::MulScalar(-3.0),
+            UnaryOp::SubFrom(2.0),
+            UnaryOp::DivInto(0.5),
+        ];
+        let bits = |t: &[f32]| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for op in ops {
+            let y = unary_forward(op, &x);
+            let want: Vec<f32> = x.data().iter().map(|&v| op.f(v)).collect();
+            assert_eq!(bits(y.data()), bits(&want), "{} forward", op.name());
+            let inputs = [&x];
+            let ctx = VjpContext {
+                inputs: &inputs,
+                output: &y,
+                grad: &g,
+                wants: &[true],
+            };
+            let dx = unary_vjp(op, &ctx)[0].clone().expect("a gradient");
+            let want: Vec<f32> = (0..n)
+                .map(|i| g.data()[i] * op.df(x.data()[i], y.data()[i]))
+                .collect();
+            assert_eq!(bits(dx.data()), bits(&want), "{} backward", op.name());
+        }
+    }
+}

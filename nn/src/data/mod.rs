@@ -4,6 +4,7 @@ pub mod idx;
 pub mod mnist;
 
 use autodiff::kernels::pool::{self, SharedMut};
+use autodiff::kernels::simd::wide;
 use autodiff::Tensor;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -23,6 +24,23 @@ fn prefetch(bytes: &[u8]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = bytes;
+}
+
+/// Writes `out[i] = row[i] / 255` for every element of `out` (as long as `row`), in the
+/// widest vectors the CPU has: AVX-512 widens and converts sixteen bytes an
+/// instruction, where the baseline build's SSE2 shuffles four at a time.
+fn scale_row(out: &mut [MaybeUninit<f32>], row: &[u8]) {
+    #[inline(always)]
+    fn each(out: &mut [MaybeUninit<f32>], row: &[u8]) {
+        assert_eq!(out.len(), row.len(), "scale_row: lengths differ");
+        for (o, &p) in out.iter_mut().zip(row) {
+            o.write(f32::from(p) * (1.0 / 255.0));
+        }
+    }
+    wide(
+        #[inline(always)]
+        || each(out, row),
+    )
 }
 
 /// Values per thread, at least, when a batch is gathered on several threads.
@@ -130,9 +148,7 @@ impl Dataset {
             if let Some(&ahead) = indices.get(k + 6) {
                 prefetch(&self.pixels[ahead * f..(ahead + 1) * f]);
             }
-            for (o, &p) in out.iter_mut().zip(&self.pixels[i * f..(i + 1) * f]) {
-                o.write(f32::from(p) * (1.0 / 255.0));
-            }
+            scale_row(out, &self.pixels[i * f..(i + 1) * f]);
         }
     }
 

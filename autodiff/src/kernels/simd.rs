@@ -1,0 +1,53 @@
+//! Loops compiled for the widest vectors the CPU has. The build targets baseline x86-64
+//! (SSE2, four f32 lanes) so that one binary runs anywhere; [`wide`] runs a closure
+//! inside a function compiled for AVX-512 (or AVX2) when the CPU has it, so the compiler
+//! vectorises the closure's loops (once inlined there) sixteen (or eight) lanes wide.
+//!
+//! Only the vector width changes, not the arithmetic: the compiler does not fuse a
+//! multiply and an add it was not asked to, and IEEE division and square root are exact
+//! at every width, so results are the same bits on every path.
+
+/// Runs `f`, compiled for AVX-512 (else AVX2) where the CPU supports it. Only code inlined into the
+/// AVX-512 function is compiled wide, so mark the closure `#[inline(always)]` (the
+/// compiler declines to inline a large one otherwise) and write its loops in it or in
+/// `#[inline(always)]` functions; a call that is not inlined runs baseline code.
+///
+/// ```
+/// use autodiff::kernels::simd::wide;
+/// let (x, mut y) = (vec![1.0f32; 64], vec![0.0f32; 64]);
+/// wide(
+///     #[inline(always)]
+///     || {
+///         for (y, x) in y.iter_mut().zip(&x) {
+///             *y = x.sqrt() * 2.0;
+///         }
+///     },
+/// );
+/// assert_eq!(y[63], 2.0);
+/// ```
+#[inline(always)]
+pub fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F, checked just above.
+        return unsafe { avx512(f) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { avx2(f) };
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
