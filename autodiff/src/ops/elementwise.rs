@@ -463,7 +463,7 @@ mod tests {
         let n = 1003; // not a multiple of any vector width
         let value = |i: usize, seed: usize| {
             (((i * 2_654_435_761 + seed) % 4001) as f32 / 100.0 - 20.0)
-                * if i % 7 == 0 { 5.0 } else { 1.0 }
+                * if i.is_multiple_of(7) { 5.0 } else { 1.0 }
         };
         let x = Tensor::from_vec((0..n).map(|i| value(i, 1)).collect(), [n]);
         let g = Tensor::from_vec((0..n).map(|i| value(i, 2) / 20.0).collect(), [n]);
