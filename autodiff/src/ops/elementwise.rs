@@ -185,9 +185,10 @@ macro_rules! per_op {
 }
 
 // The loops below are written out (not `map(..).collect()`, whose loop lives in a
-// function of its own) so that they compile inside `wide`'s AVX-512 function: the
-// sigmoid's exponential and division, sixteen lanes at a time, took network A's forward
-// elementwise time from 8% of an epoch's samples to ... .
+// function of its own) so that they compile inside `wide`'s AVX-512 function: with the
+// sigmoid's exponential and division sixteen lanes at a time, network A's forward ops
+// (`Tape::record`, where their values are computed) went from 8.5% of an epoch's
+// samples to under a tenth of a percent plus the wide loop's few percent.
 
 fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
     let (input, n) = (x.data(), x.numel());
