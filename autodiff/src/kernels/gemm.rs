@@ -101,9 +101,55 @@ impl<'a, T> MatRef<'a, T> {
     }
 }
 
+/// What a product's output starts as before `a b` is added to it.
+#[derive(Clone, Copy)]
+enum Start<'a, T> {
+    /// Nothing: `c = a b`, every element written.
+    Zero,
+    /// Its own values: `c += a b` (then `c` must be initialised).
+    Keep,
+    /// The same row (a bias) on every row: `c = a b + bias`, every element written.
+    Row(&'a [T]),
+}
+
+impl<'a, T: Float> Start<'a, T> {
+    fn from_accumulate(accumulate: bool) -> Self {
+        if accumulate {
+            Start::Keep
+        } else {
+            Start::Zero
+        }
+    }
+
+    /// The start of the output columns `cols` (the bias's matching elements).
+    fn columns(self, cols: std::ops::Range<usize>) -> Self {
+        match self {
+            Start::Row(row) => Start::Row(&row[cols]),
+            other => other,
+        }
+    }
+
+    /// Writes the start into `c` (`m` rows of `n`, `row_stride` apart), for a kernel
+    /// that can only overwrite or accumulate; returns whether it must accumulate.
+    fn apply(self, c: &mut [MaybeUninit<T>], m: usize, n: usize, row_stride: usize) -> bool {
+        match self {
+            Start::Zero => false,
+            Start::Keep => true,
+            Start::Row(row) => {
+                for i in 0..m {
+                    for (c, &v) in c[i * row_stride..][..n].iter_mut().zip(row) {
+                        c.write(v);
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
 /// `c = a b` (or `c += a b` when `accumulate`), with `c` contiguous row-major.
 pub fn matmul_into<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T], accumulate: bool) {
-    product(a, b, as_uninit(c), accumulate);
+    product(a, b, as_uninit(c), Start::from_accumulate(accumulate));
 }
 
 /// Initialised values viewed as an output the products write (sound as long as only
@@ -117,21 +163,39 @@ fn as_uninit<T>(values: &mut [T]) -> &mut [MaybeUninit<T>] {
 /// the output is written once (zeroing a weight gradient's buffer first was a tenth of
 /// the main thread's time in network B).
 pub fn matmul_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>) -> Vec<T> {
+    product_vec(a, b, Start::Zero)
+}
+
+/// `a b + bias` (the bias added to every row) in a new row-major vector: a fully
+/// connected layer. Each part of a split product starts its own rows from the bias, so
+/// they are written by the core that computes them (filling every row first on the
+/// calling thread left the helper's rows in the caller's cache).
+///
+/// Panics unless `bias` has `b.cols` elements.
+pub fn matmul_bias_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, bias: &[T]) -> Vec<T> {
+    assert_eq!(
+        bias.len(),
+        b.cols,
+        "gemm: bias length differs from the output width"
+    );
+    product_vec(a, b, Start::Row(bias))
+}
+
+fn product_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, start: Start<'_, T>) -> Vec<T> {
     let len = a.rows * b.cols;
     let mut out = Vec::with_capacity(len);
-    product(a, b, &mut out.spare_capacity_mut()[..len], false);
-    // SAFETY: without `accumulate`, `product` writes every element of its output.
+    product(a, b, &mut out.spare_capacity_mut()[..len], start);
+    // SAFETY: starting from zero or a row, `product` writes every element of its output.
     unsafe { out.set_len(len) };
     out
 }
 
-/// `c = a b` (every element written) or, with `accumulate`, `c += a b` (then `c` must
-/// be initialised).
+/// `c = start + a b`.
 fn product<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
-    accumulate: bool,
+    start: Start<'_, T>,
 ) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -140,9 +204,10 @@ fn product<T: Float>(
         return;
     }
     if k == 0 {
-        if !accumulate {
+        if let Start::Zero = start {
             c.fill(MaybeUninit::new(T::zero()));
         }
+        start.apply(c, m, n, n);
         return;
     }
     a.check();
@@ -160,10 +225,10 @@ fn product<T: Float>(
         let parts = parallelism(m * n * k);
         return with_scratch(k * n, |copy: &mut [T]| {
             transpose_into(b, copy, parts);
-            multiply(a, MatRef::row_major(copy, k, n), c, accumulate, parts);
+            multiply(a, MatRef::row_major(copy, k, n), c, start, parts);
         });
     }
-    multiply(a, b, c, accumulate, parallelism(m * n * k));
+    multiply(a, b, c, start, parallelism(m * n * k));
 }
 
 /// Products with at least this many output rows get a row-major copy of a column-major
@@ -204,12 +269,12 @@ fn multiply<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
-    accumulate: bool,
+    start: Start<'_, T>,
     parts: usize,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     match parts {
-        1 => gemm_call(a, b, c, n, accumulate),
+        1 => gemm_call(a, b, c, n, start),
         // `Xᵀ G` with a small output (a weight gradient): each part sums over its own
         // band of the batch, the rows of X and G that the same part of the forward
         // pass used, then the partial products are added in part order.
@@ -231,8 +296,8 @@ fn multiply<T: Float>(
                     };
                     // SAFETY: part 0 alone writes `c`, part i > 0 its own partial.
                     match i {
-                        0 => gemm_call(a, b, unsafe { out.range(0..m * n) }, n, accumulate),
-                        _ => gemm_call(a, b, unsafe { rest.chunk(i - 1, m * n) }, n, false),
+                        0 => gemm_call(a, b, unsafe { out.range(0..m * n) }, n, start),
+                        _ => gemm_call(a, b, unsafe { rest.chunk(i - 1, m * n) }, n, Start::Zero),
                     }
                 });
                 // SAFETY: part 0 wrote (or accumulated into) every element of `c`, and
@@ -273,7 +338,7 @@ fn multiply<T: Float>(
                     };
                     // SAFETY: the parts' row bands are disjoint.
                     let c = unsafe { shared.range(rows.start * n..rows.end * n) };
-                    gemm_call(a, b, c, n, accumulate);
+                    gemm_call(a, b, c, n, start);
                 } else {
                     let cols = pool::part_range(n, parts, i);
                     if cols.is_empty() {
@@ -287,7 +352,7 @@ fn multiply<T: Float>(
                     // SAFETY: this part writes columns `cols` of every row, a set no
                     // other part touches; the slice spans them with row stride `n`.
                     let c = unsafe { shared.range(cols.start..(m - 1) * n + cols.end) };
-                    gemm_call(a, b, c, n, accumulate);
+                    gemm_call(a, b, c, n, start.columns(cols));
                 }
             });
         }
@@ -301,7 +366,7 @@ fn gemm_call<T: Float>(
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
     row_stride: usize,
-    accumulate: bool,
+    start: Start<'_, T>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
@@ -313,6 +378,11 @@ fn gemm_call<T: Float>(
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
         && narrow::applies(n, b.col_stride)
     {
+        let start = match start {
+            Start::Zero => narrow::Start::Zero,
+            Start::Keep => narrow::Start::Keep,
+            Start::Row(row) => narrow::Start::Row(row.as_ptr().cast::<f32>()),
+        };
         let view = |x: MatRef<'_, T>| narrow::Strided {
             ptr: x.data.as_ptr().cast::<f32>(),
             row_stride: x.row_stride,
@@ -330,10 +400,11 @@ fn gemm_call<T: Float>(
                     ptr: c.as_mut_ptr().cast::<f32>(),
                     row_stride,
                 },
-                accumulate,
+                start,
             )
         };
     }
+    let accumulate = start.apply(c, m, n, row_stride);
     // SAFETY: every element the kernel touches lies inside the checked slices: `check`
     // bounds the operand views and `c` holds the last element of the last row.
     unsafe {
@@ -428,7 +499,7 @@ mod tests {
         acc: bool,
         parts: usize,
     ) {
-        multiply(a, b, as_uninit(c), acc, parts);
+        multiply(a, b, as_uninit(c), Start::from_accumulate(acc), parts);
     }
 
     /// Products split into bands of rows (tall outputs), of columns (wide ones) or of
@@ -470,6 +541,65 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Products starting from a bias row, split by rows, by columns (the bias cut to
+    /// each band's columns) or along the inner dimension (only the first part starts
+    /// from the bias), in f64 (the `gemm` crate) and f32 (narrow outputs take this
+    /// module's own kernel), and through the public `matmul_bias_vec` (whose large
+    /// column-major right operand is copied first): the plain loops plus the bias.
+    #[test]
+    fn products_from_a_bias_row_match_the_plain_loops() {
+        pool::set_threads(3);
+        for (m, k, n) in [
+            (37, 20, 5),
+            (5, 20, 37),
+            (30, 100, 8),
+            (1, 3, 2),
+            (100, 140, 130),
+        ] {
+            let (a_data, b_data) = (filled(m * k, 7), filled(k * n, 8));
+            let bias = filled(n, 9);
+            let a = MatRef::row_major(&a_data, k, m).t();
+            let b = MatRef::row_major(&b_data, n, k).t();
+            let want: Vec<f64> = naive(a, b)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v + bias[i % n])
+                .collect();
+            let check = |got: &[f64], how: &str| {
+                for (got, want) in got.iter().zip(&want) {
+                    assert!(
+                        (got - want).abs() < 1e-12,
+                        "{m}x{k}x{n} {how}: {got} vs {want}"
+                    );
+                }
+            };
+            for parts in [1, 2, 3] {
+                let mut c = vec![0.0; m * n];
+                multiply(a, b, as_uninit(&mut c), Start::Row(&bias), parts);
+                check(&c, &format!("in {parts} parts"));
+            }
+            check(&matmul_bias_vec(a, b, &bias), "matmul_bias_vec");
+            let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let (a32, b32, bias32) = (to32(&a_data), to32(&b_data), to32(&bias));
+            let got = matmul_bias_vec(
+                MatRef::row_major(&a32, k, m).t(),
+                MatRef::row_major(&b32, k, n),
+                &bias32,
+            );
+            let want32: Vec<f64> = naive(a, MatRef::row_major(&b_data, k, n))
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v + bias[i % n])
+                .collect();
+            for (got, want) in got.iter().zip(&want32) {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-3,
+                    "{m}x{k}x{n} f32: {got} vs {want}"
+                );
             }
         }
     }

@@ -37,14 +37,23 @@ pub(crate) struct Out {
     pub row_stride: usize,
 }
 
-/// `c = a b` (or `c += a b` when `accumulate`) for an `m x k` left operand `a`, a
-/// `k x n` right operand `b` with contiguous rows and `c` holding `m` rows of `n`
-/// elements.
+/// What the output starts as before the product is added: zero, its own values
+/// (`c += a b`), or the same `n`-element row on every row (`c = a b + bias`).
+#[derive(Clone, Copy)]
+pub(crate) enum Start {
+    Zero,
+    Keep,
+    Row(*const f32),
+}
+
+/// `c = start + a b` for an `m x k` left operand `a`, a `k x n` right operand `b` with
+/// contiguous rows and `c` holding `m` rows of `n` elements.
 ///
 /// # Safety
 /// [`applies`] returned true for `n` and `b.col_stride`; every element of `a`, `b` and
 /// `c` that these dimensions and strides describe lies inside one allocation, and `c`
-/// may be written (with `accumulate`, read too: then it must be initialised).
+/// may be written (with [`Start::Keep`], read too: then it must be initialised), and a
+/// [`Start::Row`] points at `n` readable elements.
 pub(crate) unsafe fn product(
     m: usize,
     k: usize,
@@ -52,23 +61,23 @@ pub(crate) unsafe fn product(
     a: Strided,
     b: Strided,
     c: Out,
-    accumulate: bool,
+    start: Start,
 ) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded from the caller; `applies` checked AVX-512F.
     unsafe {
-        x86::product(m, k, n, a, b, c, accumulate)
+        x86::product(m, k, n, a, b, c, start)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (m, k, n, a, b, c, accumulate);
+        let _ = (m, k, n, a, b, c, start);
         unreachable!("narrow::product called where `applies` is false")
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Out, Strided, LANES};
+    use super::{Out, Start, Strided, LANES};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
@@ -79,7 +88,7 @@ mod x86 {
         a: Strided,
         b: Strided,
         c: Out,
-        accumulate: bool,
+        start: Start,
     ) {
         let mask: __mmask16 = if n >= LANES { !0 } else { (1 << n) - 1 };
         let mut i = 0;
@@ -87,23 +96,23 @@ mod x86 {
         // contract and the loop bounds.
         unsafe {
             while m - i >= 16 {
-                rows::<16>(i, k, a, b, mask, c, accumulate);
+                rows::<16>(i, k, a, b, mask, c, start);
                 i += 16;
             }
             if m - i >= 8 {
-                rows::<8>(i, k, a, b, mask, c, accumulate);
+                rows::<8>(i, k, a, b, mask, c, start);
                 i += 8;
             }
             if m - i >= 4 {
-                rows::<4>(i, k, a, b, mask, c, accumulate);
+                rows::<4>(i, k, a, b, mask, c, start);
                 i += 4;
             }
             if m - i >= 2 {
-                rows::<2>(i, k, a, b, mask, c, accumulate);
+                rows::<2>(i, k, a, b, mask, c, start);
                 i += 2;
             }
             if m - i == 1 {
-                rows::<1>(i, k, a, b, mask, c, accumulate);
+                rows::<1>(i, k, a, b, mask, c, start);
             }
         }
     }
@@ -120,12 +129,15 @@ mod x86 {
         b: Strided,
         mask: __mmask16,
         c: Out,
-        accumulate: bool,
+        start: Start,
     ) {
-        let mut acc = [_mm512_setzero_ps(); R];
-        // SAFETY: the caller guarantees rows `first..first + R` of `a` and `c` and all
-        // `k` rows of `b` lie inside their allocations.
+        // SAFETY: the caller guarantees rows `first..first + R` of `a` and `c`, all `k`
+        // rows of `b` and a start row lie inside their allocations.
         unsafe {
+            let mut acc = [match start {
+                Start::Row(row) => _mm512_maskz_loadu_ps(mask, row),
+                Start::Zero | Start::Keep => _mm512_setzero_ps(),
+            }; R];
             let a_rows: [*const f32; R] =
                 std::array::from_fn(|r| a.ptr.add((first + r) * a.row_stride));
             for p in 0..k {
@@ -138,7 +150,7 @@ mod x86 {
             }
             for (r, acc) in acc.into_iter().enumerate() {
                 let out = c.ptr.add((first + r) * c.row_stride);
-                let v = if accumulate {
+                let v = if let Start::Keep = start {
                     _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, out))
                 } else {
                     acc
@@ -196,7 +208,13 @@ mod tests {
                     // Output rows n + 1 apart: the element after each row is untouched.
                     let c_row_stride = n + 1;
                     let mut c = vec![7.0f32; m * c_row_stride];
-                    for (accumulate, times) in [(false, 1.0), (true, 2.0)] {
+                    let bias: Vec<f32> = (0..n).map(|j| value(j + 9)).collect();
+                    let starts = [
+                        (Start::Zero, 1.0, false),
+                        (Start::Keep, 2.0, false),
+                        (Start::Row(bias.as_ptr()), 1.0, true),
+                    ];
+                    for (start, times, biased) in starts {
                         // SAFETY: AVX-512F is present; the operands hold every element
                         // the dimensions and strides describe.
                         unsafe {
@@ -210,16 +228,17 @@ mod tests {
                                     ptr: c.as_mut_ptr(),
                                     row_stride: c_row_stride,
                                 },
-                                accumulate,
+                                start,
                             )
                         };
                         for i in 0..m {
                             for j in 0..n {
                                 let got = c[i * c_row_stride + j] as f64;
-                                let want = times * want[i * n + j];
+                                let bias = if biased { bias[j] as f64 } else { 0.0 };
+                                let want = times * want[i * n + j] + bias;
                                 assert!(
                                     (got - want).abs() < 1e-4,
-                                    "m {m} n {n} transposed {transposed}: ({i}, {j}) {got} vs {want}"
+                                    "m {m} n {n} transposed {transposed} biased {biased}: ({i}, {j}) {got} vs {want}"
                                 );
                             }
                             assert_eq!(c[i * c_row_stride + n], 7.0, "wrote past row {i}");

@@ -3,7 +3,7 @@
 
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::Float;
-use crate::kernels::gemm::{matmul_into, matmul_vec, MatRef};
+use crate::kernels::gemm::{matmul_bias_vec, matmul_into, matmul_vec, MatRef};
 use crate::shape::{Dims, Shape};
 use crate::tape::Var;
 use crate::tensor::Tensor;
@@ -117,8 +117,9 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     smallvec![ga, gb]
 }
 
-/// `x w + b`: the output starts as `b` repeated on every row and the product is
-/// accumulated into it, saving the separate broadcast add (a pass and an allocation).
+/// `x w + b`: each output row starts as `b` and the product is accumulated onto it
+/// (inside the product's kernel), saving the separate broadcast add (a pass and an
+/// allocation).
 fn linear_forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
     let (xs, ws, bs) = (x.shape(), w.shape(), b.shape());
     let ok = xs.len() == 2 && ws.len() == 2 && xs[1] == ws[0] && bs == [ws[1]];
@@ -130,15 +131,10 @@ fn linear_forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, b: &Tensor<T>) -> Tens
         Dims(bs)
     );
     let (n, k, m) = (xs[0], xs[1], ws[1]);
-    let mut out = Vec::with_capacity(n * m);
-    for _ in 0..n {
-        out.extend_from_slice(b.data());
-    }
-    matmul_into(
+    let out = matmul_bias_vec(
         MatRef::row_major(x.data(), n, k),
         MatRef::row_major(w.data(), k, m),
-        &mut out,
-        true,
+        b.data(),
     );
     Tensor::from_vec(out, [n, m])
 }
