@@ -4,11 +4,13 @@
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::{sigmoid, softplus, Float};
 use crate::kernels::broadcast::{binary, sum_to_shape};
+use crate::kernels::pool::{self, SharedMut};
 use crate::kernels::simd::wide;
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// An elementwise function of one tensor, possibly with a scalar constant.
@@ -193,19 +195,25 @@ macro_rules! per_op {
 fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
     let (input, n) = (x.data(), x.numel());
     let mut data = Vec::with_capacity(n);
-    let out = &mut data.spare_capacity_mut()[..n];
-    wide(
-        #[inline(always)]
-        || {
-            per_op!(op, |o| write_each(
-                out,
-                input,
+    by_row_bands(
+        &mut data.spare_capacity_mut()[..n],
+        x.shape(),
+        &|range, out| {
+            let input = &input[range];
+            wide(
                 #[inline(always)]
-                |v| o.f(v)
-            ))
+                || {
+                    per_op!(op, |o| write_each(
+                        out,
+                        input,
+                        #[inline(always)]
+                        |v| o.f(v)
+                    ))
+                },
+            )
         },
     );
-    // SAFETY: the loop wrote all `n` elements (the input has `n`).
+    // SAFETY: the bands cover all `n` elements and each loop wrote its band whole.
     unsafe { data.set_len(n) };
     Tensor::from_vec(data, x.shape())
 }
@@ -218,23 +226,61 @@ pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> In
         "unary vjp: operand lengths differ"
     );
     let mut data = Vec::with_capacity(n);
-    let out = &mut data.spare_capacity_mut()[..n];
-    wide(
-        #[inline(always)]
-        || {
-            per_op!(op, |o| write_each3(
-                out,
-                x,
-                y,
-                g,
-                #[inline(always)]
-                |x, y, g| g * o.df(x, y)
-            ))
-        },
-    );
-    // SAFETY: the loop wrote all `n` elements (each operand has `n`).
+    let shape = ctx.inputs[0].shape();
+    by_row_bands(&mut data.spare_capacity_mut()[..n], shape, &|range, out| {
+        let (x, y, g) = (&x[range.clone()], &y[range.clone()], &g[range]);
+        wide(
+            #[inline(always)]
+            || {
+                per_op!(op, |o| write_each3(
+                    out,
+                    x,
+                    y,
+                    g,
+                    #[inline(always)]
+                    |x, y, g| g * o.df(x, y)
+                ))
+            },
+        )
+    });
+    // SAFETY: the bands cover all `n` elements and each loop wrote its band whole.
     unsafe { data.set_len(n) };
-    smallvec![Some(Tensor::from_vec(data, ctx.inputs[0].shape()))]
+    smallvec![Some(Tensor::from_vec(data, shape))]
+}
+
+/// Elementwise results of at least this many elements are computed in one band of
+/// rows per thread.
+const SPLIT_MIN: usize = 1 << 14;
+
+/// Runs `f(range, out[range])` over the whole of `out` (the elements of a tensor of
+/// `shape`): in one piece, or for large tensors in one band of leading-dimension rows
+/// per thread of [`pool`], the same bands a split matrix product of the result uses.
+/// Network B's ReLU layers (128 x 128) then run on both cores, and each core finds its
+/// band of the activation (or of its gradient) in its own cache for the next product,
+/// instead of fetching the half the calling thread wrote.
+fn by_row_bands<T: Send>(
+    out: &mut [MaybeUninit<T>],
+    shape: &[usize],
+    f: &(dyn Fn(Range<usize>, &mut [MaybeUninit<T>]) + Sync),
+) {
+    let n = out.len();
+    let rows = shape.first().copied().unwrap_or(1);
+    let parts = if n >= SPLIT_MIN {
+        pool::threads().min(rows)
+    } else {
+        1
+    };
+    if parts <= 1 {
+        return f(0..n, out);
+    }
+    let row_len = n / rows;
+    let shared = SharedMut::new(out);
+    pool::for_parts(parts, &|i| {
+        let band = pool::part_range(rows, parts, i);
+        let range = band.start * row_len..band.end * row_len;
+        // SAFETY: the parts' bands are disjoint.
+        f(range.clone(), unsafe { shared.range(range) })
+    });
 }
 
 /// `out[i] = f(x[i])` for every element of `out` (as long as `x`). The loops are plain
