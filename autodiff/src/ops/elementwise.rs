@@ -198,7 +198,7 @@ fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
     by_row_bands(
         &mut data.spare_capacity_mut()[..n],
         x.shape(),
-        &|range, out| {
+        |range, out| {
             let input = &input[range];
             wide(
                 #[inline(always)]
@@ -227,7 +227,7 @@ pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> In
     );
     let mut data = Vec::with_capacity(n);
     let shape = ctx.inputs[0].shape();
-    by_row_bands(&mut data.spare_capacity_mut()[..n], shape, &|range, out| {
+    by_row_bands(&mut data.spare_capacity_mut()[..n], shape, |range, out| {
         let (x, y, g) = (&x[range.clone()], &y[range.clone()], &g[range]);
         wide(
             #[inline(always)]
@@ -261,7 +261,7 @@ const SPLIT_MIN: usize = 1 << 14;
 fn by_row_bands<T: Send>(
     out: &mut [MaybeUninit<T>],
     shape: &[usize],
-    f: &(dyn Fn(Range<usize>, &mut [MaybeUninit<T>]) + Sync),
+    f: impl Fn(Range<usize>, &mut [MaybeUninit<T>]) + Sync,
 ) {
     let n = out.len();
     let rows = shape.first().copied().unwrap_or(1);
