@@ -223,8 +223,30 @@ fn product<T: Float>(
         && k * n >= TRANSPOSE_MIN_ELEMENTS
     {
         let parts = parallelism(m * n * k);
+        // When the left operand is row-major and copying it plus the output moves fewer
+        // elements than copying `b` (network C's `G W2ᵀ`: 256x1024 and 256x1024 against
+        // 1024x1024), the product is taken the other way round: `cᵀ = bᵀ aᵀ`, where
+        // `bᵀ` is already row-major and `aᵀ` is copied, into a scratch `cᵀ` that is then
+        // written into `c` transposed.
+        if let Start::Zero = start {
+            if a.col_stride == 1 && m * k + m * n < k * n {
+                return with_scratch(k * m, |copy: &mut [T]| {
+                    transpose_into(a.t(), as_uninit(copy), parts);
+                    with_scratch(n * m, |ct: &mut [T]| {
+                        multiply(
+                            b.t(),
+                            MatRef::row_major(copy, k, m),
+                            as_uninit(ct),
+                            Start::Zero,
+                            parts,
+                        );
+                        transpose_into(MatRef::row_major(ct, n, m).t(), c, parts);
+                    })
+                });
+            }
+        }
         return with_scratch(k * n, |copy: &mut [T]| {
-            transpose_into(b, copy, parts);
+            transpose_into(b, as_uninit(copy), parts);
             multiply(a, MatRef::row_major(copy, k, n), c, start, parts);
         });
     }
@@ -241,7 +263,7 @@ const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 14;
 /// row-major `b.rows x b.cols` matrix, eight output rows at a time: each column of `b`
 /// gives a run of eight contiguous reads, and the eight rows being written stay in L1.
 /// (Panels of sixteen and 8x8 tiles measured no faster on 1024x1024.)
-fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [T], parts: usize) {
+fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [MaybeUninit<T>], parts: usize) {
     const PANEL: usize = 8;
     let cols = b.cols;
     debug_assert!(b.row_stride == 1 && out.len() == b.rows * cols);
@@ -258,7 +280,7 @@ fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [T], parts: usize) {
             for col in 0..cols {
                 let src = &b.data[col * b.col_stride + first..][..height];
                 for (r, &v) in src.iter().enumerate() {
-                    dst[r * cols + col] = v;
+                    dst[r * cols + col] = MaybeUninit::new(v);
                 }
             }
         }
@@ -465,12 +487,20 @@ mod tests {
             .collect()
     }
 
-    /// Column-major right operands large enough to be copied row-major first (on one
-    /// thread and on several, panels of eight and a ragged last one) give the products
-    /// of the plain loops, overwriting or accumulating.
+    /// Column-major right operands large enough to be copied row-major first, or
+    /// products taken the other way round (`cᵀ = bᵀ aᵀ`) when copying the left operand
+    /// and the output is cheaper, give the products of the plain loops (panels of eight
+    /// and a ragged last one), overwriting or accumulating.
     #[test]
     fn column_major_right_operand_copied_before_the_product() {
-        for (m, k, n) in [(100, 130, 140), (256, 203, 100), (96, 128, 128)] {
+        // The last two copy the left operand and the output instead (fewer elements).
+        for (m, k, n) in [
+            (100, 130, 140),
+            (256, 203, 100),
+            (96, 128, 128),
+            (100, 300, 400),
+            (97, 250, 333),
+        ] {
             assert!(m >= TRANSPOSE_MIN_ROWS && k * n >= TRANSPOSE_MIN_ELEMENTS);
             let (a_data, w_data) = (filled(m * k, 1), filled(n * k, 2));
             let a = MatRef::row_major(&a_data, m, k);
