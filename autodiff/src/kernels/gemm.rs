@@ -253,6 +253,10 @@ fn product<T: Float>(
     multiply(a, b, c, start, parallelism(m * n * k));
 }
 
+/// Column-major right operands of at most this many elements are copied for the
+/// narrow kernel (see `gemm_call`).
+const NARROW_COPY_MAX: usize = 1024;
+
 /// Products with at least this many output rows get a row-major copy of a column-major
 /// right operand (see `product`).
 const TRANSPOSE_MIN_ROWS: usize = 96;
@@ -397,9 +401,27 @@ fn gemm_call<T: Float>(
     debug_assert!(c.len() > (m - 1) * row_stride + n - 1);
     a.check();
     b.check();
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && narrow::applies(n, b.col_stride)
-    {
+    // A small column-major right operand (the `G Wᵀ` of a narrow layer's backward pass,
+    // 100x16x16 in network A) is copied row-major into a buffer on the stack, so that
+    // the narrow kernel takes it too: the `gemm` crate's setup alone cost more.
+    let mut small = [MaybeUninit::<f32>::uninit(); NARROW_COPY_MAX];
+    let is_f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
+    let b = if is_f32 && b.col_stride != 1 && k * n <= NARROW_COPY_MAX && narrow::applies(n, 1) {
+        // SAFETY: `T` is `f32`.
+        let data = unsafe { &*(std::ptr::from_ref(b.data) as *const [f32]) };
+        for (p, row) in small[..k * n].chunks_exact_mut(n).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                v.write(data[p * b.row_stride + j * b.col_stride]);
+            }
+        }
+        // SAFETY: the first `k * n` elements were written just above; `T` is `f32`
+        // (same layout as `MaybeUninit<f32>`); `small` outlives every use of the view.
+        let small = unsafe { &*(std::ptr::from_ref(&small[..k * n]) as *const [T]) };
+        MatRef::row_major(small, k, n)
+    } else {
+        b
+    };
+    if is_f32 && narrow::applies(n, b.col_stride) {
         let start = match start {
             Start::Zero => narrow::Start::Zero,
             Start::Keep => narrow::Start::Keep,
@@ -629,6 +651,31 @@ mod tests {
                 assert!(
                     (*got as f64 - want).abs() < 1e-3,
                     "{m}x{k}x{n} f32: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    /// f32 products with a narrow output and a small column-major right operand (a
+    /// narrow layer's `G Wᵀ`, copied for the narrow kernel) and with one too large to
+    /// copy: the plain loops' values.
+    #[test]
+    fn narrow_f32_products_with_a_transposed_right_operand() {
+        for (m, k, n) in [(100, 16, 16), (37, 10, 16), (5, 3, 1), (64, 100, 12)] {
+            let (a_data, w_data) = (filled(m * k, 10), filled(n * k, 11));
+            let a64 = MatRef::row_major(&a_data, m, k);
+            let b64 = MatRef::row_major(&w_data, n, k).t();
+            let want = naive(a64, b64);
+            let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let (a32, w32) = (to32(&a_data), to32(&w_data));
+            let got = matmul_vec(
+                MatRef::row_major(&a32, m, k),
+                MatRef::row_major(&w32, n, k).t(),
+            );
+            for (got, want) in got.iter().zip(&want) {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-4,
+                    "{m}x{k}x{n}: {got} vs {want}"
                 );
             }
         }
