@@ -4,6 +4,7 @@
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::Float;
 use crate::kernels::gemm::{matmul_bias_vec, matmul_into, matmul_vec, MatRef};
+use crate::kernels::simd::wide;
 use crate::shape::{Dims, Shape};
 use crate::tape::Var;
 use crate::tensor::Tensor;
@@ -153,12 +154,19 @@ pub(crate) fn linear_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         Tensor::from_vec(out, [k, m])
     });
     let db = want(ctx, 2, || {
-        let mut out = vec![T::zero(); m];
-        for row in g.data().chunks_exact(m.max(1)) {
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o += v;
+        #[inline(always)]
+        fn column_sums<T: Float>(out: &mut [T], g: &[T]) {
+            for row in g.chunks_exact(out.len().max(1)) {
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o += v;
+                }
             }
         }
+        let mut out = vec![T::zero(); m];
+        wide(
+            #[inline(always)]
+            || column_sums(&mut out, g.data()),
+        );
         Tensor::from_vec(out, [m])
     });
     smallvec![dx, dw, db]
