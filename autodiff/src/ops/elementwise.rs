@@ -504,6 +504,42 @@ scalar_lhs_ops!(f32, f64);
 mod tests {
     use super::*;
 
+    /// Elementwise ops on a matrix large enough to be computed in bands of rows give
+    /// the same bits on one thread as on two and three (ragged bands).
+    #[test]
+    fn banded_unary_ops_give_the_same_bits_on_any_thread_count() {
+        let (rows, cols) = (257, 128);
+        assert!(rows * cols >= SPLIT_MIN);
+        let x = Tensor::from_vec(
+            (0..rows * cols)
+                .map(|i| ((i * 7919 % 2003) as f32) / 100.0 - 10.0)
+                .collect(),
+            [rows, cols],
+        );
+        let g = x.map(|v| v.cos());
+        let run = |threads: usize| {
+            pool::set_threads(threads);
+            let y = unary_forward(UnaryOp::Sigmoid, &x);
+            let inputs = [&x];
+            let ctx = VjpContext {
+                inputs: &inputs,
+                output: &y,
+                grad: &g,
+                wants: &[true],
+            };
+            let dx = unary_vjp(UnaryOp::Sigmoid, &ctx)[0]
+                .clone()
+                .expect("a gradient");
+            let bits = |t: &Tensor<f32>| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            (bits(&y), bits(&dx))
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "{threads} threads differ from one");
+        }
+        pool::set_threads(0);
+    }
+
     /// The wide (AVX-512 or AVX2) loops compute the same bits as the scalar functions
     /// called one element at a time, forward and backward, for every unary op: wider
     /// vectors change only how many elements go at once, never the arithmetic.
