@@ -504,6 +504,18 @@ scalar_lhs_ops!(f32, f64);
 mod tests {
     use super::*;
 
+    /// The gradient `unary_vjp` passes to the input of `op` at `x` (output `y`).
+    fn vjp_of(op: UnaryOp<f32>, x: &Tensor<f32>, y: &Tensor<f32>, g: &Tensor<f32>) -> Tensor<f32> {
+        let inputs = [x];
+        let ctx = VjpContext {
+            inputs: &inputs,
+            output: y,
+            grad: g,
+            wants: &[true],
+        };
+        unary_vjp(op, &ctx)[0].clone().expect("a gradient")
+    }
+
     /// Elementwise ops on a matrix large enough to be computed in bands of rows give
     /// the same bits on one thread as on two and three (ragged bands).
     #[test]
@@ -520,16 +532,7 @@ mod tests {
         let run = |threads: usize| {
             pool::set_threads(threads);
             let y = unary_forward(UnaryOp::Sigmoid, &x);
-            let inputs = [&x];
-            let ctx = VjpContext {
-                inputs: &inputs,
-                output: &y,
-                grad: &g,
-                wants: &[true],
-            };
-            let dx = unary_vjp(UnaryOp::Sigmoid, &ctx)[0]
-                .clone()
-                .expect("a gradient");
+            let dx = vjp_of(UnaryOp::Sigmoid, &x, &y, &g);
             let bits = |t: &Tensor<f32>| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             (bits(&y), bits(&dx))
         };
@@ -574,14 +577,7 @@ mod tests {
             let y = unary_forward(op, &x);
             let want: Vec<f32> = x.data().iter().map(|&v| op.f(v)).collect();
             assert_eq!(bits(y.data()), bits(&want), "{} forward", op.name());
-            let inputs = [&x];
-            let ctx = VjpContext {
-                inputs: &inputs,
-                output: &y,
-                grad: &g,
-                wants: &[true],
-            };
-            let dx = unary_vjp(op, &ctx)[0].clone().expect("a gradient");
+            let dx = vjp_of(op, &x, &y, &g);
             let want: Vec<f32> = (0..n)
                 .map(|i| g.data()[i] * op.df(x.data()[i], y.data()[i]))
                 .collect();
