@@ -53,8 +53,8 @@ mod private {
             // n is an integer in [-150, 0]; 2^n as two factors that stay normal. The
             // integer is read off the low bits of `rounded` (whose last place is 1)
             // rather than converted with `as`, whose saturation and NaN checks kept the
-            // loop from vectorising (for a NaN input the bits are garbage, but so is
-            // not the result: `y` is NaN).
+            // loop from vectorising. For a NaN input the integer is garbage, but the
+            // result is NaN all the same, as `y` is.
             let n = (rounded.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
             let half = n >> 1;
             let scale = |k: i32| f32::from_bits(((k + 127) as u32) << 23);

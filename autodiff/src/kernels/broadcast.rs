@@ -48,12 +48,10 @@ pub(crate) fn binary<T: Float>(
         unsafe { data.set_len(n) };
         return Tensor::from_parts(out_shape, data);
     }
-    let data: Vec<T> = {
-        BroadcastOffsets::new(&out_shape, a.shape())
-            .zip(BroadcastOffsets::new(&out_shape, b.shape()))
-            .map(|(i, j)| f(x[i], y[j]))
-            .collect()
-    };
+    let data: Vec<T> = BroadcastOffsets::new(&out_shape, a.shape())
+        .zip(BroadcastOffsets::new(&out_shape, b.shape()))
+        .map(|(i, j)| f(x[i], y[j]))
+        .collect();
     Tensor::from_parts(out_shape, data)
 }
 

@@ -1,5 +1,8 @@
-//! Matrix products through the `gemm` crate. Operands are described by strides, so the
-//! transposed products that backprop needs (`G Bᵀ`, `Aᵀ G`) never copy a transpose.
+//! Matrix products: f32 products with at most sixteen output columns on our own
+//! AVX-512 kernel ([`super::narrow`]), all others through the `gemm` crate. Operands are
+//! described by strides, so most transposed products that backprop needs (`Aᵀ G`) read
+//! a transposed view; a large column-major right operand (`G Wᵀ`) is copied first, as
+//! `gemm` runs at half rate on it (see `product`).
 //!
 //! `gemm` was chosen over `matrixmultiply` by measurement on our shapes: about 2x faster
 //! on the small products of the 784-16-16-10 network and equal on large ones.

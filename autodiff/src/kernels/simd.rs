@@ -7,10 +7,12 @@
 //! multiply and an add it was not asked to, and IEEE division and square root are exact
 //! at every width, so results are the same bits on every path.
 
-/// Runs `f`, compiled for AVX-512 (else AVX2) where the CPU supports it. Only code inlined into the
-/// AVX-512 function is compiled wide, so mark the closure `#[inline(always)]` (the
-/// compiler declines to inline a large one otherwise) and write its loops in it or in
-/// `#[inline(always)]` functions; a call that is not inlined runs baseline code.
+/// Runs `f`, compiled for AVX-512 (else AVX2) where the CPU supports it. Only code
+/// inlined into the wide function is compiled wide, so mark the closure
+/// `#[inline(always)]` (the compiler declines to inline a large one otherwise) and write
+/// its loops in it or in `#[inline(always)]` functions taking their slices as
+/// parameters (so the compiler still knows an output aliases no input); a call that is
+/// not inlined runs baseline code.
 ///
 /// ```
 /// use autodiff::kernels::simd::wide;
