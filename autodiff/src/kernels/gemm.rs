@@ -1,5 +1,5 @@
 //! Matrix products: f32 products with at most sixteen output columns on our own
-//! AVX-512 kernel ([`super::narrow`]), all others through the `gemm` crate. Operands are
+//! AVX-512 kernel (`kernels/narrow.rs`), all others through the `gemm` crate. Operands are
 //! described by strides, so most transposed products that backprop needs (`Aᵀ G`) read
 //! a transposed view; a large column-major right operand (`G Wᵀ`) is copied first, as
 //! `gemm` runs at half rate on it (see `product`).
