@@ -14,7 +14,7 @@ pub(crate) fn binary<T: Float>(
     op: &'static str,
     a: &Tensor<T>,
     b: &Tensor<T>,
-    f: impl Fn(T, T) -> T + Copy,
+    f: impl Fn(T, T) -> T,
 ) -> Tensor<T> {
     let (x, y) = (a.data(), b.data());
     let out_shape = if a.shape() == b.shape() {
@@ -38,7 +38,7 @@ pub(crate) fn binary<T: Float>(
             #[inline(always)]
             || {
                 if x.len() == n {
-                    repeat_rows(out, x, y, f);
+                    repeat_rows(out, x, y, &f);
                 } else {
                     repeat_rows(out, y, x, |q, p| f(p, q));
                 }

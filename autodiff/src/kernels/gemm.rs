@@ -207,10 +207,9 @@ fn product<T: Float>(
         return;
     }
     if k == 0 {
-        if let Start::Zero = start {
+        if !start.apply(c, m, n, n) {
             c.fill(MaybeUninit::new(T::zero()));
         }
-        start.apply(c, m, n, n);
         return;
     }
     a.check();
@@ -219,12 +218,12 @@ fn product<T: Float>(
     // (both operands contiguous along k: the `G Wᵀ` of every backward pass): 256x1024x1024
     // takes 5.1 ms against 2.9 ms with the same right operand row-major, on two cores. A
     // row-major copy of it costs 0.35 ms there, so large enough products make one; below
-    // about 100 rows of output the copy costs more than it saves.
-    if b.row_stride == 1
-        && b.col_stride != 1
-        && m >= TRANSPOSE_MIN_ROWS
-        && k * n >= TRANSPOSE_MIN_ELEMENTS
-    {
+    // about 100 rows of output the copy costs more than it saves. A small one is copied
+    // too when the copy lets the narrow kernel take the product (the `G Wᵀ` of a narrow
+    // layer, 100x16x16 in network A): the `gemm` crate's setup alone cost more.
+    let large = m >= TRANSPOSE_MIN_ROWS && k * n >= TRANSPOSE_MIN_ELEMENTS;
+    let for_narrow = k * n <= NARROW_COPY_MAX && narrow_f32::<T>(n, 1);
+    if b.row_stride == 1 && b.col_stride != 1 && (large || for_narrow) {
         let parts = parallelism(m * n * k);
         // When the left operand is row-major and copying it plus the output moves fewer
         // elements than copying `b` (network C's `G W2ᵀ`: 256x1024 and 256x1024 against
@@ -257,8 +256,13 @@ fn product<T: Float>(
 }
 
 /// Column-major right operands of at most this many elements are copied for the
-/// narrow kernel (see `gemm_call`).
+/// narrow kernel (see `product`).
 const NARROW_COPY_MAX: usize = 1024;
+
+/// Whether an f32 product with this right operand goes to the narrow kernel.
+fn narrow_f32<T: 'static>(n: usize, b_col_stride: usize) -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && narrow::applies(n, b_col_stride)
+}
 
 /// Products with at least this many output rows get a row-major copy of a column-major
 /// right operand (see `product`).
@@ -340,11 +344,7 @@ fn multiply<T: Float>(
                 };
                 // The sum is split too, by contiguous ranges: an optimizer update split
                 // the same way then finds its piece of the gradient in its own cache.
-                let out = SharedMut::new(c);
-                pool::for_parts(parts, &|i| {
-                    let range = pool::part_range(m * n, parts, i);
-                    // SAFETY: the ranges are disjoint.
-                    let c = unsafe { out.range(range.clone()) };
+                pool::for_row_bands(c, m * n, parts, |range, c| {
                     for partial in partials.chunks_exact(m * n) {
                         for (c, p) in c.iter_mut().zip(&partial[range.clone()]) {
                             *c += *p;
@@ -353,36 +353,33 @@ fn multiply<T: Float>(
                 });
             })
         }
-        // Each part is the product of a band of rows of `a` (or of columns of `b`, when
-        // the output is wider than tall) and writes only its own band of `c`.
+        // Each part is the product of a band of rows of `a` and writes only its own band
+        // of `c`,
+        _ if m >= n => pool::for_row_bands(c, m, parts, |rows, c| {
+            let a = MatRef {
+                data: &a.data[(rows.start * a.row_stride).min(a.data.len())..],
+                rows: rows.len(),
+                ..a
+            };
+            gemm_call(a, b, c, n, start);
+        }),
+        // ... or, when the output is wider than tall, of a band of columns of `b`.
         _ => {
             let shared = SharedMut::new(c);
             pool::for_parts(parts, &|i| {
-                if m >= n {
-                    let rows = pool::part_range(m, parts, i);
-                    let a = MatRef {
-                        data: &a.data[(rows.start * a.row_stride).min(a.data.len())..],
-                        rows: rows.len(),
-                        ..a
-                    };
-                    // SAFETY: the parts' row bands are disjoint.
-                    let c = unsafe { shared.range(rows.start * n..rows.end * n) };
-                    gemm_call(a, b, c, n, start);
-                } else {
-                    let cols = pool::part_range(n, parts, i);
-                    if cols.is_empty() {
-                        return;
-                    }
-                    let b = MatRef {
-                        data: &b.data[cols.start * b.col_stride..],
-                        cols: cols.len(),
-                        ..b
-                    };
-                    // SAFETY: this part writes columns `cols` of every row, a set no
-                    // other part touches; the slice spans them with row stride `n`.
-                    let c = unsafe { shared.range(cols.start..(m - 1) * n + cols.end) };
-                    gemm_call(a, b, c, n, start.columns(cols));
+                let cols = pool::part_range(n, parts, i);
+                if cols.is_empty() {
+                    return;
                 }
+                let b = MatRef {
+                    data: &b.data[cols.start * b.col_stride..],
+                    cols: cols.len(),
+                    ..b
+                };
+                // SAFETY: this part writes columns `cols` of every row, a set no other
+                // part touches; the slice spans them with row stride `n`.
+                let c = unsafe { shared.range(cols.start..(m - 1) * n + cols.end) };
+                gemm_call(a, b, c, n, start.columns(cols));
             });
         }
     }
@@ -404,27 +401,7 @@ fn gemm_call<T: Float>(
     debug_assert!(c.len() > (m - 1) * row_stride + n - 1);
     a.check();
     b.check();
-    // A small column-major right operand (the `G Wᵀ` of a narrow layer's backward pass,
-    // 100x16x16 in network A) is copied row-major into a buffer on the stack, so that
-    // the narrow kernel takes it too: the `gemm` crate's setup alone cost more.
-    let mut small = [MaybeUninit::<f32>::uninit(); NARROW_COPY_MAX];
-    let is_f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
-    let b = if is_f32 && b.col_stride != 1 && k * n <= NARROW_COPY_MAX && narrow::applies(n, 1) {
-        // SAFETY: `T` is `f32`.
-        let data = unsafe { &*(std::ptr::from_ref(b.data) as *const [f32]) };
-        for (p, row) in small[..k * n].chunks_exact_mut(n).enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                v.write(data[p * b.row_stride + j * b.col_stride]);
-            }
-        }
-        // SAFETY: the first `k * n` elements were written just above; `T` is `f32`
-        // (same layout as `MaybeUninit<f32>`); `small` outlives every use of the view.
-        let small = unsafe { &*(std::ptr::from_ref(&small[..k * n]) as *const [T]) };
-        MatRef::row_major(small, k, n)
-    } else {
-        b
-    };
-    if is_f32 && narrow::applies(n, b.col_stride) {
+    if narrow_f32::<T>(n, b.col_stride) {
         let start = match start {
             Start::Zero => narrow::Start::Zero,
             Start::Keep => narrow::Start::Keep,
@@ -435,21 +412,20 @@ fn gemm_call<T: Float>(
             row_stride: x.row_stride,
             col_stride: x.col_stride,
         };
-        // SAFETY: `T` is `f32`; `applies` held; the views and `c` are bounded as below.
-        return unsafe {
-            narrow::product(
-                m,
-                k,
-                n,
-                view(a),
-                view(b),
-                narrow::Out {
-                    ptr: c.as_mut_ptr().cast::<f32>(),
-                    row_stride,
-                },
-                start,
-            )
+        let job = narrow::Product {
+            m,
+            k,
+            n,
+            a: view(a),
+            b: view(b),
+            c: narrow::Out {
+                ptr: c.as_mut_ptr().cast::<f32>(),
+                row_stride,
+            },
+            start,
         };
+        // SAFETY: `T` is `f32`; `applies` held; the views and `c` are bounded as below.
+        return unsafe { job.run() };
     }
     let accumulate = start.apply(c, m, n, row_stride);
     // SAFETY: every element the kernel touches lies inside the checked slices: `check`
@@ -504,6 +480,27 @@ mod tests {
             }
         }
         c
+    }
+
+    fn to32(x: &[f64]) -> Vec<f32> {
+        x.iter().map(|&v| v as f32).collect()
+    }
+
+    /// `values` (rows of `bias.len()`) with `bias` added to every row.
+    fn plus_bias(values: Vec<f64>, bias: &[f64]) -> Vec<f64> {
+        let n = bias.len();
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + bias[i % n])
+            .collect()
+    }
+
+    /// Asserts an f32 result equals `want` to within `tol`, naming `what`.
+    fn assert_close_f32(got: &[f32], want: &[f64], tol: f64, what: &str) {
+        for (got, want) in got.iter().zip(want) {
+            assert!((*got as f64 - want).abs() < tol, "{what}: {got} vs {want}");
+        }
     }
 
     fn filled(len: usize, seed: usize) -> Vec<f64> {
@@ -619,11 +616,7 @@ mod tests {
             let bias = filled(n, 9);
             let a = MatRef::row_major(&a_data, k, m).t();
             let b = MatRef::row_major(&b_data, n, k).t();
-            let want: Vec<f64> = naive(a, b)
-                .iter()
-                .enumerate()
-                .map(|(i, v)| v + bias[i % n])
-                .collect();
+            let want = plus_bias(naive(a, b), &bias);
             let check = |got: &[f64], how: &str| {
                 for (got, want) in got.iter().zip(&want) {
                     assert!(
@@ -638,24 +631,14 @@ mod tests {
                 check(&c, &format!("in {parts} parts"));
             }
             check(&matmul_bias_vec(a, b, &bias), "matmul_bias_vec");
-            let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
             let (a32, b32, bias32) = (to32(&a_data), to32(&b_data), to32(&bias));
             let got = matmul_bias_vec(
                 MatRef::row_major(&a32, k, m).t(),
                 MatRef::row_major(&b32, k, n),
                 &bias32,
             );
-            let want32: Vec<f64> = naive(a, MatRef::row_major(&b_data, k, n))
-                .iter()
-                .enumerate()
-                .map(|(i, v)| v + bias[i % n])
-                .collect();
-            for (got, want) in got.iter().zip(&want32) {
-                assert!(
-                    (*got as f64 - want).abs() < 1e-3,
-                    "{m}x{k}x{n} f32: {got} vs {want}"
-                );
-            }
+            let want32 = plus_bias(naive(a, MatRef::row_major(&b_data, k, n)), &bias);
+            assert_close_f32(&got, &want32, 1e-3, &format!("{m}x{k}x{n} f32"));
         }
     }
 
@@ -669,18 +652,12 @@ mod tests {
             let a64 = MatRef::row_major(&a_data, m, k);
             let b64 = MatRef::row_major(&w_data, n, k).t();
             let want = naive(a64, b64);
-            let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
             let (a32, w32) = (to32(&a_data), to32(&w_data));
             let got = matmul_vec(
                 MatRef::row_major(&a32, m, k),
                 MatRef::row_major(&w32, n, k).t(),
             );
-            for (got, want) in got.iter().zip(&want) {
-                assert!(
-                    (*got as f64 - want).abs() < 1e-4,
-                    "{m}x{k}x{n}: {got} vs {want}"
-                );
-            }
+            assert_close_f32(&got, &want, 1e-4, &format!("{m}x{k}x{n}"));
         }
     }
 

@@ -6,7 +6,7 @@
 //! with three tiles (eighteen columns' work) and a 50-row band with four (64 rows'
 //! work), and it packs the left operand first; this kernel does neither.
 
-/// Whether [`product`] handles an f32 product with this right operand: at most
+/// Whether [`Product::run`] handles an f32 product with this right operand: at most
 /// sixteen columns, each row contiguous, on a CPU with AVX-512F.
 pub(crate) fn applies(n: usize, b_col_stride: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -46,73 +46,68 @@ pub(crate) enum Start {
     Row(*const f32),
 }
 
-/// `c = start + a b` for an `m x k` left operand `a`, a `k x n` right operand `b` with
-/// contiguous rows and `c` holding `m` rows of `n` elements.
-///
-/// # Safety
-/// [`applies`] returned true for `n` and `b.col_stride`; every element of `a`, `b` and
-/// `c` that these dimensions and strides describe lies inside one allocation, and `c`
-/// may be written (with [`Start::Keep`], read too: then it must be initialised), and a
-/// [`Start::Row`] points at `n` readable elements.
-pub(crate) unsafe fn product(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Strided,
-    b: Strided,
-    c: Out,
-    start: Start,
-) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: forwarded from the caller; `applies` checked AVX-512F.
-    unsafe {
-        x86::product(m, k, n, a, b, c, start)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (m, k, n, a, b, c, start);
-        unreachable!("narrow::product called where `applies` is false")
+/// One product `c = start + a b`: an `m x k` left operand `a`, a `k x n` right operand
+/// `b` with contiguous rows, and `c` holding `m` rows of `n` elements.
+#[derive(Clone, Copy)]
+pub(crate) struct Product {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: Strided,
+    pub b: Strided,
+    pub c: Out,
+    pub start: Start,
+}
+
+impl Product {
+    /// Computes the product.
+    ///
+    /// # Safety
+    /// [`applies`] returned true for `n` and `b.col_stride`; every element of `a`, `b`
+    /// and `c` that the dimensions and strides describe lies inside one allocation, and
+    /// `c` may be written (with [`Start::Keep`], read too: then it must be initialised),
+    /// and a [`Start::Row`] points at `n` readable elements.
+    pub(crate) unsafe fn run(self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: forwarded from the caller; `applies` checked AVX-512F.
+        unsafe {
+            x86::product(self)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("narrow::Product::run called where `applies` is false")
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Out, Start, Strided, LANES};
+    use super::{Product, Start, LANES};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn product(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: Strided,
-        b: Strided,
-        c: Out,
-        start: Start,
-    ) {
-        let mask: __mmask16 = if n >= LANES { !0 } else { (1 << n) - 1 };
+    pub(super) unsafe fn product(job: Product) {
+        let mask: __mmask16 = if job.n >= LANES { !0 } else { (1 << job.n) - 1 };
         let mut i = 0;
         // SAFETY (all blocks): rows i..i + R of `a` and `c` exist, by the caller's
         // contract and the loop bounds.
         unsafe {
-            while m - i >= 16 {
-                rows::<16>(i, k, a, b, mask, c, start);
+            while job.m - i >= 16 {
+                rows::<16>(i, &job, mask);
                 i += 16;
             }
-            if m - i >= 8 {
-                rows::<8>(i, k, a, b, mask, c, start);
+            if job.m - i >= 8 {
+                rows::<8>(i, &job, mask);
                 i += 8;
             }
-            if m - i >= 4 {
-                rows::<4>(i, k, a, b, mask, c, start);
+            if job.m - i >= 4 {
+                rows::<4>(i, &job, mask);
                 i += 4;
             }
-            if m - i >= 2 {
-                rows::<2>(i, k, a, b, mask, c, start);
+            if job.m - i >= 2 {
+                rows::<2>(i, &job, mask);
                 i += 2;
             }
-            if m - i == 1 {
-                rows::<1>(i, k, a, b, mask, c, start);
+            if job.m - i == 1 {
+                rows::<1>(i, &job, mask);
             }
         }
     }
@@ -122,15 +117,10 @@ mod x86 {
     /// `a` (the broadcast folds into the multiply-add's memory operand).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn rows<const R: usize>(
-        first: usize,
-        k: usize,
-        a: Strided,
-        b: Strided,
-        mask: __mmask16,
-        c: Out,
-        start: Start,
-    ) {
+    unsafe fn rows<const R: usize>(first: usize, job: &Product, mask: __mmask16) {
+        let Product {
+            k, a, b, c, start, ..
+        } = *job;
         // SAFETY: the caller guarantees rows `first..first + R` of `a` and `c`, all `k`
         // rows of `b` and a start row lie inside their allocations.
         unsafe {
@@ -215,22 +205,22 @@ mod tests {
                         (Start::Row(bias.as_ptr()), 1.0, true),
                     ];
                     for (start, times, biased) in starts {
+                        let c_out = Out {
+                            ptr: c.as_mut_ptr(),
+                            row_stride: c_row_stride,
+                        };
+                        let job = Product {
+                            m,
+                            k,
+                            n,
+                            a,
+                            b,
+                            c: c_out,
+                            start,
+                        };
                         // SAFETY: AVX-512F is present; the operands hold every element
                         // the dimensions and strides describe.
-                        unsafe {
-                            product(
-                                m,
-                                k,
-                                n,
-                                a,
-                                b,
-                                Out {
-                                    ptr: c.as_mut_ptr(),
-                                    row_stride: c_row_stride,
-                                },
-                                start,
-                            )
-                        };
+                        unsafe { job.run() };
                         for i in 0..m {
                             for j in 0..n {
                                 let got = c[i * c_row_stride + j] as f64;

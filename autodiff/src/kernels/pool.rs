@@ -277,6 +277,30 @@ pub fn part_range(len: usize, parts: usize, i: usize) -> std::ops::Range<usize> 
     start..start + base + usize::from(i < extra)
 }
 
+/// Runs `f(band, rows)` for `parts` bands of a row-major matrix of `rows` rows stored in
+/// `data`, as the parts of one [`for_parts`] job: part `i` gets the rows
+/// [`part_range`]`(rows, parts, i)` and the slice of `data` that holds them. Kernels that
+/// split the same rows the same way (a batch gathered, multiplied, activated) leave each
+/// band in the cache of the thread that runs it next.
+pub fn for_row_bands<T: Send>(
+    data: &mut [T],
+    rows: usize,
+    parts: usize,
+    f: impl Fn(std::ops::Range<usize>, &mut [T]) + Sync,
+) {
+    if rows == 0 {
+        return;
+    }
+    let row_len = data.len() / rows;
+    let shared = SharedMut::new(data);
+    for_parts(parts, &|i| {
+        let band = part_range(rows, parts, i);
+        // SAFETY: the parts' bands of rows are disjoint.
+        let slice = unsafe { shared.range(band.start * row_len..band.end * row_len) };
+        f(band, slice)
+    });
+}
+
 /// Runs `f(i, chunk)` for every `chunk`-long piece of `data` (the last may be shorter),
 /// as the parts of one [`for_parts`] job.
 pub fn for_chunks<T: Send>(data: &mut [T], chunk: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {

@@ -4,7 +4,7 @@
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::{sigmoid, softplus, Float};
 use crate::kernels::broadcast::{binary, sum_to_shape};
-use crate::kernels::pool::{self, SharedMut};
+use crate::kernels::pool;
 use crate::kernels::simd::wide;
 use crate::tape::Var;
 use crate::tensor::Tensor;
@@ -276,12 +276,8 @@ fn by_row_bands<T: Send>(
         return f(0..n, out);
     }
     let row_len = n / rows;
-    let shared = SharedMut::new(out);
-    pool::for_parts(parts, &|i| {
-        let band = pool::part_range(rows, parts, i);
-        let range = band.start * row_len..band.end * row_len;
-        // SAFETY: the parts' bands are disjoint.
-        f(range.clone(), unsafe { shared.range(range) })
+    pool::for_row_bands(out, rows, parts, |band, out| {
+        f(band.start * row_len..band.end * row_len, out)
     });
 }
 

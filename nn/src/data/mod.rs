@@ -3,7 +3,7 @@
 pub mod idx;
 pub mod mnist;
 
-use autodiff::kernels::pool::{self, SharedMut};
+use autodiff::kernels::pool;
 use autodiff::kernels::simd::wide;
 use autodiff::Tensor;
 use rand::seq::SliceRandom;
@@ -123,12 +123,9 @@ impl Dataset {
         let len = indices.len() * f;
         let mut data: Vec<f32> = Vec::with_capacity(len);
         let parts = pool::threads().min(len / GATHER_SPLIT_MIN).max(1);
-        let shared = SharedMut::new(&mut data.spare_capacity_mut()[..len]);
-        pool::for_parts(parts, &|i| {
-            let rows = pool::part_range(indices.len(), parts, i);
-            // SAFETY: the parts' bands of rows are disjoint.
-            let out = unsafe { shared.range(rows.start * f..rows.end * f) };
-            self.gather_into(&indices[rows], out);
+        let out = &mut data.spare_capacity_mut()[..len];
+        pool::for_row_bands(out, indices.len(), parts, |rows, out| {
+            self.gather_into(&indices[rows], out)
         });
         // SAFETY: the bands cover all `len` values and `gather_into` wrote every one.
         unsafe { data.set_len(len) };
