@@ -16,12 +16,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Products with fewer multiply-adds than this run on one thread; larger ones are split
 /// into one band of output rows (or columns) per thread, or, for a weight gradient `Xᵀ
-/// G` with a small output, into one band of the batch per thread, run by the spinning
-/// helpers of [`pool`]. Measured with the bench harness on this project's networks:
-/// network A's 100x784x16 products (1.25 M multiply-adds, about 12 µs) gain from the
-/// split. A batch-split product adds its partial sums in a fixed order, so results are
-/// deterministic for a given thread count, and bit-identical across machines only with
-/// the same count (`set_max_threads(1)` for runs that must match anywhere).
+/// G` or a product `X W` with a large `W`, either with a small output, into one band of
+/// the inner dimension per thread, run by the spinning helpers of [`pool`]. Measured
+/// with the bench harness on this project's networks: network A's 100x784x16 products
+/// (1.25 M multiply-adds, about 12 µs) gain from the split. A product split along the
+/// inner dimension adds its partial sums in a fixed order, so results are deterministic
+/// for a given thread count, and bit-identical across machines only with the same count
+/// (`set_max_threads(1)` for runs that must match anywhere).
 pub const DEFAULT_PARALLEL_THRESHOLD: usize = 1 << 17;
 
 static PARALLEL_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_THRESHOLD);
@@ -37,9 +38,14 @@ pub fn set_parallel_threshold(multiply_adds: usize) {
     PARALLEL_THRESHOLD.store(multiply_adds, Ordering::Relaxed);
 }
 
-/// Outputs of at most this many elements with a transposed left operand are split
-/// along the inner dimension (see `multiply`).
+/// Outputs of at most this many elements with a transposed left operand, or with a
+/// right operand of at least `SPLIT_K_MIN_RIGHT` elements and more rows than the
+/// output, are split along the inner dimension (see `multiply`).
 const SPLIT_K_MAX_OUTPUT: usize = 1 << 15;
+/// The smallest right operand split along the inner dimension for its own sake: network
+/// A's 784x16 first layer (12544 elements) ran 13% slower split that way, B's 784x128
+/// 4% faster.
+const SPLIT_K_MIN_RIGHT: usize = 1 << 16;
 
 /// How many parts a product of `work` multiply-adds is split into (1: not split): two
 /// from the threshold, one more per four thresholds' worth, up to the thread count (so
@@ -308,10 +314,20 @@ fn multiply<T: Float>(
     let (m, k, n) = (a.rows, a.cols, b.cols);
     match parts {
         1 => gemm_call(a, b, c, n, start),
-        // `Xᵀ G` with a small output (a weight gradient): each part sums over its own
-        // band of the batch, the rows of X and G that the same part of the forward
-        // pass used, then the partial products are added in part order.
-        _ if a.row_stride == 1 && m * n <= SPLIT_K_MAX_OUTPUT && k >= 16 * parts => {
+        // Split along the inner dimension, when the output is small, in two cases:
+        // - `Xᵀ G` (a weight gradient): each part sums over its own band of the batch,
+        //   the rows of X and G that the same part of the forward pass used;
+        // - `X W` with a large `W` taller than the output (network B's first layer,
+        //   128x784 times 784x128): each part reads only its own band of W's rows, the
+        //   band that the same part of the optimizer's update writes. Split by output
+        //   rows, every core read all of W, and the update then had to take each cache
+        //   line back from the other core before writing it: Adam on that W took 38 µs
+        //   a step instead of 15 (over 200 in this machine's slow phases).
+        // Then the partial products are added in part order.
+        _ if (a.row_stride == 1 || (k > m && k * n >= SPLIT_K_MIN_RIGHT))
+            && m * n <= SPLIT_K_MAX_OUTPUT
+            && k >= 16 * parts =>
+        {
             with_scratch((parts - 1) * m * n, |partials: &mut [T]| {
                 let partials = as_uninit(partials);
                 let (out, rest) = (SharedMut::new(c), SharedMut::new(partials));
@@ -555,7 +571,8 @@ mod tests {
     }
 
     /// Products split into bands of rows (tall outputs), of columns (wide ones) or of
-    /// the inner dimension (transposed left operand, small output), with transposed
+    /// the inner dimension (transposed left operand or large right one, small output;
+    /// 16x1100x60 takes the latter with both layouts), with transposed
     /// operand views and a ragged last band, give the plain loops' products,
     /// overwriting or accumulating.
     #[test]
@@ -567,6 +584,7 @@ mod tests {
             (64, 9, 64),
             (1, 3, 2),
             (30, 100, 8),
+            (16, 1100, 60),
         ] {
             let (a_data, b_data) = (filled(m * k, 3), filled(k * n, 4));
             let layouts = [
