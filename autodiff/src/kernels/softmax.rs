@@ -1,7 +1,9 @@
 //! Stable softmax and log-softmax along one axis: the maximum is subtracted first,
-//! so logits of any size give finite results.
+//! so logits of any size give finite results, and every `exp` is of a value <= 0 (the
+//! inline `exp_nonpositive`: libm's `expf` calls were most of a cross-entropy's time).
 
-use crate::float::Float;
+use crate::float::{exp_nonpositive, Float};
+use crate::kernels::simd::wide;
 use crate::shape::split_at_axis;
 use crate::tensor::Tensor;
 
@@ -49,7 +51,7 @@ pub(crate) fn softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
         let m = lane_max(lane);
         let mut total = T::zero();
         for (o, &v) in out.iter_mut().zip(lane) {
-            *o = (v - m).exp();
+            *o = exp_nonpositive(v - m);
             total += *o;
         }
         for o in out.iter_mut() {
@@ -60,14 +62,61 @@ pub(crate) fn softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
 
 /// log_softmax(x)_j = x_j - m - ln sum_k exp(x_k - m).
 pub(crate) fn log_softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
+    if axis + 1 == x.rank() {
+        return last_axis(x, false).0;
+    }
     for_each_lane(x, axis, |lane, out| {
         let m = lane_max(lane);
-        let total: T = lane.iter().map(|&v| (v - m).exp()).sum();
+        let total: T = lane.iter().map(|&v| exp_nonpositive(v - m)).sum();
         let lse = m + total.ln();
         for (o, &v) in out.iter_mut().zip(lane) {
             *o = v - lse;
         }
     })
+}
+
+/// Log-softmax along the last axis, and softmax too when `probs` (else an empty
+/// tensor), in passes over the whole tensor rather than lane by lane: the shifted
+/// values `x_j - m` of every lane first, then one `exp` pass over all of them, which
+/// vectorises (a cross-entropy's 128 lanes of 10 classes took 9 µs lane by lane, most of
+/// it scalar `exp`), then per lane `ln` of the sum. The softmax is `e / sum`, the
+/// exponentials already at hand.
+pub(crate) fn last_axis<T: Float>(x: &Tensor<T>, probs: bool) -> (Tensor<T>, Tensor<T>) {
+    let len = x.shape().last().copied().unwrap_or(1).max(1);
+    let src = x.data();
+    let mut shifted = Vec::with_capacity(src.len());
+    for lane in src.chunks_exact(len) {
+        let m = lane_max(lane);
+        shifted.extend(lane.iter().map(|&v| v - m));
+    }
+    let mut e = vec![T::zero(); src.len()];
+    wide(
+        #[inline(always)]
+        || {
+            for (e, &s) in e.iter_mut().zip(&shifted) {
+                *e = exp_nonpositive(s);
+            }
+        },
+    );
+    for (logp, e) in shifted.chunks_exact_mut(len).zip(e.chunks_exact_mut(len)) {
+        let total: T = e.iter().copied().sum();
+        let ln_total = total.ln();
+        for v in logp.iter_mut() {
+            *v -= ln_total;
+        }
+        if probs {
+            for v in e.iter_mut() {
+                *v /= total;
+            }
+        }
+    }
+    let shape = x.shape();
+    let probs = if probs {
+        Tensor::from_parts(shape.into(), e)
+    } else {
+        Tensor::zeros([0])
+    };
+    (Tensor::from_parts(shape.into(), shifted), probs)
 }
 
 /// Combines a lane-wise gradient rule: `out_j = f(y_j, g_j, s)` with `s = sum_k h(y_k, g_k)`.
@@ -91,4 +140,75 @@ pub(crate) fn lane_vjp<T: Float>(
         }
     }
     Tensor::from_parts(y.shape().into(), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ln softmax` of one lane in f64, the plain way.
+    fn reference(lane: &[f32]) -> Vec<f64> {
+        let m = lane
+            .iter()
+            .map(|&v| f64::from(v))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = lane.iter().map(|&v| (f64::from(v) - m).exp()).sum();
+        lane.iter()
+            .map(|&v| f64::from(v) - m - total.ln())
+            .collect()
+    }
+
+    /// The whole-tensor passes give each lane's log-softmax and softmax to within a few
+    /// f32 rounding errors, for large, tiny and infinitely negative logits; a lane with
+    /// a NaN is NaN throughout and leaves the other lanes alone.
+    #[test]
+    fn last_axis_matches_the_lane_by_lane_formula() {
+        let mut data: Vec<f32> = (0..7 * 10)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7)
+            .collect();
+        data[10..20]
+            .copy_from_slice(&[80.0, -80.0, 79.5, 0.0, 1e-30, -1e-30, 3.0, 80.0, -5.0, 2.0]);
+        data[25] = f32::NEG_INFINITY;
+        data[33] = f32::NAN;
+        let x = Tensor::from_vec(data.clone(), [7, 10]);
+        let (logp, probs) = last_axis(&x, true);
+        assert_eq!(logp.shape(), &[7, 10]);
+        for (row, lane) in data.chunks_exact(10).enumerate() {
+            let (got, p) = (
+                &logp.data()[row * 10..][..10],
+                &probs.data()[row * 10..][..10],
+            );
+            if lane.iter().any(|v| v.is_nan()) {
+                assert!(
+                    got.iter().chain(p).all(|v| v.is_nan()),
+                    "row {row}: {got:?}"
+                );
+                continue;
+            }
+            for ((&g, &p), want) in got.iter().zip(p).zip(reference(lane)) {
+                let tol = 4.0 * f64::from(f32::EPSILON) * want.abs().max(1.0);
+                let close = f64::from(g) == want || (f64::from(g) - want).abs() <= tol;
+                assert!(close, "row {row}: {g} vs {want}");
+                assert!(
+                    (f64::from(p) - want.exp()).abs() <= 4e-7,
+                    "row {row}: p {p}"
+                );
+            }
+            let sum: f32 = p.iter().sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-5,
+                "row {row}: probabilities sum to {sum}"
+            );
+        }
+        // The log-softmax alone gives the same values, and an axis other than the
+        // last still goes lane by lane to the same formula.
+        let bits = |t: &Tensor<f32>| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&log_softmax(&x, 1)), bits(&logp));
+        let t = Tensor::from_vec(data[..20].to_vec(), [10, 2]);
+        let by_lane = log_softmax(&t, 0);
+        let column: Vec<f32> = (0..10).map(|i| data[2 * i]).collect();
+        for (i, want) in reference(&column).into_iter().enumerate() {
+            assert!((f64::from(by_lane.data()[2 * i]) - want).abs() < 1e-5);
+        }
+    }
 }

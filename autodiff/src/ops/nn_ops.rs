@@ -3,7 +3,7 @@
 
 use super::{InputGrads, Op, VjpContext};
 use crate::float::Float;
-use crate::kernels::softmax::{lane_vjp, log_softmax, softmax};
+use crate::kernels::softmax::{self, lane_vjp, log_softmax};
 use crate::shape::{check_axis, Dims};
 use crate::tape::Var;
 use crate::tensor::Tensor;
@@ -53,7 +53,7 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn softmax(self, axis: usize) -> Var<'t, T> {
         self.tape.record(&[self], |x, _| {
             check_axis("softmax", axis, x[0].shape());
-            (softmax(x[0], axis), Op::Softmax { axis })
+            (softmax::softmax(x[0], axis), Op::Softmax { axis })
         })
     }
 
@@ -84,7 +84,8 @@ impl<'t, T: Float> Var<'t, T> {
             if let Some(&bad) = targets.iter().find(|&&t| t >= classes) {
                 panic!("cross_entropy: target class {bad} is out of range for {classes} classes");
             }
-            let logp = log_softmax(logits, 1);
+            // The probabilities (for the gradient) come with the log-probabilities.
+            let (logp, probs) = softmax::last_axis(logits, wants_grad);
             let total: T = logp
                 .data()
                 .chunks_exact(classes.max(1))
@@ -93,7 +94,7 @@ impl<'t, T: Float> Var<'t, T> {
                 .sum();
             let loss = Tensor::scalar(total / T::from_usize(targets.len().max(1)));
             let probs = if wants_grad {
-                logp.map(|v| v.exp())
+                probs
             } else {
                 Tensor::zeros([0, classes])
             };
