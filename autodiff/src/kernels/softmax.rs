@@ -1,6 +1,6 @@
 //! Stable softmax and log-softmax along one axis: the maximum is subtracted first,
-//! so logits of any size give finite results, and every `exp` is of a value <= 0 (the
-//! inline `exp_nonpositive`: libm's `expf` calls were most of a cross-entropy's time).
+//! so logits of any size give finite results, and every `exp` is of a value <= 0,
+//! computed by the inline `exp_nonpositive` (which vectorises) instead of libm's.
 
 use crate::float::{exp_nonpositive, Float};
 use crate::kernels::simd::wide;
@@ -63,7 +63,7 @@ pub(crate) fn softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
 /// log_softmax(x)_j = x_j - m - ln sum_k exp(x_k - m).
 pub(crate) fn log_softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
     if axis + 1 == x.rank() {
-        return last_axis(x, false).0;
+        return log_softmax_rows(x, false).0;
     }
     for_each_lane(x, axis, |lane, out| {
         let m = lane_max(lane);
@@ -81,7 +81,7 @@ pub(crate) fn log_softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
 /// vectorises (a cross-entropy's 128 lanes of 10 classes took 9 µs lane by lane, most of
 /// it scalar `exp`), then per lane `ln` of the sum. The softmax is `e / sum`, the
 /// exponentials already at hand.
-pub(crate) fn last_axis<T: Float>(x: &Tensor<T>, probs: bool) -> (Tensor<T>, Tensor<T>) {
+pub(crate) fn log_softmax_rows<T: Float>(x: &Tensor<T>, probs: bool) -> (Tensor<T>, Tensor<T>) {
     let len = x.shape().last().copied().unwrap_or(1).max(1);
     let src = x.data();
     let mut shifted = Vec::with_capacity(src.len());
@@ -162,7 +162,7 @@ mod tests {
     /// f32 rounding errors, for large, tiny and infinitely negative logits; a lane with
     /// a NaN is NaN throughout and leaves the other lanes alone.
     #[test]
-    fn last_axis_matches_the_lane_by_lane_formula() {
+    fn rows_match_the_lane_by_lane_formula() {
         let mut data: Vec<f32> = (0..7 * 10)
             .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7)
             .collect();
@@ -171,7 +171,7 @@ mod tests {
         data[25] = f32::NEG_INFINITY;
         data[33] = f32::NAN;
         let x = Tensor::from_vec(data.clone(), [7, 10]);
-        let (logp, probs) = last_axis(&x, true);
+        let (logp, probs) = log_softmax_rows(&x, true);
         assert_eq!(logp.shape(), &[7, 10]);
         for (row, lane) in data.chunks_exact(10).enumerate() {
             let (got, p) = (

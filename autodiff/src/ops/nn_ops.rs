@@ -85,7 +85,7 @@ impl<'t, T: Float> Var<'t, T> {
                 panic!("cross_entropy: target class {bad} is out of range for {classes} classes");
             }
             // The probabilities (for the gradient) come with the log-probabilities.
-            let (logp, probs) = softmax::last_axis(logits, wants_grad);
+            let (logp, probs) = softmax::log_softmax_rows(logits, wants_grad);
             let total: T = logp
                 .data()
                 .chunks_exact(classes.max(1))
