@@ -44,7 +44,7 @@ pub fn set_parallel_threshold(multiply_adds: usize) {
 const SPLIT_K_MAX_OUTPUT: usize = 1 << 15;
 /// The smallest right operand split along the inner dimension for its own sake: network
 /// A's 784x16 first layer (12544 elements) ran 13% slower split that way, B's 784x128
-/// 4% faster.
+/// (100352) 6% faster (epoch 0.197 -> 0.185 s).
 const SPLIT_K_MIN_RIGHT: usize = 1 << 16;
 
 /// How many parts a product of `work` multiply-adds is split into (1: not split): two
