@@ -75,13 +75,15 @@ pub(crate) fn log_softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
     })
 }
 
-/// Log-softmax along the last axis, and softmax too when `probs` (else an empty
-/// tensor), in passes over the whole tensor rather than lane by lane: the shifted
-/// values `x_j - m` of every lane first, then one `exp` pass over all of them, which
-/// vectorises (a cross-entropy's 128 lanes of 10 classes took 9 µs lane by lane, most of
-/// it scalar `exp`), then per lane `ln` of the sum. The softmax is `e / sum`, the
-/// exponentials already at hand.
-pub(crate) fn log_softmax_rows<T: Float>(x: &Tensor<T>, probs: bool) -> (Tensor<T>, Tensor<T>) {
+/// Log-softmax along the last axis, and the softmax too when `probs`, in passes over
+/// the whole tensor rather than lane by lane: the shifted values `x_j - m` of every
+/// lane first, then one `exp` pass over all of them, which vectorises (a cross-entropy's
+/// 128 lanes of 10 classes took 9 µs lane by lane, in scalar code), then per lane `ln`
+/// of the sum. The softmax is `e / sum`, the exponentials already at hand.
+pub(crate) fn log_softmax_rows<T: Float>(
+    x: &Tensor<T>,
+    probs: bool,
+) -> (Tensor<T>, Option<Tensor<T>>) {
     let len = x.shape().last().copied().unwrap_or(1).max(1);
     let src = x.data();
     let mut shifted = Vec::with_capacity(src.len());
@@ -111,11 +113,7 @@ pub(crate) fn log_softmax_rows<T: Float>(x: &Tensor<T>, probs: bool) -> (Tensor<
         }
     }
     let shape = x.shape();
-    let probs = if probs {
-        Tensor::from_parts(shape.into(), e)
-    } else {
-        Tensor::zeros([0])
-    };
+    let probs = probs.then(|| Tensor::from_parts(shape.into(), e));
     (Tensor::from_parts(shape.into(), shifted), probs)
 }
 
@@ -172,6 +170,7 @@ mod tests {
         data[33] = f32::NAN;
         let x = Tensor::from_vec(data.clone(), [7, 10]);
         let (logp, probs) = log_softmax_rows(&x, true);
+        let probs = probs.expect("asked for the probabilities");
         assert_eq!(logp.shape(), &[7, 10]);
         for (row, lane) in data.chunks_exact(10).enumerate() {
             let (got, p) = (

@@ -93,11 +93,7 @@ impl<'t, T: Float> Var<'t, T> {
                 .map(|(row, &t)| -row[t])
                 .sum();
             let loss = Tensor::scalar(total / T::from_usize(targets.len().max(1)));
-            let probs = if wants_grad {
-                probs
-            } else {
-                Tensor::zeros([0, classes])
-            };
+            let probs = probs.unwrap_or_else(|| Tensor::zeros([0, classes]));
             (
                 loss,
                 Op::CrossEntropy {
