@@ -165,9 +165,24 @@ impl<'a, T: Float> Start<'a, T> {
     }
 }
 
+/// A function applied in place to finished pieces of a product's output, by the thread
+/// that computed them while they are still in its cache: an activation fused into a
+/// layer's forward pass. Each piece is part of one row.
+pub type Finish<'a, T> = Option<&'a (dyn Fn(&mut [T]) + Sync)>;
+
 /// `c = a b` (or `c += a b` when `accumulate`), with `c` contiguous row-major.
 pub fn matmul_into<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T], accumulate: bool) {
-    product(a, b, as_uninit(c), Start::from_accumulate(accumulate));
+    product(a, b, as_uninit(c), Start::from_accumulate(accumulate), None);
+}
+
+/// Output values a kernel has written, viewed as initialised.
+///
+/// # Safety
+/// Every element of `values` must have been written.
+unsafe fn assume_written<T>(values: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and the caller promises that
+    // every element is initialised.
+    unsafe { &mut *(std::ptr::from_mut(values) as *mut [T]) }
 }
 
 /// Initialised values viewed as an output the products write (sound as long as only
@@ -181,7 +196,7 @@ fn as_uninit<T>(values: &mut [T]) -> &mut [MaybeUninit<T>] {
 /// the output is written once (zeroing a weight gradient's buffer first was a tenth of
 /// the main thread's time in network B).
 pub fn matmul_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>) -> Vec<T> {
-    product_vec(a, b, Start::Zero)
+    product_vec(a, b, Start::Zero, None)
 }
 
 /// `a b + bias` (the bias added to every row) in a new row-major vector: a fully
@@ -196,24 +211,48 @@ pub fn matmul_bias_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, bias: &[T])
         b.cols,
         "gemm: bias length differs from the output width"
     );
-    product_vec(a, b, Start::Row(bias))
+    product_vec(a, b, Start::Row(bias), None)
 }
 
-fn product_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, start: Start<'_, T>) -> Vec<T> {
+/// `f(a b + bias)`: [`matmul_bias_vec`] with `finish` applied to every element of the
+/// result (an activation, elementwise), each piece by the thread that computed it right
+/// after computing it. Saves the activation its own pass over the output and its own
+/// split job.
+pub fn matmul_bias_finish_vec<T: Float>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    bias: &[T],
+    finish: &(dyn Fn(&mut [T]) + Sync),
+) -> Vec<T> {
+    assert_eq!(
+        bias.len(),
+        b.cols,
+        "gemm: bias length differs from the output width"
+    );
+    product_vec(a, b, Start::Row(bias), Some(finish))
+}
+
+fn product_vec<T: Float>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    start: Start<'_, T>,
+    finish: Finish<'_, T>,
+) -> Vec<T> {
     let len = a.rows * b.cols;
     let mut out = Vec::with_capacity(len);
-    product(a, b, &mut out.spare_capacity_mut()[..len], start);
+    product(a, b, &mut out.spare_capacity_mut()[..len], start, finish);
     // SAFETY: starting from zero or a row, `product` writes every element of its output.
     unsafe { out.set_len(len) };
     out
 }
 
-/// `c = start + a b`.
+/// `c = finish(start + a b)`.
 fn product<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
     start: Start<'_, T>,
+    finish: Finish<'_, T>,
 ) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -224,6 +263,10 @@ fn product<T: Float>(
     if k == 0 {
         if !start.apply(c, m, n, n) {
             c.fill(MaybeUninit::new(T::zero()));
+        }
+        if let Some(f) = finish {
+            // SAFETY: every element was just written.
+            f(unsafe { assume_written(c) });
         }
         return;
     }
@@ -236,10 +279,12 @@ fn product<T: Float>(
     // about 100 rows of output the copy costs more than it saves. A small one is copied
     // too when the copy lets the narrow kernel take the product (the `G Wᵀ` of a narrow
     // layer, 100x16x16 in network A): the `gemm` crate's setup alone cost more.
-    let large = m >= TRANSPOSE_MIN_ROWS && k * n >= TRANSPOSE_MIN_ELEMENTS;
+    let parts = parallelism(m * n * k);
+    let large = m >= TRANSPOSE_MIN_ROWS
+        && k * n >= TRANSPOSE_MIN_ELEMENTS
+        && (parts > 1 || k * n > TRANSPOSE_ONE_THREAD_MIN);
     let for_narrow = k * n <= NARROW_COPY_MAX && narrow_f32::<T>(n, 1);
     if b.row_stride == 1 && b.col_stride != 1 && (large || for_narrow) {
-        let parts = parallelism(m * n * k);
         // When the left operand is row-major and copying it plus the output moves fewer
         // elements than copying `b` (network C's `G W2ᵀ`: 256x1024 and 256x1024 against
         // 1024x1024), the product is taken the other way round: `cᵀ = bᵀ aᵀ`, where
@@ -255,19 +300,24 @@ fn product<T: Float>(
                             MatRef::row_major(copy, k, m),
                             as_uninit(ct),
                             Start::Zero,
+                            None,
                             parts,
                         );
                         transpose_into(MatRef::row_major(ct, n, m).t(), c, parts);
-                    })
+                    });
+                    if let Some(f) = finish {
+                        // SAFETY: the transposed copy wrote every element of `c`.
+                        f(unsafe { assume_written(c) });
+                    }
                 });
             }
         }
         return with_scratch(k * n, |copy: &mut [T]| {
             transpose_into(b, as_uninit(copy), parts);
-            multiply(a, MatRef::row_major(copy, k, n), c, start, parts);
+            multiply(a, MatRef::row_major(copy, k, n), c, start, finish, parts);
         });
     }
-    multiply(a, b, c, start, parallelism(m * n * k));
+    multiply(a, b, c, start, finish, parts);
 }
 
 /// Column-major right operands of at most this many elements are copied for the
@@ -282,8 +332,13 @@ fn narrow_f32<T: 'static>(n: usize, b_col_stride: usize) -> bool {
 /// Products with at least this many output rows get a row-major copy of a column-major
 /// right operand (see `product`).
 const TRANSPOSE_MIN_ROWS: usize = 96;
-/// ... and a right operand of at least this many elements.
+/// ... and a right operand of at least this many elements,
 const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 14;
+/// ... more than this many when the product runs on one thread: the `G W2ᵀ` of network
+/// B's 128x128 layer, computed whole beside its `dW2` (see `ops::matmul`), took 49 µs
+/// with the copy and 43 without (the copy is not split then, and a 64 KiB operand
+/// stays in L2 however it is read).
+const TRANSPOSE_ONE_THREAD_MIN: usize = 1 << 16;
 
 /// Writes the elements of a column-major `b` (`row_stride` 1) into `out` as a contiguous
 /// row-major `b.rows x b.cols` matrix, eight output rows at a time: each column of `b`
@@ -318,11 +373,21 @@ fn multiply<T: Float>(
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
     start: Start<'_, T>,
+    finish: Finish<'_, T>,
     parts: usize,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    // SAFETY (for every use below): called on output a kernel has just written whole.
+    let finish_all = |c: &mut [MaybeUninit<T>]| {
+        if let Some(f) = finish {
+            f(unsafe { assume_written(c) });
+        }
+    };
     match parts {
-        1 => gemm_call(a, b, c, n, start),
+        1 => {
+            gemm_call(a, b, c, n, start);
+            finish_all(c);
+        }
         // Split along the inner dimension, when the output is small, in two cases:
         // - `Xᵀ G` (a weight gradient): each part sums over its own band of the batch,
         //   the rows of X and G that the same part of the forward pass used;
@@ -337,6 +402,14 @@ fn multiply<T: Float>(
             && m * n <= SPLIT_K_MAX_OUTPUT
             && k >= 16 * parts =>
         {
+            // A bias is added with the partial sums, not by part 0's product: part 0 then
+            // runs the same plain product as the others (starting from the bias, it
+            // finished last: 120 µs against 116 in network B's first layer, and the
+            // step took 3 µs longer).
+            let (first, bias) = match start {
+                Start::Row(row) => (Start::Zero, Some(row)),
+                other => (other, None),
+            };
             with_scratch((parts - 1) * m * n, |partials: &mut [T]| {
                 let partials = as_uninit(partials);
                 let (out, rest) = (SharedMut::new(c), SharedMut::new(partials));
@@ -354,7 +427,7 @@ fn multiply<T: Float>(
                     };
                     // SAFETY: part 0 alone writes `c`, part i > 0 its own partial.
                     match i {
-                        0 => gemm_call(a, b, unsafe { out.range(0..m * n) }, n, start),
+                        0 => gemm_call(a, b, unsafe { out.range(0..m * n) }, n, first),
                         _ => gemm_call(a, b, unsafe { rest.chunk(i - 1, m * n) }, n, Start::Zero),
                     }
                 });
@@ -375,6 +448,12 @@ fn multiply<T: Float>(
                             *c += *p;
                         }
                     }
+                    if let Some(row) = bias {
+                        add_row(c, range.start % n, row);
+                    }
+                    if let Some(f) = finish {
+                        f(c);
+                    }
                 });
             })
         }
@@ -390,6 +469,7 @@ fn multiply<T: Float>(
                     ..a
                 };
                 gemm_call(a, b, c, n, start);
+                finish_all(c);
             })
         }
         // ... or, when the output is wider than tall, of a band of columns of `b`.
@@ -408,8 +488,29 @@ fn multiply<T: Float>(
                 // SAFETY: this part writes columns `cols` of every row, a set no other
                 // part touches; the slice spans them with row stride `n`.
                 let c = unsafe { shared.range(cols.start..(m - 1) * n + cols.end) };
-                gemm_call(a, b, c, n, start.columns(cols));
+                gemm_call(a, b, c, n, start.columns(cols.clone()));
+                if let Some(f) = finish {
+                    for row in 0..m {
+                        let piece = &mut c[row * n..row * n + cols.len()];
+                        // SAFETY: the product wrote these columns of every row.
+                        f(unsafe { assume_written(piece) });
+                    }
+                }
             });
+        }
+    }
+}
+
+/// Adds `row` to `c`, the elements of consecutive rows of `row.len()` starting at
+/// column `col` (a band of a row-major matrix that may begin and end inside a row).
+fn add_row<T: Float>(c: &mut [T], col: usize, row: &[T]) {
+    let (first, rest) = c.split_at_mut((row.len() - col).min(c.len()));
+    for (c, &b) in first.iter_mut().zip(&row[col..]) {
+        *c += b;
+    }
+    for piece in rest.chunks_mut(row.len()) {
+        for (c, &b) in piece.iter_mut().zip(row) {
+            *c += b;
         }
     }
 }
@@ -580,7 +681,7 @@ mod tests {
         acc: bool,
         parts: usize,
     ) {
-        multiply(a, b, as_uninit(c), Start::from_accumulate(acc), parts);
+        multiply(a, b, as_uninit(c), Start::from_accumulate(acc), None, parts);
     }
 
     /// Products split into bands of rows (tall outputs, and wide ones with a short
@@ -631,10 +732,12 @@ mod tests {
     }
 
     /// Products starting from a bias row, split by rows, by columns (the bias cut to
-    /// each band's columns) or along the inner dimension (only the first part starts
-    /// from the bias), in f64 (the `gemm` crate) and f32 (narrow outputs take this
-    /// module's own kernel), and through the public `matmul_bias_vec` (whose large
-    /// column-major right operand is copied first): the plain loops plus the bias.
+    /// each band's columns) or along the inner dimension (the bias added with the
+    /// partial sums, bands starting inside a row), in f64 (the `gemm` crate) and f32
+    /// (narrow outputs take this module's own kernel), and through the public
+    /// `matmul_bias_vec` (whose large column-major right operand is copied first): the
+    /// plain loops plus the bias. With a finishing function, each element is finished
+    /// exactly once, whichever way the product was split.
     #[test]
     fn products_from_a_bias_row_match_the_plain_loops() {
         pool::set_threads(3);
@@ -658,12 +761,35 @@ mod tests {
                     );
                 }
             };
+            let finish = |c: &mut [f64]| c.iter_mut().for_each(|v| *v = *v * 3.0 - 1.0);
+            let finished: Vec<f64> = want.iter().map(|v| v * 3.0 - 1.0).collect();
             for parts in [1, 2, 3] {
                 let mut c = vec![0.0; m * n];
-                multiply(a, b, as_uninit(&mut c), Start::Row(&bias), parts);
+                multiply(a, b, as_uninit(&mut c), Start::Row(&bias), None, parts);
                 check(&c, &format!("in {parts} parts"));
+                multiply(
+                    a,
+                    b,
+                    as_uninit(&mut c),
+                    Start::Row(&bias),
+                    Some(&finish),
+                    parts,
+                );
+                for (got, want) in c.iter().zip(&finished) {
+                    assert!(
+                        (got - want).abs() < 1e-11,
+                        "{m}x{k}x{n} finished in {parts} parts: {got} vs {want}"
+                    );
+                }
             }
             check(&matmul_bias_vec(a, b, &bias), "matmul_bias_vec");
+            let got = matmul_bias_finish_vec(a, b, &bias, &finish);
+            for (got, want) in got.iter().zip(&finished) {
+                assert!(
+                    (got - want).abs() < 1e-11,
+                    "{m}x{k}x{n} matmul_bias_finish_vec: {got} vs {want}"
+                );
+            }
             let (a32, b32, bias32) = (to32(&a_data), to32(&b_data), to32(&bias));
             let got = matmul_bias_vec(
                 MatRef::row_major(&a32, k, m).t(),
