@@ -145,6 +145,109 @@ fn fused_linear_passes_gradcheck_and_equals_matmul_plus_bias() {
     }
 }
 
+/// `linear_relu`, `linear_sigmoid` and `linear_tanh` pass gradcheck, and give the values
+/// and gradients of `linear` followed by the activation, bit for bit: on a small layer
+/// and on one large enough that its backward pass computes `dx` and `dw` side by side
+/// when there are two threads, and with a NaN gradient at a unit the ReLU turns off
+/// (which both ReLUs stop there: the input gradients stay finite).
+#[test]
+fn fused_linear_activations_pass_gradcheck_and_equal_the_unfused_chain() {
+    let inputs = || vec![randn(&[6, 5], 4), randn(&[5, 3], 5), randn(&[3], 6)];
+    check("linear_relu", |_, v| v[0].linear_relu(v[1], v[2]), inputs());
+    check(
+        "linear_sigmoid",
+        |_, v| v[0].linear_sigmoid(v[1], v[2]),
+        inputs(),
+    );
+    check("linear_tanh", |_, v| v[0].linear_tanh(v[1], v[2]), inputs());
+
+    type Pair = for<'t> fn(Var<'t, f32>, Var<'t, f32>, Var<'t, f32>) -> Var<'t, f32>;
+    let pairs: [(&str, Pair, Pair); 3] = [
+        (
+            "relu",
+            |x, w, b| x.linear_relu(w, b),
+            |x, w, b| x.linear(w, b).relu(),
+        ),
+        (
+            "sigmoid",
+            |x, w, b| x.linear_sigmoid(w, b),
+            |x, w, b| x.linear(w, b).sigmoid(),
+        ),
+        (
+            "tanh",
+            |x, w, b| x.linear_tanh(w, b),
+            |x, w, b| x.linear(w, b).tanh(),
+        ),
+    ];
+    let f32s = |shape: &[usize], seed: u64| randn(shape, seed).cast::<f32>();
+    for (n, k, m) in [(6, 5, 3), (128, 96, 40)] {
+        let (x, w, b) = (f32s(&[n, k], 7), f32s(&[k, m], 8), f32s(&[m], 9));
+        // Weights on the output, with a NaN where the ReLU's output is zero.
+        let mut weights = f32s(&[n, m], 10);
+        let pre = {
+            let tape = Tape::<f32>::new();
+            let (xv, wv, bv) = (
+                tape.constant(x.clone()),
+                tape.constant(w.clone()),
+                tape.constant(b.clone()),
+            );
+            xv.linear(wv, bv).value()
+        };
+        let off = pre
+            .data()
+            .iter()
+            .position(|&v| v < 0.0)
+            .expect("a negative pre-activation");
+        weights.data_mut()[off] = f32::NAN;
+        // Bits, with every NaN the same (its payload depends on the instructions).
+        let bits = |t: &Tensor<f32>| {
+            t.data()
+                .iter()
+                .map(|v| if v.is_nan() { u32::MAX } else { v.to_bits() })
+                .collect::<Vec<_>>()
+        };
+        for (name, fused, unfused) in pairs {
+            let run = |f: Pair| {
+                let tape = Tape::<f32>::new();
+                let (xv, wv, bv) = (
+                    tape.param(x.clone()),
+                    tape.param(w.clone()),
+                    tape.param(b.clone()),
+                );
+                let y = f(xv, wv, bv);
+                let grads = (y * tape.constant(weights.clone())).sum().backward();
+                [
+                    y.value(),
+                    grads[xv].clone(),
+                    grads[wv].clone(),
+                    grads[bv].clone(),
+                ]
+                .map(|t| bits(&t))
+            };
+            let (got, want) = (run(fused), run(unfused));
+            if name == "relu" {
+                let finite = got[1..]
+                    .iter()
+                    .flatten()
+                    .all(|&b| f32::from_bits(b).is_finite());
+                assert!(
+                    finite,
+                    "linear_relu {n}x{k}x{m}: a NaN leaked through an off unit"
+                );
+            }
+            for (what, (got, want)) in ["value", "dx", "dw", "db"]
+                .iter()
+                .zip(got.iter().zip(&want))
+            {
+                assert!(
+                    got == want,
+                    "linear_{name} {n}x{k}x{m}: {what} differs from the unfused chain"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 #[should_panic(expected = "linear: x [5, 4] w [3, 3] b [3]: expected [n, k] x [k, m] + [m]")]
 fn linear_shape_errors_name_every_operand() {

@@ -45,3 +45,25 @@ fn convolutions_do_not_depend_on_the_thread_count() {
         assert!(one[k] == four[k], "{name} differs between 1 and 4 threads");
     }
 }
+
+/// The gradients of a layer whose `dx` and `dw` are computed side by side on two
+/// threads (each product whole on its thread): the values of a one-thread run.
+fn relu_layer_grads() -> Vec<Vec<u32>> {
+    let tape = Tape::new();
+    let x = tape.param(uniform(&[128, 96], 5));
+    let w = tape.param(uniform(&[96, 40], 6));
+    let b = tape.param(uniform(&[40], 7));
+    let y = x.linear_relu(w, b);
+    let grads = (y * tape.constant(uniform(&[128, 40], 8))).sum().backward();
+    let bits = |t: &Tensor<f32>| t.data().iter().map(|v| v.to_bits()).collect();
+    vec![bits(&grads[x]), bits(&grads[w]), bits(&grads[b])]
+}
+
+#[test]
+fn side_by_side_layer_gradients_are_those_of_one_thread() {
+    let one = with_threads(1, relu_layer_grads);
+    let two = with_threads(2, relu_layer_grads);
+    for (name, k) in ["dx", "dw", "db"].iter().zip(0..) {
+        assert!(one[k] == two[k], "{name} differs between 1 and 2 threads");
+    }
+}

@@ -77,6 +77,25 @@ impl<T: Float> UnaryOp<T> {
         }
     }
 
+    /// The input's gradient `g * dy/dx`, except for the ReLU: its gradient is chosen,
+    /// `g` where `x > 0` and zero elsewhere, so that a NaN or infinite gradient does
+    /// not leak through a unit that passes nothing (as in PyTorch and JAX; multiplied
+    /// by a 0/1 derivative, NaN * 0 would be NaN, and whether the compiler keeps that
+    /// product or folds it into a choice is not something to depend on).
+    #[inline(always)]
+    fn vjp(self, x: T, y: T, g: T) -> T {
+        match self {
+            UnaryOp::Relu => {
+                if x > T::zero() {
+                    g
+                } else {
+                    T::zero()
+                }
+            }
+            _ => g * self.df(x, y),
+        }
+    }
+
     /// dy/dx at input `x` with output `y = f(x)`.
     #[inline(always)]
     fn df(self, x: T, y: T) -> T {
@@ -238,7 +257,7 @@ pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> In
                     y,
                     g,
                     #[inline(always)]
-                    |x, y, g| g * o.df(x, y)
+                    |x, y, g| o.vjp(x, y, g)
                 ))
             },
         )
@@ -260,7 +279,7 @@ const SPLIT_MIN: usize = 1 << 14;
 /// Network B's ReLU layers (128 x 128) then run on both cores, and each core finds its
 /// band of the activation (or of its gradient) in its own cache for the next product,
 /// instead of fetching the half the calling thread wrote.
-fn by_row_bands<T: Send>(
+pub(crate) fn by_row_bands<T: Send>(
     out: &mut [MaybeUninit<T>],
     shape: &[usize],
     f: impl Fn(Range<usize>, &mut [MaybeUninit<T>]) + Sync,
@@ -575,7 +594,7 @@ mod tests {
             assert_eq!(bits(y.data()), bits(&want), "{} forward", op.name());
             let dx = vjp_of(op, &x, &y, &g);
             let want: Vec<f32> = (0..n)
-                .map(|i| g.data()[i] * op.df(x.data()[i], y.data()[i]))
+                .map(|i| op.vjp(x.data()[i], y.data()[i], g.data()[i]))
                 .collect();
             assert_eq!(bits(dx.data()), bits(&want), "{} backward", op.name());
         }

@@ -38,6 +38,8 @@ pub(crate) enum Op<T: Float> {
     Binary(BinaryOp),
     MatMul,
     Linear,
+    /// `act(x w + b)`.
+    LinearAct(matmul::Act),
     Sum {
         reduced: SmallVec<[bool; 4]>,
     },
@@ -90,6 +92,7 @@ impl<T: Float> Op<T> {
             Op::Binary(b) => b.name().into(),
             Op::MatMul => "matmul".into(),
             Op::Linear => "linear".into(),
+            Op::LinearAct(act) => act.name().into(),
             Op::Sum { .. } => "sum".into(),
             Op::Mean { .. } => "mean".into(),
             Op::Max { .. } => "max".into(),
@@ -116,6 +119,7 @@ impl<T: Float> Op<T> {
             Op::Binary(b) => elementwise::binary_vjp(*b, ctx),
             Op::MatMul => matmul::vjp(ctx),
             Op::Linear => matmul::linear_vjp(ctx),
+            Op::LinearAct(act) => matmul::linear_act_vjp(*act, ctx),
             Op::Sum { reduced } => reduce::sum_vjp(reduced, None, ctx),
             Op::Mean { reduced, count } => reduce::sum_vjp(reduced, Some(*count), ctx),
             Op::Max { argmax } => reduce::max_vjp(argmax, ctx),
