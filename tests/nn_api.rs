@@ -299,8 +299,9 @@ fn accuracy_and_confusion_matrix_count_argmax() {
     assert!(c.to_string().contains("true\\pred"));
 }
 
-/// Large tensors are updated in chunks on several threads; the result is the same, bit
-/// for bit, as on one thread.
+/// Large tensors are updated in chunks on several threads, small ones whole, all in one
+/// job; the result is the same, bit for bit, as on one thread (every element updated
+/// once), with tensors split into different numbers of parts (4 and 2 of 4 threads).
 #[test]
 fn optimizer_steps_do_not_depend_on_the_thread_count() {
     let n = 100_003; // several chunks and a ragged last one
@@ -315,13 +316,22 @@ fn optimizer_steps_do_not_depend_on_the_thread_count() {
         ),
     );
     store.insert("b", Tensor::from_vec(vec![0.5, -0.25], [2]));
+    store.insert(
+        "w2",
+        Tensor::from_vec(
+            (0..9000).map(|i| (i % 17) as f32 / 8.0 - 1.0).collect(),
+            [9000],
+        ),
+    );
     let run = |threads: usize, opt: &mut dyn Optimizer<f32>| {
         let mut params = store.clone();
         autodiff::kernels::gemm::with_threads(threads, || {
             for _ in 0..3 {
                 let tape = Tape::new();
                 let bound = params.bind(&tape);
-                let cost = bound.get("w").square().sum() + bound.get("b").square().sum();
+                let cost = bound.get("w").square().sum()
+                    + bound.get("b").square().sum()
+                    + bound.get("w2").square().sum();
                 let grads = bound.grads(cost.backward()).expect("grads");
                 opt.step(&mut params, &grads).expect("step");
             }
@@ -329,10 +339,9 @@ fn optimizer_steps_do_not_depend_on_the_thread_count() {
         params
     };
     let bits = |p: &ParamStore<f32>| {
-        p.get("w")
-            .expect("w")
-            .data()
+        ["w", "b", "w2"]
             .iter()
+            .flat_map(|name| p.get(name).expect("stored").data().to_vec())
             .map(|v| v.to_bits())
             .collect::<Vec<_>>()
     };
@@ -345,6 +354,7 @@ fn optimizer_steps_do_not_depend_on_the_thread_count() {
     for make in makers {
         let (one, two) = (run(1, make().as_mut()), run(2, make().as_mut()));
         assert_eq!(bits(&one), bits(&two));
+        assert_eq!(bits(&one), bits(&run(4, make().as_mut())));
         assert_ne!(bits(&one), bits(&store), "the steps moved the weights");
     }
 }

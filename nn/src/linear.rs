@@ -1,20 +1,22 @@
 //! `Linear`: the affine layer `x W + b`, with `W` stored as `[in, out]` so a batch of
 //! row vectors multiplies without a transpose.
 
+use crate::activation::Activation;
 use crate::init::Init;
 use crate::module::Module;
 use crate::params::{Bound, ParamStore};
 use autodiff::{Float, Var};
 use rand::Rng;
 
-/// A fully connected layer. Its parameters live in a [`ParamStore`] under
-/// `{prefix}.weight` (`[in, out]`) and `{prefix}.bias` (`[out]`).
+/// A fully connected layer, optionally followed by an activation. Its parameters live in
+/// a [`ParamStore`] under `{prefix}.weight` (`[in, out]`) and `{prefix}.bias` (`[out]`).
 #[derive(Clone, Debug)]
 pub struct Linear {
     weight: String,
     bias: String,
     in_features: usize,
     out_features: usize,
+    activation: Activation,
 }
 
 impl Linear {
@@ -40,7 +42,22 @@ impl Linear {
             bias,
             in_features,
             out_features,
+            activation: Activation::Identity,
         }
+    }
+
+    /// The same layer with `activation` applied to its output. On a batch of rows it is
+    /// one fused op (`Var::linear_relu` and its siblings): each thread applies the
+    /// activation to the rows of the product it has just computed, with the same values
+    /// and gradients as a separate activation layer, one pass and one split job fewer.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// The activation applied to the layer's output ([`Activation::Identity`]: none).
+    pub fn activation(&self) -> Activation {
+        self.activation
     }
 
     /// Input width.
@@ -68,9 +85,16 @@ impl<T: Float> Module<T> for Linear {
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
         let (w, b) = (params.get(&self.weight), params.get(&self.bias));
         if x.shape().len() == 2 {
-            x.linear(w, b) // fused: the product accumulates onto the bias rows
+            // Fused: the product accumulates onto the bias rows, then the activation.
+            match self.activation {
+                Activation::Identity => x.linear(w, b),
+                Activation::Relu => x.linear_relu(w, b),
+                Activation::Sigmoid => x.linear_sigmoid(w, b),
+                Activation::Tanh => x.linear_tanh(w, b),
+            }
         } else {
-            x.matmul(w) + b // the bias broadcasts over the leading dimensions
+            // The bias broadcasts over the leading dimensions.
+            self.activation.forward(params, x.matmul(w) + b)
         }
     }
 }

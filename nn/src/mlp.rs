@@ -1,5 +1,5 @@
 //! A multilayer perceptron built from layer sizes: `Linear` layers named
-//! `layers.{i}` with an activation after each.
+//! `layers.{i}`, each with its activation fused in.
 
 use crate::activation::Activation;
 use crate::conv::{Conv2d, Flatten, MaxPool2d, Unflatten};
@@ -39,15 +39,18 @@ impl<T: Float> Model<T> {
         let mut net = Sequential::new();
         let layers = sizes.len() - 1;
         for (i, w) in sizes.windows(2).enumerate() {
-            net.push(Linear::new(
-                &mut params,
-                &format!("layers.{i}"),
-                w[0],
-                w[1],
-                init,
-                &mut rng,
-            ));
-            net.push(if i + 1 == layers { output } else { hidden });
+            let activation = if i + 1 == layers { output } else { hidden };
+            net.push(
+                Linear::new(
+                    &mut params,
+                    &format!("layers.{i}"),
+                    w[0],
+                    w[1],
+                    init,
+                    &mut rng,
+                )
+                .with_activation(activation),
+            );
         }
         Model {
             params,
@@ -92,17 +95,22 @@ impl<T: Float> Model<T> {
         net.push(Flatten);
         let dense = [400, 120, 84, 10];
         for (i, w) in dense.windows(2).enumerate() {
-            net.push(Linear::new(
-                &mut params,
-                &format!("fc{}", i + 1),
-                w[0],
-                w[1],
-                init,
-                &mut rng,
-            ));
-            if i + 2 < dense.len() {
-                net.push(Activation::Relu);
-            }
+            let activation = if i + 2 < dense.len() {
+                Activation::Relu
+            } else {
+                Activation::Identity
+            };
+            net.push(
+                Linear::new(
+                    &mut params,
+                    &format!("fc{}", i + 1),
+                    w[0],
+                    w[1],
+                    init,
+                    &mut rng,
+                )
+                .with_activation(activation),
+            );
         }
         Model {
             params,
@@ -128,14 +136,10 @@ impl<T: Float> Model<T> {
 
     /// Every layer's activations for `x` (after its activation function), first hidden
     /// layer first and the output last: the values the video draws as glowing neurons.
+    /// (For LeNet: the output of every module of its chain.)
     pub fn activations<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Vec<Var<'t, T>> {
-        // The chain alternates Linear and activation layers.
-        self.net
-            .forward_each(params, x)
-            .into_iter()
-            .skip(1)
-            .step_by(2)
-            .collect()
+        // Each layer of a perceptron is one `Linear` with its activation fused in.
+        self.net.forward_each(params, x)
     }
 
     /// The network's outputs for a batch `[n, inputs]`, computed on a tape that records

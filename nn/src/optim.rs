@@ -185,34 +185,102 @@ fn momentum_update<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd
 /// Fewest elements per thread when an update is split across threads.
 const CHUNK: usize = 1 << 12;
 
-/// Applies an elementwise update to a parameter, its gradient and `N` state tensors of
-/// the same length. Tensors of at least two chunks are split into one contiguous range
-/// per thread of [`autodiff::kernels::pool`]: the update is a few loads and stores per
-/// element, and two cores bring two L2 caches and twice the load bandwidth (Adam was a
-/// sixth of an epoch of network B). Each element sees the same arithmetic whatever the
-/// split, so results do not depend on the thread count.
+/// One parameter's part of an optimizer step: its values, its gradient and `N` state
+/// tensors (moments, velocity) of the same length.
+struct Update<'a, T, const N: usize> {
+    w: SharedMut<'a, T>,
+    g: &'a [T],
+    states: [SharedMut<'a, T>; N],
+    len: usize,
+    /// Ranges it is split into (1: whole).
+    parts: usize,
+}
+
+/// Applies an elementwise update to every parameter, as one job of
+/// [`autodiff::kernels::pool`]. Tensors of at least two chunks are split into one
+/// contiguous range per thread: the update is a few loads and stores per element, and
+/// two cores bring two L2 caches and twice the load bandwidth (Adam was a sixth of an
+/// epoch of network B). The smaller ones go whole to the last part. One job for all
+/// parameters instead of one per large tensor (the "foreach" form of other
+/// frameworks' optimizers): each job costs a hand-over between the cores. Each element
+/// sees the same arithmetic whatever the split, so results do not depend on the thread
+/// count.
 fn for_each_chunk<T: Float, const N: usize>(
-    w: &mut [T],
-    g: &[T],
-    states: [&mut [T]; N],
+    params: &mut ParamStore<T>,
+    grads: &Grads<T>,
+    states: [&mut IndexMap<String, Tensor<T>>; N],
     update: impl Fn(&mut [T], &[T], [&mut [T]; N]) + Sync,
 ) {
-    let len = w.len();
-    let parts = pool::threads().min(len / CHUNK);
+    let threads = pool::threads();
+    let mut states = states.map(|s| state_slices(s, params).into_iter());
+    let updates: Vec<Update<'_, T, N>> = params
+        .iter_mut()
+        .map(|(name, p)| {
+            let g = grads.get(name).expect("checked by the caller").data();
+            let w = p.data_mut();
+            let len = w.len();
+            let states = states.each_mut().map(|s| {
+                let s = s.next().expect("one state per parameter");
+                assert_eq!(s.len(), len, "optimizer state as long as its parameter");
+                SharedMut::new(s)
+            });
+            Update {
+                w: SharedMut::new(w),
+                g,
+                states,
+                len,
+                parts: threads.min(len / CHUNK).max(1),
+            }
+        })
+        .collect();
+    let parts = updates.iter().map(|u| u.parts).max().unwrap_or(1);
+    let run = |i: usize| {
+        for u in &updates {
+            let range = match u.parts {
+                1 if i + 1 == parts => 0..u.len,
+                1 => continue,
+                n if i < n => pool::part_range(u.len, n, i),
+                _ => continue,
+            };
+            // SAFETY: each range of a tensor goes to one part only (the ranges of a
+            // split tensor are disjoint, a whole one goes to the last part).
+            let pieces = u
+                .states
+                .each_ref()
+                .map(|s| unsafe { s.range(range.clone()) });
+            update(unsafe { u.w.range(range.clone()) }, &u.g[range], pieces);
+        }
+    };
     if parts < 2 {
-        return update(w, g, states);
+        run(0);
+    } else {
+        pool::for_parts(parts, &run);
     }
-    for s in &states {
-        assert_eq!(s.len(), len, "optimizer state as long as its parameter");
+}
+
+/// The state tensor of every parameter (created as zeros where missing), in the order
+/// of the store.
+fn state_slices<'a, T: Float>(
+    states: &'a mut IndexMap<String, Tensor<T>>,
+    params: &ParamStore<T>,
+) -> Vec<&'a mut [T]> {
+    for (name, p) in params.iter() {
+        if !states.contains_key(name) {
+            states.insert(name.to_string(), Tensor::zeros(p.shape()));
+        }
     }
-    let w = SharedMut::new(w);
-    let states = states.map(SharedMut::new);
-    pool::for_parts(parts, &|i| {
-        let range = pool::part_range(len, parts, i);
-        // SAFETY: the parts' ranges are disjoint.
-        let pieces = states.each_ref().map(|s| unsafe { s.range(range.clone()) });
-        update(unsafe { w.range(range.clone()) }, &g[range], pieces);
-    });
+    let index: Vec<usize> = params
+        .iter()
+        .map(|(name, _)| states.get_index_of(name).expect("inserted above"))
+        .collect();
+    let mut slots: Vec<Option<&mut Tensor<T>>> = states.values_mut().map(Some).collect();
+    index
+        .into_iter()
+        .map(|i| {
+            let t = slots[i].take().expect("parameter names are distinct");
+            t.data_mut()
+        })
+        .collect()
 }
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
@@ -224,21 +292,12 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             T::from_f64(self.momentum),
             T::from_f64(self.weight_decay),
         );
-        for (name, p) in params.iter_mut() {
-            let g = grads.get(name).expect("checked above");
-            if self.momentum == 0.0 {
-                for_each_chunk(p.data_mut(), g.data(), [], |w, g, []| {
-                    sgd_update(w, g, lr, wd)
-                });
-                continue;
-            }
-            let v = self
-                .velocity
-                .entry(name.to_string())
-                .or_insert_with(|| Tensor::zeros(g.shape()));
+        if self.momentum == 0.0 {
+            for_each_chunk(params, grads, [], |w, g, []| sgd_update(w, g, lr, wd));
+        } else {
             // The first step starts the velocity at the gradient.
             let mu = if self.step == 0 { T::zero() } else { mu };
-            for_each_chunk(p.data_mut(), g.data(), [v.data_mut()], |w, g, [v]| {
+            for_each_chunk(params, grads, [&mut self.velocity], |w, g, [v]| {
                 momentum_update(w, g, v, lr, mu, wd)
             });
         }
@@ -404,33 +463,19 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         } else {
             (wd, one)
         };
-        for (name, p) in params.iter_mut() {
-            let g = grads.get(name).expect("checked above");
-            let m = self
-                .m
-                .entry(name.to_string())
-                .or_insert_with(|| Tensor::zeros(g.shape()));
-            let v = self
-                .v
-                .entry(name.to_string())
-                .or_insert_with(|| Tensor::zeros(g.shape()));
-            let k = AdamConsts {
-                b1,
-                b2,
-                c1,
-                c2,
-                lr,
-                eps,
-                l2,
-                shrink,
-            };
-            for_each_chunk(
-                p.data_mut(),
-                g.data(),
-                [m.data_mut(), v.data_mut()],
-                |w, g, [m, v]| adam_update(&k, w, g, m, v),
-            );
-        }
+        let k = AdamConsts {
+            b1,
+            b2,
+            c1,
+            c2,
+            lr,
+            eps,
+            l2,
+            shrink,
+        };
+        for_each_chunk(params, grads, [&mut self.m, &mut self.v], |w, g, [m, v]| {
+            adam_update(&k, w, g, m, v)
+        });
         Ok(())
     }
 
