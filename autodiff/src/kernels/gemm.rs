@@ -38,9 +38,8 @@ pub fn set_parallel_threshold(multiply_adds: usize) {
     PARALLEL_THRESHOLD.store(multiply_adds, Ordering::Relaxed);
 }
 
-/// Outputs of at most this many elements with a transposed left operand, or with a
-/// right operand of at least `SPLIT_K_MIN_RIGHT` elements and more rows than the
-/// output, are split along the inner dimension (see `multiply`).
+/// Outputs of at most this many elements with a transposed left operand are split
+/// along the inner dimension (see `multiply`); larger ones by rows.
 const SPLIT_K_MAX_OUTPUT: usize = 1 << 15;
 /// The smallest right operand split along the inner dimension for its own sake: network
 /// A's 784x16 first layer (12544 elements) ran 13% slower split that way, B's 784x128
@@ -388,18 +387,21 @@ fn multiply<T: Float>(
             gemm_call(a, b, c, n, start);
             finish_all(c);
         }
-        // Split along the inner dimension, when the output is small, in two cases:
-        // - `Xᵀ G` (a weight gradient): each part sums over its own band of the batch,
-        //   the rows of X and G that the same part of the forward pass used;
-        // - `X W` with a large `W` taller than the output (network B's first layer,
-        //   128x784 times 784x128): each part reads only its own band of W's rows, the
-        //   band that the same part of the optimizer's update writes. Split by output
-        //   rows, every core read all of W, and the update then had to take each cache
-        //   line back from the other core before writing it: Adam on that W took 38 µs
-        //   a step instead of 15 (over 200 in this machine's slow phases).
+        // Split along the inner dimension in two cases:
+        // - `Xᵀ G` (a weight gradient) with a small output: each part sums over its own
+        //   band of the batch, the rows of X and G that the same part of the forward
+        //   pass used;
+        // - `X W` with a large `W` taller than the output has rows (every first layer
+        //   here): each part reads only its own band of W's rows, the band that the
+        //   same part of the optimizer's update writes (by contiguous ranges). Split by
+        //   output rows (network B) or columns (network C), each core read what the
+        //   other had just written, or the other way round: in B, Adam's update of W
+        //   then took 38 µs a step instead of 15 (over 200 in this machine's slow
+        //   phases); in C, the steps of its two large layers, split this way, ran
+        //   150 µs (1.2%) shorter than split by columns.
         // Then the partial products are added in part order.
-        _ if (a.row_stride == 1 || (k > m && k * n >= SPLIT_K_MIN_RIGHT))
-            && m * n <= SPLIT_K_MAX_OUTPUT
+        _ if ((a.row_stride == 1 && m * n <= SPLIT_K_MAX_OUTPUT)
+            || (a.row_stride != 1 && k > m && k * n >= SPLIT_K_MIN_RIGHT))
             && k >= 16 * parts =>
         {
             // A bias is added with the partial sums, not by part 0's product: part 0 then
@@ -458,10 +460,16 @@ fn multiply<T: Float>(
             })
         }
         // Each part is the product of a band of rows of `a` and writes only its own band
-        // of `c` (also when the output is wider than tall but the inner dimension is
-        // short, so that writing the output is most of the work: C's 256x10x1024 `G
-        // W3ᵀ` took 147 µs split by columns, 57 on one thread and 29 split by rows),
-        _ if m >= n || (k <= ROW_SPLIT_MAX_K && m >= ROW_SPLIT_MIN_ROWS * parts) => {
+        // of `c`: when the output is taller than wide; when it is wider but the inner
+        // dimension is short, so that writing the output is most of the work (C's
+        // 256x10x1024 `G W3ᵀ` took 147 µs split by columns, 57 on one thread and 29
+        // split by rows); and for a large weight gradient `Xᵀ G`, whose bands of rows
+        // are the bands of the weight that the optimizer's parts update (C's 784x1024
+        // first-layer gradient, split by columns before, measured with the change above),
+        _ if m >= n
+            || (k <= ROW_SPLIT_MAX_K && m >= ROW_SPLIT_MIN_ROWS * parts)
+            || (a.row_stride == 1 && m >= ROW_SPLIT_MIN_ROWS * parts) =>
+        {
             pool::for_row_bands(c, m, parts, |rows, c| {
                 let a = MatRef {
                     data: &a.data[(rows.start * a.row_stride).min(a.data.len())..],
@@ -684,12 +692,13 @@ mod tests {
         multiply(a, b, as_uninit(c), Start::from_accumulate(acc), None, parts);
     }
 
-    /// Products split into bands of rows (tall outputs, and wide ones with a short
-    /// inner dimension and enough rows: 200x12x300), of columns (other wide ones) or of
-    /// the inner dimension (transposed left operand or large right one, small output;
-    /// 16x1100x60 takes the latter with both layouts), with transposed
-    /// operand views and a ragged last band, give the plain loops' products,
-    /// overwriting or accumulating.
+    /// Products split into bands of rows (tall outputs, wide ones with a short inner
+    /// dimension and enough rows: 200x12x300, and large ones with a transposed left
+    /// operand: 200x150x300), of columns (other wide ones) or of the inner dimension
+    /// (transposed left operand and small output, or a large right operand taller than
+    /// the output has rows; 16x1100x60 takes the latter with both layouts, 20x1100x1700
+    /// with a row-major left operand), with transposed operand views and a ragged last
+    /// band, give the plain loops' products, overwriting or accumulating.
     #[test]
     fn split_products_match_the_plain_loops() {
         pool::set_threads(3);
@@ -701,6 +710,8 @@ mod tests {
             (30, 100, 8),
             (16, 1100, 60),
             (200, 12, 300),
+            (200, 150, 300),
+            (20, 1100, 1700),
         ] {
             let (a_data, b_data) = (filled(m * k, 3), filled(k * n, 4));
             let layouts = [
