@@ -387,3 +387,32 @@ fn optimizer_state_of_the_wrong_shape_is_an_error() {
         "nothing changed"
     );
 }
+
+/// A `Linear` layer with an activation gives what the layer followed by the activation
+/// gives: fused on a batch of rows, unfused (product, broadcast bias, activation) on a
+/// batch of sequences.
+#[test]
+fn linear_layers_with_an_activation_match_the_layer_then_the_activation() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut store = ParamStore::<f64>::new();
+    let plain = nn::Linear::new(&mut store, "fc", 5, 4, Init::Xavier, &mut rng);
+    for act in [Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+        let layer = plain.clone().with_activation(act);
+        assert_eq!(layer.activation(), act);
+        for shape in [vec![3, 5], vec![2, 3, 5]] {
+            let x = Tensor::randn(&shape, &mut rng);
+            let tape = Tape::new();
+            let bound = store.bind_constants(&tape);
+            let fused = layer.forward(&bound, tape.constant(x.clone())).value();
+            let h = plain.forward(&bound, tape.constant(x));
+            let want = act.forward(&bound, h).value();
+            assert_eq!(fused.shape(), want.shape());
+            for (got, want) in fused.data().iter().zip(want.data()) {
+                assert!(
+                    (got - want).abs() < 1e-12,
+                    "{act} {shape:?}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}

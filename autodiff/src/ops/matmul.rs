@@ -242,7 +242,8 @@ pub(crate) fn linear_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
 /// a layer's `dx` and `dw` computed side by side on two threads, each product whole,
 /// when both are wanted and the pool has two threads. Network B's 128x128x128 layer
 /// (two split products, four jobs with the transposed copy and the partial sums):
-/// 50.7 -> 48.3 µs a step; its 128x128x10 output layer (three jobs) 7.2 -> 5.4 µs.
+/// 50.7 -> 48.3 µs a step, 43 once the one-thread `dx` stopped copying `Wᵀ` (see
+/// `kernels::gemm`); its 128x128x10 output layer (three jobs) 7.2 -> 5.4 µs.
 const CONCURRENT_MIN: usize = 1 << 16;
 const CONCURRENT_MAX: usize = 1 << 22;
 /// ... and `dx` has at most this many elements: a wide `dx` with a short inner
