@@ -174,14 +174,16 @@ pub fn matmul_into<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T], ac
     product(a, b, as_uninit(c), Start::from_accumulate(accumulate), None);
 }
 
-/// Output values a kernel has written, viewed as initialised.
+/// Applies `finish`, if any, to output values a kernel has written.
 ///
 /// # Safety
 /// Every element of `values` must have been written.
-unsafe fn assume_written<T>(values: &mut [MaybeUninit<T>]) -> &mut [T] {
-    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and the caller promises that
-    // every element is initialised.
-    unsafe { &mut *(std::ptr::from_mut(values) as *mut [T]) }
+unsafe fn finish_written<T>(finish: Finish<'_, T>, values: &mut [MaybeUninit<T>]) {
+    if let Some(f) = finish {
+        // SAFETY: `MaybeUninit<T>` has the layout of `T`, and the caller promises that
+        // every element is initialised.
+        f(unsafe { &mut *(std::ptr::from_mut(values) as *mut [T]) });
+    }
 }
 
 /// Initialised values viewed as an output the products write (sound as long as only
@@ -205,12 +207,7 @@ pub fn matmul_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>) -> Vec<T> {
 ///
 /// Panics unless `bias` has `b.cols` elements.
 pub fn matmul_bias_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, bias: &[T]) -> Vec<T> {
-    assert_eq!(
-        bias.len(),
-        b.cols,
-        "gemm: bias length differs from the output width"
-    );
-    product_vec(a, b, Start::Row(bias), None)
+    bias_product_vec(a, b, bias, None)
 }
 
 /// `f(a b + bias)`: [`matmul_bias_vec`] with `finish` applied to every element of the
@@ -223,12 +220,21 @@ pub fn matmul_bias_finish_vec<T: Float>(
     bias: &[T],
     finish: &(dyn Fn(&mut [T]) + Sync),
 ) -> Vec<T> {
+    bias_product_vec(a, b, bias, Some(finish))
+}
+
+fn bias_product_vec<T: Float>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    bias: &[T],
+    finish: Finish<'_, T>,
+) -> Vec<T> {
     assert_eq!(
         bias.len(),
         b.cols,
         "gemm: bias length differs from the output width"
     );
-    product_vec(a, b, Start::Row(bias), Some(finish))
+    product_vec(a, b, Start::Row(bias), finish)
 }
 
 fn product_vec<T: Float>(
@@ -263,10 +269,8 @@ fn product<T: Float>(
         if !start.apply(c, m, n, n) {
             c.fill(MaybeUninit::new(T::zero()));
         }
-        if let Some(f) = finish {
-            // SAFETY: every element was just written.
-            f(unsafe { assume_written(c) });
-        }
+        // SAFETY: every element was just written.
+        unsafe { finish_written(finish, c) };
         return;
     }
     a.check();
@@ -304,10 +308,8 @@ fn product<T: Float>(
                         );
                         transpose_into(MatRef::row_major(ct, n, m).t(), c, parts);
                     });
-                    if let Some(f) = finish {
-                        // SAFETY: the transposed copy wrote every element of `c`.
-                        f(unsafe { assume_written(c) });
-                    }
+                    // SAFETY: the transposed copy wrote every element of `c`.
+                    unsafe { finish_written(finish, c) };
                 });
             }
         }
@@ -376,16 +378,11 @@ fn multiply<T: Float>(
     parts: usize,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    // SAFETY (for every use below): called on output a kernel has just written whole.
-    let finish_all = |c: &mut [MaybeUninit<T>]| {
-        if let Some(f) = finish {
-            f(unsafe { assume_written(c) });
-        }
-    };
     match parts {
         1 => {
             gemm_call(a, b, c, n, start);
-            finish_all(c);
+            // SAFETY: the product wrote every element of `c`.
+            unsafe { finish_written(finish, c) };
         }
         // Split along the inner dimension in two cases:
         // - `Xᵀ G` (a weight gradient) with a small output: each part sums over its own
@@ -477,7 +474,8 @@ fn multiply<T: Float>(
                     ..a
                 };
                 gemm_call(a, b, c, n, start);
-                finish_all(c);
+                // SAFETY: the product wrote this band whole.
+                unsafe { finish_written(finish, c) };
             })
         }
         // ... or, when the output is wider than tall, of a band of columns of `b`.
@@ -497,11 +495,11 @@ fn multiply<T: Float>(
                 // part touches; the slice spans them with row stride `n`.
                 let c = unsafe { shared.range(cols.start..(m - 1) * n + cols.end) };
                 gemm_call(a, b, c, n, start.columns(cols.clone()));
-                if let Some(f) = finish {
+                if finish.is_some() {
                     for row in 0..m {
                         let piece = &mut c[row * n..row * n + cols.len()];
                         // SAFETY: the product wrote these columns of every row.
-                        f(unsafe { assume_written(piece) });
+                        unsafe { finish_written(finish, piece) };
                     }
                 }
             });

@@ -300,6 +300,46 @@ pub(crate) fn by_row_bands<T: Send>(
     });
 }
 
+/// `values[i] = f(values[i])` in place, for the activations a linear layer can fuse
+/// (`Var::linear_relu` and its siblings): the same arithmetic as the unfused op.
+pub(crate) fn activate_in_place<T: Float>(op: UnaryOp<T>, values: &mut [T]) {
+    #[inline(always)]
+    fn each<T: Copy>(values: &mut [T], f: impl Fn(T) -> T) {
+        for v in values {
+            *v = f(*v);
+        }
+    }
+    wide(
+        #[inline(always)]
+        || match op {
+            UnaryOp::Relu => each(values, |v| UnaryOp::Relu.f(v)),
+            UnaryOp::Sigmoid => each(values, |v| UnaryOp::Sigmoid.f(v)),
+            UnaryOp::Tanh => each(values, |v| UnaryOp::Tanh.f(v)),
+            other => panic!("{} cannot be fused into a linear layer", other.name()),
+        },
+    )
+}
+
+/// The input's gradient of a fused activation from its output `y` alone: the unfused
+/// op's own `vjp` with `y` in place of the input, exact for these three (the ReLU's
+/// output is positive exactly where its input is; the other two use only `y`).
+pub(crate) fn vjp_from_output<T: Float>(
+    op: UnaryOp<T>,
+    out: &mut [MaybeUninit<T>],
+    y: &[T],
+    g: &[T],
+) {
+    wide(
+        #[inline(always)]
+        || match op {
+            UnaryOp::Relu => write_each3(out, y, y, g, |x, y, g| UnaryOp::Relu.vjp(x, y, g)),
+            UnaryOp::Sigmoid => write_each3(out, y, y, g, |x, y, g| UnaryOp::Sigmoid.vjp(x, y, g)),
+            UnaryOp::Tanh => write_each3(out, y, y, g, |x, y, g| UnaryOp::Tanh.vjp(x, y, g)),
+            other => panic!("{} cannot be fused into a linear layer", other.name()),
+        },
+    )
+}
+
 /// `out[i] = f(x[i])` for every element of `out` (as long as `x`). The loops are plain
 /// functions with their slices as parameters, so that inlined into `wide` the compiler
 /// still knows the output aliases no input.

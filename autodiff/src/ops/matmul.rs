@@ -1,8 +1,9 @@
 //! Matrix products: `[m, k] x [k, n]`, batched `[b, m, k] x [b, k, n]`, and a batch
 //! against one matrix `[b, m, k] x [k, n]`. The vjps multiply by transposed views.
 
+use super::elementwise::{activate_in_place, vjp_from_output, UnaryOp};
 use super::{want, InputGrads, Op, VjpContext};
-use crate::float::{sigmoid, Float};
+use crate::float::Float;
 use crate::kernels::gemm::{
     matmul_bias_finish_vec, matmul_bias_vec, matmul_into, matmul_vec, MatRef,
 };
@@ -141,48 +142,24 @@ impl Act {
         }
     }
 
-    /// Applies the activation to every element of `values`, in place (the same
-    /// functions as the unfused `relu`, `sigmoid` and `tanh`, so the same values).
-    fn apply<T: Float>(self, values: &mut [T]) {
-        #[inline(always)]
-        fn each<T: Copy>(values: &mut [T], f: impl Fn(T) -> T) {
-            for v in values {
-                *v = f(*v);
-            }
+    /// The unfused op: the fused layer uses its function and derivative, so the values
+    /// and gradients are those of `linear` followed by it.
+    fn op<T: Float>(self) -> UnaryOp<T> {
+        match self {
+            Act::Relu => UnaryOp::Relu,
+            Act::Sigmoid => UnaryOp::Sigmoid,
+            Act::Tanh => UnaryOp::Tanh,
         }
-        wide(
-            #[inline(always)]
-            || match self {
-                Act::Relu => each(values, |x: T| x.max(T::zero())),
-                Act::Sigmoid => each(values, sigmoid),
-                Act::Tanh => each(values, |x: T| x.tanh()),
-            },
-        )
     }
 
-    /// `g * f'` from the output `y = f(x)`: `y > 0`, `y (1 - y)`, `1 - y²`.
+    /// Applies the activation to every element of `values`, in place.
+    fn apply<T: Float>(self, values: &mut [T]) {
+        activate_in_place(self.op(), values)
+    }
+
+    /// `g * f'` from the output `y = f(x)`.
     fn backward<T: Float>(self, out: &mut [MaybeUninit<T>], y: &[T], g: &[T]) {
-        #[inline(always)]
-        fn each<T: Copy>(out: &mut [MaybeUninit<T>], y: &[T], g: &[T], f: impl Fn(T, T) -> T) {
-            assert!(
-                y.len() == out.len() && g.len() == out.len(),
-                "linear vjp: lengths differ"
-            );
-            for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
-                o.write(f(y, g));
-            }
-        }
-        let one = T::one();
-        wide(
-            #[inline(always)]
-            || match self {
-                // y > 0 exactly where x > 0. Chosen, not multiplied by 0 or 1, like the
-                // unfused relu's gradient: zero where nothing passes, even for a NaN.
-                Act::Relu => each(out, y, g, |y, g| if y > T::zero() { g } else { T::zero() }),
-                Act::Sigmoid => each(out, y, g, |y, g| g * (y * (one - y))),
-                Act::Tanh => each(out, y, g, |y, g| g * (one - y * y)),
-            },
-        )
+        vjp_from_output(self.op(), out, y, g)
     }
 }
 
