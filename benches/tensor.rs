@@ -2,7 +2,7 @@
 //! transposed products of backprop) in FLOP/s, `gemm` against `matrixmultiply`, and a
 //! forward + backward + SGD step of the 784-16-16-10 network at batch 100.
 
-use autodiff::kernels::gemm::{matmul_into, MatRef};
+use autodiff::internals::{matmul_into, MatRef};
 use autodiff::{Tape, Tensor};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::rngs::StdRng;
@@ -77,14 +77,12 @@ fn matmul(c: &mut Criterion) {
     group.finish();
 }
 
-/// Where a second thread starts to pay: the same products on 1 and 2 threads.
-/// `DEFAULT_PARALLEL_THRESHOLD` in `kernels/gemm.rs` is set from these figures and the
-/// bench harness (a split product reads operands another core wrote, so whole training
-/// steps decide, not products alone).
+/// Where a second thread starts to pay: the same products on 1 and 2 threads, every
+/// product split. `GEMM_SPLIT_MIN_WORK` (`kernels/schedule.rs`) is set from these
+/// figures and the bench harness (a split product reads operands another core wrote,
+/// so whole training steps decide, not products alone).
 fn parallel_cutoff(c: &mut Criterion) {
-    use autodiff::kernels::gemm::{
-        set_max_threads, set_parallel_threshold, DEFAULT_PARALLEL_THRESHOLD,
-    };
+    use autodiff::internals::with_gemm_split_min_work;
     let mut group = c.benchmark_group("parallel_cutoff");
     group.sample_size(20);
     for &(m, k, n) in &[
@@ -105,23 +103,23 @@ fn parallel_cutoff(c: &mut Criterion) {
                 BenchmarkId::new(format!("{threads} thread(s)"), format!("{m}x{k}x{n}")),
                 &(),
                 |bench, _| {
-                    set_max_threads(threads);
-                    set_parallel_threshold(0);
-                    bench.iter(|| {
-                        matmul_into(
-                            MatRef::row_major(a.data(), m, k),
-                            MatRef::row_major(b.data(), k, n),
-                            &mut out,
-                            false,
-                        );
-                        black_box(out[0])
+                    autodiff::with_threads(threads, || {
+                        with_gemm_split_min_work(0, || {
+                            bench.iter(|| {
+                                matmul_into(
+                                    MatRef::row_major(a.data(), m, k),
+                                    MatRef::row_major(b.data(), k, n),
+                                    &mut out,
+                                    false,
+                                );
+                                black_box(out[0])
+                            })
+                        })
                     });
                 },
             );
         }
     }
-    set_max_threads(0);
-    set_parallel_threshold(DEFAULT_PARALLEL_THRESHOLD);
     group.finish();
 }
 

@@ -72,7 +72,7 @@ fn run(args: Args) -> Result<(), NnError> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    autodiff::kernels::gemm::with_threads(threads, || train_all(&args, threads))
+    autodiff::with_threads(threads, || train_all(&args, threads))
 }
 
 fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {

@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    match autodiff::kernels::gemm::with_threads(threads, || run(args)) {
+    match autodiff::with_threads(threads, || run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -325,7 +325,8 @@ fn optimizer_steps_do_not_depend_on_the_thread_count() {
     );
     let run = |threads: usize, opt: &mut dyn Optimizer<f32>| {
         let mut params = store.clone();
-        autodiff::kernels::gemm::with_threads(threads, || {
+        autodiff::with_threads(threads, || {
+            assert_eq!(autodiff::threads(), threads);
             for _ in 0..3 {
                 let tape = Tape::new();
                 let bound = params.bind(&tape);

@@ -20,6 +20,10 @@ fn load_data() -> Mnist {
 #[test]
 #[ignore = "helper run as a child process by resume_in_a_new_process_is_bit_identical"]
 fn child_resumes_training() {
+    autodiff::with_threads(1, child_resumes_training_on_one_thread);
+}
+
+fn child_resumes_training_on_one_thread() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return;
     };
@@ -27,7 +31,6 @@ fn child_resumes_training() {
     let checkpoint = Path::new(parts[0]);
     let epochs: usize = parts[1].parse().expect("epochs");
     let out = Path::new(parts[2]);
-    autodiff::kernels::gemm::set_max_threads(1);
     let data = load_data();
     let mut trainer =
         Trainer::from_checkpoint(Checkpoint::load(checkpoint).expect("load"), checkpoint)
@@ -42,7 +45,10 @@ fn child_resumes_training() {
 
 #[test]
 fn resume_in_a_new_process_is_bit_identical_to_an_uninterrupted_run() {
-    autodiff::kernels::gemm::set_max_threads(1);
+    autodiff::with_threads(1, resume_in_a_new_process_on_one_thread);
+}
+
+fn resume_in_a_new_process_on_one_thread() {
     let data = load_data();
     let dir = tempfile::tempdir().expect("tempdir");
     for network in [Network::A, Network::B] {

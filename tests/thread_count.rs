@@ -1,9 +1,21 @@
 //! Convolution and pooling split the batch in a fixed partition and run the products
 //! inside a part unsplit, so their values and gradients are the same, bit for bit, on
-//! one thread and on several. (Its own test binary: the thread count is global.)
+//! one thread and on several.
+//!
+//! The thread count is a scope of the calling thread (`with_threads`), so tests that
+//! run at the same time as these (in this binary or any other) cannot change the count
+//! a run computes with; each run also asserts the count it saw.
 
-use autodiff::kernels::gemm::with_threads;
-use autodiff::{Conv2dOptions, Tape, Tensor};
+use autodiff::{threads, Conv2dOptions, Tape, Tensor};
+use std::thread;
+
+/// `work()` run with `n` threads, after checking that it sees that count.
+fn with_threads<R>(n: usize, work: fn() -> R) -> R {
+    autodiff::with_threads(n, || {
+        assert_eq!(threads(), n, "the scope's thread count");
+        work()
+    })
+}
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -66,4 +78,18 @@ fn side_by_side_layer_gradients_are_those_of_one_thread() {
     for (name, k) in ["dx", "dw", "db"].iter().zip(0..) {
         assert!(one[k] == two[k], "{name} differs between 1 and 2 threads");
     }
+}
+
+/// A scope entered on another thread, even while a run is in progress on this one,
+/// leaves this thread's count alone: the runs above cannot be disturbed that way.
+#[test]
+fn another_threads_scope_does_not_change_this_ones() {
+    autodiff::with_threads(2, || {
+        let other = thread::spawn(|| autodiff::with_threads(1, || (threads(), relu_layer_grads())));
+        let here = relu_layer_grads();
+        let (other_count, other_grads) = other.join().expect("other thread");
+        assert_eq!(other_count, 1);
+        assert_eq!(threads(), 2);
+        assert!(here == other_grads, "the two runs' gradients differ");
+    });
 }

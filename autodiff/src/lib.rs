@@ -33,25 +33,50 @@
 //! assert_eq!(report.checks, 6);
 //! ```
 #![warn(missing_docs)]
+// Only the kernels may hold `unsafe`; every other module forbids it.
+#![deny(unsafe_code)]
 
+#[forbid(unsafe_code)]
+pub mod cpu;
+#[forbid(unsafe_code)]
 mod error;
+#[forbid(unsafe_code)]
 mod float;
+#[forbid(unsafe_code)]
 mod grad;
+#[forbid(unsafe_code)]
 mod gradcheck;
-pub mod kernels;
+#[allow(unsafe_code)]
+mod kernels;
+#[forbid(unsafe_code)]
 mod ops;
+#[forbid(unsafe_code)]
 pub mod scalar;
+#[forbid(unsafe_code)]
 mod shape;
+#[forbid(unsafe_code)]
 mod tape;
+#[forbid(unsafe_code)]
 mod tensor;
 
+/// The kernels' entry points for the workspace's own benchmarks (feature `internals`):
+/// not part of the API, and free to change.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::kernels::gemm::{matmul_into, MatRef};
+    pub use crate::kernels::schedule::with_gemm_split_min_work;
+}
+
+pub use cpu::{threads, with_threads};
 pub use error::Error;
 pub use float::{sigmoid, softplus, Float};
 pub use grad::Gradients;
 pub use gradcheck::{
     gradcheck, gradcheck_scalar, GradcheckError, GradcheckOptions, Location, Report,
 };
-pub use kernels::conv::Conv2dOptions;
+pub use ops::activation::Activation;
+pub use ops::conv::Conv2dOptions;
 pub use ops::CustomOp;
 pub use shape::{broadcast_shapes, Shape, ShapeError};
 pub use tape::{Anomaly, NodeId, Phase, Tape, Var};

@@ -25,6 +25,7 @@
 //! assert!(costs[19] < costs[0]);
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod activation;
 pub mod checkpoint;

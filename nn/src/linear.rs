@@ -47,7 +47,7 @@ impl Linear {
     }
 
     /// The same layer with `activation` applied to its output. On a batch of rows it is
-    /// one fused op (`Var::linear_relu` and its siblings): each thread applies the
+    /// one fused op ([`Var::linear_with`]): each thread applies the
     /// activation to the rows of the product it has just computed, with the same values
     /// and gradients as a separate activation layer, one pass and one split job fewer.
     pub fn with_activation(mut self, activation: Activation) -> Self {
@@ -86,15 +86,10 @@ impl<T: Float> Module<T> for Linear {
         let (w, b) = (params.get(&self.weight), params.get(&self.bias));
         if x.shape().len() == 2 {
             // Fused: the product accumulates onto the bias rows, then the activation.
-            match self.activation {
-                Activation::Identity => x.linear(w, b),
-                Activation::Relu => x.linear_relu(w, b),
-                Activation::Sigmoid => x.linear_sigmoid(w, b),
-                Activation::Tanh => x.linear_tanh(w, b),
-            }
+            x.linear_with(w, b, self.activation)
         } else {
             // The bias broadcasts over the leading dimensions.
-            self.activation.forward(params, x.matmul(w) + b)
+            (x.matmul(w) + b).activation(self.activation)
         }
     }
 }

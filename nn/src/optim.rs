@@ -4,8 +4,7 @@
 
 use crate::error::NnError;
 use crate::params::{Grads, ParamStore};
-use autodiff::kernels::pool::{self, SharedMut};
-use autodiff::kernels::simd::wide;
+use autodiff::cpu::{update_in_parallel, wide, UpdateSlices};
 use autodiff::{Float, Tensor};
 use indexmap::IndexMap;
 
@@ -182,80 +181,28 @@ fn momentum_update<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd
     )
 }
 
-/// Fewest elements per thread when an update is split across threads.
-const CHUNK: usize = 1 << 12;
-
-/// One parameter's part of an optimizer step: its values, its gradient and `N` state
-/// tensors (moments, velocity) of the same length.
-struct Update<'a, T, const N: usize> {
-    w: SharedMut<'a, T>,
-    g: &'a [T],
-    states: [SharedMut<'a, T>; N],
-    len: usize,
-    /// Ranges it is split into (1: whole).
-    parts: usize,
-}
-
-/// Applies an elementwise update to every parameter, as one job of
-/// [`autodiff::kernels::pool`]. Tensors of at least two chunks are split into one
-/// contiguous range per thread: the update is a few loads and stores per element, and
-/// two cores bring two L2 caches and twice the load bandwidth (Adam was a sixth of an
-/// epoch of network B). The smaller ones go whole to the last part. One job for all
-/// parameters instead of one per large tensor (the "foreach" form of other
-/// frameworks' optimizers): each job costs a hand-over between the cores. Each element
-/// sees the same arithmetic whatever the split, so results do not depend on the thread
-/// count.
+/// Applies an elementwise update to every parameter, as one parallel job of the engine
+/// ([`update_in_parallel`]: large tensors split by contiguous ranges, one per thread,
+/// the smaller ones whole). Each element sees the same arithmetic whatever the split,
+/// so results do not depend on the thread count.
 fn for_each_chunk<T: Float, const N: usize>(
     params: &mut ParamStore<T>,
     grads: &Grads<T>,
     states: [&mut IndexMap<String, Tensor<T>>; N],
     update: impl Fn(&mut [T], &[T], [&mut [T]; N]) + Sync,
 ) {
-    let threads = pool::threads();
     let mut states = states.map(|s| state_slices(s, params).into_iter());
-    let updates: Vec<Update<'_, T, N>> = params
+    let tensors = params
         .iter_mut()
-        .map(|(name, p)| {
-            let g = grads.get(name).expect("checked by the caller").data();
-            let w = p.data_mut();
-            let len = w.len();
-            let states = states.each_mut().map(|s| {
-                let s = s.next().expect("one state per parameter");
-                assert_eq!(s.len(), len, "optimizer state as long as its parameter");
-                SharedMut::new(s)
-            });
-            Update {
-                w: SharedMut::new(w),
-                g,
-                states,
-                len,
-                parts: threads.min(len / CHUNK).max(1),
-            }
+        .map(|(name, p)| UpdateSlices {
+            grad: grads.get(name).expect("checked by the caller").data(),
+            values: p.data_mut(),
+            states: states
+                .each_mut()
+                .map(|s| s.next().expect("one state per parameter")),
         })
         .collect();
-    let parts = updates.iter().map(|u| u.parts).max().unwrap_or(1);
-    let run = |i: usize| {
-        for u in &updates {
-            let range = match u.parts {
-                1 if i + 1 == parts => 0..u.len,
-                1 => continue,
-                n if i < n => pool::part_range(u.len, n, i),
-                _ => continue,
-            };
-            // SAFETY: each range of a tensor goes to one part only (the ranges of a
-            // split tensor are disjoint, a whole one goes to the last part).
-            let pieces = u
-                .states
-                .each_ref()
-                .map(|s| unsafe { s.range(range.clone()) });
-            update(unsafe { u.w.range(range.clone()) }, &u.g[range], pieces);
-        }
-    };
-    if parts < 2 {
-        run(0);
-    } else {
-        pool::for_parts(parts, &run);
-    }
+    update_in_parallel(tensors, update);
 }
 
 /// The state tensor of every parameter (created as zeros where missing), in the order
@@ -412,7 +359,7 @@ struct AdamConsts<T> {
 }
 
 /// One Adam step over a tensor, in the widest vectors the CPU has
-/// ([`autodiff::kernels::simd::wide`]). The update is a square root and a division per
+/// ([`autodiff::cpu::wide`]). The update is a square root and a division per
 /// element, which in the baseline x86-64 build (SSE2, four lanes) took 14% of an epoch
 /// of network B; AVX-512 does sixteen at a time. The arithmetic is the same on every
 /// path (no fused multiply-adds), so are the results.

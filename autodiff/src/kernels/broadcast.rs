@@ -4,6 +4,7 @@
 use crate::float::Float;
 use crate::kernels::reduce;
 use crate::kernels::simd::wide;
+use crate::kernels::uninit::vec_written;
 use crate::shape::{broadcast_shapes, numel, BroadcastOffsets, Shape};
 use crate::tensor::Tensor;
 use std::mem::MaybeUninit;
@@ -32,20 +33,20 @@ pub(crate) fn binary<T: Float>(
         big.numel() == n && (small.numel() == 1 || is_suffix(small.shape(), &out_shape))
     };
     if n > 0 && (a.shape() == b.shape() || repeats(b, a) || repeats(a, b)) {
-        let mut data = Vec::with_capacity(n);
-        let out = &mut data.spare_capacity_mut()[..n];
-        wide(
-            #[inline(always)]
-            || {
-                if x.len() == n {
-                    repeat_rows(out, x, y, &f);
-                } else {
-                    repeat_rows(out, y, x, |q, p| f(p, q));
-                }
-            },
-        );
-        // SAFETY: `repeat_rows` wrote all `n` elements.
-        unsafe { data.set_len(n) };
+        let fill = |out: &mut [MaybeUninit<T>]| {
+            wide(
+                #[inline(always)]
+                || {
+                    if x.len() == n {
+                        repeat_rows(out, x, y, &f);
+                    } else {
+                        repeat_rows(out, y, x, |q, p| f(p, q));
+                    }
+                },
+            )
+        };
+        // SAFETY: `repeat_rows` writes every element of `out` (see its doc).
+        let data = unsafe { vec_written(n, fill) };
         return Tensor::from_parts(out_shape, data);
     }
     let data: Vec<T> = BroadcastOffsets::new(&out_shape, a.shape())

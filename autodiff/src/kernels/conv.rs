@@ -4,42 +4,10 @@
 
 use crate::float::{take_scratch, with_scratch, Float, Recycled};
 use crate::kernels::gemm::{matmul_into, MatRef};
-use crate::kernels::pool::{self, SharedMut};
-
-/// Stride, zero padding, dilation (each per (height, width)) and channel groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dOptions {
-    /// Step between windows.
-    pub stride: [usize; 2],
-    /// Zeros added on each side.
-    pub padding: [usize; 2],
-    /// Spacing between kernel taps.
-    pub dilation: [usize; 2],
-    /// Channel groups: input and output channels split into this many independent convolutions.
-    pub groups: usize,
-}
-
-impl Default for Conv2dOptions {
-    fn default() -> Self {
-        Conv2dOptions {
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-        }
-    }
-}
-
-impl Conv2dOptions {
-    /// Same stride and padding in both directions.
-    pub fn new(stride: usize, padding: usize) -> Self {
-        Conv2dOptions {
-            stride: [stride, stride],
-            padding: [padding, padding],
-            ..Self::default()
-        }
-    }
-}
+use crate::kernels::pool;
+use crate::kernels::schedule::{conv_part_len, KEEP_COLS_MAX};
+use crate::ops::conv::Conv2dOptions;
+use smallvec::SmallVec;
 
 /// Output length along one axis, or `None` when the (dilated) kernel does not fit.
 pub(crate) fn out_len(
@@ -205,13 +173,6 @@ fn col2im_add<T: Float>(g: &Geometry, cols: &[T], c0: usize, image: &mut [T], ro
     }
 }
 
-/// Images per parallel task: a fixed partition, independent of the thread count.
-const PARTS: usize = 8;
-
-fn chunk(n: usize) -> usize {
-    n.div_ceil(PARTS).max(1)
-}
-
 /// The images `first..first + count` of a part, one group at a time: im2col of every
 /// image side by side in one `[k, count * p]` matrix, so each group is one GEMM.
 struct Part {
@@ -236,15 +197,13 @@ fn for_each_part<T: Send, const N: usize>(
     outputs: [(&mut [T], usize); N],
     work: impl Fn(Part, [&mut [T]; N]) + Sync,
 ) {
-    let per = chunk(n);
-    let shared = outputs.map(|(data, per_image)| (SharedMut::new(data), per * per_image));
-    pool::for_parts(n.div_ceil(per), &|i| {
-        // SAFETY: part i takes piece i of every slice; pieces are disjoint.
-        let pieces = shared
-            .each_ref()
-            .map(|(s, len)| unsafe { s.chunk(i, *len) });
-        work(Part::nth(i, per, n), pieces)
-    });
+    let per = conv_part_len(n);
+    // Part i owns piece i of every slice (an empty one where a slice has no piece i).
+    let mut pieces = outputs.map(|(data, per_image)| data.chunks_mut((per * per_image).max(1)));
+    let parts: SmallVec<[[&mut [T]; N]; 8]> = (0..n.div_ceil(per))
+        .map(|_| pieces.each_mut().map(|p| p.next().unwrap_or_default()))
+        .collect();
+    pool::for_each_owned(parts, |i, pieces| work(Part::nth(i, per, n), pieces));
 }
 
 fn gather_cols<T: Float>(g: &Geometry, x: &[T], part: &Part, grp: usize, cols: &mut [T]) {
@@ -309,10 +268,6 @@ fn group_weight<'w, T: Float>(g: &Geometry, w: &'w [T], grp: usize) -> MatRef<'w
     let (og, k) = (g.group_outputs(), g.k());
     MatRef::row_major(&w[grp * og * k..(grp + 1) * og * k], og, k)
 }
-
-/// Largest im2col matrix (elements) kept from the forward pass for the weight gradient;
-/// above it the backward pass builds the columns again rather than hold that much memory.
-const KEEP_COLS_MAX: usize = 1 << 21;
 
 /// y[n, o] = bias[o] + sum over the group's channels and taps of w[o] * window.
 ///
@@ -401,10 +356,10 @@ pub(crate) fn conv2d_grad_weight<T: Float>(
 ) -> Vec<T> {
     let (k, p, og) = (g.k(), g.p(), g.group_outputs());
     let cols_per_image = g.opts.groups * k * p;
-    let per = chunk(g.n);
+    let per = conv_part_len(g.n);
     // One dw per part, side by side, each written whole by its part's groups.
     let mut pieces = vec![T::zero(); g.n.div_ceil(per) * g.o * k];
-    pool::for_chunks(&mut pieces, g.o * k, &|i, dw| {
+    pool::for_chunks(&mut pieces, g.o * k, |i, dw: &mut [T]| {
         let part = Part::nth(i, per, g.n);
         let wide = part.count * p;
         let mut dwt = vec![T::zero(); k * og];
@@ -529,16 +484,12 @@ pub(crate) fn max_pool<T: Float>(p: &Pool, x: &[T]) -> (Vec<T>, Vec<PlaneIndex>)
     let cols: Vec<_> = (0..p.ow).map(|xo| p.window(0, xo).1).collect();
     // The common 2x2, stride 2, unpadded window has its own unrolled loop.
     let pairs = p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0];
-    let per = chunk(p.planes);
-    let (outs, args) = (SharedMut::new(&mut out), SharedMut::new(&mut arg));
-    pool::for_parts(p.planes.div_ceil(per), &|part| {
-        // SAFETY: part i takes piece i of both; pieces are disjoint.
-        let (out, arg) = unsafe {
-            (
-                outs.chunk(part, per * plane_out),
-                args.chunk(part, per * plane_out),
-            )
-        };
+    let per = conv_part_len(p.planes);
+    let pieces: SmallVec<[_; 8]> = out
+        .chunks_mut(per * plane_out)
+        .zip(arg.chunks_mut(per * plane_out))
+        .collect();
+    pool::for_each_owned(pieces, |part, (out, arg)| {
         for (local, (out, arg)) in out
             .chunks_mut(plane_out)
             .zip(arg.chunks_mut(plane_out))
@@ -649,8 +600,8 @@ pub(crate) fn max_pool_grad<T: Float>(p: &Pool, argmax: &[PlaneIndex], dy: &[T])
     if plane_in == 0 || plane_out == 0 {
         return dx;
     }
-    let per = chunk(p.planes);
-    pool::for_chunks(&mut dx, per * plane_in, &|i, dx| {
+    let per = conv_part_len(p.planes);
+    pool::for_chunks(&mut dx, per * plane_in, |i, dx: &mut [T]| {
         let argmax = argmax.chunks(per * plane_out).nth(i).unwrap_or_default();
         let dy = dy.chunks(per * plane_out).nth(i).unwrap_or_default();
         let planes = dx.chunks_mut(plane_in);

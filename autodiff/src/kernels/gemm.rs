@@ -1,5 +1,5 @@
 //! Matrix products: f32 products with at most sixteen output columns on our own
-//! AVX-512 kernel (`kernels/narrow.rs`), all others through the `gemm` crate. Operands are
+//! AVX-512 kernel (`kernels/few_columns.rs`), all others through the `gemm` crate. Operands are
 //! described by strides, so most transposed products that backprop needs (`Aᵀ G`) read
 //! a transposed view; a large column-major right operand (`G Wᵀ`) is copied first, as
 //! `gemm` runs at half rate on it (see `product`).
@@ -7,66 +7,18 @@
 //! `gemm` was chosen over `matrixmultiply` by measurement on our shapes: about 2x faster
 //! on the small products of the 784-16-16-10 network and equal on large ones.
 
-use super::narrow;
-use super::pool::{self, SharedMut};
+use super::few_columns;
+use super::pool;
+use super::schedule::{
+    gemm_parts, FEW_COLUMNS_COPY_MAX, ROW_SPLIT_MAX_K, ROW_SPLIT_MIN_ROWS, SPLIT_K_MAX_OUTPUT,
+    SPLIT_K_MIN_RIGHT, TRANSPOSE_MIN_ELEMENTS, TRANSPOSE_MIN_ROWS, TRANSPOSE_ONE_THREAD_MIN,
+};
+use super::uninit::{as_uninit, assume_init_mut, vec_written};
 use crate::float::{with_scratch, Float};
 use gemm::Parallelism;
+use smallvec::SmallVec;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Products with fewer multiply-adds than this run on one thread; larger ones are split
-/// into one band of output rows (or columns) per thread, or, for a weight gradient `Xᵀ
-/// G` or a product `X W` with a large `W`, either with a small output, into one band of
-/// the inner dimension per thread, run by the spinning helpers of [`pool`]. Measured
-/// with the bench harness on this project's networks: network A's 100x784x16 products
-/// (1.25 M multiply-adds, about 12 µs) gain from the split. A product split along the
-/// inner dimension adds its partial sums in a fixed order, so results are deterministic
-/// for a given thread count, and bit-identical across machines only with the same count
-/// (`set_max_threads(1)` for runs that must match anywhere).
-pub const DEFAULT_PARALLEL_THRESHOLD: usize = 1 << 17;
-
-static PARALLEL_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_THRESHOLD);
-
-/// Sets how many threads a large matrix product (and every other split kernel) may use,
-/// the calling one included (0: one per core). `1` makes every product single-threaded.
-pub fn set_max_threads(threads: usize) {
-    pool::set_threads(threads);
-}
-
-/// Sets the number of multiply-adds from which a product uses several threads.
-pub fn set_parallel_threshold(multiply_adds: usize) {
-    PARALLEL_THRESHOLD.store(multiply_adds, Ordering::Relaxed);
-}
-
-/// Outputs of at most this many elements with a transposed left operand are split
-/// along the inner dimension (see `multiply`); larger ones by rows.
-const SPLIT_K_MAX_OUTPUT: usize = 1 << 15;
-/// The smallest right operand split along the inner dimension for its own sake: network
-/// A's 784x16 first layer (12544 elements) ran 13% slower split that way, B's 784x128
-/// (100352) 6% faster (epoch 0.197 -> 0.185 s).
-const SPLIT_K_MIN_RIGHT: usize = 1 << 16;
-
-/// Outputs wider than tall are split by bands of rows, not columns, when the inner
-/// dimension is at most this. By rows, on two threads: 256x10x1024 5x faster,
-/// 256x64x1024 1.4x, 256x128x1024 4%; from 256 on, bands of columns were 2% faster
-/// (256x256x1024, 256x400x1024). Each band must then have at least
-/// `ROW_SPLIT_MIN_ROWS` rows: LeNet's convolutions (6 or 16 output rows) lost time
-/// split into bands of three.
-const ROW_SPLIT_MIN_ROWS: usize = 64;
-const ROW_SPLIT_MAX_K: usize = 128;
-
-/// How many parts a product of `work` multiply-adds is split into (1: not split): two
-/// from the threshold, one more per four thresholds' worth, up to the thread count (so
-/// a many-core machine does not cut a small product into slivers).
-fn parallelism(work: usize) -> usize {
-    let threshold = PARALLEL_THRESHOLD.load(Ordering::Relaxed).max(1);
-    let threads = pool::threads();
-    if work < threshold || threads < 2 || pool::in_part() {
-        1
-    } else {
-        (work / threshold / 4).clamp(2, threads)
-    }
-}
 
 /// A read-only matrix operand: `rows x cols` elements where element (i, j) lies at
 /// `data[i * row_stride + j * col_stride]`.
@@ -118,43 +70,44 @@ impl<'a, T> MatRef<'a, T> {
     }
 }
 
-/// What a product's output starts as before `a b` is added to it.
+/// What the output holds before the product is added, in GEMM's terms `c = a b + β c`.
 #[derive(Clone, Copy)]
-enum Start<'a, T> {
-    /// Nothing: `c = a b`, every element written.
+enum Beta<'a, T> {
+    /// β = 0: `c = a b`, every element written.
     Zero,
-    /// Its own values: `c += a b` (then `c` must be initialised).
-    Keep,
-    /// The same row (a bias) on every row: `c = a b + bias`, every element written.
-    Row(&'a [T]),
+    /// β = 1: `c += a b` (then `c` must be initialised).
+    One,
+    /// β = 0 and the same row (a bias) on every row: `c = a b + bias`, every element
+    /// written.
+    Bias(&'a [T]),
 }
 
-impl<'a, T: Float> Start<'a, T> {
+impl<'a, T: Float> Beta<'a, T> {
     fn from_accumulate(accumulate: bool) -> Self {
         if accumulate {
-            Start::Keep
+            Beta::One
         } else {
-            Start::Zero
+            Beta::Zero
         }
     }
 
-    /// The start of the output columns `cols` (the bias's matching elements).
+    /// The beta of the output columns `cols` (the bias's matching elements).
     fn columns(self, cols: std::ops::Range<usize>) -> Self {
         match self {
-            Start::Row(row) => Start::Row(&row[cols]),
+            Beta::Bias(row) => Beta::Bias(&row[cols]),
             other => other,
         }
     }
 
-    /// Writes the start into `c` (`m` rows of `n`, `row_stride` apart), for a kernel
-    /// that can only overwrite or accumulate; returns whether it must accumulate.
-    fn apply(self, c: &mut [MaybeUninit<T>], m: usize, n: usize, row_stride: usize) -> bool {
+    /// Writes the bias into `c`, for a kernel that can only overwrite or accumulate;
+    /// returns whether it must accumulate.
+    fn apply(self, c: &mut OutView<'_, T>) -> bool {
         match self {
-            Start::Zero => false,
-            Start::Keep => true,
-            Start::Row(row) => {
-                for i in 0..m {
-                    for (c, &v) in c[i * row_stride..][..n].iter_mut().zip(row) {
+            Beta::Zero => false,
+            Beta::One => true,
+            Beta::Bias(row) => {
+                for i in 0..c.rows {
+                    for (c, &v) in c.row(i).iter_mut().zip(row) {
                         c.write(v);
                     }
                 }
@@ -166,198 +119,261 @@ impl<'a, T: Float> Start<'a, T> {
 
 /// A function applied in place to finished pieces of a product's output, by the thread
 /// that computed them while they are still in its cache: an activation fused into a
-/// layer's forward pass. Each piece is part of one row.
-pub type Finish<'a, T> = Option<&'a (dyn Fn(&mut [T]) + Sync)>;
+/// layer's forward pass (an epilogue, in GEMM libraries' words). Each piece is part of
+/// one row, or whole rows.
+pub(crate) type Epilogue<'a, T> = Option<&'a (dyn Fn(&mut [T]) + Sync)>;
 
-/// `c = a b` (or `c += a b` when `accumulate`), with `c` contiguous row-major.
-pub fn matmul_into<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T], accumulate: bool) {
-    product(a, b, as_uninit(c), Start::from_accumulate(accumulate), None);
+/// A product's output: `rows` rows of `cols` elements, `row_stride` apart, written
+/// through a raw pointer. A view is the unique borrow of exactly the elements it
+/// describes: [`OutView::new`] takes a whole contiguous output, and
+/// [`OutView::split_columns`] cuts one into views of disjoint bands of columns, so the
+/// parts of a job can write their columns of the same rows at once. A `&mut` slice is
+/// only ever made of one view's piece of one row (or of a whole contiguous view).
+struct OutView<'a, T> {
+    ptr: *mut MaybeUninit<T>,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    _borrow: PhantomData<&'a mut [MaybeUninit<T>]>,
 }
 
-/// Applies `finish`, if any, to output values a kernel has written.
-///
-/// # Safety
-/// Every element of `values` must have been written.
-unsafe fn finish_written<T>(finish: Finish<'_, T>, values: &mut [MaybeUninit<T>]) {
-    if let Some(f) = finish {
-        // SAFETY: `MaybeUninit<T>` has the layout of `T`, and the caller promises that
-        // every element is initialised.
-        f(unsafe { &mut *(std::ptr::from_mut(values) as *mut [T]) });
+// SAFETY: a view is a unique borrow of its elements (no other view or slice reaches
+// them while it lives), so sending it to another thread is sending a `&mut` of them.
+unsafe impl<T: Send> Send for OutView<'_, T> {}
+
+impl<'a, T> OutView<'a, T> {
+    /// All of `c`, a contiguous row-major `rows x cols` output.
+    fn new(c: &'a mut [MaybeUninit<T>], rows: usize, cols: usize) -> Self {
+        assert_eq!(c.len(), rows * cols, "gemm: output has the wrong length");
+        OutView {
+            ptr: c.as_mut_ptr(),
+            rows,
+            cols,
+            row_stride: cols,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The view cut into `parts` views of consecutive bands of columns
+    /// ([`pool::part_range`] of the columns), which together borrow what it borrowed.
+    fn split_columns(self, parts: usize) -> SmallVec<[OutView<'a, T>; 8]> {
+        (0..parts)
+            .map(|i| {
+                let cols = pool::part_range(self.cols, parts, i);
+                OutView {
+                    // At most one past the end of the first row (`cols.start <= cols`).
+                    ptr: self.ptr.wrapping_add(cols.start),
+                    rows: self.rows,
+                    cols: cols.len(),
+                    row_stride: self.row_stride,
+                    _borrow: PhantomData,
+                }
+            })
+            .collect()
+    }
+
+    /// Row `i`'s elements of this view.
+    fn row(&mut self, i: usize) -> &mut [MaybeUninit<T>] {
+        assert!(
+            i < self.rows,
+            "gemm: row {i} of a view of {} rows",
+            self.rows
+        );
+        // SAFETY: the `cols` elements at `i * row_stride` from `ptr` lie in the output
+        // this view borrows (`new` checked its length; a column band's rows lie inside
+        // its parent's), and no other view or slice reaches them while `self` is
+        // borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.row_stride), self.cols) }
+    }
+
+    /// The whole view as one slice, when its rows are contiguous.
+    fn contiguous(&mut self) -> Option<&mut [MaybeUninit<T>]> {
+        (self.row_stride == self.cols).then(|| {
+            // SAFETY: rows `row_stride == cols` apart make one run of `rows * cols`
+            // elements, all borrowed by this view alone (see `row`).
+            unsafe { std::slice::from_raw_parts_mut(self.ptr, self.rows * self.cols) }
+        })
     }
 }
 
-/// Initialised values viewed as an output the products write (sound as long as only
-/// values are written through it, which is all the `gemm` crate and this module do).
-fn as_uninit<T>(values: &mut [T]) -> &mut [MaybeUninit<T>] {
-    // SAFETY: `MaybeUninit<T>` has the layout of `T`.
-    unsafe { &mut *(std::ptr::from_mut(values) as *mut [MaybeUninit<T>]) }
+/// Applies `epilogue`, if any, to every element of `c`, which the product has written
+/// whole.
+fn finish<T>(epilogue: Epilogue<'_, T>, c: &mut OutView<'_, T>) {
+    let Some(f) = epilogue else { return };
+    if let Some(all) = c.contiguous() {
+        // SAFETY: the product wrote every element of its output.
+        return f(unsafe { assume_init_mut(all) });
+    }
+    for i in 0..c.rows {
+        // SAFETY: the product wrote every element of its output.
+        f(unsafe { assume_init_mut(c.row(i)) });
+    }
+}
+
+/// `c = a b` (or `c += a b` when `accumulate`), with `c` contiguous row-major.
+pub fn matmul_into<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T], accumulate: bool) {
+    // SAFETY: `product` writes only values into its output.
+    let c = unsafe { as_uninit(c) };
+    product(a, b, c, Beta::from_accumulate(accumulate), None);
 }
 
 /// `a b` in a new row-major vector. Unlike a zeroed buffer passed to [`matmul_into`],
-/// the output is written once (zeroing a weight gradient's buffer first was a tenth of
-/// the main thread's time in network B).
-pub fn matmul_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>) -> Vec<T> {
-    product_vec(a, b, Start::Zero, None)
+/// the output is written once.
+pub(crate) fn matmul_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>) -> Vec<T> {
+    product_vec(a, b, Beta::Zero, None)
 }
 
 /// `a b + bias` (the bias added to every row) in a new row-major vector: a fully
 /// connected layer. Each part of a split product starts its own rows from the bias, so
-/// they are written by the core that computes them (filling every row first on the
-/// calling thread left the helper's rows in the caller's cache).
+/// they are written by the core that computes them.
 ///
 /// Panics unless `bias` has `b.cols` elements.
-pub fn matmul_bias_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, bias: &[T]) -> Vec<T> {
+pub(crate) fn matmul_bias_vec<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, bias: &[T]) -> Vec<T> {
     bias_product_vec(a, b, bias, None)
 }
 
-/// `f(a b + bias)`: [`matmul_bias_vec`] with `finish` applied to every element of the
-/// result (an activation, elementwise), each piece by the thread that computed it right
-/// after computing it. Saves the activation its own pass over the output and its own
-/// split job.
-pub fn matmul_bias_finish_vec<T: Float>(
+/// `f(a b + bias)`: [`matmul_bias_vec`] with the epilogue `f` applied to every element
+/// of the result (an activation, elementwise), each piece by the thread that computed
+/// it right after computing it. Saves the activation its own pass over the output and
+/// its own split job.
+pub(crate) fn matmul_bias_epilogue_vec<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     bias: &[T],
-    finish: &(dyn Fn(&mut [T]) + Sync),
+    f: &(dyn Fn(&mut [T]) + Sync),
 ) -> Vec<T> {
-    bias_product_vec(a, b, bias, Some(finish))
+    bias_product_vec(a, b, bias, Some(f))
 }
 
 fn bias_product_vec<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     bias: &[T],
-    finish: Finish<'_, T>,
+    epilogue: Epilogue<'_, T>,
 ) -> Vec<T> {
     assert_eq!(
         bias.len(),
         b.cols,
         "gemm: bias length differs from the output width"
     );
-    product_vec(a, b, Start::Row(bias), finish)
+    product_vec(a, b, Beta::Bias(bias), epilogue)
 }
 
 fn product_vec<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
-    start: Start<'_, T>,
-    finish: Finish<'_, T>,
+    beta: Beta<'_, T>,
+    epilogue: Epilogue<'_, T>,
 ) -> Vec<T> {
-    let len = a.rows * b.cols;
-    let mut out = Vec::with_capacity(len);
-    product(a, b, &mut out.spare_capacity_mut()[..len], start, finish);
-    // SAFETY: starting from zero or a row, `product` writes every element of its output.
-    unsafe { out.set_len(len) };
-    out
+    // SAFETY: with β = 0 or a bias row, `product` writes every element of its output.
+    unsafe { vec_written(a.rows * b.cols, |c| product(a, b, c, beta, epilogue)) }
 }
 
-/// `c = finish(start + a b)`.
+/// `c = epilogue(a b + β c)`.
 fn product<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
-    start: Start<'_, T>,
-    finish: Finish<'_, T>,
+    beta: Beta<'_, T>,
+    epilogue: Epilogue<'_, T>,
 ) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(c.len(), m * n, "gemm: output has the wrong length");
+    let mut view = OutView::new(c, m, n);
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        if !start.apply(c, m, n, n) {
-            c.fill(MaybeUninit::new(T::zero()));
+        if !beta.apply(&mut view) {
+            for i in 0..m {
+                view.row(i).fill(MaybeUninit::new(T::zero()));
+            }
         }
-        // SAFETY: every element was just written.
-        unsafe { finish_written(finish, c) };
-        return;
+        return finish(epilogue, &mut view);
     }
     a.check();
     b.check();
     // The `gemm` crate runs at about half its rate when the right operand is column-major
-    // (both operands contiguous along k: the `G Wᵀ` of every backward pass): 256x1024x1024
-    // takes 5.1 ms against 2.9 ms with the same right operand row-major, on two cores. A
-    // row-major copy of it costs 0.35 ms there, so large enough products make one; below
-    // about 100 rows of output the copy costs more than it saves. A small one is copied
-    // too when the copy lets the narrow kernel take the product (the `G Wᵀ` of a narrow
-    // layer, 100x16x16 in network A): the `gemm` crate's setup alone cost more.
-    let parts = parallelism(m * n * k);
+    // (both operands contiguous along k: the `G Wᵀ` of every backward pass), so large
+    // enough products copy it row-major first; below about a hundred rows of output the
+    // copy costs more than it saves. A small one is copied too when the copy lets the
+    // few-columns kernel take the product (the `G Wᵀ` of a narrow layer): the `gemm`
+    // crate's setup alone costs more. Measurements: docs/performance.md.
+    let parts = gemm_parts(m * n * k);
     let large = m >= TRANSPOSE_MIN_ROWS
         && k * n >= TRANSPOSE_MIN_ELEMENTS
         && (parts > 1 || k * n > TRANSPOSE_ONE_THREAD_MIN);
-    let for_narrow = k * n <= NARROW_COPY_MAX && narrow_f32::<T>(n, 1);
-    if b.row_stride == 1 && b.col_stride != 1 && (large || for_narrow) {
+    let for_few_columns = k * n <= FEW_COLUMNS_COPY_MAX && few_columns_f32::<T>(n, 1);
+    if b.row_stride == 1 && b.col_stride != 1 && (large || for_few_columns) {
+        let c = view.contiguous().expect("a new view is contiguous");
         // When the left operand is row-major and copying it plus the output moves fewer
-        // elements than copying `b` (network C's `G W2ᵀ`: 256x1024 and 256x1024 against
-        // 1024x1024), the product is taken the other way round: `cᵀ = bᵀ aᵀ`, where
-        // `bᵀ` is already row-major and `aᵀ` is copied, into a scratch `cᵀ` that is then
-        // written into `c` transposed.
-        if let Start::Zero = start {
+        // elements than copying `b`, the product is taken the other way round:
+        // `cᵀ = bᵀ aᵀ`, where `bᵀ` is already row-major and `aᵀ` is copied, into a
+        // scratch `cᵀ` that is then written into `c` transposed.
+        if let Beta::Zero = beta {
             if a.col_stride == 1 && m * k + m * n < k * n {
                 return with_scratch(k * m, |copy: &mut [T]| {
-                    transpose_into(a.t(), as_uninit(copy), parts);
+                    // SAFETY: `transpose_into` and `multiply` write only values.
+                    transpose_into(a.t(), unsafe { as_uninit(copy) }, parts);
                     with_scratch(n * m, |ct: &mut [T]| {
                         multiply(
                             b.t(),
                             MatRef::row_major(copy, k, m),
-                            as_uninit(ct),
-                            Start::Zero,
+                            // SAFETY: as above.
+                            unsafe { as_uninit(ct) },
+                            Beta::Zero,
                             None,
                             parts,
                         );
                         transpose_into(MatRef::row_major(ct, n, m).t(), c, parts);
                     });
-                    // SAFETY: the transposed copy wrote every element of `c`.
-                    unsafe { finish_written(finish, c) };
+                    finish(epilogue, &mut OutView::new(c, m, n));
                 });
             }
         }
         return with_scratch(k * n, |copy: &mut [T]| {
-            transpose_into(b, as_uninit(copy), parts);
-            multiply(a, MatRef::row_major(copy, k, n), c, start, finish, parts);
+            // SAFETY: `transpose_into` writes only values.
+            transpose_into(b, unsafe { as_uninit(copy) }, parts);
+            multiply(a, MatRef::row_major(copy, k, n), c, beta, epilogue, parts);
         });
     }
-    multiply(a, b, c, start, finish, parts);
+    multiply(
+        a,
+        b,
+        view.contiguous().expect("contiguous"),
+        beta,
+        epilogue,
+        parts,
+    );
 }
 
-/// Column-major right operands of at most this many elements are copied for the
-/// narrow kernel (see `product`).
-const NARROW_COPY_MAX: usize = 1024;
-
-/// Whether an f32 product with this right operand goes to the narrow kernel.
-fn narrow_f32<T: 'static>(n: usize, b_col_stride: usize) -> bool {
-    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && narrow::applies(n, b_col_stride)
+/// Whether an f32 product with this right operand goes to the few-columns kernel.
+fn few_columns_f32<T: 'static>(n: usize, b_col_stride: usize) -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && few_columns::applies(n, b_col_stride)
 }
-
-/// Products with at least this many output rows get a row-major copy of a column-major
-/// right operand (see `product`).
-const TRANSPOSE_MIN_ROWS: usize = 96;
-/// ... and a right operand of at least this many elements,
-const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 14;
-/// ... more than this many when the product runs on one thread: the `G W2ᵀ` of network
-/// B's 128x128 layer, computed whole beside its `dW2` (see `ops::matmul`), took 49 µs
-/// with the copy and 43 without (the copy is not split then, and a 64 KiB operand
-/// stays in L2 however it is read).
-const TRANSPOSE_ONE_THREAD_MIN: usize = 1 << 16;
 
 /// Writes the elements of a column-major `b` (`row_stride` 1) into `out` as a contiguous
 /// row-major `b.rows x b.cols` matrix, eight output rows at a time: each column of `b`
 /// gives a run of eight contiguous reads, and the eight rows being written stay in L1.
-/// (Panels of sixteen and 8x8 tiles measured no faster on 1024x1024.)
 fn transpose_into<T: Float>(b: MatRef<'_, T>, out: &mut [MaybeUninit<T>], parts: usize) {
     const PANEL: usize = 8;
     let cols = b.cols;
     debug_assert!(b.row_stride == 1 && out.len() == b.rows * cols);
     let panels = b.rows.div_ceil(PANEL);
-    let shared = SharedMut::new(out);
-    pool::for_parts(parts, &|i| {
+    // Part i writes the rows of its range of panels: consecutive, disjoint slices.
+    let mut bands = SmallVec::new();
+    let mut rest = out;
+    for i in 0..parts {
         let range = pool::part_range(panels, parts, i);
-        let rows = range.start * PANEL..(range.end * PANEL).min(b.rows);
-        // SAFETY: the parts' row ranges are disjoint.
-        let dst = unsafe { shared.range(rows.start * cols..rows.end * cols) };
+        let rows = (range.start * PANEL).min(b.rows)..(range.end * PANEL).min(b.rows);
+        let (band, tail) = rest.split_at_mut(rows.len() * cols);
+        bands.push((range.start * PANEL, band));
+        rest = tail;
+    }
+    pool::for_each_owned(bands, |_, (first_row, dst)| {
         for (j, dst) in dst.chunks_mut(PANEL * cols).enumerate() {
-            let first = (range.start + j) * PANEL;
+            let first = first_row + j * PANEL;
             let height = dst.len() / cols;
             for col in 0..cols {
                 let src = &b.data[col * b.col_stride + first..][..height];
@@ -373,46 +389,42 @@ fn multiply<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
-    start: Start<'_, T>,
-    finish: Finish<'_, T>,
+    beta: Beta<'_, T>,
+    epilogue: Epilogue<'_, T>,
     parts: usize,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     match parts {
         1 => {
-            gemm_call(a, b, c, n, start);
-            // SAFETY: the product wrote every element of `c`.
-            unsafe { finish_written(finish, c) };
+            let mut c = OutView::new(c, m, n);
+            gemm_call(a, b, &mut c, beta);
+            finish(epilogue, &mut c);
         }
         // Split along the inner dimension in two cases:
         // - `Xᵀ G` (a weight gradient) with a small output: each part sums over its own
         //   band of the batch, the rows of X and G that the same part of the forward
         //   pass used;
-        // - `X W` with a large `W` taller than the output has rows (every first layer
-        //   here): each part reads only its own band of W's rows, the band that the
-        //   same part of the optimizer's update writes (by contiguous ranges). Split by
-        //   output rows (network B) or columns (network C), each core read what the
-        //   other had just written, or the other way round: in B, Adam's update of W
-        //   then took 38 µs a step instead of 15 (over 200 in this machine's slow
-        //   phases); in C, the steps of its two large layers, split this way, ran
-        //   150 µs (1.2%) shorter than split by columns.
+        // - `X W` with a large `W` taller than the output has rows (a first layer):
+        //   each part reads only its own band of W's rows, the band that the same part
+        //   of the optimizer's update writes.
         // Then the partial products are added in part order.
         _ if ((a.row_stride == 1 && m * n <= SPLIT_K_MAX_OUTPUT)
             || (a.row_stride != 1 && k > m && k * n >= SPLIT_K_MIN_RIGHT))
             && k >= 16 * parts =>
         {
-            // A bias is added with the partial sums, not by part 0's product: part 0 then
-            // runs the same plain product as the others (starting from the bias, it
-            // finished last: 120 µs against 116 in network B's first layer, and the
-            // step took 3 µs longer).
-            let (first, bias) = match start {
-                Start::Row(row) => (Start::Zero, Some(row)),
+            // A bias is added with the partial sums, not by part 0's product, so that
+            // part 0 runs the same plain product as the others.
+            let (first, bias) = match beta {
+                Beta::Bias(row) => (Beta::Zero, Some(row)),
                 other => (other, None),
             };
             with_scratch((parts - 1) * m * n, |partials: &mut [T]| {
-                let partials = as_uninit(partials);
-                let (out, rest) = (SharedMut::new(c), SharedMut::new(partials));
-                pool::for_parts(parts, &|i| {
+                // Part 0 writes `c`, part i > 0 its own piece of the scratch.
+                let mut outs: SmallVec<[&mut [MaybeUninit<T>]; 8]> = SmallVec::new();
+                outs.push(&mut *c);
+                // SAFETY: the products write only values into the scratch.
+                outs.extend(unsafe { as_uninit(partials) }.chunks_mut(m * n));
+                pool::for_each_owned(outs, |i, out| {
                     let ks = pool::part_range(k, parts, i);
                     let a = MatRef {
                         data: &a.data[ks.start * a.col_stride..],
@@ -424,21 +436,12 @@ fn multiply<T: Float>(
                         rows: ks.len(),
                         ..b
                     };
-                    // SAFETY: part 0 alone writes `c`, part i > 0 its own partial.
-                    match i {
-                        0 => gemm_call(a, b, unsafe { out.range(0..m * n) }, n, first),
-                        _ => gemm_call(a, b, unsafe { rest.chunk(i - 1, m * n) }, n, Start::Zero),
-                    }
+                    let beta = if i == 0 { first } else { Beta::Zero };
+                    gemm_call(a, b, &mut OutView::new(out, m, n), beta);
                 });
-                // SAFETY: part 0 wrote (or accumulated into) every element of `c`, and
-                // each partial was written whole (gemm writes every element it is
-                // given when not accumulating).
-                let (c, partials) = unsafe {
-                    (
-                        &mut *(std::ptr::from_mut(c) as *mut [T]),
-                        &*(std::ptr::from_ref(partials) as *const [T]),
-                    )
-                };
+                // SAFETY: part 0 wrote (or accumulated into) every element of `c`.
+                let c = unsafe { assume_init_mut(c) };
+                let partials = &*partials;
                 // The sum is split too, by contiguous ranges: an optimizer update split
                 // the same way then finds its piece of the gradient in its own cache.
                 pool::for_row_bands(c, m * n, parts, |range, c| {
@@ -450,7 +453,7 @@ fn multiply<T: Float>(
                     if let Some(row) = bias {
                         add_row(c, range.start % n, row);
                     }
-                    if let Some(f) = finish {
+                    if let Some(f) = epilogue {
                         f(c);
                     }
                 });
@@ -458,11 +461,9 @@ fn multiply<T: Float>(
         }
         // Each part is the product of a band of rows of `a` and writes only its own band
         // of `c`: when the output is taller than wide; when it is wider but the inner
-        // dimension is short, so that writing the output is most of the work (C's
-        // 256x10x1024 `G W3ᵀ` took 147 µs split by columns, 57 on one thread and 29
-        // split by rows); and for a large weight gradient `Xᵀ G`, whose bands of rows
-        // are the bands of the weight that the optimizer's parts update (C's 784x1024
-        // first-layer gradient, split by columns before, measured with the change above),
+        // dimension is short, so that writing the output is most of the work; and for a
+        // large weight gradient `Xᵀ G`, whose bands of rows are the bands of the weight
+        // that the optimizer's parts update.
         _ if m >= n
             || (k <= ROW_SPLIT_MAX_K && m >= ROW_SPLIT_MIN_ROWS * parts)
             || (a.row_stride == 1 && m >= ROW_SPLIT_MIN_ROWS * parts) =>
@@ -473,15 +474,16 @@ fn multiply<T: Float>(
                     rows: rows.len(),
                     ..a
                 };
-                gemm_call(a, b, c, n, start);
-                // SAFETY: the product wrote this band whole.
-                unsafe { finish_written(finish, c) };
+                let mut c = OutView::new(c, rows.len(), n);
+                gemm_call(a, b, &mut c, beta);
+                finish(epilogue, &mut c);
             })
         }
-        // ... or, when the output is wider than tall, of a band of columns of `b`.
+        // ... or, when the output is wider than tall, of a band of columns of `b`: each
+        // part writes its columns of every row through its own view.
         _ => {
-            let shared = SharedMut::new(c);
-            pool::for_parts(parts, &|i| {
+            let bands = OutView::new(c, m, n).split_columns(parts);
+            pool::for_each_owned(bands, |i, mut c| {
                 let cols = pool::part_range(n, parts, i);
                 if cols.is_empty() {
                     return;
@@ -491,17 +493,8 @@ fn multiply<T: Float>(
                     cols: cols.len(),
                     ..b
                 };
-                // SAFETY: this part writes columns `cols` of every row, a set no other
-                // part touches; the slice spans them with row stride `n`.
-                let c = unsafe { shared.range(cols.start..(m - 1) * n + cols.end) };
-                gemm_call(a, b, c, n, start.columns(cols.clone()));
-                if finish.is_some() {
-                    for row in 0..m {
-                        let piece = &mut c[row * n..row * n + cols.len()];
-                        // SAFETY: the product wrote these columns of every row.
-                        unsafe { finish_written(finish, piece) };
-                    }
-                }
+                gemm_call(a, b, &mut c, beta.columns(cols));
+                finish(epilogue, &mut c);
             });
         }
     }
@@ -521,59 +514,65 @@ fn add_row<T: Float>(c: &mut [T], col: usize, row: &[T]) {
     }
 }
 
-/// One call of the `gemm` crate: `c` holds `a.rows` rows `row_stride` apart, each of
-/// `b.cols` contiguous elements.
+/// One call of the `gemm` crate (or of the few-columns kernel) writing `c`, which must
+/// have `a.rows` rows of `b.cols` elements.
 fn gemm_call<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
-    c: &mut [MaybeUninit<T>],
-    row_stride: usize,
-    start: Start<'_, T>,
+    c: &mut OutView<'_, T>,
+    beta: Beta<'_, T>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(
+        c.rows == m && c.cols == n,
+        "gemm: output view differs from the product's shape"
+    );
     if m == 0 || n == 0 {
         return;
     }
-    debug_assert!(c.len() > (m - 1) * row_stride + n - 1);
     a.check();
     b.check();
-    if narrow_f32::<T>(n, b.col_stride) {
-        let start = match start {
-            Start::Zero => narrow::Start::Zero,
-            Start::Keep => narrow::Start::Keep,
-            Start::Row(row) => narrow::Start::Row(row.as_ptr().cast::<f32>()),
+    if few_columns_f32::<T>(n, b.col_stride) {
+        let beta = match beta {
+            Beta::Zero => few_columns::Beta::Zero,
+            Beta::One => few_columns::Beta::One,
+            Beta::Bias(row) => few_columns::Beta::Bias(row.as_ptr().cast::<f32>()),
         };
-        let view = |x: MatRef<'_, T>| narrow::Strided {
+        let view = |x: MatRef<'_, T>| few_columns::Strided {
             ptr: x.data.as_ptr().cast::<f32>(),
             row_stride: x.row_stride,
             col_stride: x.col_stride,
         };
-        let job = narrow::Product {
+        let job = few_columns::Product {
             m,
             k,
             n,
             a: view(a),
             b: view(b),
-            c: narrow::Out {
-                ptr: c.as_mut_ptr().cast::<f32>(),
-                row_stride,
+            c: few_columns::Out {
+                ptr: c.ptr.cast::<f32>(),
+                row_stride: c.row_stride,
             },
-            start,
+            beta,
         };
-        // SAFETY: `T` is `f32`; `applies` held; the views and `c` are bounded as below.
+        // SAFETY: `T` is `f32` and `applies` held (`few_columns_f32`); `check` bounds the
+        // operand views, `c` is the unique borrow of `m` rows of `n` elements
+        // `row_stride` apart (initialised when β = 1, as `Beta::One` requires), and a
+        // bias row has `n` elements (`bias_product_vec`, `Beta::columns`).
         return unsafe { job.run() };
     }
-    let accumulate = start.apply(c, m, n, row_stride);
-    // SAFETY: every element the kernel touches lies inside the checked slices: `check`
-    // bounds the operand views and `c` holds the last element of the last row.
+    let accumulate = beta.apply(c);
+    // SAFETY: every element the kernel touches lies inside the checked operand views
+    // and the `m x n` output view, which `c` borrows uniquely; with `accumulate` every
+    // element of it has been initialised (β = 1, or the bias just written).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr().cast::<T>(),
+            c.ptr.cast::<T>(),
             1,
-            row_stride as isize,
+            c.row_stride as isize,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
@@ -589,14 +588,6 @@ fn gemm_call<T: Float>(
             Parallelism::None,
         )
     }
-}
-
-/// Runs `work` on the calling thread with kernels split over `threads` threads (the
-/// calling one and `threads - 1` spinning helpers, see [`pool`]), then returns its
-/// result. The setting is global and stays in force afterwards.
-pub fn with_threads<R>(threads: usize, work: impl FnOnce() -> R) -> R {
-    set_max_threads(threads.max(1));
-    work()
 }
 
 #[cfg(test)]
@@ -687,7 +678,9 @@ mod tests {
         acc: bool,
         parts: usize,
     ) {
-        multiply(a, b, as_uninit(c), Start::from_accumulate(acc), None, parts);
+        // SAFETY: `multiply` writes only values.
+        let c = unsafe { as_uninit(c) };
+        multiply(a, b, c, Beta::from_accumulate(acc), None, parts);
     }
 
     /// Products split into bands of rows (tall outputs, wide ones with a short inner
@@ -699,7 +692,10 @@ mod tests {
     /// band, give the plain loops' products, overwriting or accumulating.
     #[test]
     fn split_products_match_the_plain_loops() {
-        pool::set_threads(3);
+        pool::with_threads(3, split_products_match_here);
+    }
+
+    fn split_products_match_here() {
         for (m, k, n) in [
             (37, 20, 5),
             (5, 20, 37),
@@ -743,13 +739,16 @@ mod tests {
     /// Products starting from a bias row, split by rows, by columns (the bias cut to
     /// each band's columns) or along the inner dimension (the bias added with the
     /// partial sums, bands starting inside a row), in f64 (the `gemm` crate) and f32
-    /// (narrow outputs take this module's own kernel), and through the public
+    /// (outputs of few columns take the few-columns kernel), and through the public
     /// `matmul_bias_vec` (whose large column-major right operand is copied first): the
     /// plain loops plus the bias. With a finishing function, each element is finished
     /// exactly once, whichever way the product was split.
     #[test]
     fn products_from_a_bias_row_match_the_plain_loops() {
-        pool::set_threads(3);
+        pool::with_threads(3, products_from_a_bias_row_here);
+    }
+
+    fn products_from_a_bias_row_here() {
         for (m, k, n) in [
             (37, 20, 5),
             (5, 20, 37),
@@ -774,13 +773,22 @@ mod tests {
             let finished: Vec<f64> = want.iter().map(|v| v * 3.0 - 1.0).collect();
             for parts in [1, 2, 3] {
                 let mut c = vec![0.0; m * n];
-                multiply(a, b, as_uninit(&mut c), Start::Row(&bias), None, parts);
+                // SAFETY: `multiply` writes only values.
+                multiply(
+                    a,
+                    b,
+                    unsafe { as_uninit(&mut c) },
+                    Beta::Bias(&bias),
+                    None,
+                    parts,
+                );
                 check(&c, &format!("in {parts} parts"));
                 multiply(
                     a,
                     b,
-                    as_uninit(&mut c),
-                    Start::Row(&bias),
+                    // SAFETY: as above.
+                    unsafe { as_uninit(&mut c) },
+                    Beta::Bias(&bias),
                     Some(&finish),
                     parts,
                 );
@@ -792,11 +800,11 @@ mod tests {
                 }
             }
             check(&matmul_bias_vec(a, b, &bias), "matmul_bias_vec");
-            let got = matmul_bias_finish_vec(a, b, &bias, &finish);
+            let got = matmul_bias_epilogue_vec(a, b, &bias, &finish);
             for (got, want) in got.iter().zip(&finished) {
                 assert!(
                     (got - want).abs() < 1e-11,
-                    "{m}x{k}x{n} matmul_bias_finish_vec: {got} vs {want}"
+                    "{m}x{k}x{n} matmul_bias_epilogue_vec: {got} vs {want}"
                 );
             }
             let (a32, b32, bias32) = (to32(&a_data), to32(&b_data), to32(&bias));
@@ -810,11 +818,11 @@ mod tests {
         }
     }
 
-    /// f32 products with a narrow output and a small column-major right operand (a
-    /// narrow layer's `G Wᵀ`, copied for the narrow kernel) and with one too large to
+    /// f32 products with few output columns and a small column-major right operand (a
+    /// narrow layer's `G Wᵀ`, copied for the few-columns kernel) and with one too large to
     /// copy: the plain loops' values.
     #[test]
-    fn narrow_f32_products_with_a_transposed_right_operand() {
+    fn few_column_f32_products_with_a_transposed_right_operand() {
         for (m, k, n) in [(100, 16, 16), (37, 10, 16), (5, 3, 1), (64, 100, 12)] {
             let (a_data, w_data) = (filled(m * k, 10), filled(n * k, 11));
             let a64 = MatRef::row_major(&a_data, m, k);

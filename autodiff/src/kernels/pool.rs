@@ -14,7 +14,8 @@
 //! Which part runs on which thread never changes what a part computes, so results do
 //! not depend on scheduling.
 
-use std::cell::UnsafeCell;
+use smallvec::SmallVec;
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -24,29 +25,55 @@ use std::time::{Duration, Instant};
 /// How long an idle helper watches for the next job before it parks.
 const SPIN: Duration = Duration::from_millis(1);
 
-/// Threads a job may use, the caller included (0: every core).
-static THREADS: AtomicUsize = AtomicUsize::new(0);
-
-/// Sets how many threads, the calling one included, a split kernel may use (0: one per
-/// core). `1` runs every kernel on the calling thread.
-pub fn set_threads(threads: usize) {
-    THREADS.store(threads, Ordering::Relaxed);
+thread_local! {
+    /// Threads a job started on this thread may use, the caller included (0: every
+    /// core). Thread-local so that a scope entered by one caller (a test comparing
+    /// thread counts, say) can never be changed under it by another.
+    static THREADS: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The number of threads a split kernel may use, the calling one included.
-pub fn threads() -> usize {
-    // `available_parallelism` reads the affinity mask and cgroup quotas each call (tens
-    // of microseconds), so it is asked once.
+/// The number of cores, asked once: `available_parallelism` reads the affinity mask and
+/// cgroup quotas on each call (tens of microseconds).
+fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
-    match THREADS.load(Ordering::Relaxed) {
-        0 => *CORES.get_or_init(|| thread::available_parallelism().map_or(1, |n| n.get())),
+    *CORES.get_or_init(|| thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Runs `work` with the kernels it calls split over at most `threads` threads, the
+/// calling one included (`0`: one per core; `1`: every kernel on the calling thread),
+/// and returns its result. The setting belongs to the calling thread and ends with
+/// `work` (also when it panics): other threads, and code after the call, keep their
+/// own. Results depend on the count only where a sum is split (see the README), never
+/// on which threads run the parts.
+///
+/// ```
+/// use autodiff::{threads, with_threads};
+/// let n = with_threads(1, || threads());
+/// assert_eq!(n, 1);
+/// ```
+pub fn with_threads<R>(threads: usize, work: impl FnOnce() -> R) -> R {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREADS.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(THREADS.with(|t| t.replace(threads)));
+    work()
+}
+
+/// The number of threads a kernel called here may split its work over, the calling
+/// one included: the innermost [`with_threads`] scope's count, else one per core.
+pub fn threads() -> usize {
+    match THREADS.with(Cell::get) {
+        0 => cores(),
         n => n,
     }
 }
 
 thread_local! {
     /// Whether this thread is running a part of a job (nested kernels then run whole).
-    static IN_PART: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static IN_PART: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Whether the calling thread is inside a part of a [`for_parts`] job. Kernels called
@@ -277,12 +304,29 @@ pub fn part_range(len: usize, parts: usize, i: usize) -> std::ops::Range<usize> 
     start..start + base + usize::from(i < extra)
 }
 
+/// Runs `f(i, item)` for every item, item `i` as part `i` of one [`for_parts`] job, which
+/// owns it: the parts of a job write through items cut from one exclusive borrow
+/// (`split_at_mut`, `chunks_mut`), so no two ever hold overlapping memory.
+pub(crate) fn for_each_owned<W: Send>(items: SmallVec<[W; 8]>, f: impl Fn(usize, W) + Sync) {
+    // Each part takes its own slot once; the lock is never contended.
+    let slots: SmallVec<[Mutex<Option<W>>; 8]> =
+        items.into_iter().map(|w| Mutex::new(Some(w))).collect();
+    for_parts(slots.len(), &|i| {
+        let item = slots[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("each part runs once");
+        f(i, item)
+    });
+}
+
 /// Runs `f(band, rows)` for `parts` bands of a row-major matrix of `rows` rows stored in
 /// `data`, as the parts of one [`for_parts`] job: part `i` gets the rows
 /// [`part_range`]`(rows, parts, i)` and the slice of `data` that holds them. Kernels that
 /// split the same rows the same way (a batch gathered, multiplied, activated) leave each
 /// band in the cache of the thread that runs it next.
-pub fn for_row_bands<T: Send>(
+pub(crate) fn for_row_bands<T: Send>(
     data: &mut [T],
     rows: usize,
     parts: usize,
@@ -292,65 +336,25 @@ pub fn for_row_bands<T: Send>(
         return;
     }
     let row_len = data.len() / rows;
-    let shared = SharedMut::new(data);
-    for_parts(parts, &|i| {
+    let mut bands = SmallVec::new();
+    let mut rest = data;
+    for i in 0..parts {
         let band = part_range(rows, parts, i);
-        // SAFETY: the parts' bands of rows are disjoint.
-        let slice = unsafe { shared.range(band.start * row_len..band.end * row_len) };
-        f(band, slice)
-    });
+        let (slice, tail) = rest.split_at_mut(band.len() * row_len);
+        bands.push((band, slice));
+        rest = tail;
+    }
+    for_each_owned(bands, |_, (band, slice)| f(band, slice));
 }
 
 /// Runs `f(i, chunk)` for every `chunk`-long piece of `data` (the last may be shorter),
 /// as the parts of one [`for_parts`] job.
-pub fn for_chunks<T: Send>(data: &mut [T], chunk: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
-    let (len, chunk) = (data.len(), chunk.max(1));
-    let shared = SharedMut::new(data);
-    for_parts(len.div_ceil(chunk), &|i| {
-        // SAFETY: the chunks are disjoint.
-        f(i, unsafe { shared.chunk(i, chunk) })
-    });
-}
-
-/// A slice that parts of one [`for_parts`] job write disjoint pieces of.
-pub struct SharedMut<'a, T> {
-    data: &'a [UnsafeCell<T>],
-}
-
-// SAFETY: parts only touch disjoint ranges (the contract of `range`).
-unsafe impl<T: Send> Sync for SharedMut<'_, T> {}
-
-impl<'a, T> SharedMut<'a, T> {
-    /// Wraps `data` for sharing between the parts of one job.
-    pub fn new(data: &'a mut [T]) -> Self {
-        let len = data.len();
-        // SAFETY: `UnsafeCell<T>` has the layout of `T`, and the exclusive borrow is
-        // held for `'a`.
-        let data = unsafe { std::slice::from_raw_parts(data.as_mut_ptr().cast(), len) };
-        SharedMut { data }
-    }
-
-    /// The elements in `range`, mutably.
-    ///
-    /// # Safety
-    /// No two live results may overlap.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn range(&self, range: std::ops::Range<usize>) -> &mut [T] {
-        let cells = &self.data[range];
-        // SAFETY: the caller guarantees exclusive access to these elements.
-        unsafe { std::slice::from_raw_parts_mut(UnsafeCell::raw_get(cells.as_ptr()), cells.len()) }
-    }
-
-    /// Piece `i` of the slice cut into pieces of `len` (the last may be shorter).
-    ///
-    /// # Safety
-    /// No two live results may overlap.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn chunk(&self, i: usize, len: usize) -> &mut [T] {
-        let start = (i * len).min(self.data.len());
-        // SAFETY: forwarded to the caller.
-        unsafe { self.range(start..(start + len).min(self.data.len())) }
-    }
+pub(crate) fn for_chunks<T: Send>(
+    data: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    for_each_owned(data.chunks_mut(chunk.max(1)).collect(), f);
 }
 
 #[cfg(test)]
@@ -359,7 +363,11 @@ mod tests {
 
     #[test]
     fn every_part_runs_once() {
-        set_threads(2);
+        with_threads(2, every_part_runs_once_here);
+    }
+
+    fn every_part_runs_once_here() {
+        assert_eq!(threads(), 2);
         for parts in [1, 2, 3, 7, 64] {
             let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
             for_parts(parts, &|i| {
@@ -367,6 +375,26 @@ mod tests {
             });
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
         }
+    }
+
+    /// A scope is the calling thread's own: another thread's scope, entered and left
+    /// meanwhile, does not change it, and it ends with its closure.
+    #[test]
+    fn a_thread_count_scope_belongs_to_its_thread() {
+        let outside = threads();
+        with_threads(3, || {
+            assert_eq!(threads(), 3);
+            thread::scope(|scope| {
+                scope.spawn(|| with_threads(1, || assert_eq!(threads(), 1)));
+                scope.spawn(|| assert_eq!(threads(), outside));
+            });
+            assert_eq!(with_threads(5, threads), 5);
+            assert_eq!(threads(), 3);
+        });
+        assert_eq!(threads(), outside);
+        let caught = panic::catch_unwind(|| with_threads(7, || panic!("inside")));
+        assert!(caught.is_err());
+        assert_eq!(threads(), outside, "a panic ends the scope too");
     }
 
     #[test]
@@ -382,7 +410,10 @@ mod tests {
 
     #[test]
     fn a_panicking_part_panics_the_caller_and_frees_the_pool() {
-        set_threads(2);
+        with_threads(2, a_panicking_part_panics_here);
+    }
+
+    fn a_panicking_part_panics_here() {
         let caught = panic::catch_unwind(|| {
             for_parts(4, &|i| {
                 if i == 3 {
@@ -402,19 +433,20 @@ mod tests {
     /// parts themselves) and jobs nested inside parts all run every part exactly once.
     #[test]
     fn concurrent_and_nested_jobs_run_every_part_once() {
-        set_threads(2);
         let total = AtomicUsize::new(0);
         thread::scope(|scope| {
             for _ in 0..4 {
                 scope.spawn(|| {
-                    for _ in 0..200 {
-                        for_parts(3, &|_| {
-                            assert!(in_part());
-                            for_parts(2, &|_| {
-                                total.fetch_add(1, Ordering::Relaxed);
+                    with_threads(2, || {
+                        for _ in 0..200 {
+                            for_parts(3, &|_| {
+                                assert!(in_part());
+                                for_parts(2, &|_| {
+                                    total.fetch_add(1, Ordering::Relaxed);
+                                });
                             });
-                        });
-                    }
+                        }
+                    })
                 });
             }
         });

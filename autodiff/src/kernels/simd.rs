@@ -15,7 +15,7 @@
 /// not inlined runs baseline code.
 ///
 /// ```
-/// use autodiff::kernels::simd::wide;
+/// use autodiff::cpu::wide;
 /// let (x, mut y) = (vec![1.0f32; 64], vec![0.0f32; 64]);
 /// wide(
 ///     #[inline(always)]
@@ -52,4 +52,21 @@ unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
+}
+
+/// Hints the processor to bring `data` into cache (for rows read in random order, a
+/// few rows ahead of their use); a no-op off x86-64.
+#[inline]
+pub fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in data.chunks(64 / std::mem::size_of::<T>().max(1)) {
+        // SAFETY: prefetching is a hint that never faults, and the pointer is in bounds.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }

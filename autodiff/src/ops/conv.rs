@@ -3,11 +3,46 @@
 
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::{Float, Recycled};
-use crate::kernels::conv::{self, out_len, Conv2dOptions, Geometry, Pool};
+use crate::kernels::conv::{self, out_len, Geometry, Pool};
 use crate::shape::Dims;
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
+
+/// Stride, zero padding, dilation (each per (height, width)) and channel groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Zeros added on each side.
+    pub padding: [usize; 2],
+    /// Spacing between kernel taps.
+    pub dilation: [usize; 2],
+    /// Channel groups: input and output channels split into this many independent convolutions.
+    pub groups: usize,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dOptions {
+    /// Same stride and padding in both directions.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Conv2dOptions {
+            stride: [stride, stride],
+            padding: [padding, padding],
+            ..Self::default()
+        }
+    }
+}
 
 fn geometry(x: &[usize], w: &[usize], opts: Conv2dOptions) -> Geometry {
     let fail = |why: String| -> ! { panic!("conv2d: input {} weight {}: {why}", Dims(x), Dims(w)) };

@@ -1,16 +1,15 @@
 //! Elementwise ops. Unary ops are (f, df) pairs, so one vjp serves them all; binary
 //! ops broadcast like NumPy and undo the broadcast in their vjp via `sum_to_shape`.
+//! The loops themselves are in `kernels/elementwise.rs`.
 
+use super::activation::{per_activation, Activation};
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::{sigmoid, softplus, Float};
 use crate::kernels::broadcast::{binary, sum_to_shape};
-use crate::kernels::pool;
-use crate::kernels::simd::wide;
+use crate::kernels::elementwise::{map, map3};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
-use std::mem::MaybeUninit;
-use std::ops::Range;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// An elementwise function of one tensor, possibly with a scalar constant.
@@ -21,9 +20,8 @@ pub(crate) enum UnaryOp<T> {
     Ln,
     Sqrt,
     Square,
-    Sigmoid,
-    Tanh,
-    Relu,
+    /// An activation: its derivative comes from its output (`ops/activation.rs`).
+    Activation(Activation),
     Abs,
     Softplus,
     Powf(T),
@@ -43,9 +41,7 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Ln => "ln".into(),
             UnaryOp::Sqrt => "sqrt".into(),
             UnaryOp::Square => "square".into(),
-            UnaryOp::Sigmoid => "sigmoid".into(),
-            UnaryOp::Tanh => "tanh".into(),
-            UnaryOp::Relu => "relu".into(),
+            UnaryOp::Activation(a) => a.name().into(),
             UnaryOp::Abs => "abs".into(),
             UnaryOp::Softplus => "softplus".into(),
             UnaryOp::Powf(p) => format!("powf({p})"),
@@ -57,16 +53,14 @@ impl<T: Float> UnaryOp<T> {
     }
 
     #[inline(always)]
-    fn f(self, x: T) -> T {
+    pub(crate) fn f(self, x: T) -> T {
         match self {
             UnaryOp::Neg => -x,
             UnaryOp::Exp => x.exp(),
             UnaryOp::Ln => x.ln(),
             UnaryOp::Sqrt => x.sqrt(),
             UnaryOp::Square => x * x,
-            UnaryOp::Sigmoid => sigmoid(x),
-            UnaryOp::Tanh => x.tanh(),
-            UnaryOp::Relu => x.max(T::zero()),
+            UnaryOp::Activation(a) => a.f(x),
             UnaryOp::Abs => x.abs(),
             UnaryOp::Softplus => softplus(x),
             UnaryOp::Powf(p) => x.powf(p),
@@ -77,28 +71,18 @@ impl<T: Float> UnaryOp<T> {
         }
     }
 
-    /// The input's gradient `g * dy/dx`, except for the ReLU: its gradient is chosen,
-    /// `g` where `x > 0` and zero elsewhere, so that a NaN or infinite gradient does
-    /// not leak through a unit that passes nothing (as in PyTorch and JAX; multiplied
-    /// by a 0/1 derivative, NaN * 0 would be NaN, and whether the compiler keeps that
-    /// product or folds it into a choice is not something to depend on).
+    /// The input's gradient `g * dy/dx` (an activation's own, from its output).
     #[inline(always)]
     fn vjp(self, x: T, y: T, g: T) -> T {
         match self {
-            UnaryOp::Relu => {
-                if x > T::zero() {
-                    g
-                } else {
-                    T::zero()
-                }
-            }
+            UnaryOp::Activation(a) => a.vjp_from_output(y, g),
             _ => g * self.df(x, y),
         }
     }
 
     /// dy/dx at input `x` with output `y = f(x)`.
     #[inline(always)]
-    fn df(self, x: T, y: T) -> T {
+    pub(crate) fn df(self, x: T, y: T) -> T {
         let one = T::one();
         let two = one + one;
         match self {
@@ -107,15 +91,7 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Ln => one / x,
             UnaryOp::Sqrt => one / (two * y),
             UnaryOp::Square => two * x,
-            UnaryOp::Sigmoid => y * (one - y), // s (1 - s)
-            UnaryOp::Tanh => one - y * y,
-            UnaryOp::Relu => {
-                if x > T::zero() {
-                    one
-                } else {
-                    T::zero()
-                }
-            }
+            UnaryOp::Activation(a) => a.df_from_output(y),
             UnaryOp::Abs => {
                 if x > T::zero() {
                     one
@@ -161,18 +137,10 @@ macro_rules! per_op {
                 let $o = UnaryOp::Square;
                 $body
             }
-            UnaryOp::Sigmoid => {
-                let $o = UnaryOp::Sigmoid;
+            UnaryOp::Activation(act) => per_activation!(act, |a| {
+                let $o = UnaryOp::Activation(a);
                 $body
-            }
-            UnaryOp::Tanh => {
-                let $o = UnaryOp::Tanh;
-                $body
-            }
-            UnaryOp::Relu => {
-                let $o = UnaryOp::Relu;
-                $body
-            }
+            }),
             UnaryOp::Abs => {
                 let $o = UnaryOp::Abs;
                 $body
@@ -205,169 +173,61 @@ macro_rules! per_op {
     };
 }
 
-// The loops below are written out (not `map(..).collect()`, whose loop lives in a
-// function of its own) so that they compile inside `wide`'s AVX-512 function: with the
-// sigmoid's exponential and division sixteen lanes at a time, network A's forward ops
-// (`Tape::record`, where their values are computed) went from 8.5% of an epoch's
-// samples to under a tenth of a percent plus the wide loop's few percent.
-
-fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
-    let (input, n) = (x.data(), x.numel());
-    let mut data = Vec::with_capacity(n);
-    by_row_bands(
-        &mut data.spare_capacity_mut()[..n],
+pub(crate) fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
+    let data = per_op!(op, |o| map(
+        x.data(),
         x.shape(),
-        |range, out| {
-            let input = &input[range];
-            wide(
-                #[inline(always)]
-                || {
-                    per_op!(op, |o| write_each(
-                        out,
-                        input,
-                        #[inline(always)]
-                        |v| o.f(v)
-                    ))
-                },
-            )
-        },
-    );
-    // SAFETY: the bands cover all `n` elements and each loop wrote its band whole.
-    unsafe { data.set_len(n) };
+        #[inline(always)]
+        |v| o.f(v)
+    ));
     Tensor::from_vec(data, x.shape())
 }
 
 pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     let (x, y, g) = (ctx.inputs[0].data(), ctx.output.data(), ctx.grad.data());
-    let n = x.len();
-    assert!(
-        y.len() == n && g.len() == n,
-        "unary vjp: operand lengths differ"
-    );
-    let mut data = Vec::with_capacity(n);
     let shape = ctx.inputs[0].shape();
-    by_row_bands(&mut data.spare_capacity_mut()[..n], shape, |range, out| {
-        let (x, y, g) = (&x[range.clone()], &y[range.clone()], &g[range]);
-        wide(
-            #[inline(always)]
-            || {
-                per_op!(op, |o| write_each3(
-                    out,
-                    x,
-                    y,
-                    g,
-                    #[inline(always)]
-                    |x, y, g| o.vjp(x, y, g)
-                ))
-            },
-        )
-    });
-    // SAFETY: the bands cover all `n` elements and each loop wrote its band whole.
-    unsafe { data.set_len(n) };
+    let data = per_op!(op, |o| map3(
+        x,
+        y,
+        g,
+        shape,
+        #[inline(always)]
+        |x, y, g| o.vjp(x, y, g)
+    ));
     smallvec![Some(Tensor::from_vec(data, shape))]
 }
 
-/// Elementwise results (matrices) of at least this many elements are computed in one
-/// band of rows per thread.
-const SPLIT_MIN: usize = 1 << 14;
-
-/// Runs `f(range, out[range])` over the whole of `out` (the elements of a tensor of
-/// `shape`): in one piece, or for large matrices in one band of rows per thread of
-/// [`pool`], the same bands a split matrix product of the result uses. (Convolution
-/// outputs stay whole: the convolutions split the batch their own way, and banding
-/// LeNet's activations measured no faster.)
-/// Network B's ReLU layers (128 x 128) then run on both cores, and each core finds its
-/// band of the activation (or of its gradient) in its own cache for the next product,
-/// instead of fetching the half the calling thread wrote.
-pub(crate) fn by_row_bands<T: Send>(
-    out: &mut [MaybeUninit<T>],
-    shape: &[usize],
-    f: impl Fn(Range<usize>, &mut [MaybeUninit<T>]) + Sync,
-) {
-    let n = out.len();
-    let rows = shape.first().copied().unwrap_or(1);
-    let parts = if n >= SPLIT_MIN && shape.len() == 2 {
-        pool::threads().min(rows)
-    } else {
-        1
-    };
-    if parts <= 1 {
-        return f(0..n, out);
-    }
-    let row_len = n / rows;
-    pool::for_row_bands(out, rows, parts, |band, out| {
-        f(band.start * row_len..band.end * row_len, out)
-    });
-}
-
-/// `values[i] = f(values[i])` in place, for the activations a linear layer can fuse
-/// (`Var::linear_relu` and its siblings): the same arithmetic as the unfused op.
-pub(crate) fn activate_in_place<T: Float>(op: UnaryOp<T>, values: &mut [T]) {
+/// `values[i] = act(values[i])` in place: a linear layer's fused activation, applied by
+/// the thread that computed each piece (the same arithmetic as the unfused op).
+pub(crate) fn activate_in_place<T: Float>(act: Activation, values: &mut [T]) {
     #[inline(always)]
     fn each<T: Copy>(values: &mut [T], f: impl Fn(T) -> T) {
         for v in values {
             *v = f(*v);
         }
     }
-    wide(
+    crate::kernels::simd::wide(
         #[inline(always)]
-        || match op {
-            UnaryOp::Relu => each(values, |v| UnaryOp::Relu.f(v)),
-            UnaryOp::Sigmoid => each(values, |v| UnaryOp::Sigmoid.f(v)),
-            UnaryOp::Tanh => each(values, |v| UnaryOp::Tanh.f(v)),
-            other => panic!("{} cannot be fused into a linear layer", other.name()),
-        },
+        || per_activation!(act, |a| each(values, |v| a.f(v))),
     )
 }
 
-/// The input's gradient of a fused activation from its output `y` alone: the unfused
-/// op's own `vjp` with `y` in place of the input, exact for these three (the ReLU's
-/// output is positive exactly where its input is; the other two use only `y`).
+/// The input's gradient of an activation from its output `y` alone, for every element
+/// of a tensor of `shape` (a fused layer's backward pass).
 pub(crate) fn vjp_from_output<T: Float>(
-    op: UnaryOp<T>,
-    out: &mut [MaybeUninit<T>],
+    act: Activation,
     y: &[T],
     g: &[T],
-) {
-    wide(
+    shape: &[usize],
+) -> Vec<T> {
+    per_activation!(act, |a| map3(
+        y,
+        y,
+        g,
+        shape,
         #[inline(always)]
-        || match op {
-            UnaryOp::Relu => write_each3(out, y, y, g, |x, y, g| UnaryOp::Relu.vjp(x, y, g)),
-            UnaryOp::Sigmoid => write_each3(out, y, y, g, |x, y, g| UnaryOp::Sigmoid.vjp(x, y, g)),
-            UnaryOp::Tanh => write_each3(out, y, y, g, |x, y, g| UnaryOp::Tanh.vjp(x, y, g)),
-            other => panic!("{} cannot be fused into a linear layer", other.name()),
-        },
-    )
-}
-
-/// `out[i] = f(x[i])` for every element of `out` (as long as `x`). The loops are plain
-/// functions with their slices as parameters, so that inlined into `wide` the compiler
-/// still knows the output aliases no input.
-#[inline(always)]
-fn write_each<T: Copy>(out: &mut [MaybeUninit<T>], x: &[T], f: impl Fn(T) -> T) {
-    assert_eq!(out.len(), x.len(), "write_each: lengths differ");
-    for (out, &v) in out.iter_mut().zip(x) {
-        out.write(f(v));
-    }
-}
-
-/// `out[i] = f(x[i], y[i], g[i])` for every element of `out` (as long as each input).
-#[inline(always)]
-fn write_each3<T: Copy>(
-    out: &mut [MaybeUninit<T>],
-    x: &[T],
-    y: &[T],
-    g: &[T],
-    f: impl Fn(T, T, T) -> T,
-) {
-    let n = out.len();
-    assert!(
-        x.len() == n && y.len() == n && g.len() == n,
-        "write_each3: lengths differ"
-    );
-    for (((out, &x), &y), &g) in out.iter_mut().zip(x).zip(y).zip(g) {
-        out.write(f(x, y, g));
-    }
+        |_, y, g| a.vjp_from_output(y, g)
+    ))
 }
 
 /// A broadcasting elementwise function of two tensors.
@@ -424,7 +284,7 @@ pub(crate) fn binary_vjp<T: Float>(op: BinaryOp, ctx: &VjpContext<'_, T>) -> Inp
 }
 
 impl<'t, T: Float> Var<'t, T> {
-    fn unary(self, op: UnaryOp<T>) -> Var<'t, T> {
+    pub(crate) fn unary(self, op: UnaryOp<T>) -> Var<'t, T> {
         self.tape
             .record(&[self], |x, _| (unary_forward(op, x[0]), Op::Unary(op)))
     }
@@ -454,18 +314,6 @@ impl<'t, T: Float> Var<'t, T> {
     /// `x^p` for a constant exponent.
     pub fn powf(self, p: T) -> Self {
         self.unary(UnaryOp::Powf(p))
-    }
-    /// The logistic function `1 / (1 + e^-x)`, stable for large |x|.
-    pub fn sigmoid(self) -> Self {
-        self.unary(UnaryOp::Sigmoid)
-    }
-    /// Hyperbolic tangent.
-    pub fn tanh(self) -> Self {
-        self.unary(UnaryOp::Tanh)
-    }
-    /// `max(x, 0)`; the derivative at 0 is taken as 0.
-    pub fn relu(self) -> Self {
-        self.unary(UnaryOp::Relu)
     }
     /// `|x|`; the derivative at 0 is taken as 0.
     pub fn abs(self) -> Self {
@@ -576,7 +424,7 @@ mod tests {
     #[test]
     fn banded_unary_ops_give_the_same_bits_on_any_thread_count() {
         let (rows, cols) = (257, 128);
-        assert!(rows * cols >= SPLIT_MIN);
+        assert!(rows * cols >= crate::kernels::schedule::ELEMENTWISE_SPLIT_MIN);
         let x = Tensor::from_vec(
             (0..rows * cols)
                 .map(|i| ((i * 7919 % 2003) as f32) / 100.0 - 10.0)
@@ -584,18 +432,21 @@ mod tests {
             [rows, cols],
         );
         let g = x.map(|v| v.cos());
+        let sigmoid = UnaryOp::Activation(Activation::Sigmoid);
         let run = |threads: usize| {
-            pool::set_threads(threads);
-            let y = unary_forward(UnaryOp::Sigmoid, &x);
-            let dx = vjp_of(UnaryOp::Sigmoid, &x, &y, &g);
-            let bits = |t: &Tensor<f32>| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            (bits(&y), bits(&dx))
+            crate::with_threads(threads, || {
+                assert_eq!(crate::threads(), threads);
+                let y = unary_forward(sigmoid, &x);
+                let dx = vjp_of(sigmoid, &x, &y, &g);
+                let bits =
+                    |t: &Tensor<f32>| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(&y), bits(&dx))
+            })
         };
         let one = run(1);
         for threads in [2, 3] {
             assert!(run(threads) == one, "{threads} threads differ from one");
         }
-        pool::set_threads(0);
     }
 
     /// The wide (AVX-512 or AVX2) loops compute the same bits as the scalar functions
@@ -616,9 +467,9 @@ mod tests {
             UnaryOp::Ln,
             UnaryOp::Sqrt,
             UnaryOp::Square,
-            UnaryOp::Sigmoid,
-            UnaryOp::Tanh,
-            UnaryOp::Relu,
+            UnaryOp::Activation(Activation::Sigmoid),
+            UnaryOp::Activation(Activation::Tanh),
+            UnaryOp::Activation(Activation::Relu),
             UnaryOp::Abs,
             UnaryOp::Softplus,
             UnaryOp::Powf(1.5),

@@ -1,19 +1,19 @@
 //! Matrix products: `[m, k] x [k, n]`, batched `[b, m, k] x [b, k, n]`, and a batch
 //! against one matrix `[b, m, k] x [k, n]`. The vjps multiply by transposed views.
 
-use super::elementwise::{activate_in_place, vjp_from_output, UnaryOp};
+use super::activation::Activation;
+use super::elementwise::{activate_in_place, vjp_from_output};
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::Float;
 use crate::kernels::gemm::{
-    matmul_bias_finish_vec, matmul_bias_vec, matmul_into, matmul_vec, MatRef,
+    matmul_bias_epilogue_vec, matmul_bias_vec, matmul_into, matmul_vec, MatRef,
 };
-use crate::kernels::pool;
 use crate::kernels::simd::wide;
+use crate::kernels::{pool, schedule};
 use crate::shape::{Dims, Shape};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
-use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 /// How the operands' ranks line up: batch count, m, k, n, and whether b is shared.
@@ -124,45 +124,6 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     smallvec![ga, gb]
 }
 
-/// An activation fused into a linear layer: one whose derivative is a function of its
-/// output alone, so the vjp needs nothing but the layer's output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Act {
-    Relu,
-    Sigmoid,
-    Tanh,
-}
-
-impl Act {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Act::Relu => "linear+relu",
-            Act::Sigmoid => "linear+sigmoid",
-            Act::Tanh => "linear+tanh",
-        }
-    }
-
-    /// The unfused op: the fused layer uses its function and derivative, so the values
-    /// and gradients are those of `linear` followed by it.
-    fn op<T: Float>(self) -> UnaryOp<T> {
-        match self {
-            Act::Relu => UnaryOp::Relu,
-            Act::Sigmoid => UnaryOp::Sigmoid,
-            Act::Tanh => UnaryOp::Tanh,
-        }
-    }
-
-    /// Applies the activation to every element of `values`, in place.
-    fn apply<T: Float>(self, values: &mut [T]) {
-        activate_in_place(self.op(), values)
-    }
-
-    /// `g * f'` from the output `y = f(x)`.
-    fn backward<T: Float>(self, out: &mut [MaybeUninit<T>], y: &[T], g: &[T]) {
-        vjp_from_output(self.op(), out, y, g)
-    }
-}
-
 /// `x w + b`: each output row starts as `b` and the product is accumulated onto it
 /// (inside the product's kernel), saving the separate broadcast add (a pass and an
 /// allocation). With an activation, each thread applies it to the rows it has just
@@ -171,7 +132,7 @@ fn linear_forward<T: Float>(
     x: &Tensor<T>,
     w: &Tensor<T>,
     b: &Tensor<T>,
-    act: Option<Act>,
+    act: Activation,
 ) -> Tensor<T> {
     let (xs, ws, bs) = (x.shape(), w.shape(), b.shape());
     let ok = xs.len() == 2 && ws.len() == 2 && xs[1] == ws[0] && bs == [ws[1]];
@@ -188,45 +149,24 @@ fn linear_forward<T: Float>(
         MatRef::row_major(w.data(), k, m),
     );
     let out = match act {
-        None => matmul_bias_vec(xm, wm, b.data()),
-        Some(act) => matmul_bias_finish_vec(xm, wm, b.data(), &|c| act.apply(c)),
+        Activation::Identity => matmul_bias_vec(xm, wm, b.data()),
+        act => matmul_bias_epilogue_vec(xm, wm, b.data(), &|c| activate_in_place(act, c)),
     };
     Tensor::from_vec(out, [n, m])
 }
 
 /// The vjp of `act(x w + b)`: the output's gradient through the activation (one pass,
 /// split by rows like the other elementwise ops), then [`linear_vjp`]'s products.
-pub(crate) fn linear_act_vjp<T: Float>(act: Act, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    let (y, g) = (ctx.output.data(), ctx.grad.data());
-    let n = y.len();
-    let mut data = Vec::with_capacity(n);
-    super::elementwise::by_row_bands(
-        &mut data.spare_capacity_mut()[..n],
-        ctx.output.shape(),
-        |range, out| act.backward(out, &y[range.clone()], &g[range]),
-    );
-    // SAFETY: the bands cover all `n` elements and each wrote its band whole.
-    unsafe { data.set_len(n) };
-    linear_grads(ctx, &Tensor::from_vec(data, ctx.output.shape()))
+pub(crate) fn linear_act_vjp<T: Float>(act: Activation, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+    let (y, g, shape) = (ctx.output.data(), ctx.grad.data(), ctx.output.shape());
+    let data = vjp_from_output(act, y, g, shape);
+    linear_grads(ctx, &Tensor::from_vec(data, shape))
 }
 
 /// dx = G wᵀ, dw = xᵀ G, db = column sums of G.
 pub(crate) fn linear_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     linear_grads(ctx, ctx.grad)
 }
-
-/// Products of at least this many multiply-adds, and at most `CONCURRENT_MAX`, have
-/// a layer's `dx` and `dw` computed side by side on two threads, each product whole,
-/// when both are wanted and the pool has two threads. Network B's 128x128x128 layer
-/// (two split products, four jobs with the transposed copy and the partial sums):
-/// 50.7 -> 48.3 µs a step, 43 once the one-thread `dx` stopped copying `Wᵀ` (see
-/// `kernels::gemm`); its 128x128x10 output layer (three jobs) 7.2 -> 5.4 µs.
-const CONCURRENT_MIN: usize = 1 << 16;
-const CONCURRENT_MAX: usize = 1 << 22;
-/// ... and `dx` has at most this many elements: a wide `dx` with a short inner
-/// dimension (network C's 256x10x1024) is mostly writes, which split by rows are
-/// twice as fast.
-const CONCURRENT_MAX_DX: usize = 1 << 16;
 
 fn linear_grads<T: Float>(ctx: &VjpContext<'_, T>, g: &Tensor<T>) -> InputGrads<T> {
     let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
@@ -256,14 +196,7 @@ fn linear_grads<T: Float>(ctx: &VjpContext<'_, T>, g: &Tensor<T>) -> InputGrads<
         );
         Tensor::from_vec(out, [m])
     };
-    let work = n * k * m;
-    let side_by_side = ctx.wants[0]
-        && ctx.wants[1]
-        && (CONCURRENT_MIN..=CONCURRENT_MAX).contains(&work)
-        && n * k <= CONCURRENT_MAX_DX
-        && pool::threads() == 2
-        && !pool::in_part();
-    if side_by_side {
+    if ctx.wants[0] && ctx.wants[1] && schedule::side_by_side(n * k * m, n * k) {
         // Part 0 (the calling thread) takes dx, part 1 dw and db (dx is the slower
         // product, and the caller also publishes the job); the products inside a part
         // run unsplit, so the values are those of a one-thread run.
@@ -288,37 +221,40 @@ impl<'t, T: Float> Var<'t, T> {
     /// `w: [k, m]`, `b: [m]`, as one fused op (same values as `x.matmul(w) + b`).
     pub fn linear(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
         self.tape.record(&[self, w, b], |v, _| {
-            (linear_forward(v[0], v[1], v[2], None), Op::Linear)
-        })
-    }
-
-    /// `relu(x w + b)` as one op: [`Var::linear`] with each thread applying the ReLU to
-    /// the rows it has just computed (no pass of its own over the output, and no
-    /// copy of `x w + b` kept for the gradient). Same values as
-    /// `x.linear(w, b).relu()`, gradients included.
-    pub fn linear_relu(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
-        self.linear_act(w, b, Act::Relu)
-    }
-
-    /// `sigmoid(x w + b)` as one op (see [`Var::linear_relu`]); same values as
-    /// `x.linear(w, b).sigmoid()`.
-    pub fn linear_sigmoid(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
-        self.linear_act(w, b, Act::Sigmoid)
-    }
-
-    /// `tanh(x w + b)` as one op (see [`Var::linear_relu`]); same values as
-    /// `x.linear(w, b).tanh()`.
-    pub fn linear_tanh(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
-        self.linear_act(w, b, Act::Tanh)
-    }
-
-    fn linear_act(self, w: Var<'t, T>, b: Var<'t, T>, act: Act) -> Var<'t, T> {
-        self.tape.record(&[self, w, b], |v, _| {
             (
-                linear_forward(v[0], v[1], v[2], Some(act)),
-                Op::LinearAct(act),
+                linear_forward(v[0], v[1], v[2], Activation::Identity),
+                Op::Linear,
             )
         })
+    }
+
+    /// `act(x w + b)` as one op: [`Var::linear`] with each thread applying the
+    /// activation to the rows it has just computed (no pass of its own over the output,
+    /// and no copy of `x w + b` kept for the gradient, which comes from the output:
+    /// see [`Activation`]). Same values as `x.linear(w, b).activation(act)`, gradients
+    /// included.
+    pub fn linear_with(self, w: Var<'t, T>, b: Var<'t, T>, act: Activation) -> Var<'t, T> {
+        if act == Activation::Identity {
+            return self.linear(w, b);
+        }
+        self.tape.record(&[self, w, b], |v, _| {
+            (linear_forward(v[0], v[1], v[2], act), Op::LinearAct(act))
+        })
+    }
+
+    /// `relu(x w + b)` as one op: [`Var::linear_with`] the ReLU.
+    pub fn linear_relu(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
+        self.linear_with(w, b, Activation::Relu)
+    }
+
+    /// `sigmoid(x w + b)` as one op: [`Var::linear_with`] the sigmoid.
+    pub fn linear_sigmoid(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
+        self.linear_with(w, b, Activation::Sigmoid)
+    }
+
+    /// `tanh(x w + b)` as one op: [`Var::linear_with`] the hyperbolic tangent.
+    pub fn linear_tanh(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
+        self.linear_with(w, b, Activation::Tanh)
     }
 
     /// Matrix product: `[m, k] x [k, n] -> [m, n]`; batched `[b, m, k] x [b, k, n]`;

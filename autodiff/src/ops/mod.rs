@@ -2,6 +2,7 @@
 //! computation (a method on [`Var`](crate::Var)) and its vector-Jacobian product;
 //! this file holds the op enum and the single backward dispatch.
 
+pub(crate) mod activation;
 pub(crate) mod conv;
 pub(crate) mod custom;
 pub(crate) mod elementwise;
@@ -39,7 +40,7 @@ pub(crate) enum Op<T: Float> {
     MatMul,
     Linear,
     /// `act(x w + b)`.
-    LinearAct(matmul::Act),
+    LinearAct(activation::Activation),
     Sum {
         reduced: SmallVec<[bool; 4]>,
     },
@@ -92,7 +93,7 @@ impl<T: Float> Op<T> {
             Op::Binary(b) => b.name().into(),
             Op::MatMul => "matmul".into(),
             Op::Linear => "linear".into(),
-            Op::LinearAct(act) => act.name().into(),
+            Op::LinearAct(act) => format!("linear+{act}"),
             Op::Sum { .. } => "sum".into(),
             Op::Mean { .. } => "mean".into(),
             Op::Max { .. } => "max".into(),

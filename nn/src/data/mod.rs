@@ -3,48 +3,10 @@
 pub mod idx;
 pub mod mnist;
 
-use autodiff::kernels::pool;
-use autodiff::kernels::simd::wide;
+use autodiff::cpu::{fill_rows, prefetch, wide};
 use autodiff::Tensor;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use std::mem::MaybeUninit;
-
-/// Hints the processor to bring `bytes` into cache; a no-op off x86-64.
-#[inline]
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: prefetching is a hint that never faults, and the pointer is in bounds.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
-}
-
-/// Writes `out[i] = row[i] / 255` for every element of `out` (as long as `row`), in the
-/// widest vectors the CPU has: AVX-512 widens and converts sixteen bytes an
-/// instruction, where the baseline build's SSE2 shuffles four at a time.
-fn scale_row(out: &mut [MaybeUninit<f32>], row: &[u8]) {
-    #[inline(always)]
-    fn each(out: &mut [MaybeUninit<f32>], row: &[u8]) {
-        assert_eq!(out.len(), row.len(), "scale_row: lengths differ");
-        for (o, &p) in out.iter_mut().zip(row) {
-            o.write(f32::from(p) * (1.0 / 255.0));
-        }
-    }
-    wide(
-        #[inline(always)]
-        || each(out, row),
-    )
-}
-
-/// Values per thread, at least, when a batch is gathered on several threads.
-const GATHER_SPLIT_MIN: usize = 1 << 14;
 
 /// Examples as rows of pixels with their labels. Pixels are kept as bytes (a quarter
 /// of the memory of f32) and become f32 in [0, 1] when a batch is gathered, which also
@@ -116,8 +78,8 @@ impl Dataset {
     }
 
     /// The examples at `indices`, as one batch. Large batches are gathered in one band
-    /// of rows per thread of [`autodiff::kernels::pool`]; the first layer's product
-    /// is split the same way, so each core multiplies the rows it just wrote.
+    /// of rows per thread ([`autodiff::cpu::fill_rows`]); the first layer's product is
+    /// split the same way, so each core multiplies the rows it just wrote.
     pub fn gather(&self, indices: &[usize]) -> Batch {
         self.gather_rows(indices, indices.len())
     }
@@ -125,32 +87,26 @@ impl Dataset {
     /// [`Dataset::gather`] into storage with room for at least `capacity_rows` rows.
     fn gather_rows(&self, indices: &[usize], capacity_rows: usize) -> Batch {
         let f = self.features;
-        let len = indices.len() * f;
-        let mut data: Vec<f32> = Vec::with_capacity(len.max(capacity_rows * f));
-        let parts = pool::threads().min(len / GATHER_SPLIT_MIN).max(1);
-        let out = &mut data.spare_capacity_mut()[..len];
-        pool::for_row_bands(out, indices.len(), parts, |rows, out| {
-            self.gather_into(&indices[rows], out)
+        let data = fill_rows(indices.len(), f, capacity_rows, |band, out| {
+            let indices = &indices[band];
+            for (k, &i) in indices.iter().enumerate() {
+                // Rows come in random order, so each is a cache miss: ask for the rows
+                // a few steps ahead while converting this one.
+                if let Some(&ahead) = indices.get(k + 6) {
+                    prefetch(&self.pixels[ahead * f..(ahead + 1) * f]);
+                }
+                let row = &self.pixels[i * f..(i + 1) * f];
+                // Pixels become f32 in [0, 1] in the widest vectors the CPU has:
+                // AVX-512 widens and converts sixteen bytes an instruction.
+                wide(
+                    #[inline(always)]
+                    || out.push_row_map(row, |p| f32::from(p) * (1.0 / 255.0)),
+                );
+            }
         });
-        // SAFETY: the bands cover all `len` values and `gather_into` wrote every one.
-        unsafe { data.set_len(len) };
         Batch {
             images: Tensor::from_vec(data, [indices.len(), f]),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
-        }
-    }
-
-    /// Writes the rows at `indices`, scaled to [0, 1], into every element of `out`.
-    fn gather_into(&self, indices: &[usize], out: &mut [MaybeUninit<f32>]) {
-        let f = self.features;
-        for (k, (&i, out)) in indices.iter().zip(out.chunks_exact_mut(f)).enumerate() {
-            // Rows come in random order, so each is a cache miss: ask for the rows a few
-            // steps ahead while converting this one (measured: gather was 1/3 of an
-            // epoch of network A, memory latency on the first byte of each row).
-            if let Some(&ahead) = indices.get(k + 6) {
-                prefetch(&self.pixels[ahead * f..(ahead + 1) * f]);
-            }
-            scale_row(out, &self.pixels[i * f..(i + 1) * f]);
         }
     }
 

@@ -37,16 +37,17 @@ pub(crate) struct Out {
     pub row_stride: usize,
 }
 
-/// What the output starts as before the product is added: zero, its own values
-/// (`c += a b`), or the same `n`-element row on every row (`c = a b + bias`).
+/// What the output holds before the product is added, in GEMM's terms `c = a b + β c`:
+/// β = 0, β = 1 (`c += a b`), or β = 0 plus the same `n`-element row on every row
+/// (`c = a b + bias`).
 #[derive(Clone, Copy)]
-pub(crate) enum Start {
+pub(crate) enum Beta {
     Zero,
-    Keep,
-    Row(*const f32),
+    One,
+    Bias(*const f32),
 }
 
-/// One product `c = start + a b`: an `m x k` left operand `a`, a `k x n` right operand
+/// One product `c = a b + β c`: an `m x k` left operand `a`, a `k x n` right operand
 /// `b` with contiguous rows, and `c` holding `m` rows of `n` elements.
 #[derive(Clone, Copy)]
 pub(crate) struct Product {
@@ -56,7 +57,7 @@ pub(crate) struct Product {
     pub a: Strided,
     pub b: Strided,
     pub c: Out,
-    pub start: Start,
+    pub beta: Beta,
 }
 
 impl Product {
@@ -65,8 +66,8 @@ impl Product {
     /// # Safety
     /// [`applies`] returned true for `n` and `b.col_stride`; every element of `a`, `b`
     /// and `c` that the dimensions and strides describe lies inside one allocation, and
-    /// `c` may be written (with [`Start::Keep`], read too: then it must be initialised),
-    /// and a [`Start::Row`] points at `n` readable elements.
+    /// `c` may be written (with [`Beta::One`], read too: then it must be initialised),
+    /// and a [`Beta::Bias`] points at `n` readable elements.
     pub(crate) unsafe fn run(self) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: forwarded from the caller; `applies` checked AVX-512F.
@@ -74,13 +75,13 @@ impl Product {
             x86::product(self)
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("narrow::Product::run called where `applies` is false")
+        unreachable!("few_columns::Product::run called where `applies` is false")
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Product, Start, LANES};
+    use super::{Beta, Product, LANES};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
@@ -140,14 +141,14 @@ mod x86 {
     #[inline]
     unsafe fn rows<const R: usize>(first: usize, job: &Product, mask: __mmask16) {
         let Product {
-            k, a, b, c, start, ..
+            k, a, b, c, beta, ..
         } = *job;
         // SAFETY: the caller guarantees rows `first..first + R` of `a` and `c`, all `k`
-        // rows of `b` and a start row lie inside their allocations.
+        // rows of `b` and a bias row lie inside their allocations.
         unsafe {
-            let mut acc = [match start {
-                Start::Row(row) => _mm512_maskz_loadu_ps(mask, row),
-                Start::Zero | Start::Keep => _mm512_setzero_ps(),
+            let mut acc = [match beta {
+                Beta::Bias(row) => _mm512_maskz_loadu_ps(mask, row),
+                Beta::Zero | Beta::One => _mm512_setzero_ps(),
             }; R];
             let a_rows: [*const f32; R] =
                 std::array::from_fn(|r| a.ptr.add((first + r) * a.row_stride));
@@ -161,7 +162,7 @@ mod x86 {
             }
             for (r, acc) in acc.into_iter().enumerate() {
                 let out = c.ptr.add((first + r) * c.row_stride);
-                let v = if let Start::Keep = start {
+                let v = if let Beta::One = beta {
                     _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, out))
                 } else {
                     acc
@@ -183,7 +184,7 @@ mod tests {
     #[test]
     fn matches_the_plain_loop() {
         if !applies(16, 1) {
-            eprintln!("no AVX-512F here: the narrow kernel is not used, nothing to test");
+            eprintln!("no AVX-512F here: the few-columns kernel is not used, nothing to test");
             return;
         }
         for m in (1..=37).chain([64, 100]) {
@@ -205,7 +206,7 @@ mod tests {
         }
     }
 
-    /// One `m x k x n` product, row-major and transposed left operands, three starts.
+    /// One `m x k x n` product, row-major and transposed left operands, three betas.
     fn check(m: usize, k: usize, n: usize) {
         let value = |i: usize| ((i * 37 + 11) % 101) as f32 / 50.0 - 1.0;
         let b_row_stride = n + 3;
@@ -238,12 +239,12 @@ mod tests {
             let c_row_stride = n + 1;
             let mut c = vec![7.0f32; m * c_row_stride];
             let bias: Vec<f32> = (0..n).map(|j| value(j + 9)).collect();
-            let starts = [
-                (Start::Zero, 1.0, false),
-                (Start::Keep, 2.0, false),
-                (Start::Row(bias.as_ptr()), 1.0, true),
+            let betas = [
+                (Beta::Zero, 1.0, false),
+                (Beta::One, 2.0, false),
+                (Beta::Bias(bias.as_ptr()), 1.0, true),
             ];
-            for (start, times, biased) in starts {
+            for (beta, times, biased) in betas {
                 let c_out = Out {
                     ptr: c.as_mut_ptr(),
                     row_stride: c_row_stride,
@@ -255,7 +256,7 @@ mod tests {
                     a,
                     b,
                     c: c_out,
-                    start,
+                    beta,
                 };
                 // SAFETY: AVX-512F is present; the operands hold every element
                 // the dimensions and strides describe.
