@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs our training benchmark and the PyTorch reference alternately, several rounds,
 # and prints each network's ratio ours/theirs of samples per second (min, median, max).
+# The networks are those of docs/networks.md; docs/performance.md keeps the results.
 #
 #   bench/compare.sh [--net a|b|c|d|all] [--rounds N] [--epochs N] [--threads N]
 #

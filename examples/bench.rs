@@ -1,4 +1,4 @@
-//! The training benchmark: trains DESIGN.md's networks on MNIST and prints, per
+//! The training benchmark: trains the networks of docs/networks.md on MNIST and prints, per
 //! network, samples/s, the median epoch time, peak resident memory and the final test
 //! accuracy (so a speed-up can never hide a broken result).
 //!

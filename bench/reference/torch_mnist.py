@@ -1,4 +1,4 @@
-"""PyTorch reference for examples/bench.rs: DESIGN.md's networks A, B and C with the same
+"""PyTorch reference for examples/bench.rs: the networks A to D of docs/networks.md with the same
 data, hyper-parameters, batch order policy (reshuffled every epoch from a seed) and
 thread count. Prints the same RESULT line as the Rust harness.
 
@@ -43,7 +43,7 @@ def load(d):
 
 
 def lenet():
-    """DESIGN.md's network D, Xavier-uniform weights and zero biases as nn::Model::lenet."""
+    """Network D (docs/networks.md), Xavier-uniform weights and zero biases as nn::Model::lenet."""
     model = torch.nn.Sequential(
         torch.nn.Unflatten(1, (1, 28, 28)),
         torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),

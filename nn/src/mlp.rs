@@ -59,7 +59,7 @@ impl<T: Float> Model<T> {
         }
     }
 
-    /// LeNet-5 for 28x28 digits (DESIGN.md's network D): conv 5x5 1->6 pad 2, ReLU,
+    /// LeNet-5 for 28x28 digits (network D, docs/networks.md): conv 5x5 1->6 pad 2, ReLU,
     /// max-pool 2, conv 5x5 6->16, ReLU, max-pool 2, then 400-120-84-10 with ReLU.
     /// Input rows of 784 pixels are reshaped to `[1, 28, 28]` images first. Each ReLU
     /// is applied after its pooling, which gives the same values and gradients.

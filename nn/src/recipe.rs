@@ -1,5 +1,5 @@
 //! The networks this project trains, defined once for the demo, the tests and the
-//! benchmarks (DESIGN.md's A, B and C).
+//! benchmarks (A to D, described in docs/networks.md).
 
 use crate::activation::Activation;
 use crate::init::Init;
