@@ -31,8 +31,9 @@ mod private {
         /// Cephes' `expf`: `x = n ln 2 + r` with |r| <= ln(2)/2 (ln 2 split in two so
         /// `r` is exact), a degree-7 polynomial for `e^r`, then two scalings by `2^(n/2)`
         /// so results down to the subnormals come out right. Within 2 ulp of the
-        /// correctly rounded value (tested; 1 seen). libm's `expf` is a call per element and
-        /// was 6% of an epoch of network A.
+        /// correctly rounded value (tested; 1 seen). libm's `expf` is a call per element,
+        /// which keeps loops from vectorising (docs/performance.md, "float:
+        /// exp_nonpositive").
         #[inline(always)]
         fn exp_nonpositive(self) -> f32 {
             // Below this, e^x rounds to zero; the select keeps NaN (the compare is false).

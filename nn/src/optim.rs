@@ -144,9 +144,9 @@ fn check_state<T: Float>(
     Ok(())
 }
 
-// The updates are functions taking their constants by value: inside the closures that
-// split them into chunks, the constants were captured by reference and reloaded for
-// every element, and the loops stayed scalar (6% of an epoch of network C).
+// The updates are functions taking their constants by value: captured by reference
+// inside the closures that split them, the constants were reloaded for every element
+// and the loops stayed scalar.
 
 /// Plain SGD with (L2) weight decay.
 fn sgd_update<T: Float>(w: &mut [T], g: &[T], lr: T, wd: T) {
@@ -360,8 +360,8 @@ struct AdamConsts<T> {
 
 /// One Adam step over a tensor, in the widest vectors the CPU has
 /// ([`autodiff::cpu::wide`]). The update is a square root and a division per
-/// element, which in the baseline x86-64 build (SSE2, four lanes) took 14% of an epoch
-/// of network B; AVX-512 does sixteen at a time. The arithmetic is the same on every
+/// element, four at a time in the baseline x86-64 build (SSE2) and sixteen with
+/// AVX-512. The arithmetic is the same on every
 /// path (no fused multiply-adds), so are the results.
 fn adam_update<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
     wide(

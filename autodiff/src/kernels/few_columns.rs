@@ -1,10 +1,9 @@
 //! Products with at most sixteen output columns, in f32 on AVX-512: one output row is
 //! one vector register, so a block of rows is a block of accumulators, each updated by
 //! one fused multiply-add per inner index (a broadcast element of the left operand
-//! times a row of the right one). Network A's `X W1` (100x784x16) and `Xᵀ G`
-//! (784x100x16) are such products: the `gemm` crate's 16x6 tiles cover sixteen columns
-//! with three tiles (eighteen columns' work) and a 50-row band with four (64 rows'
-//! work), and it packs the left operand first; this kernel does neither.
+//! times a row of the right one). A narrow layer's `X W1` and `Xᵀ G` are such products:
+//! the `gemm` crate's 16x6 tiles cover sixteen columns with three tiles and it packs the
+//! left operand first; this kernel does neither (docs/performance.md).
 
 /// Whether [`Product::run`] handles an f32 product with this right operand: at most
 /// sixteen columns, each row contiguous, on a CPU with AVX-512F.
@@ -92,9 +91,8 @@ mod x86 {
         // contract and the loop bounds.
         unsafe {
             // Rows of `a` a multiple of 4 KiB apart (1024 inputs) share one set of the
-            // 8-way L1 cache: sixteen of them evicted each other at every step and
-            // 256x1024x10 ran at 68 GFLOP/s against 146 for 256x1000x10. Four at a
-            // time they fit: 143.
+            // 8-way L1 cache: sixteen of them evict each other at every step, four at a
+            // time they fit (docs/performance.md).
             if job.a.col_stride == 1 && crowded(16, job.a.row_stride) {
                 while job.m - i >= 4 {
                     rows::<4>(i, &job, mask);

@@ -4,8 +4,9 @@
 //! a transposed view; a large column-major right operand (`G Wᵀ`) is copied first, as
 //! `gemm` runs at half rate on it (see `product`).
 //!
-//! `gemm` was chosen over `matrixmultiply` by measurement on our shapes: about 2x faster
-//! on the small products of the 784-16-16-10 network and equal on large ones.
+//! `gemm` was chosen over `matrixmultiply` by measurement on our shapes (see
+//! docs/performance.md). How products are split over threads is decided with the
+//! constants of `schedule.rs`.
 
 use super::few_columns;
 use super::pool;

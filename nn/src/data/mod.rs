@@ -131,12 +131,9 @@ impl Dataset {
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(rng);
         let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
-        // Every batch, the short last one too, is allocated at the full size. Network B's
-        // batch and its first weight gradient are the same size (401,408 bytes) and the
-        // allocator hands each step the same two blocks; a smaller last batch came from
-        // elsewhere and made the two swap blocks every epoch, and in one of the two
-        // layouts Adam's update of that weight took 30-33 µs a step instead of 21-27
-        // (even-numbered epochs ~1.5% slower). At the full size there is no alternation.
+        // Every batch, the short last one too, is allocated at the full size, so that
+        // the allocator hands every step the same blocks (a smaller last batch made
+        // buffers swap places every other epoch, one layout slower; docs/performance.md).
         chunks
             .into_iter()
             .map(move |idx| self.gather_rows(&idx, batch_size))
