@@ -6,14 +6,14 @@ use nn::checkpoint::write_atomically;
 use nn::loss::{one_hot, quadratic};
 use nn::{
     accuracy, Activation, Adam, Checkpoint, ConfusionMatrix, Cost, CrossEntropy, Grads, Init,
-    MeanSquaredError, Mlp, Module, NnError, Optimizer, ParamStore, Quadratic, Sgd,
+    MeanSquaredError, Model, Module, NnError, Optimizer, ParamStore, Quadratic, Sgd,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::io::Write;
 
-fn small_model(seed: u64) -> Mlp<f32> {
-    Mlp::new(
+fn small_model(seed: u64) -> Model<f32> {
+    Model::new(
         &[6, 4, 3],
         Activation::Tanh,
         Activation::Identity,
@@ -22,7 +22,7 @@ fn small_model(seed: u64) -> Mlp<f32> {
     )
 }
 
-fn one_step(model: &mut Mlp<f32>, opt: &mut dyn Optimizer<f32>) {
+fn one_step(model: &mut Model<f32>, opt: &mut dyn Optimizer<f32>) {
     let tape = Tape::new();
     let bound = model.params().bind(&tape);
     let x = Tensor::from_vec((0..12).map(|i| i as f32 / 12.0).collect(), [2, 6]);
@@ -154,7 +154,7 @@ fn loading_into_the_wrong_model_lists_every_mismatch() {
     Checkpoint::new(small_model(1).params().clone())
         .save(&path)
         .expect("save");
-    let mut other = Mlp::<f32>::new(
+    let mut other = Model::<f32>::new(
         &[6, 5, 3, 2],
         Activation::Tanh,
         Activation::Identity,
