@@ -86,7 +86,7 @@ fn run(args: Args) -> Result<(), NnError> {
 
     if let Some(path) = &args.eval {
         // The checkpoint is read first, so a bad path fails before any data is loaded.
-        let trainer = Trainer::from_checkpoint(Checkpoint::load(path)?, path)?;
+        let trainer = Trainer::from_checkpoint(Checkpoint::load(path)?)?;
         let data = load_data()?;
         let (acc, confusion) = trainer.evaluate(&data.test);
         println!(
@@ -101,7 +101,7 @@ fn run(args: Args) -> Result<(), NnError> {
 
     let mut trainer = match &args.resume {
         Some(path) => {
-            let t = Trainer::from_checkpoint(Checkpoint::load(path)?, path)?;
+            let t = Trainer::from_checkpoint(Checkpoint::load(path)?)?;
             println!(
                 "resuming {} at epoch {} (network {})",
                 path.display(),

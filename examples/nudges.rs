@@ -112,7 +112,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), NnError> {
-    let trainer = Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?, &args.checkpoint)?;
+    let trainer = Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?)?;
     if trainer.recipe.network != Network::A {
         return Err(NnError::Data(format!(
             "{} holds network {}; the nudges picture is drawn for network a",

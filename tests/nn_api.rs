@@ -137,7 +137,7 @@ fn optimizer_state_survives_a_checkpoint() {
     // Continuing from the loaded state matches continuing the original.
     let mut restored = small_model(99);
     loaded
-        .restore_params(restored.params_mut(), &path)
+        .restore_params(restored.params_mut())
         .expect("restore");
     let mut opt2 = Adam::new(0.5);
     opt2.load_state(loaded.optimizer.clone().expect("state"))
@@ -163,7 +163,7 @@ fn loading_into_the_wrong_model_lists_every_mismatch() {
     );
     let err = Checkpoint::<f32>::load(&path)
         .expect("load")
-        .restore_params(other.params_mut(), &path)
+        .restore_params(other.params_mut())
         .expect_err("mismatch");
     let text = err.to_string();
     for part in [

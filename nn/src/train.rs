@@ -16,7 +16,6 @@ use crate::recipe::{Network, Recipe};
 use autodiff::{Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::path::Path;
 
 /// What one epoch of training measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -177,9 +176,14 @@ impl Trainer {
     }
 
     /// Rebuilds a trainer from a checkpoint written by [`Trainer::checkpoint`]: same
-    /// network, parameters, optimizer state, seed and epoch.
-    pub fn from_checkpoint(checkpoint: Checkpoint<f32>, path: &Path) -> Result<Self, NnError> {
-        let bad = |m: String| NnError::checkpoint(path, m);
+    /// network, parameters, optimizer state, seed and epoch. Errors name the file the
+    /// checkpoint was read from.
+    pub fn from_checkpoint(checkpoint: Checkpoint<f32>) -> Result<Self, NnError> {
+        let source = checkpoint.source().map(|p| p.to_path_buf());
+        let bad = |message: String| NnError::Checkpoint {
+            path: source.clone(),
+            message,
+        };
         let info = |k: &str| {
             checkpoint
                 .info
@@ -203,7 +207,7 @@ impl Trainer {
             .parse()
             .map_err(|_| bad("info.epoch is not a number".into()))?;
         let mut trainer = Trainer::new(recipe, seed);
-        checkpoint.restore_params(trainer.model.params_mut(), path)?;
+        checkpoint.restore_params(trainer.model.params_mut())?;
         if let Some(state) = checkpoint.optimizer {
             trainer
                 .optimizer
