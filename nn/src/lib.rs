@@ -50,7 +50,7 @@ pub use data::{Batch, Dataset};
 pub use error::NnError;
 pub use init::Init;
 pub use linear::Linear;
-pub use loss::Cost;
+pub use loss::{mean_squared_error, one_hot, quadratic, Cost, Target};
 pub use loss::{CrossEntropy, MeanSquaredError, Quadratic};
 pub use metrics::{accuracy, ConfusionMatrix};
 pub use mlp::Model;

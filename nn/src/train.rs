@@ -9,7 +9,6 @@ use crate::error::NnError;
 use crate::loss::Cost;
 use crate::metrics::ConfusionMatrix;
 use crate::mlp::Model;
-use crate::module::Module;
 use crate::optim::Optimizer;
 use crate::params::Bound;
 use crate::recipe::{Network, Recipe};
