@@ -15,6 +15,7 @@ use crate::recipe::{Network, Recipe};
 use autodiff::{Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use sha2::{Digest, Sha256};
 
 /// What one epoch of training measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,6 +41,28 @@ pub struct Trainer {
     pub epoch: usize,
     /// Check every op for NaN/infinity and stop at the first (slower).
     pub detect_anomaly: bool,
+    /// The [`data_identity`] of the training set, recorded by the first epoch trained and
+    /// saved in checkpoints as `info.data`, so that a checkpoint says what it learned from.
+    pub trained_on: Option<String>,
+}
+
+/// An identity of a data set's contents: `sha256:` and the hex SHA-256 of its shape,
+/// pixels and labels. Two data sets share it only if they hold the same examples in the
+/// same order.
+pub fn data_identity(data: &Dataset) -> String {
+    let mut hash = Sha256::new();
+    hash.update((data.len() as u64).to_le_bytes());
+    hash.update((data.features() as u64).to_le_bytes());
+    hash.update(data.pixels());
+    for &label in &data.labels {
+        hash.update((label as u64).to_le_bytes());
+    }
+    let hex: String = hash
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
 }
 
 /// The generator that orders epoch `epoch`'s batches.
@@ -59,6 +82,7 @@ impl Trainer {
             seed,
             epoch: 0,
             detect_anomaly: false,
+            trained_on: None,
         }
     }
 
@@ -69,6 +93,9 @@ impl Trainer {
         data: &Dataset,
         mut on_batch: impl FnMut(usize, usize, f64),
     ) -> Result<EpochStats, NnError> {
+        if self.trained_on.is_none() {
+            self.trained_on = Some(data_identity(data));
+        }
         let total = data.num_batches(self.recipe.batch);
         let mut rng = epoch_rng(self.seed, self.epoch);
         let mut sum = 0.0;
@@ -171,6 +198,9 @@ impl Trainer {
         c.info.insert("lr".into(), format!("{:?}", self.recipe.lr));
         c.info.insert("batch".into(), self.recipe.batch.to_string());
         c.info.insert("init".into(), self.recipe.init.to_string());
+        if let Some(data) = &self.trained_on {
+            c.info.insert("data".into(), data.clone());
+        }
         c
     }
 
@@ -214,6 +244,8 @@ impl Trainer {
                 .map_err(|e| bad(e.to_string()))?;
         }
         trainer.epoch = epoch;
+        // Checkpoints from before data identities were recorded have none.
+        trainer.trained_on = checkpoint.info.get("data").cloned();
         Ok(trainer)
     }
 }
