@@ -73,9 +73,8 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 
 /// A number of epochs: at least 1, since training none would only rewrite a checkpoint.
 fn epochs(s: &str) -> Result<usize, String> {
-    at_least_one(s).map_err(|why| {
-        format!("{why}: to evaluate a checkpoint without training, use --eval PATH")
-    })
+    at_least_one(s)
+        .map_err(|why| format!("{why}: to evaluate a checkpoint without training, use --eval PATH"))
 }
 
 /// A learning rate: finite and above 0 (NaN, infinity, 0 or a negative rate cannot train).
@@ -87,7 +86,9 @@ fn learning_rate(s: &str) -> Result<f64, String> {
     if lr.is_finite() && lr > 0.0 {
         Ok(lr)
     } else {
-        Err(format!("{lr} cannot be a learning rate: it must be a finite number above 0"))
+        Err(format!(
+            "{lr} cannot be a learning rate: it must be a finite number above 0"
+        ))
     }
 }
 
@@ -167,10 +168,9 @@ fn default_checkpoint(network: Network, identity: &str) -> Result<PathBuf, Strin
     let why = match existing(&plain) {
         Existing::Nothing => return Ok(plain),
         Existing::TrainedOn(data) if data == identity => return Ok(plain),
-        Existing::TrainedOn(data) => format!(
-            "holds a model trained on other data ({})",
-            short(&data)
-        ),
+        Existing::TrainedOn(data) => {
+            format!("holds a model trained on other data ({})", short(&data))
+        }
         Existing::Unknown => "holds a file that does not say which data it was trained on".into(),
     };
     let beside = dir.join(format!("mnist-{network}-{}.safetensors", short(identity)));
@@ -196,7 +196,9 @@ fn default_checkpoint(network: Network, identity: &str) -> Result<PathBuf, Strin
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if let Some(save) = &args.save {
         if save.is_dir() {
-            return Err(format!("--save {} is a directory; give a file path", save.display()).into());
+            return Err(
+                format!("--save {} is a directory; give a file path", save.display()).into(),
+            );
         }
     }
     let load_data = || -> Result<Mnist, nn::NnError> {

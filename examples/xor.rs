@@ -6,7 +6,7 @@
 
 use autodiff::{Tape, Tensor};
 use nn::{
-    Activation, Adam, Checkpoint, Cost, Init, MeanSquaredError, Model, NnError, Optimizer,
+    Activation, Adam, Checkpoint, Cost, Init, MeanSquaredError, Model, Module, NnError, Optimizer,
 };
 
 /// The four inputs `(a, b)`, one per row.
@@ -78,6 +78,9 @@ fn main() -> Result<(), NnError> {
     // Only a temporary file: failing to remove it is not worth failing the example.
     std::fs::remove_file(&path).ok();
     assert_eq!(restored.predict(&inputs()), predictions);
-    println!("checkpoint round trip through {}: same predictions", path.display());
+    println!(
+        "checkpoint round trip through {}: same predictions",
+        path.display()
+    );
     Ok(())
 }

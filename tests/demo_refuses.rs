@@ -20,7 +20,14 @@ fn demo() -> &'static Path {
     BINARY.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "--profile", "test", "--example", "mnist"])
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                "test",
+                "--example",
+                "mnist",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo to build the demo");
@@ -147,22 +154,52 @@ fn meaningless_values_are_refused_before_anything_is_read_or_written() {
     let data = fake_mnist(cwd, "digits", 20, 10, 0);
     let data = data.to_str().expect("a UTF-8 path");
     for (args, parts) in [
-        (&["--batch", "0"][..], &["--batch", "0 is not a count of at least 1"][..]),
-        (&["--batch", "-1"], &["--batch", "-1 is not a count of at least 1"]),
-        (&["--batch", "ten"], &["--batch", "\"ten\" is not a whole number"]),
+        (
+            &["--batch", "0"][..],
+            &["--batch", "0 is not a count of at least 1"][..],
+        ),
+        (
+            &["--batch", "-1"],
+            &["--batch", "-1 is not a count of at least 1"],
+        ),
+        (
+            &["--batch", "ten"],
+            &["--batch", "\"ten\" is not a whole number"],
+        ),
         (&["--lr", "nan"], &["--lr", "NaN cannot be a learning rate"]),
         (&["--lr", "inf"], &["--lr", "inf cannot be a learning rate"]),
-        (&["--lr", "-inf"], &["--lr", "-inf cannot be a learning rate"]),
+        (
+            &["--lr", "-inf"],
+            &["--lr", "-inf cannot be a learning rate"],
+        ),
         (&["--lr", "0"], &["--lr", "0 cannot be a learning rate"]),
         (&["--lr", "-1"], &["--lr", "-1 cannot be a learning rate"]),
         (&["--epochs", "0"], &["--epochs", "use --eval PATH"]),
         (&["--epochs", "-2"], &["--epochs", "use --eval PATH"]),
-        (&["--threads", "0"], &["--threads", "0 is not a count of at least 1"]),
-        (&["--eval", "x.safetensors", "--epochs", "3"], &["--eval", "--epochs"]),
-        (&["--eval", "x.safetensors", "--save", "y.safetensors"], &["--eval", "--save"]),
-        (&["--resume", "x.safetensors", "--lr", "0.1"], &["--resume", "--lr"]),
-        (&["--resume", "x.safetensors", "--batch", "10"], &["--resume", "--batch"]),
-        (&["--resume", "x.safetensors", "--net", "b"], &["--resume", "--net"]),
+        (
+            &["--threads", "0"],
+            &["--threads", "0 is not a count of at least 1"],
+        ),
+        (
+            &["--eval", "x.safetensors", "--epochs", "3"],
+            &["--eval", "--epochs"],
+        ),
+        (
+            &["--eval", "x.safetensors", "--save", "y.safetensors"],
+            &["--eval", "--save"],
+        ),
+        (
+            &["--resume", "x.safetensors", "--lr", "0.1"],
+            &["--resume", "--lr"],
+        ),
+        (
+            &["--resume", "x.safetensors", "--batch", "10"],
+            &["--resume", "--batch"],
+        ),
+        (
+            &["--resume", "x.safetensors", "--net", "b"],
+            &["--resume", "--net"],
+        ),
         (&["--save", "."], &["--save", "is a directory"]),
     ] {
         let mut all = vec!["--data-dir", data];
@@ -176,9 +213,16 @@ fn data_the_network_cannot_read_or_learn_from_is_refused() {
     let root = tempfile::tempdir().expect("tempdir");
     let cwd = root.path();
     let empty = fake_mnist(cwd, "empty", 0, 10, 0);
-    let out = run_demo(cwd, &["--data-dir", empty.to_str().expect("path"), "--epochs", "1"]);
+    let out = run_demo(
+        cwd,
+        &["--data-dir", empty.to_str().expect("path"), "--epochs", "1"],
+    );
     assert!(!out.status.success());
-    assert!(text(&out).contains("holds no training images"), "{}", text(&out));
+    assert!(
+        text(&out).contains("holds no training images"),
+        "{}",
+        text(&out)
+    );
     assert!(!cwd.join("checkpoints").exists());
 }
 
@@ -190,14 +234,30 @@ fn a_run_on_other_data_writes_beside_the_checkpoint_it_would_replace() {
     let fashion = fake_mnist(cwd, "fashion", 30, 10, 1);
     let plain = cwd.join("checkpoints/mnist-a.safetensors");
 
-    let first = run_demo(cwd, &["--data-dir", digits.to_str().expect("path"), "--epochs", "1"]);
+    let first = run_demo(
+        cwd,
+        &[
+            "--data-dir",
+            digits.to_str().expect("path"),
+            "--epochs",
+            "1",
+        ],
+    );
     assert!(first.status.success(), "{}", text(&first));
     assert_eq!(trained_on(&plain), Some(identity_of(&digits)));
     let digits_model = std::fs::read(&plain).expect("the first checkpoint");
 
     // Other data: the first model stays, the new one goes beside it under a name that
     // ends in its data's identity.
-    let second = run_demo(cwd, &["--data-dir", fashion.to_str().expect("path"), "--epochs", "1"]);
+    let second = run_demo(
+        cwd,
+        &[
+            "--data-dir",
+            fashion.to_str().expect("path"),
+            "--epochs",
+            "1",
+        ],
+    );
     assert!(second.status.success(), "{}", text(&second));
     assert_eq!(std::fs::read(&plain).expect("still there"), digits_model);
     let fashion_id = identity_of(&fashion);
@@ -209,7 +269,12 @@ fn a_run_on_other_data_writes_beside_the_checkpoint_it_would_replace() {
     // The same data again: the plain name is replaced, as a rerun should.
     let third = run_demo(
         cwd,
-        &["--data-dir", digits.to_str().expect("path"), "--epochs", "2"],
+        &[
+            "--data-dir",
+            digits.to_str().expect("path"),
+            "--epochs",
+            "2",
+        ],
     );
     assert!(third.status.success(), "{}", text(&third));
     let rerun = Checkpoint::<f32>::load(&plain).expect("rerun");
@@ -229,7 +294,11 @@ fn a_run_on_other_data_writes_beside_the_checkpoint_it_would_replace() {
         ],
     );
     assert!(!resume.status.success());
-    assert!(text(&resume).contains("was trained on other data"), "{}", text(&resume));
+    assert!(
+        text(&resume).contains("was trained on other data"),
+        "{}",
+        text(&resume)
+    );
     assert_eq!(listing(cwd), before);
 }
 
@@ -246,7 +315,10 @@ fn a_resume_with_no_epochs_left_saves_nothing() {
         assert_refused(
             cwd,
             &["--data-dir", digits, "--resume", plain, "--epochs", epochs],
-            &["has trained 2 epochs already", "--eval checkpoints/mnist-a.safetensors"],
+            &[
+                "has trained 2 epochs already",
+                "--eval checkpoints/mnist-a.safetensors",
+            ],
         );
     }
 }
@@ -259,7 +331,15 @@ fn a_checkpoint_that_does_not_say_its_data_is_not_replaced() {
     std::fs::create_dir_all(cwd.join("checkpoints")).expect("dir");
     let plain = cwd.join("checkpoints/mnist-a.safetensors");
     std::fs::write(&plain, b"a model from before data identities").expect("write");
-    let out = run_demo(cwd, &["--data-dir", digits.to_str().expect("path"), "--epochs", "1"]);
+    let out = run_demo(
+        cwd,
+        &[
+            "--data-dir",
+            digits.to_str().expect("path"),
+            "--epochs",
+            "1",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         std::fs::read(&plain).expect("kept"),

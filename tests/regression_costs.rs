@@ -4,8 +4,7 @@
 
 use autodiff::{Tape, Tensor};
 use nn::{
-    mean_squared_error, one_hot, quadratic, Cost, CrossEntropy, MeanSquaredError, Quadratic,
-    Target,
+    mean_squared_error, one_hot, quadratic, Cost, CrossEntropy, MeanSquaredError, Quadratic, Target,
 };
 
 // The example itself, so the test trains exactly what `cargo run --example xor` trains.
@@ -78,8 +77,10 @@ fn a_target_of_another_shape_panics_naming_the_cost_and_both_shapes() {
 }
 
 #[test]
-#[should_panic(expected = "quadratic: label 1 is out of range for outputs of shape [4, 1] (1 classes); \
-                           for a regression, pass the wanted outputs as a tensor")]
+#[should_panic(
+    expected = "quadratic: label 1 is out of range for outputs of shape [4, 1] (1 classes); \
+                           for a regression, pass the wanted outputs as a tensor"
+)]
 fn labels_given_for_a_regression_explain_what_to_pass_instead() {
     let tape = Tape::<f32>::new();
     let a = tape.constant(Tensor::zeros([4, 1]));
@@ -95,7 +96,9 @@ fn too_few_labels_panic_naming_the_cost_and_the_shape() {
 }
 
 #[test]
-#[should_panic(expected = "cross-entropy: takes class labels, not a target tensor (shape [4, 1], outputs [4, 1])")]
+#[should_panic(
+    expected = "cross-entropy: takes class labels, not a target tensor (shape [4, 1], outputs [4, 1])"
+)]
 fn cross_entropy_refuses_a_target_tensor() {
     let tape = Tape::<f32>::new();
     let a = tape.constant(Tensor::zeros([4, 1]));
@@ -116,6 +119,9 @@ fn the_xor_example_learns_xor() {
     );
     let predictions = model.predict(&xor::inputs());
     for (p, t) in predictions.data().iter().zip(xor::targets().data()) {
-        assert!((p - t).abs() < 0.1, "predicted {p} for {t}: {predictions:?}");
+        assert!(
+            (p - t).abs() < 0.1,
+            "predicted {p} for {t}: {predictions:?}"
+        );
     }
 }

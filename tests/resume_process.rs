@@ -30,8 +30,7 @@ fn child_resumes_training() {
     autodiff::kernels::gemm::set_max_threads(1);
     let data = load_data();
     let mut trainer =
-        Trainer::from_checkpoint(Checkpoint::load(checkpoint).expect("load"))
-            .expect("resume");
+        Trainer::from_checkpoint(Checkpoint::load(checkpoint).expect("load")).expect("resume");
     while trainer.epoch < epochs {
         trainer
             .train_epoch(&data.train, |_, _, _| {})

@@ -142,12 +142,6 @@ impl<T: Float> Model<T> {
         self.net.forward_each(params, x)
     }
 
-    /// The network's outputs for a batch `x` of `[n, inputs]` recorded on `params`'s tape:
-    /// [`Module::forward`], callable without importing the trait.
-    pub fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
-        self.net.forward(params, x)
-    }
-
     /// The network's outputs for a batch `[n, inputs]`, computed on a tape that records
     /// no gradient state.
     pub fn predict(&self, x: &Tensor<T>) -> Tensor<T> {
@@ -159,6 +153,6 @@ impl<T: Float> Model<T> {
 
 impl<T: Float> Module<T> for Model<T> {
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
-        Model::forward(self, params, x)
+        self.net.forward(params, x)
     }
 }

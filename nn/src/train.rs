@@ -9,6 +9,7 @@ use crate::error::NnError;
 use crate::loss::Cost;
 use crate::metrics::ConfusionMatrix;
 use crate::mlp::Model;
+use crate::module::Module;
 use crate::optim::Optimizer;
 use crate::params::Bound;
 use crate::recipe::{Network, Recipe};
@@ -57,11 +58,7 @@ pub fn data_identity(data: &Dataset) -> String {
     for &label in &data.labels {
         hash.update((label as u64).to_le_bytes());
     }
-    let hex: String = hash
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
 
