@@ -416,3 +416,37 @@ fn linear_layers_with_an_activation_match_the_layer_then_the_activation() {
         }
     }
 }
+
+#[test]
+fn checkpoints_record_which_data_the_model_was_trained_on() {
+    use nn::train::data_identity;
+    use nn::{Dataset, Network, Trainer};
+    let pixels: Vec<u8> = (0..20 * 784).map(|i| (i * 7 % 256) as u8).collect();
+    let labels: Vec<usize> = (0..20).map(|i| i % 10).collect();
+    let data = Dataset::from_bytes(pixels.clone(), 784, labels.clone());
+    let mut trainer = Trainer::new(Network::A.recipe(), 1);
+    assert_eq!(trainer.trained_on, None);
+    assert!(!trainer.checkpoint().info.contains_key("data"));
+    trainer.train_epoch(&data, |_, _, _| {}).expect("training");
+    let identity = data_identity(&data);
+    assert!(
+        identity.starts_with("sha256:") && identity.len() == 7 + 64,
+        "{identity}"
+    );
+    assert_eq!(trainer.trained_on.as_deref(), Some(identity.as_str()));
+    let checkpoint = trainer.checkpoint();
+    assert_eq!(checkpoint.info.get("data"), Some(&identity));
+    let resumed = Trainer::from_checkpoint(checkpoint).expect("resume");
+    assert_eq!(resumed.trained_on, Some(identity.clone()));
+    // The same pixels with other labels, or one pixel changed, are other data.
+    let mut relabelled = labels.clone();
+    relabelled.swap(0, 1);
+    let mut repainted = pixels.clone();
+    repainted[100] ^= 1;
+    for other in [
+        Dataset::from_bytes(pixels, 784, relabelled),
+        Dataset::from_bytes(repainted, 784, labels),
+    ] {
+        assert_ne!(data_identity(&other), identity);
+    }
+}
