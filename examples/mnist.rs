@@ -291,6 +291,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             .into());
         }
     }
+    trainer.trained_on = Some(identity.clone());
     let save = match &args.save {
         Some(path) => path.clone(),
         None => default_checkpoint(trainer.recipe.network, &identity)?,

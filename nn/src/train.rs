@@ -42,8 +42,9 @@ pub struct Trainer {
     pub epoch: usize,
     /// Check every op for NaN/infinity and stop at the first (slower).
     pub detect_anomaly: bool,
-    /// The [`data_identity`] of the training set, recorded by the first epoch trained and
-    /// saved in checkpoints as `info.data`, so that a checkpoint says what it learned from.
+    /// The [`data_identity`] of the training set, saved in checkpoints as `info.data` so
+    /// that a checkpoint says what it learned from. Set it before training; hashing the
+    /// data is left to the caller so that no epoch pays for it.
     pub trained_on: Option<String>,
 }
 
@@ -90,9 +91,6 @@ impl Trainer {
         data: &Dataset,
         mut on_batch: impl FnMut(usize, usize, f64),
     ) -> Result<EpochStats, NnError> {
-        if self.trained_on.is_none() {
-            self.trained_on = Some(data_identity(data));
-        }
         let total = data.num_batches(self.recipe.batch);
         let mut rng = epoch_rng(self.seed, self.epoch);
         let mut sum = 0.0;
