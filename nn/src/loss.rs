@@ -61,8 +61,9 @@ pub trait Cost<T: Float = f32>: Send + Sync {
     /// The mean cost over the batch, as a one-element expression. Panics, naming the
     /// cost and both shapes, if the target does not fit the outputs.
     ///
-    /// Costs behind a `Box<dyn Cost>` are called with [`Cost::cost`] too, through the
-    /// boxed implementation below; this is the form a trait object can hold.
+    /// This is the form a trait object can hold. A `Box<dyn Cost>` offers [`Cost::cost`]
+    /// too, through its own implementation; on a `&dyn Cost`, call this with
+    /// `Target::from(&labels)` or `Target::from(&tensor)`.
     fn cost_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T>;
 
     /// A short name for logs and messages.

@@ -1,5 +1,6 @@
-//! A multilayer perceptron built from layer sizes: `Linear` layers named
-//! `layers.{i}`, each with its activation fused in.
+//! [`Model`], a network that owns its parameters: a multilayer perceptron built from
+//! layer sizes (`Linear` layers named `layers.{i}`, each with its activation fused in),
+//! or LeNet-5.
 
 use crate::activation::Activation;
 use crate::conv::{Conv2d, Flatten, MaxPool2d, Unflatten};
