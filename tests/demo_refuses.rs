@@ -4,8 +4,8 @@
 //! anything, and it never replaces a checkpoint with one of other data or with a model
 //! that trained nothing.
 //!
-//! The example binary is built once per run of this test file with the test profile,
-//! whose libraries `cargo test` has just built.
+//! The example binary is built once per run of this test file, with the profile whose
+//! libraries `cargo test` has just built.
 
 use nn::data::mnist::FILES;
 use nn::train::data_identity;
@@ -14,17 +14,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The demo's executable, built on first use.
+/// The demo's executable, built on first use into the folder this test runs from
+/// (`<target>/debug/deps` under `cargo test`, `<target>/release/deps` under `--release`).
 fn demo() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test's own path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary lives two levels below the profile's folder");
+        // The profile `cargo test` builds its libraries with, so nothing is rebuilt.
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("release") => "bench",
+            _ => "test",
+        };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .args([
                 "build",
                 "--quiet",
                 "--profile",
-                "test",
+                profile,
                 "--example",
                 "mnist",
             ])
@@ -32,12 +43,6 @@ fn demo() -> &'static Path {
             .status()
             .expect("run cargo to build the demo");
         assert!(status.success(), "building the demo failed: {status}");
-        // This test runs from <target>/debug/deps; examples land in <target>/debug/examples.
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives two levels below the profile's folder");
         profile_dir
             .join("examples")
             .join(format!("mnist{}", std::env::consts::EXE_SUFFIX))
