@@ -33,7 +33,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), NnError> {
-    let trainer = Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?, &args.checkpoint)?;
+    let trainer = Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?)?;
     if trainer.model.sizes()[0] != 784 {
         return Err(NnError::Data(format!(
             "{} is not a 28x28-input network",

@@ -6,8 +6,10 @@
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use nn::{Checkpoint, Init, Mnist, Network, NnError, Trainer};
-use std::path::PathBuf;
+use nn::train::data_identity;
+use nn::{Checkpoint, Init, Mnist, Network, Trainer};
+use std::error::Error;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -22,13 +24,13 @@ struct Args {
     #[arg(long, default_value = "a")]
     net: Network,
     /// Epochs to train (total, counting those of a resumed checkpoint); default per network.
-    #[arg(long)]
+    #[arg(long, value_parser = epochs, allow_negative_numbers = true)]
     epochs: Option<usize>,
-    /// Learning rate; default per network.
-    #[arg(long)]
+    /// Learning rate, a finite number above 0; default per network.
+    #[arg(long, value_parser = learning_rate, allow_hyphen_values = true)]
     lr: Option<f64>,
-    /// Minibatch size; default per network.
-    #[arg(long)]
+    /// Minibatch size, at least 1; default per network.
+    #[arg(long, value_parser = at_least_one, allow_negative_numbers = true)]
     batch: Option<usize>,
     /// Seed for initialisation and shuffling.
     #[arg(long, default_value_t = 1)]
@@ -39,22 +41,55 @@ struct Args {
     /// Directory holding the four MNIST IDX files (raw or .gz); default $MNIST_DIR or the cache.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Threads for large matrix products (default: all cores).
-    #[arg(long)]
+    /// Threads for large matrix products, at least 1 (default: all cores).
+    #[arg(long, value_parser = at_least_one, allow_negative_numbers = true)]
     threads: Option<usize>,
-    /// Where to write the checkpoint (default checkpoints/mnist-<net>.safetensors).
+    /// Where to write the checkpoint. By default checkpoints/mnist-<net>.safetensors, or,
+    /// when that file holds a model trained on other data, a name beside it that ends in
+    /// this data's identity.
     #[arg(long)]
     save: Option<PathBuf>,
     /// Load a checkpoint and report its test accuracy without training.
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, conflicts_with_all = ["resume", "epochs", "lr", "batch", "seed", "init", "save", "detect_anomaly", "net"])]
     eval: Option<PathBuf>,
-    /// Continue training from a checkpoint, optimizer state included.
-    #[arg(long)]
+    /// Continue training from a checkpoint, optimizer state included; its network, learning
+    /// rate, batch size, initialiser and seed are the checkpoint's.
+    #[arg(long, conflicts_with_all = ["net", "lr", "batch", "seed", "init"])]
     resume: Option<PathBuf>,
     /// Check every op for NaN/infinity while training and stop at the first one (slower;
     /// without it, a diverged batch is replayed with the check on to name the op).
     #[arg(long)]
     detect_anomaly: bool,
+}
+
+/// A count where 0 would mean nothing: batch size, thread count.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+        Ok(n) => Err(format!("{n} is not a count of at least 1")),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+/// A number of epochs: at least 1, since training none would only rewrite a checkpoint.
+fn epochs(s: &str) -> Result<usize, String> {
+    at_least_one(s)
+        .map_err(|why| format!("{why}: to evaluate a checkpoint without training, use --eval PATH"))
+}
+
+/// A learning rate: finite and above 0 (NaN, infinity, 0 or a negative rate cannot train).
+fn learning_rate(s: &str) -> Result<f64, String> {
+    let lr: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if lr.is_finite() && lr > 0.0 {
+        Ok(lr)
+    } else {
+        Err(format!(
+            "{lr} cannot be a learning rate: it must be a finite number above 0"
+        ))
+    }
 }
 
 fn main() -> ExitCode {
@@ -72,8 +107,101 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), NnError> {
-    let load_data = || -> Result<Mnist, NnError> {
+/// The first 12 hex digits of a data identity: enough to tell data sets apart in a
+/// file name or a message.
+fn short(identity: &str) -> &str {
+    let hex = identity.strip_prefix("sha256:").unwrap_or(identity);
+    &hex[..hex.len().min(12)]
+}
+
+/// Refuses data the network cannot read or that leaves nothing to train or test on.
+fn check_data(data: &Mnist, trainer: &Trainer, training: bool) -> Result<(), String> {
+    let inputs = trainer.recipe.sizes[0];
+    if data.train.features() != inputs {
+        return Err(format!(
+            "{} holds images of {} pixels, but network {} reads {inputs}",
+            data.dir.display(),
+            data.train.features(),
+            trainer.recipe.network
+        ));
+    }
+    if training && data.train.is_empty() {
+        return Err(format!("{} holds no training images", data.dir.display()));
+    }
+    if data.test.is_empty() {
+        return Err(format!("{} holds no test images", data.dir.display()));
+    }
+    Ok(())
+}
+
+/// What a checkpoint path holds before this run writes there.
+enum Existing {
+    /// No file.
+    Nothing,
+    /// A checkpoint of a model trained on the data set with this identity.
+    TrainedOn(String),
+    /// A file that does not say which data its model learned from (an older checkpoint,
+    /// or not a checkpoint at all).
+    Unknown,
+}
+
+fn existing(path: &Path) -> Existing {
+    if !path.exists() {
+        return Existing::Nothing;
+    }
+    match Checkpoint::<f32>::load(path) {
+        Ok(c) => c
+            .info
+            .get("data")
+            .cloned()
+            .map_or(Existing::Unknown, Existing::TrainedOn),
+        Err(_) => Existing::Unknown,
+    }
+}
+
+/// Where a run without `--save` writes: `checkpoints/mnist-<net>.safetensors` if that is
+/// free or holds a model of the same data; otherwise a name beside it that ends in the
+/// data's identity, so a run on other data never replaces the model another run trained.
+fn default_checkpoint(network: Network, identity: &str) -> Result<PathBuf, String> {
+    let dir = Path::new("checkpoints");
+    let plain = dir.join(format!("mnist-{network}.safetensors"));
+    let why = match existing(&plain) {
+        Existing::Nothing => return Ok(plain),
+        Existing::TrainedOn(data) if data == identity => return Ok(plain),
+        Existing::TrainedOn(data) => {
+            format!("holds a model trained on other data ({})", short(&data))
+        }
+        Existing::Unknown => "holds a file that does not say which data it was trained on".into(),
+    };
+    let beside = dir.join(format!("mnist-{network}-{}.safetensors", short(identity)));
+    match existing(&beside) {
+        Existing::Nothing => {}
+        Existing::TrainedOn(data) if data == identity => {}
+        _ => {
+            return Err(format!(
+                "{} {why}, and {} holds another model too: pass --save PATH to say where this run's checkpoint goes",
+                plain.display(),
+                beside.display()
+            ))
+        }
+    }
+    println!(
+        "note: {} {why}; this run's checkpoint goes to {} (choose with --save PATH)",
+        plain.display(),
+        beside.display()
+    );
+    Ok(beside)
+}
+
+fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    if let Some(save) = &args.save {
+        if save.is_dir() {
+            return Err(
+                format!("--save {} is a directory; give a file path", save.display()).into(),
+            );
+        }
+    }
+    let load_data = || -> Result<Mnist, nn::NnError> {
         let data = Mnist::load(args.data_dir.as_deref())?;
         println!(
             "MNIST from {}: {} training and {} test images",
@@ -86,8 +214,20 @@ fn run(args: Args) -> Result<(), NnError> {
 
     if let Some(path) = &args.eval {
         // The checkpoint is read first, so a bad path fails before any data is loaded.
-        let trainer = Trainer::from_checkpoint(Checkpoint::load(path)?, path)?;
+        let trainer = Trainer::from_checkpoint(Checkpoint::load(path)?)?;
         let data = load_data()?;
+        check_data(&data, &trainer, false)?;
+        if let Some(trained_on) = &trainer.trained_on {
+            let here = data_identity(&data.train);
+            if *trained_on != here {
+                println!(
+                    "note: the model was trained on other data ({}) than {} holds ({})",
+                    short(trained_on),
+                    data.dir.display(),
+                    short(&here)
+                );
+            }
+        }
         let (acc, confusion) = trainer.evaluate(&data.test);
         println!(
             "checkpoint {} (network {}, epoch {})",
@@ -101,7 +241,7 @@ fn run(args: Args) -> Result<(), NnError> {
 
     let mut trainer = match &args.resume {
         Some(path) => {
-            let t = Trainer::from_checkpoint(Checkpoint::load(path)?, path)?;
+            let t = Trainer::from_checkpoint(Checkpoint::load(path)?)?;
             println!(
                 "resuming {} at epoch {} (network {})",
                 path.display(),
@@ -116,7 +256,7 @@ fn run(args: Args) -> Result<(), NnError> {
                 recipe.lr = lr;
             }
             if let Some(b) = args.batch {
-                recipe.batch = b.max(1);
+                recipe.batch = b;
             }
             if let Some(init) = args.init {
                 recipe.init = init;
@@ -125,8 +265,37 @@ fn run(args: Args) -> Result<(), NnError> {
         }
     };
     trainer.detect_anomaly = args.detect_anomaly;
-    let data = load_data()?;
     let epochs = args.epochs.unwrap_or(trainer.recipe.epochs);
+    if let (Some(path), true) = (&args.resume, epochs <= trainer.epoch) {
+        return Err(format!(
+            "{} has trained {} epochs already, so {epochs} epochs in all leaves nothing to train: \
+             pass a larger --epochs to continue, or --eval {} to evaluate it",
+            path.display(),
+            trainer.epoch,
+            path.display()
+        )
+        .into());
+    }
+    let data = load_data()?;
+    check_data(&data, &trainer, true)?;
+    let identity = data_identity(&data.train);
+    if let (Some(path), Some(trained_on)) = (&args.resume, &trainer.trained_on) {
+        if *trained_on != identity {
+            return Err(format!(
+                "{} was trained on other data ({}) than {} holds ({}): resume it on its own data, or start a new run",
+                path.display(),
+                short(trained_on),
+                data.dir.display(),
+                short(&identity)
+            )
+            .into());
+        }
+    }
+    trainer.trained_on = Some(identity.clone());
+    let save = match &args.save {
+        Some(path) => path.clone(),
+        None => default_checkpoint(trainer.recipe.network, &identity)?,
+    };
     let r = &trainer.recipe;
     println!(
         "network {}: {:?}, {} hidden, {} output, {} cost, lr {}, batch {}, init {}, seed {}, {} parameters",
@@ -141,12 +310,6 @@ fn run(args: Args) -> Result<(), NnError> {
         trainer.seed,
         trainer.model.params().num_elements()
     );
-    let save = args.save.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "checkpoints/mnist-{}.safetensors",
-            trainer.recipe.network
-        ))
-    });
 
     let style = ProgressStyle::with_template(
         "epoch {prefix:>3} [{bar:30}] {pos}/{len} batches, cost {msg} ({eta} left)",

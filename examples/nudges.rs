@@ -31,7 +31,7 @@ struct Args {
     /// cost most wants to change).
     #[arg(long)]
     neuron: Option<usize>,
-    /// Minibatch size for the averaged figure (test images from --index on).
+    /// Minibatch size for the averaged figure (test images from --index on), at least 1.
     #[arg(long, default_value_t = 100)]
     batch: usize,
     /// Directory for the pictures (default: beside the checkpoint).
@@ -112,7 +112,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), NnError> {
-    let trainer = Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?, &args.checkpoint)?;
+    if args.batch == 0 {
+        return Err(NnError::Data(
+            "--batch 0 averages no images: give at least 1".into(),
+        ));
+    }
+    let trainer = Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?)?;
     if trainer.recipe.network != Network::A {
         return Err(NnError::Data(format!(
             "{} holds network {}; the nudges picture is drawn for network a",
@@ -222,7 +227,7 @@ fn run(args: Args) -> Result<(), NnError> {
     );
 
     // A minibatch: the average desire next to a few single examples.
-    let end = (args.index + args.batch.max(1)).min(data.test.len());
+    let end = (args.index + args.batch).min(data.test.len());
     let batch = data.test.slice(args.index, end);
     let avg = nudges(&trainer, batch.images.clone(), &batch.labels)?;
     let mut columns = vec![Column {

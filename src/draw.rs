@@ -3,7 +3,7 @@
 //! page is one self-contained HTML file (no external assets).
 
 use autodiff::{Tape, Tensor};
-use nn::{Mlp, NnError};
+use nn::{Model, NnError};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,7 +14,7 @@ pub const PAGE: &str = include_str!("draw.html");
 /// A bound server with the model it answers for.
 pub struct DrawServer {
     server: tiny_http::Server,
-    model: Mlp<f32>,
+    model: Model<f32>,
 }
 
 /// What the network does with one drawing.
@@ -29,7 +29,7 @@ pub struct Prediction {
 }
 
 /// Runs `model` on one 28x28 image (784 values in [0, 1]).
-pub fn predict(model: &Mlp<f32>, pixels: &[f32]) -> Prediction {
+pub fn predict(model: &Model<f32>, pixels: &[f32]) -> Prediction {
     let tape = Tape::new();
     let bound = model.params().bind_constants(&tape);
     let x = tape.constant(Tensor::from_vec(pixels.to_vec(), [1, pixels.len()]));
@@ -92,7 +92,7 @@ impl Prediction {
 
 impl DrawServer {
     /// Binds `127.0.0.1:port` (0 picks a free port).
-    pub fn bind(port: u16, model: Mlp<f32>) -> Result<Self, NnError> {
+    pub fn bind(port: u16, model: Model<f32>) -> Result<Self, NnError> {
         let server = tiny_http::Server::http(("127.0.0.1", port))
             .map_err(|e| NnError::Data(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
         Ok(DrawServer { server, model })

@@ -86,8 +86,8 @@ fn resume_after_k_epochs_is_bit_identical_to_an_uninterrupted_run_on_one_thread(
         let path = dir.path().join(format!("{network}.safetensors"));
         first.checkpoint().save(&path).expect("save");
         drop(first);
-        let mut resumed = Trainer::from_checkpoint(Checkpoint::load(&path).expect("load"), &path)
-            .expect("resume");
+        let mut resumed =
+            Trainer::from_checkpoint(Checkpoint::load(&path).expect("load")).expect("resume");
         assert_eq!(resumed.epoch, 1);
         while resumed.epoch < 3 {
             resumed.train_epoch(&data, |_, _, _| {}).expect("training");
@@ -115,8 +115,7 @@ fn checkpoint_round_trip_gives_identical_predictions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("b.safetensors");
     trainer.checkpoint().save(&path).expect("save");
-    let loaded =
-        Trainer::from_checkpoint(Checkpoint::load(&path).expect("load"), &path).expect("rebuild");
+    let loaded = Trainer::from_checkpoint(Checkpoint::load(&path).expect("load")).expect("rebuild");
     let batch = data.test.slice(0, 500);
     let before: Tensor<f32> = trainer.model.predict(&batch.images);
     let after: Tensor<f32> = loaded.model.predict(&batch.images);

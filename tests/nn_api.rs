@@ -6,14 +6,14 @@ use nn::checkpoint::write_atomically;
 use nn::loss::{one_hot, quadratic};
 use nn::{
     accuracy, Activation, Adam, Checkpoint, ConfusionMatrix, Cost, CrossEntropy, Grads, Init,
-    MeanSquaredError, Mlp, Module, NnError, Optimizer, ParamStore, Quadratic, Sgd,
+    MeanSquaredError, Model, Module, NnError, Optimizer, ParamStore, Quadratic, Sgd,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::io::Write;
 
-fn small_model(seed: u64) -> Mlp<f32> {
-    Mlp::new(
+fn small_model(seed: u64) -> Model<f32> {
+    Model::new(
         &[6, 4, 3],
         Activation::Tanh,
         Activation::Identity,
@@ -22,7 +22,7 @@ fn small_model(seed: u64) -> Mlp<f32> {
     )
 }
 
-fn one_step(model: &mut Mlp<f32>, opt: &mut dyn Optimizer<f32>) {
+fn one_step(model: &mut Model<f32>, opt: &mut dyn Optimizer<f32>) {
     let tape = Tape::new();
     let bound = model.params().bind(&tape);
     let x = Tensor::from_vec((0..12).map(|i| i as f32 / 12.0).collect(), [2, 6]);
@@ -137,7 +137,7 @@ fn optimizer_state_survives_a_checkpoint() {
     // Continuing from the loaded state matches continuing the original.
     let mut restored = small_model(99);
     loaded
-        .restore_params(restored.params_mut(), &path)
+        .restore_params(restored.params_mut())
         .expect("restore");
     let mut opt2 = Adam::new(0.5);
     opt2.load_state(loaded.optimizer.clone().expect("state"))
@@ -154,7 +154,7 @@ fn loading_into_the_wrong_model_lists_every_mismatch() {
     Checkpoint::new(small_model(1).params().clone())
         .save(&path)
         .expect("save");
-    let mut other = Mlp::<f32>::new(
+    let mut other = Model::<f32>::new(
         &[6, 5, 3, 2],
         Activation::Tanh,
         Activation::Identity,
@@ -163,7 +163,7 @@ fn loading_into_the_wrong_model_lists_every_mismatch() {
     );
     let err = Checkpoint::<f32>::load(&path)
         .expect("load")
-        .restore_params(other.params_mut(), &path)
+        .restore_params(other.params_mut())
         .expect_err("mismatch");
     let text = err.to_string();
     for part in [
@@ -415,5 +415,40 @@ fn linear_layers_with_an_activation_match_the_layer_then_the_activation() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn checkpoints_record_which_data_the_model_was_trained_on() {
+    use nn::train::data_identity;
+    use nn::{Dataset, Network, Trainer};
+    let pixels: Vec<u8> = (0..20 * 784).map(|i| (i * 7 % 256) as u8).collect();
+    let labels: Vec<usize> = (0..20).map(|i| i % 10).collect();
+    let data = Dataset::from_bytes(pixels.clone(), 784, labels.clone());
+    let mut trainer = Trainer::new(Network::A.recipe(), 1);
+    assert_eq!(trainer.trained_on, None);
+    assert!(!trainer.checkpoint().info.contains_key("data"));
+    let identity = data_identity(&data);
+    trainer.trained_on = Some(identity.clone());
+    trainer.train_epoch(&data, |_, _, _| {}).expect("training");
+    assert!(
+        identity.starts_with("sha256:") && identity.len() == 7 + 64,
+        "{identity}"
+    );
+    assert_eq!(trainer.trained_on.as_deref(), Some(identity.as_str()));
+    let checkpoint = trainer.checkpoint();
+    assert_eq!(checkpoint.info.get("data"), Some(&identity));
+    let resumed = Trainer::from_checkpoint(checkpoint).expect("resume");
+    assert_eq!(resumed.trained_on, Some(identity.clone()));
+    // The same pixels with other labels, or one pixel changed, are other data.
+    let mut relabelled = labels.clone();
+    relabelled.swap(0, 1);
+    let mut repainted = pixels.clone();
+    repainted[100] ^= 1;
+    for other in [
+        Dataset::from_bytes(pixels, 784, relabelled),
+        Dataset::from_bytes(repainted, 784, labels),
+    ] {
+        assert_ne!(data_identity(&other), identity);
     }
 }

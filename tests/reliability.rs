@@ -2,7 +2,7 @@
 //! longer than any recursion could walk.
 
 use autodiff::{Phase, Tape, Tensor};
-use nn::{Activation, Cost, Init, Mlp, Module, Quadratic};
+use nn::{Activation, Cost, Init, Model, Module, Quadratic};
 
 #[test]
 fn stable_ops_give_finite_values_and_gradients_at_plus_minus_1e4() {
@@ -38,14 +38,14 @@ fn stable_ops_give_finite_values_and_gradients_at_plus_minus_1e4() {
 
 #[test]
 fn quadratic_cost_and_accuracy_agree_between_f32_and_f64() {
-    let model64 = Mlp::<f64>::new(
+    let model64 = Model::<f64>::new(
         &[20, 8, 4],
         Activation::Sigmoid,
         Activation::Sigmoid,
         Init::ScaledNormal,
         4,
     );
-    let mut model32 = Mlp::<f32>::new(
+    let mut model32 = Model::<f32>::new(
         &[20, 8, 4],
         Activation::Sigmoid,
         Activation::Sigmoid,

@@ -33,8 +33,7 @@ fn child_resumes_training_on_one_thread() {
     let out = Path::new(parts[2]);
     let data = load_data();
     let mut trainer =
-        Trainer::from_checkpoint(Checkpoint::load(checkpoint).expect("load"), checkpoint)
-            .expect("resume");
+        Trainer::from_checkpoint(Checkpoint::load(checkpoint).expect("load")).expect("resume");
     while trainer.epoch < epochs {
         trainer
             .train_epoch(&data.train, |_, _, _| {})

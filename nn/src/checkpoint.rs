@@ -19,7 +19,21 @@ const OPTIMIZER_PREFIX: &str = "optimizer.";
 
 /// A model's parameters, optionally its optimizer's state, and free-form information
 /// (epoch, seed, network name, ...).
-#[derive(Clone, Debug, PartialEq)]
+///
+/// ```
+/// use nn::{Activation, Checkpoint, Init, Model};
+///
+/// let mut model = Model::<f32>::new(&[2, 3, 1], Activation::Tanh, Activation::Sigmoid, Init::Xavier, 1);
+/// let path = std::env::temp_dir().join(format!("doc-{}.safetensors", std::process::id()));
+/// Checkpoint::new(model.params().clone()).save(&path)?;
+///
+/// let mut restored = Model::<f32>::new(&[2, 3, 1], Activation::Tanh, Activation::Sigmoid, Init::Xavier, 2);
+/// Checkpoint::load(&path)?.restore_params(restored.params_mut())?;
+/// assert_eq!(restored.params(), model.params());
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), nn::NnError>(())
+/// ```
+#[derive(Clone, Debug)]
 pub struct Checkpoint<T: Float = f32> {
     /// The parameters, by name.
     pub params: ParamStore<T>,
@@ -27,6 +41,15 @@ pub struct Checkpoint<T: Float = f32> {
     pub optimizer: Option<OptimizerState<T>>,
     /// Free-form key/value information.
     pub info: BTreeMap<String, String>,
+    /// The file it was read from, to name it in errors found later.
+    source: Option<PathBuf>,
+}
+
+/// Two checkpoints are equal when they hold the same values, wherever they were read from.
+impl<T: Float> PartialEq for Checkpoint<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.params == other.params && self.optimizer == other.optimizer && self.info == other.info
+    }
 }
 
 fn dtype_of<T: Float>() -> Dtype {
@@ -95,6 +118,7 @@ impl<T: Float> Checkpoint<T> {
             params,
             optimizer: None,
             info: BTreeMap::new(),
+            source: None,
         }
     }
 
@@ -150,7 +174,8 @@ impl<T: Float> Checkpoint<T> {
     }
 
     /// Parses safetensors bytes written by [`Checkpoint::to_bytes`], verifying every
-    /// tensor's dtype and checksum. `path` only labels errors.
+    /// tensor's dtype and checksum. `path` labels errors, now and in
+    /// [`Checkpoint::restore_params`] later.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, NnError> {
         let bad = |m: String| NnError::checkpoint(path, m);
         let (_, header) = SafeTensors::read_metadata(bytes)
@@ -233,6 +258,7 @@ impl<T: Float> Checkpoint<T> {
             params,
             optimizer,
             info,
+            source: Some(path.to_path_buf()),
         })
     }
 
@@ -251,12 +277,26 @@ impl<T: Float> Checkpoint<T> {
         Self::from_bytes(&bytes, path)
     }
 
+    /// The file this checkpoint was read from, if it was read from one.
+    pub fn source(&self) -> Option<&Path> {
+        self.source.as_deref()
+    }
+
+    /// An error about this checkpoint, naming its file when it has one.
+    pub(crate) fn error(&self, message: impl Into<String>) -> NnError {
+        NnError::Checkpoint {
+            path: self.source.clone(),
+            message: message.into(),
+        }
+    }
+
     /// Copies the saved parameters into `params`, which must have exactly the same
-    /// names and shapes; the error lists every mismatch.
-    pub fn restore_params(&self, params: &mut ParamStore<T>, path: &Path) -> Result<(), NnError> {
+    /// names and shapes; the error lists every mismatch and names the file the
+    /// checkpoint came from.
+    pub fn restore_params(&self, params: &mut ParamStore<T>) -> Result<(), NnError> {
         params
             .assign_from(self.params.clone())
-            .map_err(|m| NnError::checkpoint(path, format!("does not fit the model: {m}")))
+            .map_err(|m| self.error(format!("does not fit the model: {m}")))
     }
 }
 

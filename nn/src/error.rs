@@ -26,10 +26,13 @@ pub enum NnError {
     },
 
     /// A checkpoint is malformed or does not fit the model.
-    #[error("checkpoint {path}: {message}")]
+    #[error(
+        "checkpoint{}: {message}",
+        path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default()
+    )]
     Checkpoint {
-        /// The checkpoint file.
-        path: PathBuf,
+        /// The checkpoint file, if the checkpoint came from one.
+        path: Option<PathBuf>,
         /// What is wrong, naming every mismatching tensor.
         message: String,
     },
@@ -69,7 +72,7 @@ impl NnError {
 
     pub(crate) fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         NnError::Checkpoint {
-            path: path.into(),
+            path: Some(path.into()),
             message: message.into(),
         }
     }

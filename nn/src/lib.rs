@@ -7,9 +7,9 @@
 //!
 //! ```
 //! use autodiff::{Tape, Tensor};
-//! use nn::{Activation, Cost, Init, Mlp, Module, Optimizer, Quadratic, Sgd};
+//! use nn::{Activation, Cost, Init, Model, Module, Optimizer, Quadratic, Sgd};
 //!
-//! let mut model = Mlp::<f32>::new(&[4, 3, 2], Activation::Sigmoid, Activation::Sigmoid, Init::ScaledNormal, 7);
+//! let mut model = Model::<f32>::new(&[4, 3, 2], Activation::Sigmoid, Activation::Sigmoid, Init::ScaledNormal, 7);
 //! let mut opt = Sgd::new(3.0);
 //! let x = Tensor::from_vec(vec![0.0, 1.0, 0.5, 0.2, 1.0, 0.0, 0.3, 0.9], [2, 4]);
 //! let labels = [1, 0];
@@ -51,10 +51,10 @@ pub use data::{Batch, Dataset};
 pub use error::NnError;
 pub use init::Init;
 pub use linear::Linear;
-pub use loss::Cost;
+pub use loss::{mean_squared_error, one_hot, quadratic, Cost, Target};
 pub use loss::{CrossEntropy, MeanSquaredError, Quadratic};
 pub use metrics::{accuracy, ConfusionMatrix};
-pub use mlp::{Mlp, Model};
+pub use mlp::Model;
 pub use module::{Module, Sequential};
 pub use optim::{Adam, Optimizer, OptimizerState, Sgd};
 pub use params::{Bound, Grads, ParamStore};

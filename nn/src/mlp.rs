@@ -1,5 +1,6 @@
-//! A multilayer perceptron built from layer sizes: `Linear` layers named
-//! `layers.{i}`, each with its activation fused in.
+//! [`Model`], a network that owns its parameters: a multilayer perceptron built from
+//! layer sizes (`Linear` layers named `layers.{i}`, each with its activation fused in),
+//! or LeNet-5.
 
 use crate::activation::Activation;
 use crate::conv::{Conv2d, Flatten, MaxPool2d, Unflatten};
@@ -32,7 +33,7 @@ impl<T: Float> Model<T> {
     ) -> Self {
         assert!(
             sizes.len() >= 2,
-            "Mlp: needs at least an input and an output size, got {sizes:?}"
+            "Model::new: needs at least an input and an output size, got {sizes:?}"
         );
         let mut rng = StdRng::seed_from_u64(seed);
         let mut params = ParamStore::new();
@@ -150,9 +151,6 @@ impl<T: Float> Model<T> {
         self.forward(&bound, tape.constant(x.clone())).value()
     }
 }
-
-/// The multilayer perceptron built by [`Model::new`]; the name the video's network goes by.
-pub type Mlp<T = f32> = Model<T>;
 
 impl<T: Float> Module<T> for Model<T> {
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {

@@ -16,7 +16,7 @@ use crate::recipe::{Network, Recipe};
 use autodiff::{Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::path::Path;
+use sha2::{Digest, Sha256};
 
 /// What one epoch of training measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,6 +42,25 @@ pub struct Trainer {
     pub epoch: usize,
     /// Check every op for NaN/infinity and stop at the first (slower).
     pub detect_anomaly: bool,
+    /// The [`data_identity`] of the training set, saved in checkpoints as `info.data` so
+    /// that a checkpoint says what it learned from. Set it before training; hashing the
+    /// data is left to the caller so that no epoch pays for it.
+    pub trained_on: Option<String>,
+}
+
+/// An identity of a data set's contents: `sha256:` and the hex SHA-256 of its shape,
+/// pixels and labels. Two data sets share it only if they hold the same examples in the
+/// same order.
+pub fn data_identity(data: &Dataset) -> String {
+    let mut hash = Sha256::new();
+    hash.update((data.len() as u64).to_le_bytes());
+    hash.update((data.features() as u64).to_le_bytes());
+    hash.update(data.pixels());
+    for &label in &data.labels {
+        hash.update((label as u64).to_le_bytes());
+    }
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// The generator that orders epoch `epoch`'s batches.
@@ -61,6 +80,7 @@ impl Trainer {
             seed,
             epoch: 0,
             detect_anomaly: false,
+            trained_on: None,
         }
     }
 
@@ -173,13 +193,21 @@ impl Trainer {
         c.info.insert("lr".into(), format!("{:?}", self.recipe.lr));
         c.info.insert("batch".into(), self.recipe.batch.to_string());
         c.info.insert("init".into(), self.recipe.init.to_string());
+        if let Some(data) = &self.trained_on {
+            c.info.insert("data".into(), data.clone());
+        }
         c
     }
 
     /// Rebuilds a trainer from a checkpoint written by [`Trainer::checkpoint`]: same
-    /// network, parameters, optimizer state, seed and epoch.
-    pub fn from_checkpoint(checkpoint: Checkpoint<f32>, path: &Path) -> Result<Self, NnError> {
-        let bad = |m: String| NnError::checkpoint(path, m);
+    /// network, parameters, optimizer state, seed and epoch. Errors name the file the
+    /// checkpoint was read from.
+    pub fn from_checkpoint(checkpoint: Checkpoint<f32>) -> Result<Self, NnError> {
+        let source = checkpoint.source().map(|p| p.to_path_buf());
+        let bad = |message: String| NnError::Checkpoint {
+            path: source.clone(),
+            message,
+        };
         let info = |k: &str| {
             checkpoint
                 .info
@@ -203,7 +231,7 @@ impl Trainer {
             .parse()
             .map_err(|_| bad("info.epoch is not a number".into()))?;
         let mut trainer = Trainer::new(recipe, seed);
-        checkpoint.restore_params(trainer.model.params_mut(), path)?;
+        checkpoint.restore_params(trainer.model.params_mut())?;
         if let Some(state) = checkpoint.optimizer {
             trainer
                 .optimizer
@@ -211,6 +239,8 @@ impl Trainer {
                 .map_err(|e| bad(e.to_string()))?;
         }
         trainer.epoch = epoch;
+        // Checkpoints from before data identities were recorded have none.
+        trainer.trained_on = checkpoint.info.get("data").cloned();
         Ok(trainer)
     }
 }
