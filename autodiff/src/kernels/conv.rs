@@ -548,6 +548,10 @@ fn max_pool_2x2<T: Float>(p: &Pool, plane: &[T], out: &mut [T], arg: &mut [Plane
     max_pool_2x2_plain(p, plane, out, arg)
 }
 
+/// [`max_pool_2x2_plain`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU supports AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn max_pool_2x2_avx512<T: Float>(

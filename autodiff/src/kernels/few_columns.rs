@@ -83,6 +83,10 @@ mod x86 {
     use super::{Beta, Product, LANES};
     use std::arch::x86_64::*;
 
+    /// [`Product::run`] compiled for AVX-512F.
+    ///
+    /// # Safety
+    /// As [`Product::run`].
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn product(job: Product) {
         let mask: __mmask16 = if job.n >= LANES { !0 } else { (1 << job.n) - 1 };
@@ -135,6 +139,9 @@ mod x86 {
     /// Rows `first..first + R` of the output: `R` accumulators, and per inner index one
     /// (masked) load of a row of `b` and `R` multiply-adds with broadcast elements of
     /// `a` (the broadcast folds into the multiply-add's memory operand).
+    ///
+    /// # Safety
+    /// As [`Product::run`], and rows `first..first + R` exist in `a` and `c`.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn rows<const R: usize>(first: usize, job: &Product, mask: __mmask16) {

@@ -42,12 +42,20 @@ pub fn wide<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// `f` compiled with AVX2 enabled.
+///
+/// # Safety
+/// The CPU supports AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// `f` compiled with AVX-512F enabled.
+///
+/// # Safety
+/// The CPU supports AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
