@@ -67,7 +67,9 @@ pub(crate) fn vjp<T: Float>(op: &dyn CustomOp<T>, ctx: &VjpContext<'_, T>) -> In
 }
 
 impl<T: Float> Tape<T> {
-    /// Records a user-defined op applied to `inputs`.
+    /// Records a user-defined op applied to `inputs`. A panic in the op's `forward`
+    /// names the op's own line; mixing tapes panics at the caller's line.
+    #[track_caller]
     pub fn custom<'t>(&'t self, op: impl CustomOp<T>, inputs: &[Var<'t, T>]) -> Var<'t, T> {
         self.record(inputs, |x, _| (op.forward(x), Op::Custom(Box::new(op))))
     }
