@@ -68,12 +68,12 @@ fn every_scalar_op_passes_gradcheck() {
         ("abs", |_, v| v[0].abs() + v[1].abs(), vec![0.4, -0.3]),
         (
             "max",
-            |_, v| v[0].max(v[1]) * 2.0 + v[1].max(v[0]),
+            |_, v| v[0].maximum(v[1]) * 2.0 + v[1].maximum(v[0]),
             vec![0.4, -0.3],
         ),
         (
             "min",
-            |_, v| v[0].min(v[1]) * 2.0 + v[1].min(v[0]),
+            |_, v| v[0].minimum(v[1]) * 2.0 + v[1].minimum(v[0]),
             vec![0.4, -0.3],
         ),
         (
