@@ -18,8 +18,7 @@ use crate::tensor::Tensor;
 ///     fn name(&self) -> &str { "cube" }
 ///     fn forward(&self, inputs: &[&Tensor<f64>]) -> Tensor<f64> { inputs[0].map(|x| x * x * x) }
 ///     fn vjp(&self, inputs: &[&Tensor<f64>], _output: &Tensor<f64>, grad: &Tensor<f64>) -> Vec<Tensor<f64>> {
-///         let dx = inputs[0].data().iter().zip(grad.data()).map(|(x, g)| 3.0 * x * x * g).collect();
-///         vec![Tensor::from_vec(dx, inputs[0].shape())]
+///         vec![inputs[0].zip_map(grad, |x, g| 3.0 * x * x * g)]
 ///     }
 /// }
 ///
