@@ -186,11 +186,7 @@ fn fused_linear_activations_pass_gradcheck_and_equal_the_unfused_chain() {
         let mut weights = f32s(&[n, m], 10);
         let pre = {
             let tape = Tape::<f32>::new();
-            let (xv, wv, bv) = (
-                tape.constant(x.clone()),
-                tape.constant(w.clone()),
-                tape.constant(b.clone()),
-            );
+            let (xv, wv, bv) = (tape.constant(&x), tape.constant(&w), tape.constant(&b));
             xv.linear(wv, bv).value()
         };
         let off = pre
@@ -209,13 +205,9 @@ fn fused_linear_activations_pass_gradcheck_and_equal_the_unfused_chain() {
         for (name, fused, unfused) in pairs {
             let run = |f: Pair| {
                 let tape = Tape::<f32>::new();
-                let (xv, wv, bv) = (
-                    tape.param(x.clone()),
-                    tape.param(w.clone()),
-                    tape.param(b.clone()),
-                );
+                let (xv, wv, bv) = (tape.param(&x), tape.param(&w), tape.param(&b));
                 let y = f(xv, wv, bv);
-                let grads = (y * tape.constant(weights.clone())).sum().backward();
+                let grads = (y * tape.constant(&weights)).sum().backward();
                 [
                     y.value(),
                     grads[xv].clone(),
@@ -262,10 +254,7 @@ fn linear_shape_errors_name_every_operand() {
 fn matmul_matches_a_naive_product() {
     let (a, b) = (randn(&[7, 13], 1), randn(&[13, 5], 2));
     let tape = Tape::new();
-    let c = tape
-        .constant(a.clone())
-        .matmul(tape.constant(b.clone()))
-        .value();
+    let c = tape.constant(&a).matmul(tape.constant(&b)).value();
     for i in 0..7 {
         for j in 0..5 {
             let expect: f64 = (0..13).map(|l| a.get(&[i, l]) * b.get(&[l, j])).sum();
@@ -415,7 +404,7 @@ fn softmax_family_passes_gradcheck() {
 fn stable_ops_stay_finite_and_correct_at_logits_of_1000() {
     let extreme = Tensor::from_vec(vec![1000.0, -1000.0, 0.0, 999.0, -1000.0, 1000.0], [2, 3]);
     let tape = Tape::<f64>::new();
-    let x = tape.param(extreme.clone());
+    let x = tape.param(&extreme);
     for (name, y) in [
         ("sigmoid", x.sigmoid().sum()),
         ("tanh", x.tanh().sum()),
@@ -654,13 +643,8 @@ fn f32_and_f64_give_the_same_gradients_within_f32_precision() {
     let w = randn(&[3, 2], 2);
     let run64 = {
         let tape = Tape::<f64>::new();
-        let wv = tape.param(w.clone());
-        let y = tape
-            .constant(x.clone())
-            .matmul(wv)
-            .sigmoid()
-            .log_softmax(1)
-            .sum();
+        let wv = tape.param(&w);
+        let y = tape.constant(&x).matmul(wv).sigmoid().log_softmax(1).sum();
         y.backward()[wv].clone()
     };
     let run32 = {
