@@ -107,6 +107,12 @@ fn shape_panics_report_the_callers_file_and_line() {
     expect_here("tensor add", &|| {
         let _ = &Tensor::<f32>::zeros([2]) + &Tensor::zeros([3]);
     });
+    expect_here("item", &|| {
+        let _ = m23.item();
+    });
+    expect_here("from_vec", &|| {
+        let _ = Tensor::from_vec(vec![1.0f32; 5], [2, 3]);
+    });
     expect_here("sub_scaled", &|| {
         Tensor::<f32>::zeros([2]).sub_scaled(&Tensor::zeros([3]), 1.0)
     });

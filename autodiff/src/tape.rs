@@ -488,8 +488,9 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// The value of a one-element result (a cost, say).
+    #[track_caller]
     pub fn item(&self) -> T {
-        self.with_value(|v| v.item())
+        self.tape.nodes()[self.id as usize].value.item()
     }
 
     /// Whether gradients flow into this value.

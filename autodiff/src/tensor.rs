@@ -74,6 +74,7 @@ impl<T: Float> Tensor<T> {
     /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
     /// assert_eq!(t.get(&[1, 0]), 4.0);
     /// ```
+    #[track_caller]
     pub fn from_vec(data: Vec<T>, shape: impl AsRef<[usize]>) -> Self {
         match Self::try_from_vec(data, shape) {
             Ok(t) => t,
@@ -151,6 +152,7 @@ impl<T: Float> Tensor<T> {
     /// Samples uniformly from `[low, high)`, reproducibly for a seeded `rng`.
     ///
     /// Panics if `low >= high` or either bound is not finite.
+    #[track_caller]
     pub fn rand_uniform<R: Rng + ?Sized>(
         shape: impl AsRef<[usize]>,
         low: T,
@@ -203,6 +205,7 @@ impl<T: Float> Tensor<T> {
     }
 
     /// Reads one element by its multi-index; panics if the index is out of range.
+    #[track_caller]
     pub fn get(&self, index: &[usize]) -> T {
         assert!(
             index.len() == self.rank() && index.iter().zip(self.shape.iter()).all(|(i, d)| i < d),
@@ -219,6 +222,7 @@ impl<T: Float> Tensor<T> {
     }
 
     /// The single value of a one-element tensor; panics otherwise.
+    #[track_caller]
     pub fn item(&self) -> T {
         assert!(
             self.numel() == 1,
@@ -230,6 +234,7 @@ impl<T: Float> Tensor<T> {
     }
 
     /// The same data under another shape with the same number of elements.
+    #[track_caller]
     pub fn reshape(mut self, shape: impl AsRef<[usize]>) -> Self {
         let shape = shape.as_ref();
         assert!(
