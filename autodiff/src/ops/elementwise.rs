@@ -504,7 +504,7 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn cos(self) -> Self {
         self.unary(UnaryOp::Cos)
     }
-    /// `x^n` for an integer power (exact for small `n`, unlike [`Var::powf`]).
+    /// `x^n` for an integer power, as the scalar tape's `powi`.
     pub fn powi(self, n: i32) -> Self {
         self.unary(UnaryOp::Powi(n))
     }

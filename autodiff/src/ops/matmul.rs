@@ -170,10 +170,6 @@ impl Act {
     }
 }
 
-/// `x w + b`: each output row starts as `b` and the product is accumulated onto it
-/// (inside the product's kernel), saving the separate broadcast add (a pass and an
-/// allocation). With an activation, each thread applies it to the rows it has just
-/// computed.
 /// Panics naming the three shapes unless they are `[n, k]`, `[k, m]` and `[m]`.
 #[track_caller]
 fn check_linear(xs: &[usize], ws: &[usize], bs: &[usize]) {
@@ -187,6 +183,10 @@ fn check_linear(xs: &[usize], ws: &[usize], bs: &[usize]) {
     );
 }
 
+/// `x w + b`: each output row starts as `b` and the product is accumulated onto it
+/// (inside the product's kernel), saving the separate broadcast add (a pass and an
+/// allocation). With an activation, each thread applies it to the rows it has just
+/// computed.
 fn linear_forward<T: Float>(
     x: &Tensor<T>,
     w: &Tensor<T>,
