@@ -148,3 +148,34 @@ fn sub_scaled_needs_equal_shapes() {
     let mut w = Tensor::<f32>::zeros([3]);
     w.sub_scaled(&Tensor::ones([1]), 0.1);
 }
+
+/// The cost of a line `x w + b` against targets `y`: a named function, reusable across
+/// steps (a stored closure would fail the higher-ranked lifetime bound).
+fn squared_error<'t>(
+    tape: &'t autodiff::Tape<f64>,
+    x: &Tensor<f64>,
+    y: &Tensor<f64>,
+    w: autodiff::Var<'t, f64>,
+    b: autodiff::Var<'t, f64>,
+) -> autodiff::Var<'t, f64> {
+    let prediction = tape.constant(x).matmul(w) + b;
+    (prediction - tape.constant(y)).square().mean()
+}
+
+#[test]
+fn a_hand_written_linear_regression_needs_no_element_loops_or_clones() {
+    // y = 2 x + 1 on five points.
+    let x = t(&[-1.0, -0.5, 0.0, 0.5, 1.0], &[5, 1]);
+    let y = &(&x * 2.0) + &t(&[1.0], &[1]);
+    let (mut w, mut b) = (Tensor::<f64>::zeros([1, 1]), Tensor::<f64>::zeros([1]));
+    let lr = 0.5;
+    for _ in 0..200 {
+        let tape = autodiff::Tape::new();
+        let (wv, bv) = (tape.param(&w), tape.param(&b));
+        let grads = squared_error(&tape, &x, &y, wv, bv).backward();
+        w.sub_scaled(&grads[wv], lr);
+        b = &b - lr * &grads[bv];
+    }
+    assert!((w.item() - 2.0).abs() < 1e-9, "w = {}", w.item());
+    assert!((b.item() - 1.0).abs() < 1e-9, "b = {}", b.item());
+}
