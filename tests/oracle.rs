@@ -98,10 +98,10 @@ fn run_tensor(name: &str, f: impl for<'t> Fn(&HashMap<&str, Var<'t, f64>>) -> Va
     let tape = Tape::<f64>::new();
     let mut vars = HashMap::new();
     for (k, t) in &case.constants {
-        vars.insert(k.as_str(), tape.constant(t.clone()));
+        vars.insert(k.as_str(), tape.constant(t));
     }
     for (k, t) in &case.params {
-        vars.insert(k.as_str(), tape.param(t.clone()));
+        vars.insert(k.as_str(), tape.param(t));
     }
     let out = f(&vars);
     close(&format!("{name} value"), out.item(), case.value);

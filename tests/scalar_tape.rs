@@ -68,12 +68,12 @@ fn every_scalar_op_passes_gradcheck() {
         ("abs", |_, v| v[0].abs() + v[1].abs(), vec![0.4, -0.3]),
         (
             "max",
-            |_, v| v[0].max(v[1]) * 2.0 + v[1].max(v[0]),
+            |_, v| v[0].maximum(v[1]) * 2.0 + v[1].maximum(v[0]),
             vec![0.4, -0.3],
         ),
         (
             "min",
-            |_, v| v[0].min(v[1]) * 2.0 + v[1].min(v[0]),
+            |_, v| v[0].minimum(v[1]) * 2.0 + v[1].minimum(v[0]),
             vec![0.4, -0.3],
         ),
         (
@@ -134,4 +134,51 @@ fn ten_million_node_chain_backpropagates_without_recursion() {
         "{} vs {expected}",
         g[x]
     );
+}
+
+#[test]
+fn scalar_vars_read_like_tensor_vars() {
+    let tape = Tape::new();
+    let x = tape.var(3.0);
+    let y = x.square() + x.powi(2);
+    assert_eq!(x.id(), 0);
+    assert_eq!(y.value(), 18.0);
+    let g = y.backward();
+    assert_eq!(g.get(x), Some(12.0));
+    assert_eq!(g[x], 12.0);
+    // A variable the output does not depend on reads 0; another tape's reads None.
+    let later = tape.var(1.0);
+    assert_eq!(g.get(later), Some(0.0));
+    let other = Tape::new();
+    assert_eq!(g.get(other.var(3.0)), None);
+    match gradcheck_scalar(
+        |_, v| v[0].square() * v[1],
+        &[0.7, -1.3],
+        GradcheckOptions::default(),
+    ) {
+        Ok(r) => assert_eq!(r.checks, 2),
+        Err(e) => panic!("square: {e}"),
+    }
+}
+
+#[test]
+fn maximum_and_minimum_are_pairwise_with_ties_to_self() {
+    let tape = Tape::new();
+    let (a, b) = (tape.var(2.0), tape.var(2.0));
+    let m = a.maximum(b);
+    let g = m.backward();
+    assert_eq!((m.value(), g[a], g[b]), (2.0, 1.0, 0.0));
+    let n = tape.var(-1.0).minimum(a);
+    assert_eq!(n.value(), -1.0);
+}
+
+#[test]
+#[should_panic(
+    expected = "gradients: node #0 belongs to another tape than the one backward ran on"
+)]
+fn indexing_gradients_with_another_tapes_var_panics() {
+    let (t1, t2) = (Tape::new(), Tape::new());
+    let x = t1.var(1.0);
+    let g = (x * x).backward();
+    let _ = g[t2.var(1.0)];
 }

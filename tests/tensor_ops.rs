@@ -186,11 +186,7 @@ fn fused_linear_activations_pass_gradcheck_and_equal_the_unfused_chain() {
         let mut weights = f32s(&[n, m], 10);
         let pre = {
             let tape = Tape::<f32>::new();
-            let (xv, wv, bv) = (
-                tape.constant(x.clone()),
-                tape.constant(w.clone()),
-                tape.constant(b.clone()),
-            );
+            let (xv, wv, bv) = (tape.constant(&x), tape.constant(&w), tape.constant(&b));
             xv.linear(wv, bv).value()
         };
         let off = pre
@@ -209,13 +205,9 @@ fn fused_linear_activations_pass_gradcheck_and_equal_the_unfused_chain() {
         for (name, fused, unfused) in pairs {
             let run = |f: Pair| {
                 let tape = Tape::<f32>::new();
-                let (xv, wv, bv) = (
-                    tape.param(x.clone()),
-                    tape.param(w.clone()),
-                    tape.param(b.clone()),
-                );
+                let (xv, wv, bv) = (tape.param(&x), tape.param(&w), tape.param(&b));
                 let y = f(xv, wv, bv);
-                let grads = (y * tape.constant(weights.clone())).sum().backward();
+                let grads = (y * tape.constant(&weights)).sum().backward();
                 [
                     y.value(),
                     grads[xv].clone(),
@@ -262,10 +254,7 @@ fn linear_shape_errors_name_every_operand() {
 fn matmul_matches_a_naive_product() {
     let (a, b) = (randn(&[7, 13], 1), randn(&[13, 5], 2));
     let tape = Tape::new();
-    let c = tape
-        .constant(a.clone())
-        .matmul(tape.constant(b.clone()))
-        .value();
+    let c = tape.constant(&a).matmul(tape.constant(&b)).value();
     for i in 0..7 {
         for j in 0..5 {
             let expect: f64 = (0..13).map(|l| a.get(&[i, l]) * b.get(&[l, j])).sum();
@@ -415,7 +404,7 @@ fn softmax_family_passes_gradcheck() {
 fn stable_ops_stay_finite_and_correct_at_logits_of_1000() {
     let extreme = Tensor::from_vec(vec![1000.0, -1000.0, 0.0, 999.0, -1000.0, 1000.0], [2, 3]);
     let tape = Tape::<f64>::new();
-    let x = tape.param(extreme.clone());
+    let x = tape.param(&extreme);
     for (name, y) in [
         ("sigmoid", x.sigmoid().sum()),
         ("tanh", x.tanh().sum()),
@@ -654,13 +643,8 @@ fn f32_and_f64_give_the_same_gradients_within_f32_precision() {
     let w = randn(&[3, 2], 2);
     let run64 = {
         let tape = Tape::<f64>::new();
-        let wv = tape.param(w.clone());
-        let y = tape
-            .constant(x.clone())
-            .matmul(wv)
-            .sigmoid()
-            .log_softmax(1)
-            .sum();
+        let wv = tape.param(&w);
+        let y = tape.constant(&x).matmul(wv).sigmoid().log_softmax(1).sum();
         y.backward()[wv].clone()
     };
     let run32 = {
@@ -676,5 +660,175 @@ fn f32_and_f64_give_the_same_gradients_within_f32_precision() {
     };
     for (a, b) in run64.data().iter().zip(run32.data()) {
         assert!((a - *b as f64).abs() < 1e-5, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn trig_and_integer_powers_pass_gradcheck() {
+    let x = randn(&[3, 4], 11);
+    check("sin", |_, v| v[0].sin(), vec![x.clone()]);
+    check("cos", |_, v| v[0].cos(), vec![x.clone()]);
+    check("powi 3", |_, v| v[0].powi(3), vec![x.clone()]);
+    check("powi 1", |_, v| v[0].powi(1), vec![x.clone()]);
+    check(
+        "powi -2",
+        |_, v| v[0].powi(-2),
+        vec![uniform(&[3, 4], 0.5, 2.0, 12)],
+    );
+    check(
+        "sin cos chain",
+        |_, v| (v[0].sin() * v[1].cos()).powi(2).sum(),
+        vec![x.clone(), randn(&[4], 13)],
+    );
+    // x^0 is constant: its gradient is 0 everywhere, x = 0 included.
+    let tape = Tape::<f64>::new();
+    let z = tape.param(Tensor::from_vec(vec![0.0, 2.0], [2]));
+    let grads = z.powi(0).sum().backward();
+    assert_eq!(grads[z].data(), &[0.0, 0.0]);
+    // The same values as the scalar tape.
+    let s = autodiff::scalar::Tape::new();
+    let a = s.var(0.7);
+    let y = a.sin() * a.cos() + a.powi(3);
+    let t = tape.param(Tensor::from_vec(vec![0.7], [1]));
+    let ty = (t.sin() * t.cos() + t.powi(3)).sum();
+    assert_eq!(ty.item(), y.value());
+    assert_eq!(ty.backward()[t].data(), &[y.backward()[a]]);
+}
+
+#[test]
+fn param_and_constant_take_a_reference_without_copying() {
+    let weights = [randn(&[2, 2], 1), randn(&[2], 2)];
+    let tape = Tape::<f64>::new();
+    let vars: Vec<Var<'_, f64>> = weights.iter().map(|w| tape.param(w)).collect();
+    let x = tape.constant(&weights[0]);
+    assert_eq!(vars[0].value(), weights[0]);
+    assert_eq!(x.value(), weights[0]);
+    assert!(vars[1].requires_grad() && !x.requires_grad());
+    // The reference and the owned form record the same thing.
+    let owned = tape.param(weights[1].clone());
+    assert_eq!(owned.value(), vars[1].value());
+}
+
+#[test]
+fn gradients_of_another_tape_read_as_none() {
+    let (t1, t2) = (Tape::<f64>::new(), Tape::<f64>::new());
+    let a = t1.param(Tensor::ones([2]));
+    let b = t2.param(Tensor::ones([2]));
+    let mut grads = a.square().sum().backward();
+    assert!(grads.get(b).is_none());
+    assert!(grads.take(b).is_none());
+    assert_eq!(
+        grads.get(a).map(|g| g.data().to_vec()),
+        Some(vec![2.0, 2.0])
+    );
+}
+
+#[test]
+#[should_panic(
+    expected = "gradients: node #0 belongs to another tape than the one backward ran on"
+)]
+fn indexing_gradients_with_another_tapes_var_says_so() {
+    let (t1, t2) = (Tape::<f64>::new(), Tape::<f64>::new());
+    let a = t1.param(Tensor::ones([2]));
+    let b = t2.param(Tensor::ones([2]));
+    let grads = a.sum().backward();
+    let _ = &grads[b];
+}
+
+#[test]
+#[should_panic(expected = "gradients: node #1 has no gradient (it is a constant")]
+fn indexing_gradients_with_a_constant_says_so() {
+    let tape = Tape::<f64>::new();
+    let a = tape.param(Tensor::ones([2]));
+    let c = tape.constant(Tensor::ones([2]));
+    let grads = (a * c).sum().backward();
+    let _ = &grads[c];
+}
+
+#[test]
+#[should_panic(expected = "tape: a Var from another tape was used here (node #0 of tape")]
+fn mixing_tapes_in_matmul_names_the_node_and_both_tapes() {
+    let (t1, t2) = (Tape::<f32>::new(), Tape::<f32>::new());
+    let _ = t1
+        .param(Tensor::ones([2, 2]))
+        .matmul(t2.constant(Tensor::ones([2, 2])));
+}
+
+#[test]
+#[should_panic(expected = "reshape: [2, 3] cannot become [4, 2]: element counts differ")]
+fn reshape_errors_name_both_shapes() {
+    let tape = Tape::<f32>::new();
+    let _ = tape.constant(Tensor::zeros([2, 3])).reshape([4, 2]);
+}
+
+#[test]
+#[should_panic(expected = "concat: [2, 3] and [2, 4] differ outside axis 0")]
+fn concat_errors_name_both_shapes() {
+    let tape = Tape::<f32>::new();
+    let a = tape.constant(Tensor::zeros([2, 3]));
+    let b = tape.constant(Tensor::zeros([2, 4]));
+    let _ = Var::concat(&[a, b], 0);
+}
+
+#[test]
+#[should_panic(expected = "index_select: index 5 is out of range for axis 0 of [3, 2]")]
+fn index_select_errors_name_the_index_and_shape() {
+    let tape = Tape::<f32>::new();
+    let _ = tape.constant(Tensor::zeros([3, 2])).select_rows(&[0, 5]);
+}
+
+#[test]
+#[should_panic(
+    expected = "cross_entropy: logits [4, 3] need shape [n, classes] with n = 2 targets"
+)]
+fn cross_entropy_errors_name_the_logits_shape() {
+    let tape = Tape::<f32>::new();
+    let _ = tape.param(Tensor::zeros([4, 3])).cross_entropy(&[0, 1]);
+}
+
+#[test]
+#[should_panic(expected = "sum: axis 2 is out of range for shape [4, 3]")]
+fn reduction_axis_errors_name_the_shape() {
+    let tape = Tape::<f32>::new();
+    let _ = tape.param(Tensor::zeros([4, 3])).sum_axes(&[2], false);
+}
+
+#[test]
+#[should_panic(expected = "mul: [4, 3] and [4]: shapes do not broadcast")]
+fn multiplying_vars_that_do_not_broadcast_names_both_shapes() {
+    let tape = Tape::<f64>::new();
+    let _ = tape.param(Tensor::zeros([4, 3])) * tape.constant(Tensor::zeros([4]));
+}
+
+#[test]
+fn gradcheck_reports_relative_errors_consistent_with_its_tolerance() {
+    // x³ at 0 has derivative 0; the central difference gives h² ≈ 1e-12, a relative
+    // error of 1 against |numeric| although the check passes on atol.
+    let options = GradcheckOptions::default();
+    let x = Tensor::from_vec(vec![0.0, 0.5, -1.0], [3]);
+    let report = gradcheck(|_, v| v[0].powi(3).sum(), &[x], options.clone()).unwrap();
+    assert!(
+        report.max_rel_error <= options.rtol,
+        "max_rel_error {} on a passing check",
+        report.max_rel_error
+    );
+    // A failing check reports a relative error above rtol.
+    let err = gradcheck(
+        |tape, v| tape.custom(WrongSquare, &[v[0]]).sum(),
+        &[Tensor::from_vec(vec![1e-3], [1])],
+        options.clone(),
+    )
+    .unwrap_err();
+    match err {
+        GradcheckError::Mismatch {
+            abs_error,
+            rel_error,
+            allowed,
+            ..
+        } => {
+            assert!(abs_error > allowed);
+            assert!(rel_error > options.rtol, "rel_error {rel_error}");
+        }
+        other => panic!("unexpected error {other}"),
     }
 }

@@ -51,7 +51,11 @@ pub struct Report {
     pub checks: usize,
     /// Largest `|analytic - numeric|` seen.
     pub max_abs_error: f64,
-    /// Largest `|analytic - numeric| / |numeric|` seen (where numeric is nonzero).
+    /// Largest relative error seen, `|analytic - numeric| / max(|numeric|, atol / rtol)`:
+    /// relative to the numeric derivative, or to the tolerance's floor `atol / rtol`
+    /// where the derivative is smaller than that (near zero, where `atol` decides).
+    /// A derivative with a relative error of at most `rtol` always passes, and a passing
+    /// check never reports more than `2 * rtol`.
     pub max_rel_error: f64,
 }
 
@@ -100,7 +104,8 @@ pub enum GradcheckError {
         numeric: f64,
         /// `|analytic - numeric|`.
         abs_error: f64,
-        /// `|analytic - numeric| / |numeric|`.
+        /// `|analytic - numeric| / max(|numeric|, atol / rtol)`, as in
+        /// [`Report::max_rel_error`].
         rel_error: f64,
         /// The tolerance that was exceeded.
         allowed: f64,
@@ -130,7 +135,7 @@ where
     let mut rng = StdRng::seed_from_u64(options.seed);
     // Analytic pass: also fixes the output weights.
     let tape = Tape::new();
-    let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.param(x.clone())).collect();
+    let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.param(x)).collect();
     let out = f(&tape, &vars);
     let out_shape = out.shape();
     let weights = if out_shape.iter().product::<usize>() == 1 {
@@ -190,7 +195,7 @@ where
         return Err(GradcheckError::NonFiniteOutput(out.value()));
     }
     let grads = out.backward();
-    let analytic: Vec<Vec<f64>> = vars.iter().map(|&v| vec![grads.wrt(v)]).collect();
+    let analytic: Vec<Vec<f64>> = vars.iter().map(|&v| vec![grads[v]]).collect();
     let eval = |point: &[Vec<f64>]| -> f64 {
         let tape = scalar::Tape::new();
         let vars: Vec<scalar::Var<'_>> = point.iter().map(|p| tape.var(p[0])).collect();
@@ -199,6 +204,23 @@ where
     let shapes: Vec<Shape> = inputs.iter().map(|_| Shape::new()).collect();
     let points: Vec<Vec<f64>> = inputs.iter().map(|&x| vec![x]).collect();
     compare(&points, &shapes, &analytic, eval, &options, &mut rng)
+}
+
+/// `abs_error` relative to `|numeric|`, or to the floor `atol / rtol` below which the
+/// absolute tolerance decides, so that a near-zero derivative does not read as a large
+/// relative error on a check that passes.
+fn relative_error(abs_error: f64, numeric: f64, options: &GradcheckOptions) -> f64 {
+    let floor = if options.rtol > 0.0 {
+        options.atol / options.rtol
+    } else {
+        0.0
+    };
+    let scale = numeric.abs().max(floor);
+    if scale > 0.0 {
+        abs_error / scale
+    } else {
+        abs_error
+    }
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -224,11 +246,7 @@ fn compare(
     let mut work = points.to_vec();
     let mut record = |input: usize, location: Location, a: f64, n: f64, report: &mut Report| {
         let abs_error = (a - n).abs();
-        let rel_error = if n != 0.0 {
-            abs_error / n.abs()
-        } else {
-            abs_error
-        };
+        let rel_error = relative_error(abs_error, n, options);
         let allowed = options.atol + options.rtol * n.abs();
         report.checks += 1;
         if abs_error.is_finite() {

@@ -15,8 +15,18 @@
 //! assert_eq!(y.value(), 140.0);
 //! assert_eq!(g[x], -82.0); // dy/dx = 2z·3 + (3x + z) = -60 - 22
 //! ```
+//!
+//! It reads like the tensor tape ([`crate::Tape`]): a [`Var`] is a `Copy` handle with
+//! [`Var::id`] and [`Var::value`], `backward` returns a separate [`Gradients`] read with
+//! `grads[x]` or [`Gradients::get`], and ops carry the same names (`square`, `powi`,
+//! `sin`, `exp`, `sigmoid`, ...). Two differences are deliberate. A leaf is
+//! [`Tape::var`]: every leaf of a scalar tape is a variable of the function (constants
+//! are plain `f64` operands, folded into the partials), whereas the tensor tape has two
+//! kinds of leaf, `param` and `constant`. And the pairwise [`Var::maximum`] and
+//! [`Var::minimum`] are named as in NumPy and PyTorch, because a tensor's `max` is a
+//! reduction.
 
-use crate::tape::next_tape_id;
+use crate::tape::{next_tape_id, NodeId};
 use std::cell::RefCell;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
@@ -38,7 +48,7 @@ pub struct Tape {
 #[derive(Clone, Copy)]
 pub struct Var<'t> {
     tape: &'t Tape,
-    index: u32,
+    id: NodeId,
     value: f64,
 }
 
@@ -62,7 +72,8 @@ impl Tape {
         }
     }
 
-    /// A new input variable.
+    /// A new input variable: a leaf whose derivative `backward` computes (the tensor
+    /// tape's [`crate::Tape::param`]).
     pub fn var(&self, value: f64) -> Var<'_> {
         self.push(value, [NO_PARENT, NO_PARENT], [0.0, 0.0])
     }
@@ -82,44 +93,58 @@ impl Tape {
 
     fn push(&self, value: f64, parents: [u32; 2], partials: [f64; 2]) -> Var<'_> {
         let mut nodes = self.nodes.borrow_mut();
-        let index = u32::try_from(nodes.len()).expect("scalar tape: more than 2^32 nodes");
+        let id = NodeId::try_from(nodes.len()).expect("scalar tape: more than 2^32 nodes");
         nodes.push(Node { parents, partials });
         Var {
             tape: self,
-            index,
+            id,
             value,
         }
     }
 }
 
 /// Adjoints of every node recorded up to the output, indexed by [`Var`].
+///
+/// Unlike the tensor tape's [`crate::Gradients`], every node's adjoint is kept (they are
+/// single numbers), so a variable the output does not depend on reads 0.
 pub struct Gradients {
     tape_id: u64,
     adjoints: Vec<f64>,
 }
 
 impl Gradients {
-    /// d(output)/d(var); 0 for variables recorded after the output.
-    pub fn wrt(&self, var: Var<'_>) -> f64 {
-        assert!(
-            var.tape.id == self.tape_id,
-            "gradients: this Var belongs to another tape"
-        );
-        self.adjoints
-            .get(var.index as usize)
-            .copied()
-            .unwrap_or(0.0)
+    /// d(output)/d(var): 0 when the output does not depend on `var` (a variable recorded
+    /// after it, say), `None` for a variable of another tape.
+    ///
+    /// ```
+    /// # use autodiff::scalar::Tape;
+    /// let (tape, other) = (Tape::new(), Tape::new());
+    /// let x = tape.var(3.0);
+    /// let g = (x * x).backward();
+    /// assert_eq!(g.get(x), Some(6.0));
+    /// assert_eq!(g.get(other.var(3.0)), None);
+    /// ```
+    pub fn get(&self, var: Var<'_>) -> Option<f64> {
+        if var.tape.id != self.tape_id {
+            return None;
+        }
+        Some(self.adjoints.get(var.id as usize).copied().unwrap_or(0.0))
     }
 }
 
 impl<'t> std::ops::Index<Var<'t>> for Gradients {
     type Output = f64;
+
+    /// d(output)/d(var), as [`Gradients::get`]; panics, at the caller's line, for a
+    /// variable of another tape.
+    #[track_caller]
     fn index(&self, var: Var<'t>) -> &f64 {
         assert!(
             var.tape.id == self.tape_id,
-            "gradients: this Var belongs to another tape"
+            "gradients: node #{} belongs to another tape than the one backward ran on",
+            var.id
         );
-        self.adjoints.get(var.index as usize).unwrap_or(&0.0)
+        self.adjoints.get(var.id as usize).unwrap_or(&0.0)
     }
 }
 
@@ -130,15 +155,15 @@ impl<'t> Var<'t> {
     }
 
     /// This node's index on its tape.
-    pub fn index(&self) -> u32 {
-        self.index
+    pub fn id(&self) -> NodeId {
+        self.id
     }
 
     /// Backpropagates from this variable (seeded with 1) and returns every adjoint.
     /// The tape is not changed: calling it twice gives the same answer.
     pub fn backward(&self) -> Gradients {
         let nodes = self.tape.nodes.borrow();
-        let n = self.index as usize + 1;
+        let n = self.id as usize + 1;
         let mut adjoints = vec![0.0; n];
         adjoints[n - 1] = 1.0;
         for i in (0..n).rev() {
@@ -160,6 +185,7 @@ impl<'t> Var<'t> {
         }
     }
 
+    #[track_caller]
     fn check_same_tape(&self, other: &Var<'_>) {
         assert!(
             self.tape.id == other.tape.id,
@@ -168,13 +194,19 @@ impl<'t> Var<'t> {
     }
 
     fn unary(self, value: f64, partial: f64) -> Var<'t> {
-        self.tape
-            .push(value, [self.index, NO_PARENT], [partial, 0.0])
+        self.tape.push(value, [self.id, NO_PARENT], [partial, 0.0])
     }
 
+    #[track_caller]
     fn binary(self, other: Var<'t>, value: f64, da: f64, db: f64) -> Var<'t> {
         self.check_same_tape(&other);
-        self.tape.push(value, [self.index, other.index], [da, db])
+        self.tape.push(value, [self.id, other.id], [da, db])
+    }
+
+    /// `x²`
+    pub fn square(self) -> Var<'t> {
+        let x = self.value;
+        self.unary(x * x, 2.0 * x)
     }
 
     /// `x^n` for an integer power.
@@ -190,6 +222,7 @@ impl<'t> Var<'t> {
     }
 
     /// `x^y` with a variable exponent: d/dx = y x^(y-1), d/dy = x^y ln x.
+    #[track_caller]
     pub fn pow(self, y: Var<'t>) -> Var<'t> {
         let (x, p) = (self.value, y.value);
         let z = x.powf(p);
@@ -255,8 +288,18 @@ impl<'t> Var<'t> {
         self.unary(x.abs(), d)
     }
 
-    /// The larger of two values; on a tie the gradient goes to `self`.
-    pub fn max(self, other: Var<'t>) -> Var<'t> {
+    /// The larger of two values (pairwise, as NumPy's and PyTorch's `maximum`: a
+    /// tensor's `max` is a reduction); on a tie the gradient goes to `self`.
+    ///
+    /// ```
+    /// # use autodiff::scalar::Tape;
+    /// let tape = Tape::new();
+    /// let (a, b) = (tape.var(2.0), tape.var(5.0));
+    /// let m = a.maximum(b);
+    /// assert_eq!((m.value(), m.backward()[b]), (5.0, 1.0));
+    /// ```
+    #[track_caller]
+    pub fn maximum(self, other: Var<'t>) -> Var<'t> {
         let first = self.value >= other.value;
         let v = if first { self.value } else { other.value };
         self.binary(
@@ -267,8 +310,10 @@ impl<'t> Var<'t> {
         )
     }
 
-    /// The smaller of two values; on a tie the gradient goes to `self`.
-    pub fn min(self, other: Var<'t>) -> Var<'t> {
+    /// The smaller of two values (pairwise, see [`Var::maximum`]); on a tie the
+    /// gradient goes to `self`.
+    #[track_caller]
+    pub fn minimum(self, other: Var<'t>) -> Var<'t> {
         let first = self.value <= other.value;
         let v = if first { self.value } else { other.value };
         self.binary(
@@ -282,30 +327,34 @@ impl<'t> Var<'t> {
 
 impl std::fmt::Debug for Var<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Var(#{} = {})", self.index, self.value)
+        write!(f, "Var(#{} = {})", self.id, self.value)
     }
 }
 
 impl<'t> Add for Var<'t> {
     type Output = Var<'t>;
+    #[track_caller]
     fn add(self, o: Var<'t>) -> Var<'t> {
         self.binary(o, self.value + o.value, 1.0, 1.0)
     }
 }
 impl<'t> Sub for Var<'t> {
     type Output = Var<'t>;
+    #[track_caller]
     fn sub(self, o: Var<'t>) -> Var<'t> {
         self.binary(o, self.value - o.value, 1.0, -1.0)
     }
 }
 impl<'t> Mul for Var<'t> {
     type Output = Var<'t>;
+    #[track_caller]
     fn mul(self, o: Var<'t>) -> Var<'t> {
         self.binary(o, self.value * o.value, o.value, self.value)
     }
 }
 impl<'t> Div for Var<'t> {
     type Output = Var<'t>;
+    #[track_caller]
     fn div(self, o: Var<'t>) -> Var<'t> {
         let q = self.value / o.value;
         self.binary(o, q, 1.0 / o.value, -q / o.value) // d(a/b)/db = -a/b²

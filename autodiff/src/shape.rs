@@ -81,6 +81,7 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
 }
 
 /// Checks an axis against a rank, naming the op when it is out of range.
+#[track_caller]
 pub(crate) fn check_axis(op: &'static str, axis: usize, shape: &[usize]) {
     assert!(
         axis < shape.len(),

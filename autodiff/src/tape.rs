@@ -33,9 +33,37 @@ pub(crate) struct Node<T: Float> {
 /// Records tensor operations so that [`Var::backward`] can replay the chain rule.
 ///
 /// A tape belongs to one computation (one training step, say) and is dropped with it.
-/// Handles ([`Var`]) borrow the tape, so they cannot outlive it or be mixed with
-/// handles of another tape.
-pub struct Tape<T: Float = f32> {
+/// Handles ([`Var`]) borrow the tape, so the compiler stops them from outliving it.
+/// Mixing handles of two live tapes in one op is not a compile error, though: it
+/// panics at run time, at the caller's line, with "a Var from another tape was used
+/// here". [`Gradients::get`] answers `None` for another tape's handle.
+///
+/// Leaves are recorded with [`Tape::param`] (a gradient is wanted) or
+/// [`Tape::constant`]; both take a [`Tensor`] by value or by reference (a reference
+/// costs no copy: clones share storage).
+///
+/// A cost used in more than one place is best kept as a named function generic over the
+/// tape's lifetime. A closure stored in a variable cannot be: its lifetime is fixed at
+/// its first use, and passing it to [`crate::gradcheck`], which needs
+/// `for<'t> Fn(&'t Tape, ..)`, fails with a confusing lifetime error.
+///
+/// ```
+/// use autodiff::{gradcheck, GradcheckOptions, Tape, Tensor, Var};
+///
+/// /// Mean squared distance of `p[0]` from the point (1, 2).
+/// fn cost<'t>(tape: &'t Tape<f64>, p: &[Var<'t, f64>]) -> Var<'t, f64> {
+///     let target = tape.constant(Tensor::from_vec(vec![1.0, 2.0], [2]));
+///     (p[0] - target).square().mean()
+/// }
+///
+/// let w = Tensor::from_vec(vec![0.0, 0.0], [2]);
+/// let tape = Tape::new();
+/// let x = tape.param(&w); // by reference: `w` stays usable, nothing is copied
+/// let grads = cost(&tape, &[x]).backward();
+/// assert_eq!(grads[x].data(), &[-1.0, -2.0]); // d/dw mean((w - t)²) = (w - t)
+/// assert!(gradcheck(cost, &[w], GradcheckOptions::default()).is_ok());
+/// ```
+pub struct Tape<T: Float> {
     id: u64,
     nodes: RefCell<Vec<Node<T>>>,
     detect_anomaly: Cell<bool>,
@@ -113,8 +141,11 @@ fn first_non_finite<T: Float>(t: &Tensor<T>) -> Option<(usize, f64)> {
 /// A handle to a value recorded on a [`Tape`]: a cheap `Copy` index.
 ///
 /// Arithmetic on handles records new nodes: `a + b`, `a.matmul(b)`, `x.sigmoid()`, ...
+///
+/// The element type is always `T` of its tape: `Var<'t, f32>` or `Var<'t, f64>`
+/// (there is no default, so a signature says which precision it works in).
 #[derive(Clone, Copy)]
-pub struct Var<'t, T: Float = f32> {
+pub struct Var<'t, T: Float> {
     pub(crate) tape: &'t Tape<T>,
     pub(crate) id: NodeId,
 }
@@ -146,14 +177,24 @@ impl<T: Float> Tape<T> {
         }
     }
 
-    /// Records a value that needs no gradient (input data, targets).
-    pub fn constant(&self, value: Tensor<T>) -> Var<'_, T> {
-        self.push_node(Op::Leaf, SmallVec::new(), value, false)
+    /// Records a value that needs no gradient (input data, targets). Takes a tensor
+    /// or a reference to one; a reference shares the storage, it does not copy.
+    pub fn constant(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+        self.push_node(Op::Leaf, SmallVec::new(), value.into(), false)
     }
 
-    /// Records a value whose gradient `backward` should compute (a parameter).
-    pub fn param(&self, value: Tensor<T>) -> Var<'_, T> {
-        self.push_node(Op::Leaf, SmallVec::new(), value, true)
+    /// Records a value whose gradient `backward` should compute (a parameter). Takes a
+    /// tensor or a reference to one; a reference shares the storage, it does not copy.
+    ///
+    /// ```
+    /// # use autodiff::{Tape, Tensor};
+    /// let weights = vec![Tensor::<f32>::ones([2]), Tensor::zeros([2])];
+    /// let tape = Tape::new();
+    /// let vars: Vec<_> = weights.iter().map(|w| tape.param(w)).collect();
+    /// assert_eq!(vars.len(), 2);
+    /// ```
+    pub fn param(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+        self.push_node(Op::Leaf, SmallVec::new(), value.into(), true)
     }
 
     /// Number of recorded nodes.
@@ -302,16 +343,17 @@ impl<T: Float> Tape<T> {
 
     /// Records the result of an op on `inputs`. `forward` sees the input values and
     /// whether any gradient is wanted (so it can skip saving state when none is).
+    ///
+    /// A panic inside `forward` names this crate's line, not the user's: ops check
+    /// their operands' shapes before calling `record` (from `#[track_caller]` methods).
+    #[track_caller]
     pub(crate) fn record(
         &self,
         inputs: &[Var<'_, T>],
         forward: impl FnOnce(&[&Tensor<T>], bool) -> (Tensor<T>, Op<T>),
     ) -> Var<'_, T> {
         for v in inputs {
-            assert!(
-                v.tape.id == self.id,
-                "tape: a Var from another tape was used here; values of two tapes cannot be mixed"
-            );
+            self.check_owns(*v);
         }
         let ids: SmallVec<[NodeId; 2]> = inputs.iter().map(|v| v.id).collect();
         let (value, op) = {
@@ -328,7 +370,21 @@ impl<T: Float> Tape<T> {
         self.id
     }
 
+    /// Panics, at the caller's line, when `v` was recorded on another tape.
+    #[track_caller]
+    pub(crate) fn check_owns(&self, v: Var<'_, T>) {
+        assert!(
+            v.tape.id == self.id,
+            "tape: a Var from another tape was used here (node #{} of tape {}, on tape {}); \
+             values of two tapes cannot be mixed",
+            v.id,
+            v.tape.id,
+            self.id
+        );
+    }
+
     /// The reverse sweep from `root` with adjoint `seed`.
+    #[track_caller]
     pub(crate) fn backward_from(&self, root: NodeId, seed: Tensor<T>) -> Gradients<T> {
         let nodes = self.nodes.borrow();
         let root = root as usize;
@@ -397,11 +453,7 @@ impl<T: Float> Tape<T> {
                 match slot {
                     // The first contribution is moved in, not added to zeros.
                     None => *slot = Some(g),
-                    Some(acc) => {
-                        for (a, &b) in acc.data_mut().iter_mut().zip(g.data()) {
-                            *a += b;
-                        }
-                    }
+                    Some(acc) => *acc += &g,
                 }
             }
         }
@@ -436,8 +488,9 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// The value of a one-element result (a cost, say).
+    #[track_caller]
     pub fn item(&self) -> T {
-        self.with_value(|v| v.item())
+        self.tape.nodes()[self.id as usize].value.item()
     }
 
     /// Whether gradients flow into this value.
@@ -450,6 +503,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// be called again with the same result.
     ///
     /// Panics if the output has more than one element: use [`Var::backward_with`].
+    #[track_caller]
     pub fn backward(&self) -> Gradients<T> {
         let shape = self.shape();
         assert!(
@@ -462,6 +516,9 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// Backpropagates from this output with adjoint `seed` (same shape as the output):
     /// computes the vector-Jacobian product `seedᵀ J` for every parameter.
+    ///
+    /// Panics naming both shapes when `seed`'s shape differs from the output's.
+    #[track_caller]
     pub fn backward_with(&self, seed: Tensor<T>) -> Gradients<T> {
         self.tape.backward_from(self.id, seed)
     }

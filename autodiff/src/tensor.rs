@@ -1,21 +1,67 @@
 //! `Tensor<T>`: contiguous row-major storage and its shape. Plain data, no autodiff:
-//! the tape (`tape.rs`) records operations on tensors.
+//! the tape (`tape.rs`) records operations on tensors. Arithmetic on tensors outside
+//! a tape (parameter updates, custom vjps) is in `Tensor`'s operator impls below.
 
 use crate::float::Float;
-use crate::shape::{numel, strides, Dims, Shape, ShapeError};
+use crate::kernels::broadcast::binary;
+use crate::shape::{broadcast_shapes, numel, strides, Dims, Shape, ShapeError};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 use smallvec::SmallVec;
 use std::fmt;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 use std::sync::Arc;
 
 /// An n-dimensional array of `f32` or `f64`, stored contiguously in row-major order.
 ///
 /// The storage is shared between clones and copied on the first write
-/// ([`Tensor::data_mut`]), so recording a parameter on a tape, reading a value back or
-/// reshaping costs no copy.
+/// ([`Tensor::data_mut`] and every in-place update: `+=`, `-=`, `*=`,
+/// [`Tensor::sub_scaled`], ...), so recording a parameter on a tape, reading a value
+/// back or reshaping costs no copy, and updating one clone never changes another.
+///
+/// Tensors have arithmetic of their own, outside any tape, for parameter updates and
+/// custom vjps. The binary operators (`+ - * /` between tensors, by value or by
+/// reference) broadcast like the tape's ops ([`crate::broadcast_shapes`], NumPy's
+/// rules) and panic naming the op and both shapes when the shapes do not broadcast;
+/// the in-place forms keep the left operand's shape, so the right one must broadcast
+/// to it. A scalar multiplies or divides every element.
+///
+/// ```
+/// # use autodiff::Tensor;
+/// let w = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], [3]);
+/// let g = Tensor::from_vec(vec![0.5, 0.5, -1.0], [3]);
+/// let lr: f64 = 0.5;
+/// let stepped = &w - lr * &g; // a new tensor (`&g * 0.5` works with a bare literal)
+/// assert_eq!(stepped.data(), &[0.75, 1.75, 3.5]);
+///
+/// assert_eq!((&w + &g).data(), &[1.5, 2.5, 2.0]);
+/// assert_eq!((&w * &g).data(), &[0.5, 1.0, -3.0]);
+/// assert_eq!((&w / &g).data(), &[2.0, 4.0, -3.0]);
+/// assert_eq!((&w * 2.0).data(), &[2.0, 4.0, 6.0]);
+/// assert_eq!((w.clone() / 2.0).data(), &[0.5, 1.0, 1.5]); // by value: no new storage
+/// assert_eq!((-&w).data(), &[-1.0, -2.0, -3.0]);
+///
+/// // A row broadcasts over the rows of a matrix, as on the tape.
+/// let m = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
+/// assert_eq!((&m + &w).data(), &[2.0, 4.0, 6.0, 5.0, 7.0, 9.0]);
+///
+/// // In place: the left operand keeps its shape; a clone is never changed.
+/// let mut acc = m.clone();
+/// acc += &m;
+/// acc -= &w;
+/// acc *= 0.5;
+/// assert_eq!(acc.data(), &[0.5, 1.0, 1.5, 3.5, 4.0, 4.5]);
+/// assert_eq!(m.data(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+/// ```
+///
+/// Mismatched shapes panic at the caller's line, naming the op and both shapes:
+///
+/// ```should_panic
+/// # use autodiff::Tensor;
+/// let _ = &Tensor::<f64>::zeros([2, 3]) + &Tensor::zeros([2]); // add: [2, 3] and [2]: shapes do not broadcast
+/// ```
 #[derive(Clone, PartialEq)]
-pub struct Tensor<T: Float = f32> {
+pub struct Tensor<T: Float> {
     shape: Shape,
     data: Arc<Vec<T>>,
 }
@@ -28,6 +74,7 @@ impl<T: Float> Tensor<T> {
     /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
     /// assert_eq!(t.get(&[1, 0]), 4.0);
     /// ```
+    #[track_caller]
     pub fn from_vec(data: Vec<T>, shape: impl AsRef<[usize]>) -> Self {
         match Self::try_from_vec(data, shape) {
             Ok(t) => t,
@@ -105,6 +152,7 @@ impl<T: Float> Tensor<T> {
     /// Samples uniformly from `[low, high)`, reproducibly for a seeded `rng`.
     ///
     /// Panics if `low >= high` or either bound is not finite.
+    #[track_caller]
     pub fn rand_uniform<R: Rng + ?Sized>(
         shape: impl AsRef<[usize]>,
         low: T,
@@ -157,6 +205,7 @@ impl<T: Float> Tensor<T> {
     }
 
     /// Reads one element by its multi-index; panics if the index is out of range.
+    #[track_caller]
     pub fn get(&self, index: &[usize]) -> T {
         assert!(
             index.len() == self.rank() && index.iter().zip(self.shape.iter()).all(|(i, d)| i < d),
@@ -173,6 +222,7 @@ impl<T: Float> Tensor<T> {
     }
 
     /// The single value of a one-element tensor; panics otherwise.
+    #[track_caller]
     pub fn item(&self) -> T {
         assert!(
             self.numel() == 1,
@@ -184,6 +234,7 @@ impl<T: Float> Tensor<T> {
     }
 
     /// The same data under another shape with the same number of elements.
+    #[track_caller]
     pub fn reshape(mut self, shape: impl AsRef<[usize]>) -> Self {
         let shape = shape.as_ref();
         assert!(
@@ -196,11 +247,69 @@ impl<T: Float> Tensor<T> {
         self
     }
 
-    /// Applies `f` to every element.
+    /// Applies `f` to every element, giving a new tensor of the same shape.
+    ///
+    /// ```
+    /// # use autodiff::Tensor;
+    /// let t = Tensor::from_vec(vec![1.0f32, -2.0, 3.0], [3]);
+    /// assert_eq!(t.map(|x| x.max(0.0)).data(), &[1.0, 0.0, 3.0]);
+    /// ```
     pub fn map(&self, f: impl Fn(T) -> T) -> Self {
         Tensor {
             shape: self.shape.clone(),
             data: Arc::new(self.data.iter().map(|&x| f(x)).collect()),
+        }
+    }
+
+    /// Applies `f` to pairs of elements of `self` and `other`, which broadcast like the
+    /// binary operators; panics naming both shapes when they do not.
+    ///
+    /// ```
+    /// # use autodiff::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2]);
+    /// let g = Tensor::from_vec(vec![10.0, 20.0], [2]); // one value per column
+    /// let dx = x.zip_map(&g, |x, g| 3.0 * x * x * g);
+    /// assert_eq!(dx.data(), &[30.0, 240.0, 270.0, 960.0]);
+    /// ```
+    #[track_caller]
+    pub fn zip_map(&self, other: &Tensor<T>, f: impl Fn(T, T) -> T) -> Self {
+        check_broadcast("zip_map", self, other);
+        binary("zip_map", self, other, f)
+    }
+
+    /// `self -= scale * other` in place, for tensors of the same shape: the plain
+    /// gradient-descent step `w -= lr * g`. Copies the storage first if a clone shares it.
+    ///
+    /// ```
+    /// # use autodiff::Tensor;
+    /// let mut w = Tensor::from_vec(vec![1.0, 2.0], [2]);
+    /// let g = Tensor::from_vec(vec![10.0, -10.0], [2]);
+    /// w.sub_scaled(&g, 0.5);
+    /// assert_eq!(w.data(), &[-4.0, 7.0]);
+    /// ```
+    #[track_caller]
+    pub fn sub_scaled(&mut self, other: &Tensor<T>, scale: T) {
+        check_same_shape("sub_scaled", self, other);
+        for (a, &b) in self.data_mut().iter_mut().zip(other.data()) {
+            *a -= scale * b;
+        }
+    }
+
+    /// `self += scale * other` in place (an axpy), for tensors of the same shape.
+    /// Copies the storage first if a clone shares it.
+    ///
+    /// ```
+    /// # use autodiff::Tensor;
+    /// let mut velocity = Tensor::from_vec(vec![1.0, 1.0], [2]);
+    /// velocity *= 0.5; // momentum
+    /// velocity.add_scaled(&Tensor::from_vec(vec![2.0, -2.0], [2]), 0.5);
+    /// assert_eq!(velocity.data(), &[1.5, -0.5]);
+    /// ```
+    #[track_caller]
+    pub fn add_scaled(&mut self, other: &Tensor<T>, scale: T) {
+        check_same_shape("add_scaled", self, other);
+        for (a, &b) in self.data_mut().iter_mut().zip(other.data()) {
+            *a += scale * b;
         }
     }
 
@@ -225,6 +334,197 @@ impl<T: Float> Tensor<T> {
         }
     }
 }
+
+/// A reference converts by sharing the storage (no copy), so [`crate::Tape::param`]
+/// and [`crate::Tape::constant`] take `&tensor` as well as `tensor`.
+impl<T: Float> From<&Tensor<T>> for Tensor<T> {
+    fn from(t: &Tensor<T>) -> Self {
+        t.clone()
+    }
+}
+
+/// Panics naming `op` and both shapes unless they broadcast.
+#[track_caller]
+fn check_broadcast<T: Float>(op: &'static str, a: &Tensor<T>, b: &Tensor<T>) {
+    if a.shape != b.shape {
+        if let Err(e) = broadcast_shapes(op, &a.shape, &b.shape) {
+            panic!("{e}");
+        }
+    }
+}
+
+/// Panics naming `op` and both shapes unless they are equal.
+#[track_caller]
+fn check_same_shape<T: Float>(op: &'static str, a: &Tensor<T>, b: &Tensor<T>) {
+    assert!(
+        a.shape == b.shape,
+        "{op}: shapes {} and {} differ",
+        Dims(&a.shape),
+        Dims(&b.shape)
+    );
+}
+
+/// `self op= rhs` where `rhs` broadcasts to `self`'s shape: one pass in place when the
+/// shapes agree, the broadcasting kernel otherwise.
+#[track_caller]
+fn assign_op<T: Float>(
+    op: &'static str,
+    lhs: &mut Tensor<T>,
+    rhs: &Tensor<T>,
+    f: impl Fn(T, T) -> T,
+) {
+    if lhs.shape == rhs.shape {
+        for (a, &b) in lhs.data_mut().iter_mut().zip(rhs.data()) {
+            *a = f(*a, b);
+        }
+        return;
+    }
+    let fits = broadcast_shapes(op, &lhs.shape, &rhs.shape).is_ok_and(|s| s == lhs.shape);
+    assert!(
+        fits,
+        "{op}: {} does not broadcast to {} (an in-place update keeps the left shape)",
+        Dims(&rhs.shape),
+        Dims(&lhs.shape)
+    );
+    *lhs = binary(op, lhs, rhs, f);
+}
+
+/// `a op b` between tensors, for every combination of owned and borrowed operands.
+/// An owned left operand of the result's shape is updated in place (no allocation
+/// when its storage is not shared).
+macro_rules! tensor_binary_ops {
+    ($($trait:ident $method:ident $assign:ident $assign_method:ident $name:literal $op:tt;)*) => {$(
+        impl<T: Float> $assign<&Tensor<T>> for Tensor<T> {
+            #[track_caller]
+            fn $assign_method(&mut self, rhs: &Tensor<T>) {
+                assign_op($name, self, rhs, |p, q| p $op q);
+            }
+        }
+        impl<T: Float> $assign<Tensor<T>> for Tensor<T> {
+            #[track_caller]
+            fn $assign_method(&mut self, rhs: Tensor<T>) {
+                assign_op($name, self, &rhs, |p, q| p $op q);
+            }
+        }
+        impl<T: Float> $trait<&Tensor<T>> for &Tensor<T> {
+            type Output = Tensor<T>;
+            #[track_caller]
+            fn $method(self, rhs: &Tensor<T>) -> Tensor<T> {
+                check_broadcast($name, self, rhs);
+                binary($name, self, rhs, |p, q| p $op q)
+            }
+        }
+        impl<T: Float> $trait<Tensor<T>> for &Tensor<T> {
+            type Output = Tensor<T>;
+            #[track_caller]
+            fn $method(self, rhs: Tensor<T>) -> Tensor<T> {
+                self $op &rhs
+            }
+        }
+        impl<T: Float> $trait<&Tensor<T>> for Tensor<T> {
+            type Output = Tensor<T>;
+            #[track_caller]
+            fn $method(mut self, rhs: &Tensor<T>) -> Tensor<T> {
+                if self.shape == rhs.shape {
+                    $assign::$assign_method(&mut self, rhs);
+                    self
+                } else {
+                    &self $op rhs
+                }
+            }
+        }
+        impl<T: Float> $trait<Tensor<T>> for Tensor<T> {
+            type Output = Tensor<T>;
+            #[track_caller]
+            fn $method(self, rhs: Tensor<T>) -> Tensor<T> {
+                self $op &rhs
+            }
+        }
+    )*};
+}
+tensor_binary_ops! {
+    Add add AddAssign add_assign "add" +;
+    Sub sub SubAssign sub_assign "sub" -;
+    Mul mul MulAssign mul_assign "mul" *;
+    Div div DivAssign div_assign "div" /;
+}
+
+impl<T: Float> MulAssign<T> for Tensor<T> {
+    /// Multiplies every element by `s` in place.
+    fn mul_assign(&mut self, s: T) {
+        self.data_mut().iter_mut().for_each(|v| *v *= s);
+    }
+}
+impl<T: Float> DivAssign<T> for Tensor<T> {
+    /// Divides every element by `s` in place.
+    fn div_assign(&mut self, s: T) {
+        self.data_mut().iter_mut().for_each(|v| *v /= s);
+    }
+}
+impl<T: Float> Mul<T> for Tensor<T> {
+    type Output = Tensor<T>;
+    /// Every element times `s`, reusing the storage when it is not shared.
+    fn mul(mut self, s: T) -> Tensor<T> {
+        self *= s;
+        self
+    }
+}
+impl<T: Float> Mul<T> for &Tensor<T> {
+    type Output = Tensor<T>;
+    /// Every element times `s`.
+    fn mul(self, s: T) -> Tensor<T> {
+        self.map(|v| v * s)
+    }
+}
+impl<T: Float> Div<T> for Tensor<T> {
+    type Output = Tensor<T>;
+    /// Every element divided by `s`, reusing the storage when it is not shared.
+    fn div(mut self, s: T) -> Tensor<T> {
+        self /= s;
+        self
+    }
+}
+impl<T: Float> Div<T> for &Tensor<T> {
+    type Output = Tensor<T>;
+    /// Every element divided by `s`.
+    fn div(self, s: T) -> Tensor<T> {
+        self.map(|v| v / s)
+    }
+}
+impl<T: Float> Neg for Tensor<T> {
+    type Output = Tensor<T>;
+    /// Every element negated, reusing the storage when it is not shared.
+    fn neg(mut self) -> Tensor<T> {
+        self.data_mut().iter_mut().for_each(|v| *v = -*v);
+        self
+    }
+}
+impl<T: Float> Neg for &Tensor<T> {
+    type Output = Tensor<T>;
+    /// Every element negated.
+    fn neg(self) -> Tensor<T> {
+        self.map(|v| -v)
+    }
+}
+
+/// `s * tensor` for both element types (the scalar on the left, as in `lr * &g`).
+macro_rules! scalar_times_tensor {
+    ($($t:ty),*) => {$(
+        impl Mul<Tensor<$t>> for $t {
+            type Output = Tensor<$t>;
+            fn mul(self, t: Tensor<$t>) -> Tensor<$t> {
+                t * self
+            }
+        }
+        impl Mul<&Tensor<$t>> for $t {
+            type Output = Tensor<$t>;
+            fn mul(self, t: &Tensor<$t>) -> Tensor<$t> {
+                t * self
+            }
+        }
+    )*};
+}
+scalar_times_tensor!(f32, f64);
 
 impl<T: Float> fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -129,7 +129,11 @@ impl Trainer {
     }
 
     /// Binds the parameters to `tape` and records the model's cost on `batch`.
-    fn record_cost<'t>(&self, tape: &'t Tape, batch: &Batch) -> (Bound<'t, f32>, Var<'t, f32>) {
+    fn record_cost<'t>(
+        &self,
+        tape: &'t Tape<f32>,
+        batch: &Batch,
+    ) -> (Bound<'t, f32>, Var<'t, f32>) {
         let bound = self.model.params().bind(tape);
         let out = self
             .model

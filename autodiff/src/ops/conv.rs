@@ -44,23 +44,41 @@ impl Conv2dOptions {
     }
 }
 
+/// The convolution's sizes; panics naming both shapes when they do not fit.
+#[track_caller]
 fn geometry(x: &[usize], w: &[usize], opts: Conv2dOptions) -> Geometry {
-    let fail = |why: String| -> ! { panic!("conv2d: input {} weight {}: {why}", Dims(x), Dims(w)) };
+    // A function, not a closure: closures cannot pass the caller's location on.
+    #[track_caller]
+    fn fail(x: &[usize], w: &[usize], why: String) -> ! {
+        panic!("conv2d: input {} weight {}: {why}", Dims(x), Dims(w))
+    }
     if x.len() != 4 || w.len() != 4 {
-        fail("expected input [n, c, h, w] and weight [out, c/groups, kh, kw]".into());
+        fail(
+            x,
+            w,
+            "expected input [n, c, h, w] and weight [out, c/groups, kh, kw]".into(),
+        );
     }
     let g = opts.groups;
     if g == 0 || !x[1].is_multiple_of(g) || !w[0].is_multiple_of(g) || w[1] * g != x[1] {
-        fail(format!(
-            "{g} groups need channels divisible by groups and weight [out, {}/{g}, ..]",
-            x[1]
-        ));
+        fail(
+            x,
+            w,
+            format!(
+                "{g} groups need channels divisible by groups and weight [out, {}/{g}, ..]",
+                x[1]
+            ),
+        );
     }
     if opts.stride.contains(&0) || opts.dilation.contains(&0) {
-        fail(format!(
-            "stride {:?} and dilation {:?} must be positive",
-            opts.stride, opts.dilation
-        ));
+        fail(
+            x,
+            w,
+            format!(
+                "stride {:?} and dilation {:?} must be positive",
+                opts.stride, opts.dilation
+            ),
+        );
     }
     let oh = out_len(
         x[2],
@@ -77,7 +95,7 @@ fn geometry(x: &[usize], w: &[usize], opts: Conv2dOptions) -> Geometry {
         opts.dilation[1],
     );
     let (Some(oh), Some(ow)) = (oh, ow) else {
-        fail("the kernel is larger than the padded input".into())
+        fail(x, w, "the kernel is larger than the padded input".into())
     };
     Geometry {
         n: x[0],
@@ -136,6 +154,8 @@ pub(crate) fn avg_pool_vjp<T: Float>(p: &Pool, ctx: &VjpContext<'_, T>) -> Input
     ))]
 }
 
+/// The pooling's sizes; panics naming the input's shape when they do not fit.
+#[track_caller]
 fn pool(op: &'static str, x: &[usize], kernel: usize, stride: usize, padding: usize) -> Pool {
     assert!(x.len() == 4, "{op}: input {} must be [n, c, h, w]", Dims(x));
     assert!(
@@ -169,9 +189,13 @@ fn pool(op: &'static str, x: &[usize], kernel: usize, stride: usize, padding: us
 impl<'t, T: Float> Var<'t, T> {
     /// 2-D convolution (cross-correlation, as in PyTorch) of `[n, c, h, w]` input with
     /// `[out, c / groups, kh, kw]` weights, giving `[n, out, oh, ow]`.
+    ///
+    /// Panics naming both shapes when they do not fit.
+    #[track_caller]
     pub fn conv2d(self, weight: Var<'t, T>, options: Conv2dOptions) -> Var<'t, T> {
-        self.tape.record(&[self, weight], |v, wants_grad| {
-            let g = geometry(v[0].shape(), v[1].shape(), options);
+        self.tape.check_owns(weight);
+        let g = geometry(&self.shape(), &weight.shape(), options);
+        self.tape.record(&[self, weight], move |v, wants_grad| {
             let (out, cols) = conv::conv2d_forward(&g, v[0].data(), v[1].data(), None, wants_grad);
             let op = Op::Conv2d { geometry: g, cols };
             (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), op)
@@ -180,31 +204,37 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// [`Var::conv2d`] plus a bias per output channel (`[out]`), fused: the bias is
     /// added to each output plane in place of a broadcast add and its reduction.
+    #[track_caller]
     pub fn conv2d_bias(
         self,
         weight: Var<'t, T>,
         bias: Var<'t, T>,
         options: Conv2dOptions,
     ) -> Var<'t, T> {
-        self.tape.record(&[self, weight, bias], |v, wants_grad| {
-            let g = geometry(v[0].shape(), v[1].shape(), options);
-            assert!(
-                v[2].shape() == [g.o],
-                "conv2d: bias {} does not match {} output channels",
-                Dims(v[2].shape()),
-                g.o
-            );
-            let (x, w, b) = (v[0].data(), v[1].data(), Some(v[2].data()));
-            let (out, cols) = conv::conv2d_forward(&g, x, w, b, wants_grad);
-            let op = Op::Conv2d { geometry: g, cols };
-            (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), op)
-        })
+        self.tape.check_owns(weight);
+        self.tape.check_owns(bias);
+        let g = geometry(&self.shape(), &weight.shape(), options);
+        let bias_shape = bias.shape();
+        assert!(
+            bias_shape.as_slice() == [g.o],
+            "conv2d: bias {} does not match {} output channels",
+            Dims(&bias_shape),
+            g.o
+        );
+        self.tape
+            .record(&[self, weight, bias], move |v, wants_grad| {
+                let (x, w, b) = (v[0].data(), v[1].data(), Some(v[2].data()));
+                let (out, cols) = conv::conv2d_forward(&g, x, w, b, wants_grad);
+                let op = Op::Conv2d { geometry: g, cols };
+                (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), op)
+            })
     }
 
     /// Max over `kernel x kernel` windows of the last two axes; padding never wins.
+    #[track_caller]
     pub fn max_pool2d(self, kernel: usize, stride: usize, padding: usize) -> Var<'t, T> {
-        self.tape.record(&[self], |v, _| {
-            let p = pool("max_pool2d", v[0].shape(), kernel, stride, padding);
+        let p = pool("max_pool2d", &self.shape(), kernel, stride, padding);
+        self.tape.record(&[self], move |v, _| {
             let (out, argmax) = conv::max_pool(&p, v[0].data());
             (
                 Tensor::from_vec(out, [v[0].shape()[0], v[0].shape()[1], p.oh, p.ow]),
@@ -214,9 +244,10 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Mean over `kernel x kernel` windows of the last two axes (padding counts as 0).
+    #[track_caller]
     pub fn avg_pool2d(self, kernel: usize, stride: usize, padding: usize) -> Var<'t, T> {
-        self.tape.record(&[self], |v, _| {
-            let p = pool("avg_pool2d", v[0].shape(), kernel, stride, padding);
+        let p = pool("avg_pool2d", &self.shape(), kernel, stride, padding);
+        self.tape.record(&[self], move |v, _| {
             let out = conv::avg_pool(&p, v[0].data());
             (
                 Tensor::from_vec(out, [v[0].shape()[0], v[0].shape()[1], p.oh, p.ow]),
@@ -226,6 +257,7 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// `[n, d1, d2, ...]` to `[n, d1 * d2 * ...]`.
+    #[track_caller]
     pub fn flatten(self) -> Var<'t, T> {
         let shape = self.shape();
         assert!(!shape.is_empty(), "flatten: needs at least one dimension");

@@ -18,8 +18,7 @@ use crate::tensor::Tensor;
 ///     fn name(&self) -> &str { "cube" }
 ///     fn forward(&self, inputs: &[&Tensor<f64>]) -> Tensor<f64> { inputs[0].map(|x| x * x * x) }
 ///     fn vjp(&self, inputs: &[&Tensor<f64>], _output: &Tensor<f64>, grad: &Tensor<f64>) -> Vec<Tensor<f64>> {
-///         let dx = inputs[0].data().iter().zip(grad.data()).map(|(x, g)| 3.0 * x * x * g).collect();
-///         vec![Tensor::from_vec(dx, inputs[0].shape())]
+///         vec![inputs[0].zip_map(grad, |x, g| 3.0 * x * x * g)]
 ///     }
 /// }
 ///
@@ -67,7 +66,9 @@ pub(crate) fn vjp<T: Float>(op: &dyn CustomOp<T>, ctx: &VjpContext<'_, T>) -> In
 }
 
 impl<T: Float> Tape<T> {
-    /// Records a user-defined op applied to `inputs`.
+    /// Records a user-defined op applied to `inputs`. A panic in the op's `forward`
+    /// names the op's own line; mixing tapes panics at the caller's line.
+    #[track_caller]
     pub fn custom<'t>(&'t self, op: impl CustomOp<T>, inputs: &[Var<'t, T>]) -> Var<'t, T> {
         self.record(inputs, |x, _| (op.forward(x), Op::Custom(Box::new(op))))
     }

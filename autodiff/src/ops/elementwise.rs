@@ -7,6 +7,7 @@ use super::{want, InputGrads, Op, VjpContext};
 use crate::float::{sigmoid, softplus, Float};
 use crate::kernels::broadcast::{binary, sum_to_shape};
 use crate::kernels::elementwise::{map, map3};
+use crate::shape::broadcast_shapes;
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
@@ -25,6 +26,9 @@ pub(crate) enum UnaryOp<T> {
     Abs,
     Softplus,
     Powf(T),
+    Sin,
+    Cos,
+    Powi(i32),
     AddScalar(T),
     MulScalar(T),
     /// `s - x`
@@ -45,6 +49,9 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Abs => "abs".into(),
             UnaryOp::Softplus => "softplus".into(),
             UnaryOp::Powf(p) => format!("powf({p})"),
+            UnaryOp::Sin => "sin".into(),
+            UnaryOp::Cos => "cos".into(),
+            UnaryOp::Powi(n) => format!("powi({n})"),
             UnaryOp::AddScalar(s) => format!("add({s})"),
             UnaryOp::MulScalar(s) => format!("mul({s})"),
             UnaryOp::SubFrom(s) => format!("{s} - x"),
@@ -64,6 +71,9 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Abs => x.abs(),
             UnaryOp::Softplus => softplus(x),
             UnaryOp::Powf(p) => x.powf(p),
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
+            UnaryOp::Powi(n) => x.powi(n),
             UnaryOp::AddScalar(s) => x + s,
             UnaryOp::MulScalar(s) => x * s,
             UnaryOp::SubFrom(s) => s - x,
@@ -103,6 +113,11 @@ impl<T: Float> UnaryOp<T> {
             }
             UnaryOp::Softplus => sigmoid(x),
             UnaryOp::Powf(p) => p * x.powf(p - one),
+            UnaryOp::Sin => x.cos(),
+            UnaryOp::Cos => -x.sin(),
+            // n x^(n-1); x^0 is constant, so its derivative is 0 even at x = 0.
+            UnaryOp::Powi(0) => T::zero(),
+            UnaryOp::Powi(n) => T::from_f64(f64::from(n)) * x.powi(n - 1),
             UnaryOp::AddScalar(_) => one,
             UnaryOp::MulScalar(s) => s,
             UnaryOp::SubFrom(_) => -one,
@@ -151,6 +166,18 @@ macro_rules! per_op {
             }
             UnaryOp::Powf(p) => {
                 let $o = UnaryOp::Powf(p);
+                $body
+            }
+            UnaryOp::Sin => {
+                let $o = UnaryOp::Sin;
+                $body
+            }
+            UnaryOp::Cos => {
+                let $o = UnaryOp::Cos;
+                $body
+            }
+            UnaryOp::Powi(n) => {
+                let $o = UnaryOp::Powi(n);
                 $body
             }
             UnaryOp::AddScalar(c) => {
@@ -289,7 +316,17 @@ impl<'t, T: Float> Var<'t, T> {
             .record(&[self], |x, _| (unary_forward(op, x[0]), Op::Unary(op)))
     }
 
+    /// Records `self op other`, first checking (at the caller's line) that the
+    /// operands share a tape and that their shapes broadcast.
+    #[track_caller]
     fn binary(self, other: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
+        self.tape.check_owns(other);
+        let (a, b) = (self.shape(), other.shape());
+        if a != b {
+            if let Err(e) = broadcast_shapes(op.name(), &a, &b) {
+                panic!("{e}");
+            }
+        }
         self.tape.record(&[self, other], |x, _| {
             (op.apply(x[0], x[1]), Op::Binary(op))
         })
@@ -315,6 +352,18 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn powf(self, p: T) -> Self {
         self.unary(UnaryOp::Powf(p))
     }
+    /// Sine.
+    pub fn sin(self) -> Self {
+        self.unary(UnaryOp::Sin)
+    }
+    /// Cosine.
+    pub fn cos(self) -> Self {
+        self.unary(UnaryOp::Cos)
+    }
+    /// `x^n` for an integer power, as the scalar tape's `powi`.
+    pub fn powi(self, n: i32) -> Self {
+        self.unary(UnaryOp::Powi(n))
+    }
     /// `|x|`; the derivative at 0 is taken as 0.
     pub fn abs(self) -> Self {
         self.unary(UnaryOp::Abs)
@@ -327,24 +376,28 @@ impl<'t, T: Float> Var<'t, T> {
 
 impl<'t, T: Float> Add for Var<'t, T> {
     type Output = Var<'t, T>;
+    #[track_caller]
     fn add(self, rhs: Self) -> Self {
         self.binary(rhs, BinaryOp::Add)
     }
 }
 impl<'t, T: Float> Sub for Var<'t, T> {
     type Output = Var<'t, T>;
+    #[track_caller]
     fn sub(self, rhs: Self) -> Self {
         self.binary(rhs, BinaryOp::Sub)
     }
 }
 impl<'t, T: Float> Mul for Var<'t, T> {
     type Output = Var<'t, T>;
+    #[track_caller]
     fn mul(self, rhs: Self) -> Self {
         self.binary(rhs, BinaryOp::Mul)
     }
 }
 impl<'t, T: Float> Div for Var<'t, T> {
     type Output = Var<'t, T>;
+    #[track_caller]
     fn div(self, rhs: Self) -> Self {
         self.binary(rhs, BinaryOp::Div)
     }
@@ -473,6 +526,10 @@ mod tests {
             UnaryOp::Abs,
             UnaryOp::Softplus,
             UnaryOp::Powf(1.5),
+            UnaryOp::Sin,
+            UnaryOp::Cos,
+            UnaryOp::Powi(3),
+            UnaryOp::Powi(-2),
             UnaryOp::AddScalar(0.25),
             UnaryOp::MulScalar(-3.0),
             UnaryOp::SubFrom(2.0),

@@ -25,8 +25,15 @@ struct Layout {
     shared_rhs: bool,
 }
 
+/// Panics, at the user's line when called from a `#[track_caller]` op, naming both
+/// shapes when they do not multiply.
+#[track_caller]
 fn layout(a: &[usize], b: &[usize]) -> Layout {
-    let fail = |why: &str| -> ! { panic!("matmul: {} x {}: {why}", Dims(a), Dims(b)) };
+    // A function, not a closure: closures cannot pass the caller's location on.
+    #[track_caller]
+    fn fail(a: &[usize], b: &[usize], why: &str) -> ! {
+        panic!("matmul: {} x {}: {why}", Dims(a), Dims(b))
+    }
     let l = match (a.len(), b.len()) {
         (2, 2) => Layout {
             batch: 1,
@@ -44,7 +51,7 @@ fn layout(a: &[usize], b: &[usize]) -> Layout {
         },
         (3, 3) => {
             if a[0] != b[0] {
-                fail("batch sizes differ");
+                fail(a, b, "batch sizes differ");
             }
             Layout {
                 batch: a[0],
@@ -54,11 +61,11 @@ fn layout(a: &[usize], b: &[usize]) -> Layout {
                 shared_rhs: false,
             }
         }
-        _ => fail("expected 2-D x 2-D, 3-D x 3-D or 3-D x 2-D operands"),
+        _ => fail(a, b, "expected 2-D x 2-D, 3-D x 3-D or 3-D x 2-D operands"),
     };
     let inner_b = if b.len() == 2 { b[0] } else { b[1] };
     if l.k != inner_b {
-        fail("inner dimensions differ");
+        fail(a, b, "inner dimensions differ");
     }
     l
 }
@@ -124,6 +131,19 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     smallvec![ga, gb]
 }
 
+/// Panics naming the three shapes unless they are `[n, k]`, `[k, m]` and `[m]`.
+#[track_caller]
+fn check_linear(xs: &[usize], ws: &[usize], bs: &[usize]) {
+    let ok = xs.len() == 2 && ws.len() == 2 && xs[1] == ws[0] && bs == [ws[1]];
+    assert!(
+        ok,
+        "linear: x {} w {} b {}: expected [n, k] x [k, m] + [m]",
+        Dims(xs),
+        Dims(ws),
+        Dims(bs)
+    );
+}
+
 /// `x w + b`: each output row starts as `b` and the product is accumulated onto it
 /// (inside the product's kernel), saving the separate broadcast add (a pass and an
 /// allocation). With an activation, each thread applies it to the rows it has just
@@ -135,14 +155,7 @@ fn linear_forward<T: Float>(
     act: Activation,
 ) -> Tensor<T> {
     let (xs, ws, bs) = (x.shape(), w.shape(), b.shape());
-    let ok = xs.len() == 2 && ws.len() == 2 && xs[1] == ws[0] && bs == [ws[1]];
-    assert!(
-        ok,
-        "linear: x {} w {} b {}: expected [n, k] x [k, m] + [m]",
-        Dims(xs),
-        Dims(ws),
-        Dims(bs)
-    );
+    check_linear(xs, ws, bs);
     let (n, k, m) = (xs[0], xs[1], ws[1]);
     let (xm, wm) = (
         MatRef::row_major(x.data(), n, k),
@@ -219,7 +232,9 @@ fn linear_grads<T: Float>(ctx: &VjpContext<'_, T>, g: &Tensor<T>) -> InputGrads<
 impl<'t, T: Float> Var<'t, T> {
     /// The affine map of a fully connected layer, `x w + b` for `x: [n, k]`,
     /// `w: [k, m]`, `b: [m]`, as one fused op (same values as `x.matmul(w) + b`).
+    #[track_caller]
     pub fn linear(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
+        self.check_linear(w, b);
         self.tape.record(&[self, w, b], |v, _| {
             (
                 linear_forward(v[0], v[1], v[2], Activation::Identity),
@@ -233,35 +248,51 @@ impl<'t, T: Float> Var<'t, T> {
     /// and no copy of `x w + b` kept for the gradient, which comes from the output:
     /// see [`Activation`]). Same values as `x.linear(w, b).activation(act)`, gradients
     /// included.
+    #[track_caller]
     pub fn linear_with(self, w: Var<'t, T>, b: Var<'t, T>, act: Activation) -> Var<'t, T> {
         if act == Activation::Identity {
             return self.linear(w, b);
         }
+        self.check_linear(w, b);
         self.tape.record(&[self, w, b], |v, _| {
             (linear_forward(v[0], v[1], v[2], act), Op::LinearAct(act))
         })
     }
 
     /// `relu(x w + b)` as one op: [`Var::linear_with`] the ReLU.
+    #[track_caller]
     pub fn linear_relu(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
         self.linear_with(w, b, Activation::Relu)
     }
 
     /// `sigmoid(x w + b)` as one op: [`Var::linear_with`] the sigmoid.
+    #[track_caller]
     pub fn linear_sigmoid(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
         self.linear_with(w, b, Activation::Sigmoid)
     }
 
     /// `tanh(x w + b)` as one op: [`Var::linear_with`] the hyperbolic tangent.
+    #[track_caller]
     pub fn linear_tanh(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
         self.linear_with(w, b, Activation::Tanh)
+    }
+
+    /// Checks, at the caller's line, the tapes and shapes of `linear` and its fusions.
+    #[track_caller]
+    fn check_linear(self, w: Var<'t, T>, b: Var<'t, T>) {
+        self.tape.check_owns(w);
+        self.tape.check_owns(b);
+        check_linear(&self.shape(), &w.shape(), &b.shape());
     }
 
     /// Matrix product: `[m, k] x [k, n] -> [m, n]`; batched `[b, m, k] x [b, k, n]`;
     /// or a batch against one matrix, `[b, m, k] x [k, n] -> [b, m, n]`.
     ///
     /// Panics naming both shapes when the inner dimensions differ.
+    #[track_caller]
     pub fn matmul(self, other: Var<'t, T>) -> Var<'t, T> {
+        self.tape.check_owns(other);
+        layout(&self.shape(), &other.shape());
         self.tape
             .record(&[self, other], |x, _| (forward(x[0], x[1]), Op::MatMul))
     }

@@ -50,18 +50,20 @@ pub(crate) fn cross_entropy_vjp<T: Float>(
 
 impl<'t, T: Float> Var<'t, T> {
     /// Softmax along `axis`, computed stably (the maximum is subtracted first).
+    #[track_caller]
     pub fn softmax(self, axis: usize) -> Var<'t, T> {
+        check_axis("softmax", axis, &self.shape());
         self.tape.record(&[self], |x, _| {
-            check_axis("softmax", axis, x[0].shape());
             (softmax::softmax(x[0], axis), Op::Softmax { axis })
         })
     }
 
     /// `ln(softmax(x))` along `axis`, computed as `x - logsumexp(x)`: finite for any
     /// finite logits.
+    #[track_caller]
     pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
+        check_axis("log_softmax", axis, &self.shape());
         self.tape.record(&[self], |x, _| {
-            check_axis("log_softmax", axis, x[0].shape());
             (log_softmax(x[0], axis), Op::LogSoftmax { axis })
         })
     }
@@ -70,20 +72,21 @@ impl<'t, T: Float> Var<'t, T> {
     /// (one per row): `mean_i(logsumexp(x_i) - x_i[t_i])`, fused and stable.
     ///
     /// Panics if `targets` has the wrong length or holds a class out of range.
+    #[track_caller]
     pub fn cross_entropy(self, targets: &[usize]) -> Var<'t, T> {
+        let shape = self.shape();
+        assert!(
+            shape.len() == 2 && shape[0] == targets.len(),
+            "cross_entropy: logits {} need shape [n, classes] with n = {} targets",
+            Dims(&shape),
+            targets.len()
+        );
+        let classes = shape[1];
+        if let Some(&bad) = targets.iter().find(|&&t| t >= classes) {
+            panic!("cross_entropy: target class {bad} is out of range for {classes} classes");
+        }
         self.tape.record(&[self], |x, wants_grad| {
             let logits = x[0];
-            let shape = logits.shape();
-            assert!(
-                shape.len() == 2 && shape[0] == targets.len(),
-                "cross_entropy: logits {} need shape [n, classes] with n = {} targets",
-                Dims(shape),
-                targets.len()
-            );
-            let classes = shape[1];
-            if let Some(&bad) = targets.iter().find(|&&t| t >= classes) {
-                panic!("cross_entropy: target class {bad} is out of range for {classes} classes");
-            }
             // The probabilities (for the gradient) come with the log-probabilities.
             let (logp, probs) = softmax::log_softmax_rows(logits, wants_grad);
             let total: T = logp

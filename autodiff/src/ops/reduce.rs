@@ -12,6 +12,9 @@ use smallvec::{smallvec, SmallVec};
 
 type Mask = SmallVec<[bool; 4]>;
 
+/// The reduced axes as a mask; panics naming the shape when an axis is out of range
+/// or repeated.
+#[track_caller]
 fn mask(op: &'static str, shape: &[usize], axes: &[usize]) -> Mask {
     let mut m: Mask = smallvec![false; shape.len()];
     for &a in axes {
@@ -50,8 +53,7 @@ pub(crate) fn sum_vjp<T: Float>(
     let g = ctx.grad.clone().reshape(kept_shape(x.shape(), reduced));
     let mut full = broadcast_to(&g, x.shape());
     if let Some(n) = count {
-        let scale = T::one() / T::from_usize(n.max(1));
-        full.data_mut().iter_mut().for_each(|v| *v *= scale);
+        full *= T::one() / T::from_usize(n.max(1));
     }
     smallvec![Some(full)]
 }
@@ -74,9 +76,12 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Sum over `axes`; `keepdim` keeps them as size-1 dimensions.
+    ///
+    /// Panics naming the shape when an axis is out of range or listed twice.
+    #[track_caller]
     pub fn sum_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
-        self.tape.record(&[self], |x, _| {
-            let reduced = mask("sum", x[0].shape(), axes);
+        let reduced = mask("sum", &self.shape(), axes);
+        self.tape.record(&[self], move |x, _| {
             let out =
                 reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
             (out, Op::Sum { reduced })
@@ -90,9 +95,12 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Mean over `axes`; `keepdim` keeps them as size-1 dimensions.
+    ///
+    /// Panics naming the shape when an axis is out of range or listed twice.
+    #[track_caller]
     pub fn mean_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
-        self.tape.record(&[self], |x, _| {
-            let reduced = mask("mean", x[0].shape(), axes);
+        let reduced = mask("mean", &self.shape(), axes);
+        self.tape.record(&[self], move |x, _| {
             let count: usize = x[0]
                 .shape()
                 .iter()
@@ -100,15 +108,18 @@ impl<'t, T: Float> Var<'t, T> {
                 .filter(|(_, &r)| r)
                 .map(|(&d, _)| d)
                 .product();
-            let scale = T::one() / T::from_usize(count.max(1));
-            let mut out =
-                reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
-            out.data_mut().iter_mut().for_each(|v| *v *= scale);
+            let out =
+                reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim))
+                    * (T::one() / T::from_usize(count.max(1)));
             (out, Op::Mean { reduced, count })
         })
     }
 
     /// Maximum of all elements, as a rank-0 tensor.
+    ///
+    /// This is a reduction; the elementwise maximum of two tensors is not an op yet
+    /// (the scalar tape names its pairwise form `maximum`).
+    #[track_caller]
     pub fn max(self) -> Var<'t, T> {
         let axes: Vec<usize> = (0..self.shape().len()).collect();
         self.max_axes(&axes, false)
@@ -116,14 +127,19 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// Maximum over `axes`; `keepdim` keeps them as size-1 dimensions. The gradient goes
     /// to the first maximal element of each group.
+    ///
+    /// Panics naming the shape when an axis is out of range or listed twice, or the
+    /// tensor is empty.
+    #[track_caller]
     pub fn max_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
-        self.tape.record(&[self], |x, _| {
-            let reduced = mask("max", x[0].shape(), axes);
-            assert!(
-                x[0].numel() > 0,
-                "max: cannot reduce an empty tensor of shape {}",
-                Dims(x[0].shape())
-            );
+        let shape = self.shape();
+        let reduced = mask("max", &shape, axes);
+        assert!(
+            shape.iter().product::<usize>() > 0,
+            "max: cannot reduce an empty tensor of shape {}",
+            Dims(&shape)
+        );
+        self.tape.record(&[self], move |x, _| {
             let (out, argmax) = reduce::max(x[0], &reduced);
             (
                 out.reshape(out_shape(x[0].shape(), &reduced, keepdim)),

@@ -74,39 +74,47 @@ pub(crate) fn concat_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> Inpu
 
 impl<'t, T: Float> Var<'t, T> {
     /// The same elements under a new shape with as many elements.
+    ///
+    /// Panics naming both shapes when the element counts differ.
+    #[track_caller]
     pub fn reshape(self, shape: impl AsRef<[usize]>) -> Var<'t, T> {
         let shape = shape.as_ref();
-        self.tape.record(&[self], |x, _| {
-            assert!(
-                numel(shape) == x[0].numel(),
-                "reshape: {} cannot become {}: element counts differ",
-                Dims(x[0].shape()),
-                Dims(shape)
-            );
-            (x[0].clone().reshape(shape), Op::Reshape)
-        })
+        let from = self.shape();
+        assert!(
+            numel(shape) == numel(&from),
+            "reshape: {} cannot become {}: element counts differ",
+            Dims(&from),
+            Dims(shape)
+        );
+        self.tape
+            .record(&[self], |x, _| (x[0].clone().reshape(shape), Op::Reshape))
     }
 
     /// Reorders the axes: output axis `d` is input axis `perm[d]`.
+    ///
+    /// Panics naming the shape when `perm` is not a permutation of its axes.
+    #[track_caller]
     pub fn permute(self, perm: &[usize]) -> Var<'t, T> {
+        let shape = self.shape();
+        let rank = shape.len();
+        let mut seen = vec![false; rank];
+        let valid = perm.len() == rank
+            && perm
+                .iter()
+                .all(|&p| p < rank && !std::mem::replace(&mut seen[p], true));
+        assert!(
+            valid,
+            "permute: {:?} is not a permutation of the axes of {}",
+            perm,
+            Dims(&shape)
+        );
         self.tape.record(&[self], |x, _| {
-            let rank = x[0].rank();
-            let mut seen = vec![false; rank];
-            let valid = perm.len() == rank
-                && perm
-                    .iter()
-                    .all(|&p| p < rank && !std::mem::replace(&mut seen[p], true));
-            assert!(
-                valid,
-                "permute: {:?} is not a permutation of the axes of {}",
-                perm,
-                Dims(x[0].shape())
-            );
             (permute(x[0], perm), Op::Permute(Shape::from_slice(perm)))
         })
     }
 
     /// Swaps two axes.
+    #[track_caller]
     pub fn transpose(self, a: usize, b: usize) -> Var<'t, T> {
         let shape = self.shape();
         check_axis("transpose", a, &shape);
@@ -117,6 +125,7 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Swaps the last two axes (the matrix transpose).
+    #[track_caller]
     pub fn t(self) -> Var<'t, T> {
         let rank = self.shape().len();
         assert!(
@@ -128,33 +137,39 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Repeats the value along broadcast dimensions to reach `shape`.
+    ///
+    /// Panics naming both shapes when it does not broadcast to `shape`.
+    #[track_caller]
     pub fn broadcast_to(self, shape: impl AsRef<[usize]>) -> Var<'t, T> {
         let shape = shape.as_ref();
-        self.tape.record(&[self], |x, _| {
-            let ok = broadcast_shapes("broadcast_to", x[0].shape(), shape)
-                .map(|s| s.as_slice() == shape);
-            assert!(
-                matches!(ok, Ok(true)),
-                "broadcast_to: {} does not broadcast to {}",
-                Dims(x[0].shape()),
-                Dims(shape)
-            );
-            (broadcast_to(x[0], shape), Op::BroadcastTo)
-        })
+        let from = self.shape();
+        let ok = broadcast_shapes("broadcast_to", &from, shape).map(|s| s.as_slice() == shape);
+        assert!(
+            matches!(ok, Ok(true)),
+            "broadcast_to: {} does not broadcast to {}",
+            Dims(&from),
+            Dims(shape)
+        );
+        self.tape
+            .record(&[self], |x, _| (broadcast_to(x[0], shape), Op::BroadcastTo))
     }
 
     /// Picks the slices `indices` along `axis` (a gather; indices may repeat).
+    ///
+    /// Panics naming the shape when the axis or an index is out of range.
+    #[track_caller]
     pub fn index_select(self, axis: usize, indices: &[usize]) -> Var<'t, T> {
+        let shape = self.shape();
+        check_axis("index_select", axis, &shape);
+        if let Some(&bad) = indices.iter().find(|&&i| i >= shape[axis]) {
+            panic!(
+                "index_select: index {bad} is out of range for axis {axis} of {}",
+                Dims(&shape)
+            );
+        }
         self.tape.record(&[self], |x, _| {
             let x = x[0];
-            check_axis("index_select", axis, x.shape());
             let (outer, len, inner) = split_at_axis(x.shape(), axis);
-            if let Some(&bad) = indices.iter().find(|&&i| i >= len) {
-                panic!(
-                    "index_select: index {bad} is out of range for axis {axis} of {}",
-                    Dims(x.shape())
-                );
-            }
             let src = x.data();
             let mut data = Vec::with_capacity(outer * indices.len() * inner);
             for o in 0..outer {
@@ -175,30 +190,37 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// The rows `indices` of a matrix (or the slices along the first axis).
+    #[track_caller]
     pub fn select_rows(self, indices: &[usize]) -> Var<'t, T> {
         self.index_select(0, indices)
     }
 
     /// Joins tensors along `axis`; all other dimensions must agree.
+    ///
+    /// Panics naming the shapes when they differ outside `axis`.
+    #[track_caller]
     pub fn concat(parts: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
         assert!(!parts.is_empty(), "concat: needs at least one tensor");
-        parts[0].tape.record(parts, |xs, _| {
+        let tape = parts[0].tape;
+        let first = parts[0].shape();
+        check_axis("concat", axis, &first);
+        for &part in &parts[1..] {
+            tape.check_owns(part);
+            let s = part.shape();
+            let agree = s.len() == first.len()
+                && s.iter()
+                    .zip(&first)
+                    .enumerate()
+                    .all(|(d, (a, b))| d == axis || a == b);
+            assert!(
+                agree,
+                "concat: {} and {} differ outside axis {axis}",
+                Dims(&first),
+                Dims(&s)
+            );
+        }
+        tape.record(parts, |xs, _| {
             let first = xs[0].shape();
-            check_axis("concat", axis, first);
-            for x in &xs[1..] {
-                let s = x.shape();
-                let agree = s.len() == first.len()
-                    && s.iter()
-                        .zip(first)
-                        .enumerate()
-                        .all(|(d, (a, b))| d == axis || a == b);
-                assert!(
-                    agree,
-                    "concat: {} and {} differ outside axis {axis}",
-                    Dims(first),
-                    Dims(s)
-                );
-            }
             let total: usize = xs.iter().map(|x| x.shape()[axis]).sum();
             let (outer, _, inner) = split_at_axis(first, axis);
             let mut data = Vec::with_capacity(outer * total * inner);
