@@ -26,6 +26,8 @@
 //! [`Var::minimum`] are named as in NumPy and PyTorch, because a tensor's `max` is a
 //! reduction.
 
+use crate::ops::activation::Activation;
+use crate::ops::UnaryOp;
 use crate::tape::{next_tape_id, NodeId};
 use std::cell::RefCell;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -203,22 +205,27 @@ impl<'t> Var<'t> {
         self.tape.push(value, [self.id, other.id], [da, db])
     }
 
-    /// `x²`
-    pub fn square(self) -> Var<'t> {
+    /// Records `op` of this value, with its partial from the op's one definition of
+    /// its function and derivative, the tensor tape's own (`UnaryOp::f` and `df`).
+    fn apply(self, op: UnaryOp<f64>) -> Var<'t> {
         let x = self.value;
-        self.unary(x * x, 2.0 * x)
+        let y = op.f(x);
+        self.unary(y, op.df(x, y))
     }
 
-    /// `x^n` for an integer power.
+    /// `x²`
+    pub fn square(self) -> Var<'t> {
+        self.apply(UnaryOp::Square)
+    }
+
+    /// `x^n` for an integer power (`powi(0)` has derivative 0 everywhere).
     pub fn powi(self, n: i32) -> Var<'t> {
-        let x = self.value;
-        self.unary(x.powi(n), f64::from(n) * x.powi(n - 1))
+        self.apply(UnaryOp::Powi(n))
     }
 
     /// `x^p` for a constant exponent.
     pub fn powf(self, p: f64) -> Var<'t> {
-        let x = self.value;
-        self.unary(x.powf(p), p * x.powf(p - 1.0))
+        self.apply(UnaryOp::Powf(p))
     }
 
     /// `x^y` with a variable exponent: d/dx = y x^(y-1), d/dy = x^y ln x.
@@ -232,60 +239,47 @@ impl<'t> Var<'t> {
 
     /// `e^x`
     pub fn exp(self) -> Var<'t> {
-        let e = self.value.exp();
-        self.unary(e, e)
+        self.apply(UnaryOp::Exp)
     }
 
     /// Natural logarithm.
     pub fn ln(self) -> Var<'t> {
-        self.unary(self.value.ln(), 1.0 / self.value)
+        self.apply(UnaryOp::Ln)
     }
 
     /// Square root.
     pub fn sqrt(self) -> Var<'t> {
-        let s = self.value.sqrt();
-        self.unary(s, 0.5 / s)
+        self.apply(UnaryOp::Sqrt)
     }
 
     /// Sine.
     pub fn sin(self) -> Var<'t> {
-        self.unary(self.value.sin(), self.value.cos())
+        self.apply(UnaryOp::Sin)
     }
 
     /// Cosine.
     pub fn cos(self) -> Var<'t> {
-        self.unary(self.value.cos(), -self.value.sin())
+        self.apply(UnaryOp::Cos)
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(self) -> Var<'t> {
-        let t = self.value.tanh();
-        self.unary(t, 1.0 - t * t)
+        self.apply(UnaryOp::Activation(Activation::Tanh))
     }
 
     /// The logistic function, stable for large |x|.
     pub fn sigmoid(self) -> Var<'t> {
-        let s = crate::float::sigmoid(self.value);
-        self.unary(s, s * (1.0 - s)) // d/dx sigmoid(x) = s (1 - s)
+        self.apply(UnaryOp::Activation(Activation::Sigmoid))
     }
 
     /// `max(x, 0)`; the derivative at 0 is taken as 0.
     pub fn relu(self) -> Var<'t> {
-        let x = self.value;
-        self.unary(x.max(0.0), if x > 0.0 { 1.0 } else { 0.0 })
+        self.apply(UnaryOp::Activation(Activation::Relu))
     }
 
     /// `|x|`; the derivative at 0 is taken as 0.
     pub fn abs(self) -> Var<'t> {
-        let x = self.value;
-        let d = if x > 0.0 {
-            1.0
-        } else if x < 0.0 {
-            -1.0
-        } else {
-            0.0
-        };
-        self.unary(x.abs(), d)
+        self.apply(UnaryOp::Abs)
     }
 
     /// The larger of two values (pairwise, as NumPy's and PyTorch's `maximum`: a
