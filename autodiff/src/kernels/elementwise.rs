@@ -8,54 +8,119 @@ use super::pool;
 use super::schedule::elementwise_parts;
 use super::simd::wide;
 use super::uninit::vec_written;
+use crate::float::Float;
+use crate::ops::activation::{per_activation, Activation};
+use crate::ops::elementwise::{per_op, UnaryOp};
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-/// `f(x[i])` for every element of `x`, a tensor of `shape`.
-#[inline(always)]
-pub(crate) fn map<T: Copy + Send + Sync>(
-    x: &[T],
-    shape: &[usize],
-    f: impl Fn(T) -> T + Sync,
-) -> Vec<T> {
+/// `op(x[i])` for every element of `x`, a tensor of `shape`.
+pub(crate) fn unary<T: Float>(op: UnaryOp<T>, x: &[T], shape: &[usize]) -> Vec<T> {
     // SAFETY: `by_row_bands` hands out bands covering all `x.len()` elements, and
     // `write_each` writes every element of its band (it asserts the lengths match).
     unsafe {
         vec_written(x.len(), |out| {
             by_row_bands(out, shape, |range, out| {
                 let x = &x[range];
+                // The op is matched inside the wide function, once per band: in each
+                // arm it is a constant, so the loop is straight-line code.
                 wide(
                     #[inline(always)]
-                    || write_each(out, x, &f),
+                    || {
+                        per_op!(op, |o| write_each(
+                            out,
+                            x,
+                            #[inline(always)]
+                            |v| o.f(v)
+                        ))
+                    },
                 )
             })
         })
     }
 }
 
-/// `f(x[i], y[i], g[i])` for every element of three tensors of `shape`.
-#[inline(always)]
-pub(crate) fn map3<T: Copy + Send + Sync>(
+/// The input's gradient of `op` for every element: inputs `x`, outputs `y`, output
+/// gradients `g`, all of `shape`.
+pub(crate) fn unary_vjp<T: Float>(
+    op: UnaryOp<T>,
     x: &[T],
     y: &[T],
     g: &[T],
     shape: &[usize],
-    f: impl Fn(T, T, T) -> T + Sync,
+) -> Vec<T> {
+    map3(
+        x,
+        y,
+        g,
+        shape,
+        #[inline(always)]
+        |out, x, y, g| {
+            per_op!(op, |o| write_each3(
+                out,
+                x,
+                y,
+                g,
+                #[inline(always)]
+                |x, y, g| o.vjp(x, y, g)
+            ))
+        },
+    )
+}
+
+/// The input's gradient of an activation from its outputs `y` and their gradients `g`
+/// alone, for every element (a fused layer's backward pass).
+pub(crate) fn activation_vjp<T: Float>(
+    act: Activation,
+    y: &[T],
+    g: &[T],
+    shape: &[usize],
+) -> Vec<T> {
+    map3(
+        y,
+        y,
+        g,
+        shape,
+        #[inline(always)]
+        |out, _, y, g| {
+            per_activation!(act, |a| write_each3(
+                out,
+                y,
+                y,
+                g,
+                #[inline(always)]
+                |_, y, g| a.vjp_from_output(y, g)
+            ))
+        },
+    )
+}
+
+/// Runs `band(out, x, y, g)` inside [`wide`] over bands of three tensors of `shape`
+/// and their new output; `band` must write every element of its `out` (both callers
+/// pass `write_each3`, which does).
+#[inline(always)]
+fn map3<T: Copy + Send + Sync>(
+    x: &[T],
+    y: &[T],
+    g: &[T],
+    shape: &[usize],
+    band: impl Fn(&mut [MaybeUninit<T>], &[T], &[T], &[T]) + Sync,
 ) -> Vec<T> {
     let n = x.len();
     assert!(
         y.len() == n && g.len() == n,
         "elementwise: operand lengths differ"
     );
-    // SAFETY: `by_row_bands` hands out bands covering all `n` elements, and
-    // `write_each3` writes every element of its band (it asserts the lengths match).
+    // SAFETY: `by_row_bands` hands out bands covering all `n` elements, and `band` is
+    // one of this module's two callers' `write_each3`, which writes every element of
+    // its band (it asserts the lengths match).
     unsafe {
         vec_written(n, |out| {
             by_row_bands(out, shape, |range, out| {
                 let (x, y, g) = (&x[range.clone()], &y[range.clone()], &g[range]);
                 wide(
                     #[inline(always)]
-                    || write_each3(out, x, y, g, &f),
+                    || band(out, x, y, g),
                 )
             })
         })

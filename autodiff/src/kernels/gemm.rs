@@ -737,6 +737,35 @@ mod tests {
         }
     }
 
+    /// Small products that take the column-band split (wide outputs, too few rows to
+    /// split by rows), on two threads: each part writes its columns of every row
+    /// through its own view. Small enough for Miri, which checks that no two parts
+    /// hold overlapping mutable borrows (the opt-in run in docs/soundness.md).
+    #[test]
+    fn column_band_products_match_the_plain_loops() {
+        pool::with_threads(2, || {
+            for (m, k, n) in [(3, 8, 12), (5, 20, 37)] {
+                assert!(
+                    m < n && m < ROW_SPLIT_MIN_ROWS * 2,
+                    "takes the column split"
+                );
+                let (a_data, b_data) = (filled(m * k, 12), filled(k * n, 13));
+                let a = MatRef::row_major(&a_data, m, k);
+                let b = MatRef::row_major(&b_data, k, n);
+                let want = naive(a, b);
+                let mut c = vec![0.5; m * n];
+                matmul_with_parts(a, b, &mut c, false, 2);
+                matmul_with_parts(a, b, &mut c, true, 2);
+                for (got, want) in c.iter().zip(&want) {
+                    assert!(
+                        (got - 2.0 * want).abs() < 1e-12,
+                        "{m}x{k}x{n}: {got} vs {want}"
+                    );
+                }
+            }
+        })
+    }
+
     /// Products starting from a bias row, split by rows, by columns (the bias cut to
     /// each band's columns) or along the inner dimension (the bias added with the
     /// partial sums, bands starting inside a row), in f64 (the `gemm` crate) and f32

@@ -6,7 +6,7 @@ use super::activation::{per_activation, Activation};
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::{sigmoid, softplus, Float};
 use crate::kernels::broadcast::{binary, sum_to_shape};
-use crate::kernels::elementwise::{map, map3};
+use crate::kernels::elementwise;
 use crate::shape::broadcast_shapes;
 use crate::tape::Var;
 use crate::tensor::Tensor;
@@ -83,7 +83,7 @@ impl<T: Float> UnaryOp<T> {
 
     /// The input's gradient `g * dy/dx` (an activation's own, from its output).
     #[inline(always)]
-    fn vjp(self, x: T, y: T, g: T) -> T {
+    pub(crate) fn vjp(self, x: T, y: T, g: T) -> T {
         match self {
             UnaryOp::Activation(a) => a.vjp_from_output(y, g),
             _ => g * self.df(x, y),
@@ -200,27 +200,16 @@ macro_rules! per_op {
     };
 }
 
+pub(crate) use per_op;
+
 pub(crate) fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
-    let data = per_op!(op, |o| map(
-        x.data(),
-        x.shape(),
-        #[inline(always)]
-        |v| o.f(v)
-    ));
-    Tensor::from_vec(data, x.shape())
+    Tensor::from_vec(elementwise::unary(op, x.data(), x.shape()), x.shape())
 }
 
 pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     let (x, y, g) = (ctx.inputs[0].data(), ctx.output.data(), ctx.grad.data());
     let shape = ctx.inputs[0].shape();
-    let data = per_op!(op, |o| map3(
-        x,
-        y,
-        g,
-        shape,
-        #[inline(always)]
-        |x, y, g| o.vjp(x, y, g)
-    ));
+    let data = elementwise::unary_vjp(op, x, y, g, shape);
     smallvec![Some(Tensor::from_vec(data, shape))]
 }
 
@@ -237,24 +226,6 @@ pub(crate) fn activate_in_place<T: Float>(act: Activation, values: &mut [T]) {
         #[inline(always)]
         || per_activation!(act, |a| each(values, |v| a.f(v))),
     )
-}
-
-/// The input's gradient of an activation from its output `y` alone, for every element
-/// of a tensor of `shape` (a fused layer's backward pass).
-pub(crate) fn vjp_from_output<T: Float>(
-    act: Activation,
-    y: &[T],
-    g: &[T],
-    shape: &[usize],
-) -> Vec<T> {
-    per_activation!(act, |a| map3(
-        y,
-        y,
-        g,
-        shape,
-        #[inline(always)]
-        |_, y, g| a.vjp_from_output(y, g)
-    ))
 }
 
 /// A broadcasting elementwise function of two tensors.

@@ -2,9 +2,10 @@
 //! against one matrix `[b, m, k] x [k, n]`. The vjps multiply by transposed views.
 
 use super::activation::Activation;
-use super::elementwise::{activate_in_place, vjp_from_output};
+use super::elementwise::activate_in_place;
 use super::{want, InputGrads, Op, VjpContext};
 use crate::float::Float;
+use crate::kernels::elementwise::activation_vjp;
 use crate::kernels::gemm::{
     matmul_bias_epilogue_vec, matmul_bias_vec, matmul_into, matmul_vec, MatRef,
 };
@@ -172,7 +173,7 @@ fn linear_forward<T: Float>(
 /// split by rows like the other elementwise ops), then [`linear_vjp`]'s products.
 pub(crate) fn linear_act_vjp<T: Float>(act: Activation, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     let (y, g, shape) = (ctx.output.data(), ctx.grad.data(), ctx.output.shape());
-    let data = vjp_from_output(act, y, g, shape);
+    let data = activation_vjp(act, y, g, shape);
     linear_grads(ctx, &Tensor::from_vec(data, shape))
 }
 
