@@ -7,6 +7,9 @@
 //! The example binary is built once per run of this test file, with the profile whose
 //! libraries `cargo test` has just built.
 
+mod common;
+
+use common::idx_bytes;
 use nn::data::mnist::FILES;
 use nn::train::data_identity;
 use nn::{Checkpoint, Mnist};
@@ -49,15 +52,6 @@ fn demo() -> &'static Path {
     })
 }
 
-fn idx(rank: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 0x08, rank];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
-}
-
 /// Writes the four MNIST files with `train` and `test` images of 28x28 pixels into a
 /// new folder `name` under `root`; `variant` changes every pixel, so two variants are
 /// two different data sets of the same shape.
@@ -71,10 +65,10 @@ fn fake_mnist(root: &Path, name: &str, train: usize, test: usize, variant: u8) -
     };
     let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
     let files = [
-        idx(3, &[train as u32, 28, 28], &pixels(train)),
-        idx(1, &[train as u32], &labels(train)),
-        idx(3, &[test as u32, 28, 28], &pixels(test)),
-        idx(1, &[test as u32], &labels(test)),
+        idx_bytes(3, &[train as u32, 28, 28], &pixels(train)),
+        idx_bytes(1, &[train as u32], &labels(train)),
+        idx_bytes(3, &[test as u32, 28, 28], &pixels(test)),
+        idx_bytes(1, &[test as u32], &labels(test)),
     ];
     for ((name, _, _), bytes) in FILES.iter().zip(files) {
         std::fs::write(dir.join(name), bytes).expect("write an IDX file");
@@ -92,6 +86,14 @@ fn run_demo(cwd: &Path, args: &[&str]) -> Output {
         .env("XDG_CACHE_HOME", cwd.join("no-cache"))
         .output()
         .expect("run the demo")
+}
+
+/// Runs the demo on the data in `data` for `epochs`, with `extra` flags.
+fn train(cwd: &Path, data: &Path, epochs: &str, extra: &[&str]) -> Output {
+    let data = data.to_str().expect("path");
+    let mut args = vec!["--data-dir", data, "--epochs", epochs];
+    args.extend_from_slice(extra);
+    run_demo(cwd, &args)
 }
 
 fn text(out: &Output) -> String {
@@ -239,30 +241,14 @@ fn a_run_on_other_data_writes_beside_the_checkpoint_it_would_replace() {
     let fashion = fake_mnist(cwd, "fashion", 30, 10, 1);
     let plain = cwd.join("checkpoints/mnist-a.safetensors");
 
-    let first = run_demo(
-        cwd,
-        &[
-            "--data-dir",
-            digits.to_str().expect("path"),
-            "--epochs",
-            "1",
-        ],
-    );
+    let first = train(cwd, &digits, "1", &[]);
     assert!(first.status.success(), "{}", text(&first));
     assert_eq!(trained_on(&plain), Some(identity_of(&digits)));
     let digits_model = std::fs::read(&plain).expect("the first checkpoint");
 
     // Other data: the first model stays, the new one goes beside it under a name that
     // ends in its data's identity.
-    let second = run_demo(
-        cwd,
-        &[
-            "--data-dir",
-            fashion.to_str().expect("path"),
-            "--epochs",
-            "1",
-        ],
-    );
+    let second = train(cwd, &fashion, "1", &[]);
     assert!(second.status.success(), "{}", text(&second));
     assert_eq!(std::fs::read(&plain).expect("still there"), digits_model);
     let fashion_id = identity_of(&fashion);
@@ -272,15 +258,7 @@ fn a_run_on_other_data_writes_beside_the_checkpoint_it_would_replace() {
     assert!(text(&second).contains("holds a model trained on other data"));
 
     // The same data again: the plain name is replaced, as a rerun should.
-    let third = run_demo(
-        cwd,
-        &[
-            "--data-dir",
-            digits.to_str().expect("path"),
-            "--epochs",
-            "2",
-        ],
-    );
+    let third = train(cwd, &digits, "2", &[]);
     assert!(third.status.success(), "{}", text(&third));
     let rerun = Checkpoint::<f32>::load(&plain).expect("rerun");
     assert_eq!(rerun.info.get("epoch").map(String::as_str), Some("2"));
@@ -336,15 +314,7 @@ fn a_checkpoint_that_does_not_say_its_data_is_not_replaced() {
     std::fs::create_dir_all(cwd.join("checkpoints")).expect("dir");
     let plain = cwd.join("checkpoints/mnist-a.safetensors");
     std::fs::write(&plain, b"a model from before data identities").expect("write");
-    let out = run_demo(
-        cwd,
-        &[
-            "--data-dir",
-            digits.to_str().expect("path"),
-            "--epochs",
-            "1",
-        ],
-    );
+    let out = train(cwd, &digits, "1", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         std::fs::read(&plain).expect("kept"),
@@ -353,16 +323,11 @@ fn a_checkpoint_that_does_not_say_its_data_is_not_replaced() {
     assert!(text(&out).contains("does not say which data it was trained on"));
     // An explicit --save is the user's choice and is honoured.
     let chosen = cwd.join("mine.safetensors");
-    let out = run_demo(
+    let out = train(
         cwd,
-        &[
-            "--data-dir",
-            digits.to_str().expect("path"),
-            "--epochs",
-            "1",
-            "--save",
-            chosen.to_str().expect("path"),
-        ],
+        &digits,
+        "1",
+        &["--save", chosen.to_str().expect("path")],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(trained_on(&chosen), Some(identity_of(&digits)));

@@ -1,6 +1,9 @@
 //! The IDX reader on crafted files: each malformed file gets an error naming the file
 //! and the problem, never a panic; any IDX files in the MNIST layout load, raw or gzip.
 
+mod common;
+
+use common::idx_bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use nn::data::idx::{read_images, read_labels, IdxProblem, MAX_PAYLOAD};
@@ -8,15 +11,6 @@ use nn::data::mnist::FILES;
 use nn::{Mnist, NnError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-fn idx_bytes(rank: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 0x08, rank];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
-}
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::fast());

@@ -290,9 +290,8 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn sub_scaled(&mut self, other: &Tensor<T>, scale: T) {
         check_same_shape("sub_scaled", self, other);
-        for (a, &b) in self.data_mut().iter_mut().zip(other.data()) {
-            *a -= scale * b;
-        }
+        // a + (-s) b is a - s b, bit for bit: IEEE subtraction adds the negation.
+        self.add_scaled(other, -scale);
     }
 
     /// `self += scale * other` in place (an axpy), for tensors of the same shape.

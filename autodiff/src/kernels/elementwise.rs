@@ -16,27 +16,22 @@ use std::ops::Range;
 
 /// `op(x[i])` for every element of `x`, a tensor of `shape`.
 pub(crate) fn unary<T: Float>(op: UnaryOp<T>, x: &[T], shape: &[usize]) -> Vec<T> {
-    // SAFETY: `by_row_bands` hands out bands covering all `x.len()` elements, and
-    // `write_each` writes every element of its band (it asserts the lengths match).
+    // SAFETY: `write_each` writes every element of its band (it asserts the lengths).
     unsafe {
-        vec_written(x.len(), |out| {
-            by_row_bands(out, shape, |range, out| {
+        banded(
+            x.len(),
+            shape,
+            #[inline(always)]
+            |range, out| {
                 let x = &x[range];
-                // The op is matched inside the wide function, once per band: in each
-                // arm it is a constant, so the loop is straight-line code.
-                wide(
+                per_op!(op, |o| write_each(
+                    out,
+                    x,
                     #[inline(always)]
-                    || {
-                        per_op!(op, |o| write_each(
-                            out,
-                            x,
-                            #[inline(always)]
-                            |v| o.f(v)
-                        ))
-                    },
-                )
-            })
-        })
+                    |v| o.f(v)
+                ))
+            },
+        )
     }
 }
 
@@ -49,23 +44,25 @@ pub(crate) fn unary_vjp<T: Float>(
     g: &[T],
     shape: &[usize],
 ) -> Vec<T> {
-    map3(
-        x,
-        y,
-        g,
-        shape,
-        #[inline(always)]
-        |out, x, y, g| {
-            per_op!(op, |o| write_each3(
-                out,
-                x,
-                y,
-                g,
-                #[inline(always)]
-                |x, y, g| o.vjp(x, y, g)
-            ))
-        },
-    )
+    // SAFETY: `write_each3` writes every element of its band (it asserts the lengths).
+    unsafe {
+        banded(
+            x.len(),
+            shape,
+            #[inline(always)]
+            |range, out| {
+                let (x, y, g) = (&x[range.clone()], &y[range.clone()], &g[range]);
+                per_op!(op, |o| write_each3(
+                    out,
+                    x,
+                    y,
+                    g,
+                    #[inline(always)]
+                    |x, y, g| o.vjp(x, y, g)
+                ))
+            },
+        )
+    }
 }
 
 /// The input's gradient of an activation from its outputs `y` and their gradients `g`
@@ -76,74 +73,60 @@ pub(crate) fn activation_vjp<T: Float>(
     g: &[T],
     shape: &[usize],
 ) -> Vec<T> {
-    map3(
-        y,
-        y,
-        g,
-        shape,
-        #[inline(always)]
-        |out, _, y, g| {
-            per_activation!(act, |a| write_each3(
-                out,
-                y,
-                y,
-                g,
-                #[inline(always)]
-                |_, y, g| a.vjp_from_output(y, g)
-            ))
-        },
-    )
-}
-
-/// Runs `band(out, x, y, g)` inside [`wide`] over bands of three tensors of `shape`
-/// and their new output; `band` must write every element of its `out` (both callers
-/// pass `write_each3`, which does).
-#[inline(always)]
-fn map3<T: Copy + Send + Sync>(
-    x: &[T],
-    y: &[T],
-    g: &[T],
-    shape: &[usize],
-    band: impl Fn(&mut [MaybeUninit<T>], &[T], &[T], &[T]) + Sync,
-) -> Vec<T> {
-    let n = x.len();
-    assert!(
-        y.len() == n && g.len() == n,
-        "elementwise: operand lengths differ"
-    );
-    // SAFETY: `by_row_bands` hands out bands covering all `n` elements, and `band` is
-    // one of this module's two callers' `write_each3`, which writes every element of
-    // its band (it asserts the lengths match).
+    // SAFETY: `write_each3` writes every element of its band (it asserts the lengths).
     unsafe {
-        vec_written(n, |out| {
-            by_row_bands(out, shape, |range, out| {
-                let (x, y, g) = (&x[range.clone()], &y[range.clone()], &g[range]);
-                wide(
+        banded(
+            y.len(),
+            shape,
+            #[inline(always)]
+            |range, out| {
+                let (y, g) = (&y[range.clone()], &g[range]);
+                per_activation!(act, |a| write_each3(
+                    out,
+                    y,
+                    y,
+                    g,
                     #[inline(always)]
-                    || band(out, x, y, g),
-                )
-            })
-        })
+                    |_, y, g| a.vjp_from_output(y, g)
+                ))
+            },
+        )
     }
 }
 
-/// Runs `f(range, out[range])` over the whole of `out` (the elements of a tensor of
-/// `shape`), in the bands [`elementwise_parts`] chooses.
-fn by_row_bands<T: Send>(
-    out: &mut [MaybeUninit<T>],
+/// A new vector of `n` elements (a tensor of `shape`) written by `band(range, out)`
+/// inside [`wide`]: in one piece, or in the bands of rows [`elementwise_parts`]
+/// chooses. The op is matched inside `band`, once per band, so in each arm it is a
+/// constant and the loop is straight-line code.
+///
+/// # Safety
+/// `band` writes every element of the `out` it is given.
+#[inline(always)]
+unsafe fn banded<T: Send>(
+    n: usize,
     shape: &[usize],
-    f: impl Fn(Range<usize>, &mut [MaybeUninit<T>]) + Sync,
-) {
-    let n = out.len();
-    let rows = shape.first().copied().unwrap_or(1);
-    let parts = elementwise_parts(n, shape);
-    if parts <= 1 {
-        return f(0..n, out);
-    }
-    let row_len = n / rows;
-    pool::for_row_bands(out, rows, parts, |band, out| {
-        f(band.start * row_len..band.end * row_len, out)
-    });
+    band: impl Fn(Range<usize>, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let in_wide = |range: Range<usize>, out: &mut [MaybeUninit<T>]| {
+        wide(
+            #[inline(always)]
+            || band(range, out),
+        )
+    };
+    let fill = |out: &mut [MaybeUninit<T>]| {
+        let rows = shape.first().copied().unwrap_or(1);
+        let parts = elementwise_parts(n, shape);
+        if parts <= 1 {
+            return in_wide(0..n, out);
+        }
+        let row_len = n / rows;
+        pool::for_row_bands(out, rows, parts, |rows, out| {
+            in_wide(rows.start * row_len..rows.end * row_len, out)
+        });
+    };
+    // SAFETY: the bands cover all `n` elements, and the caller promises `band` writes
+    // every element of each.
+    unsafe { vec_written(n, fill) }
 }
 
 /// `out[i] = f(x[i])` for every element of `out` (as long as `x`). The loops are plain

@@ -280,11 +280,12 @@ fn product<T: Float>(
 ) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    let mut view = OutView::new(c, m, n);
+    assert_eq!(c.len(), m * n, "gemm: output has the wrong length");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
+        let mut view = OutView::new(c, m, n);
         if !beta.apply(&mut view) {
             for i in 0..m {
                 view.row(i).fill(MaybeUninit::new(T::zero()));
@@ -306,7 +307,6 @@ fn product<T: Float>(
         && (parts > 1 || k * n > TRANSPOSE_ONE_THREAD_MIN);
     let for_few_columns = k * n <= FEW_COLUMNS_COPY_MAX && few_columns_f32::<T>(n, 1);
     if b.row_stride == 1 && b.col_stride != 1 && (large || for_few_columns) {
-        let c = view.contiguous().expect("a new view is contiguous");
         // When the left operand is row-major and copying it plus the output moves fewer
         // elements than copying `b`, the product is taken the other way round:
         // `cᵀ = bᵀ aᵀ`, where `bᵀ` is already row-major and `aᵀ` is copied, into a
@@ -338,14 +338,7 @@ fn product<T: Float>(
             multiply(a, MatRef::row_major(copy, k, n), c, beta, epilogue, parts);
         });
     }
-    multiply(
-        a,
-        b,
-        view.contiguous().expect("contiguous"),
-        beta,
-        epilogue,
-        parts,
-    );
+    multiply(a, b, c, beta, epilogue, parts);
 }
 
 /// Whether an f32 product with this right operand goes to the few-columns kernel.

@@ -155,9 +155,8 @@ fn linear_forward<T: Float>(
     b: &Tensor<T>,
     act: Activation,
 ) -> Tensor<T> {
-    let (xs, ws, bs) = (x.shape(), w.shape(), b.shape());
-    check_linear(xs, ws, bs);
-    let (n, k, m) = (xs[0], xs[1], ws[1]);
+    // The shapes were checked at the caller's line (`Var::check_linear`).
+    let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[1]);
     let (xm, wm) = (
         MatRef::row_major(x.data(), n, k),
         MatRef::row_major(w.data(), k, m),
