@@ -113,6 +113,13 @@ pub enum GradcheckError {
     /// The function's value at the unperturbed inputs is not finite.
     #[error("gradcheck: the output is not finite at the given inputs ({0})")]
     NonFiniteOutput(f64),
+    /// [`gradgradcheck`] met a custom op that has only a first-order vjp, so its
+    /// gradient cannot be differentiated (see [`crate::CustomOp::vjp_var`]).
+    #[error(
+        "gradgradcheck: custom op `{0}` has only a first-order vjp, so its gradient \
+         cannot be differentiated (give it CustomOp::vjp_var)"
+    )]
+    FirstOrderOnly(String),
 }
 
 /// Checks the gradients of a tensor expression. `f` builds the expression on the tape
@@ -170,6 +177,79 @@ where
     let shapes: Vec<Shape> = inputs.iter().map(|x| x.shape().into()).collect();
     let points: Vec<Vec<f64>> = inputs.iter().map(|x| x.data().to_vec()).collect();
     compare(&points, &shapes, &analytic, eval, &options, &mut rng)
+}
+
+/// Checks second derivatives against finite differences of first derivatives, as
+/// PyTorch's `gradgradcheck` does, with [`gradcheck`]'s tolerances (PyTorch's defaults).
+///
+/// The gradient of `f` is recorded on the tape ([`Var::grad_with`], with a fixed random
+/// adjoint `u` for the output), reduced to one number with fixed random weights `r`,
+/// and that function of the inputs and `u`, `Σ_k ⟨r_k, ∂⟨u, f⟩/∂x_k⟩`, is checked
+/// with [`gradcheck`]: its analytic gradient is the derivative of the recorded
+/// gradient (every op's vjp, differentiated), its numeric one a central difference of
+/// first derivatives. The derivative with respect to `u` checks that the recorded
+/// vjp is the right linear map of the adjoint. The inputs come first in
+/// [`GradcheckError::Mismatch`]'s numbering; input `inputs.len()` is `u`.
+///
+/// ```
+/// use autodiff::{gradgradcheck, GradcheckOptions, Tensor};
+/// let x = Tensor::from_vec(vec![0.5, -1.0, 2.0], [3]);
+/// let w = Tensor::from_vec(vec![0.3, 0.1, -0.7, 0.2, 0.9, -0.4], [3, 2]);
+/// let report = gradgradcheck(
+///     |_, p| p[0].reshape([1, 3]).matmul(p[1]).tanh().square().sum(),
+///     &[x, w],
+///     GradcheckOptions::default(),
+/// )
+/// .unwrap();
+/// assert_eq!(report.checks, 3 + 6 + 1); // both inputs, and the output's adjoint
+/// ```
+pub fn gradgradcheck<F>(
+    f: F,
+    inputs: &[Tensor<f64>],
+    options: GradcheckOptions,
+) -> Result<Report, GradcheckError>
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    let mut rng = StdRng::seed_from_u64(options.seed ^ 0x0002_9ad0);
+    let out_shape = {
+        let tape = Tape::new();
+        let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.param(x)).collect();
+        f(&tape, &vars).shape()
+    };
+    let u = Tensor::<f64>::rand_uniform(&out_shape, -1.0, 1.0, &mut rng);
+    let weights: Vec<Tensor<f64>> = inputs
+        .iter()
+        .map(|x| Tensor::<f64>::rand_uniform(x.shape(), -1.0, 1.0, &mut rng))
+        .collect();
+    let n = inputs.len();
+    let mut points = inputs.to_vec();
+    points.push(u);
+    // Refuse, with an error rather than a panic, a custom op that cannot be
+    // differentiated twice.
+    {
+        let tape = Tape::new();
+        let vars: Vec<Var<'_, f64>> = points.iter().map(|x| tape.param(x)).collect();
+        let y = f(&tape, &vars[..n]);
+        let _ = y.grad_with(vars[n], &vars[..n]);
+        if let Some(op) = tape.first_order_only() {
+            return Err(GradcheckError::FirstOrderOnly(op));
+        }
+    }
+    gradcheck(
+        |tape, p| {
+            let y = f(tape, &p[..n]);
+            let grads = y.grad_with(p[n], &p[..n]);
+            grads
+                .iter()
+                .zip(&weights)
+                .map(|(&g, r)| (g * tape.constant(r)).sum())
+                .reduce(|a, b| a + b)
+                .unwrap_or_else(|| tape.constant(Tensor::scalar(0.0)))
+        },
+        &points,
+        options,
+    )
 }
 
 /// Checks the gradients of a scalar expression built with [`scalar::Tape`].

@@ -43,6 +43,8 @@ mod error;
 #[forbid(unsafe_code)]
 mod float;
 #[forbid(unsafe_code)]
+pub mod func;
+#[forbid(unsafe_code)]
 mod grad;
 #[forbid(unsafe_code)]
 mod gradcheck;
@@ -73,7 +75,7 @@ pub use error::Error;
 pub use float::{sigmoid, softplus, Float};
 pub use grad::Gradients;
 pub use gradcheck::{
-    gradcheck, gradcheck_scalar, GradcheckError, GradcheckOptions, Location, Report,
+    gradcheck, gradcheck_scalar, gradgradcheck, GradcheckError, GradcheckOptions, Location, Report,
 };
 pub use ops::activation::Activation;
 pub use ops::conv::Conv2dOptions;

@@ -4,7 +4,7 @@
 
 use crate::float::Float;
 use crate::grad::Gradients;
-use crate::ops::{Op, VjpContext};
+use crate::ops::{Op, VarJvp, VarVjp, VjpContext};
 use crate::shape::Dims;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
@@ -370,6 +370,15 @@ impl<T: Float> Tape<T> {
         self.id
     }
 
+    /// The name of the first custom op whose first-order-only vjp was recorded where a
+    /// gradient flows (so differentiating through it would be refused).
+    pub(crate) fn first_order_only(&self) -> Option<String> {
+        self.nodes.borrow().iter().find_map(|node| match &node.op {
+            Op::FirstOrderOnly { name } if node.requires_grad => Some(name.to_string()),
+            _ => None,
+        })
+    }
+
     /// Panics, at the caller's line, when `v` was recorded on another tape.
     #[track_caller]
     pub(crate) fn check_owns(&self, v: Var<'_, T>) {
@@ -461,7 +470,210 @@ impl<T: Float> Tape<T> {
     }
 }
 
+impl<T: Float> Tape<T> {
+    /// The recorded reverse sweep from `root` with adjoint `seed` (a value on this
+    /// tape): each op's vjp is recorded as ops, so the gradients it returns for `wrt`
+    /// are values on the tape, differentiable again. Only the nodes through which `root`
+    /// depends on some of `wrt` are visited.
+    #[track_caller]
+    pub(crate) fn grad_from<'t>(
+        &'t self,
+        root: NodeId,
+        seed: Var<'t, T>,
+        wrt: &[Var<'t, T>],
+    ) -> Vec<Var<'t, T>> {
+        self.check_owns(seed);
+        for &w in wrt {
+            self.check_owns(w);
+        }
+        let n = root as usize + 1;
+        // needed[i]: some of `wrt` is node i or among its inputs' ancestors.
+        let mut needed = vec![false; n];
+        for w in wrt {
+            if (w.id as usize) < n {
+                needed[w.id as usize] = true;
+            }
+        }
+        {
+            let nodes = self.nodes.borrow();
+            for (i, node) in nodes.iter().enumerate().take(n) {
+                if !needed[i] && node.inputs.iter().any(|&p| needed[p as usize]) {
+                    needed[i] = true;
+                }
+            }
+        }
+        let mut adjoints: Vec<Option<Var<'t, T>>> = vec![None; n];
+        if needed[n - 1] {
+            adjoints[n - 1] = Some(seed);
+        }
+        for i in (0..n).rev() {
+            let Some(grad) = adjoints[i] else { continue };
+            // The op is cloned (cheap: its large parts are shared) so that its rule can
+            // record on the tape while it runs.
+            let (op, inputs) = {
+                let nodes = self.nodes.borrow();
+                let node = &nodes[i];
+                if matches!(node.op, Op::Leaf) {
+                    continue;
+                }
+                (node.op.clone(), node.inputs.clone())
+            };
+            let wants: SmallVec<[bool; 2]> = inputs.iter().map(|&p| needed[p as usize]).collect();
+            if !wants.contains(&true) {
+                continue;
+            }
+            let input_vars: SmallVec<[Var<'t, T>; 2]> =
+                inputs.iter().map(|&id| Var { tape: self, id }).collect();
+            let ctx = VarVjp {
+                inputs: &input_vars,
+                output: Var {
+                    tape: self,
+                    id: i as NodeId,
+                },
+                grad,
+                wants: &wants,
+            };
+            let grads = op.vjp_var(&ctx);
+            assert_eq!(
+                grads.len(),
+                inputs.len(),
+                "recorded vjp of {} returned the wrong number of gradients",
+                op.name()
+            );
+            for ((&p, &wanted), g) in inputs.iter().zip(&wants).zip(grads) {
+                let (Some(g), true) = (g, wanted) else {
+                    continue;
+                };
+                let slot = &mut adjoints[p as usize];
+                *slot = Some(match *slot {
+                    None => g,
+                    Some(acc) => acc + g,
+                });
+            }
+        }
+        wrt.iter()
+            .map(|&w| {
+                adjoints
+                    .get(w.id as usize)
+                    .copied()
+                    .flatten()
+                    .unwrap_or_else(|| self.constant(Tensor::zeros(w.shape())))
+            })
+            .collect()
+    }
+
+    /// The forward sweep of forward mode: from the tangents of `seeds` (pairs of a value
+    /// and its tangent, both on this tape), each op's tangent rule records the tangent of
+    /// its output, up to `root`. Returns `root`'s tangent, `None` when it is zero (the
+    /// output does not depend on the seeds).
+    #[track_caller]
+    pub(crate) fn jvp_from<'t>(
+        &'t self,
+        root: NodeId,
+        seeds: &[(Var<'t, T>, Var<'t, T>)],
+    ) -> Option<Var<'t, T>> {
+        let n = root as usize + 1;
+        let mut tangents: Vec<Option<Var<'t, T>>> = vec![None; n];
+        let mut first = n;
+        for &(x, t) in seeds {
+            self.check_owns(x);
+            self.check_owns(t);
+            let (xs, ts) = (x.shape(), t.shape());
+            assert!(
+                xs == ts,
+                "jvp: tangent shape {} differs from its value's shape {}",
+                Dims(&ts),
+                Dims(&xs)
+            );
+            if (x.id as usize) < n {
+                tangents[x.id as usize] = Some(t);
+                first = first.min(x.id as usize);
+            }
+        }
+        for i in first..n {
+            if tangents[i].is_some() {
+                continue; // a seed
+            }
+            let (op, inputs) = {
+                let nodes = self.nodes.borrow();
+                let node = &nodes[i];
+                if matches!(node.op, Op::Leaf) {
+                    continue;
+                }
+                (node.op.clone(), node.inputs.clone())
+            };
+            let input_tangents: SmallVec<[Option<Var<'t, T>>; 2]> =
+                inputs.iter().map(|&p| tangents[p as usize]).collect();
+            if input_tangents.iter().all(Option::is_none) {
+                continue;
+            }
+            let input_vars: SmallVec<[Var<'t, T>; 2]> =
+                inputs.iter().map(|&id| Var { tape: self, id }).collect();
+            let ctx = VarJvp {
+                inputs: &input_vars,
+                output: Var {
+                    tape: self,
+                    id: i as NodeId,
+                },
+                tangents: &input_tangents,
+            };
+            tangents[i] = op.jvp_var(&ctx);
+        }
+        tangents[n - 1]
+    }
+}
+
 impl<'t, T: Float> Var<'t, T> {
+    /// The gradients of this one-element output with respect to `wrt`, as values
+    /// recorded on the tape (PyTorch's `create_graph=True`): each can be used in further
+    /// expressions and differentiated again, to any order. Each op's vjp is recorded as
+    /// ordinary ops (the same rules `backward` computes with its fast kernels).
+    ///
+    /// A value that the output does not depend on gets a zero gradient. Only values
+    /// recorded with [`Tape::param`] (or computed from one) carry a dependence: a
+    /// [`Tape::constant`] and everything computed from constants alone is a constant.
+    ///
+    /// ```
+    /// use autodiff::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.param(Tensor::from_vec(vec![0.5, 2.0], [2]));
+    /// let y = x.powi(3).sum(); // Σ x³
+    /// let g = y.grad(&[x])[0]; // 3x², a value on the tape
+    /// assert_eq!(g.value().data(), &[0.75, 12.0]);
+    /// let h = g.sum().grad(&[x])[0]; // 6x
+    /// assert_eq!(h.value().data(), &[3.0, 12.0]);
+    /// ```
+    ///
+    /// Panics if the output has more than one element (use [`Var::grad_with`]).
+    #[track_caller]
+    pub fn grad(&self, wrt: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "grad: output has shape {}; grad() needs a single element, use grad_with(seed, ..)",
+            Dims(&shape)
+        );
+        let seed = self.tape.constant(Tensor::ones(&shape));
+        self.tape.grad_from(self.id, seed, wrt)
+    }
+
+    /// The vector-Jacobian products `seedᵀ J` for `wrt`, recorded on the tape like
+    /// [`Var::grad`]. The seed is itself a value on the tape (of this output's shape),
+    /// so the result can also be differentiated with respect to it.
+    ///
+    /// Panics naming both shapes when `seed`'s shape differs from the output's.
+    #[track_caller]
+    pub fn grad_with(&self, seed: Var<'t, T>, wrt: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
+        let (shape, seed_shape) = (self.shape(), seed.shape());
+        assert!(
+            shape == seed_shape,
+            "grad_with: seed shape {} differs from the output's shape {}",
+            Dims(&seed_shape),
+            Dims(&shape)
+        );
+        self.tape.grad_from(self.id, seed, wrt)
+    }
+
     /// This node's index on its tape.
     pub fn id(&self) -> NodeId {
         self.id

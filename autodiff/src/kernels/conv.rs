@@ -459,7 +459,7 @@ impl Pool {
 /// Index within its plane of a window's maximum; `EMPTY` for a window that holds no
 /// input cell (all padding). Half the memory of `usize`, which the backward pass reads.
 pub(crate) type PlaneIndex = u32;
-const EMPTY: PlaneIndex = PlaneIndex::MAX;
+pub(crate) const EMPTY: PlaneIndex = PlaneIndex::MAX;
 
 /// Max over each window, with the index in its plane of its first maximum (ties go to
 /// the first, so gradients are deterministic; the first NaN wins over numbers). Padding

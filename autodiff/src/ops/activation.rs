@@ -8,6 +8,7 @@
 //! Adding one: a variant, its arms in `f`, `df_from_output`, `name` and
 //! [`per_activation!`], and its public method on [`Var`].
 
+use super::rules::Real;
 use crate::float::{sigmoid, Float};
 use crate::tape::Var;
 use std::fmt;
@@ -51,20 +52,7 @@ impl Activation {
     /// The derivative at the input whose output is `y`.
     #[inline(always)]
     pub fn df_from_output<T: Float>(self, y: T) -> T {
-        let one = T::one();
-        match self {
-            Activation::Sigmoid => y * (one - y), // σ (1 - σ)
-            Activation::Tanh => one - y * y,
-            // The output is positive exactly where the input is.
-            Activation::Relu => {
-                if y > T::zero() {
-                    one
-                } else {
-                    T::zero()
-                }
-            }
-            Activation::Identity => one,
-        }
+        self.vjp_rule(y, T::one())
     }
 
     /// The input's gradient `g f'` from the output `y`. The ReLU's is chosen, `g` where
@@ -73,16 +61,22 @@ impl Activation {
     /// NaN).
     #[inline(always)]
     pub fn vjp_from_output<T: Float>(self, y: T, g: T) -> T {
+        self.vjp_rule(y, g)
+    }
+
+    /// The one definition of each activation's derivative, `g f'(x)` written with the
+    /// output `y = f(x)`, in the rule language of `ops/rules.rs`: per element for
+    /// `backward`, recorded as ops for [`Var::grad`], and (with `g = 1`) the scalar
+    /// tape's partial. The ReLU's gate is a constant: its second derivative is zero
+    /// wherever it exists.
+    #[inline(always)]
+    pub(crate) fn vjp_rule<T: Float, N: Real<T>>(self, y: N, g: N) -> N {
         match self {
-            Activation::Relu => {
-                if y > T::zero() {
-                    g
-                } else {
-                    T::zero()
-                }
-            }
+            Activation::Sigmoid => g * (y * y.c_sub(T::one())), // σ (1 - σ)
+            Activation::Tanh => g * (y * y).c_sub(T::one()),    // 1 - tanh²
+            // The output is positive exactly where the input is.
+            Activation::Relu => g.where_positive(y),
             Activation::Identity => g,
-            _ => g * self.df_from_output(y),
         }
     }
 

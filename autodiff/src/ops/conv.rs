@@ -1,13 +1,15 @@
 //! Convolution and pooling over NCHW tensors, each forward beside its vjp. The
 //! arithmetic lives in `kernels/conv.rs` (im2col + GEMM).
 
-use super::{want, InputGrads, Op, VjpContext};
+use super::{add_tangents, want, InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::{Float, Recycled};
 use crate::kernels::conv::{self, out_len, Geometry, Pool};
+use crate::ops::adjoint::NOWHERE;
 use crate::shape::Dims;
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
+use std::rc::Rc;
 
 /// Stride, zero padding, dilation (each per (height, width)) and channel groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +156,83 @@ pub(crate) fn avg_pool_vjp<T: Float>(p: &Pool, ctx: &VjpContext<'_, T>) -> Input
     ))]
 }
 
+/// Recorded: the input's gradient is a transposed convolution and the weight's a
+/// correlation of the adjoint with the input, each an op with its own vjp
+/// (`ops/adjoint.rs`); the bias's sums the adjoint's planes.
+pub(crate) fn conv2d_vjp_var<'t, T: Float>(
+    g: &Geometry,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let (x, w, dy) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+    let mut grads: VarGrads<'t, T> = smallvec![
+        ctx.wants[0].then(|| dy.conv_grad_input(w, *g)),
+        ctx.wants[1].then(|| dy.conv_grad_weight(x, *g)),
+    ];
+    if ctx.inputs.len() == 3 {
+        grads.push(ctx.wants[2].then(|| dy.sum_axes(&[0, 2, 3], false)));
+    }
+    grads
+}
+
+/// Bilinear in input and weight, plus the bias: `conv(dx, w) + conv(x, dw) + db`.
+pub(crate) fn conv2d_jvp_var<'t, T: Float>(
+    g: &Geometry,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
+    let tx = ctx.tangents[0].map(|t| t.conv2d(w, g.opts));
+    let tw = ctx.tangents[1].map(|t| x.conv2d(t, g.opts));
+    let tb = ctx.tangents.get(2).copied().flatten().map(|t| {
+        t.reshape([1, g.o, 1, 1])
+            .broadcast_to([g.n, g.o, g.oh, g.ow])
+    });
+    add_tangents(add_tangents(tx, tw), tb)
+}
+
+/// Each pooled cell's position in the flat input, from its plane and its index in the
+/// plane (`NOWHERE` for a window without a maximum).
+fn flat_argmax(p: &Pool, argmax: &[conv::PlaneIndex]) -> Rc<[usize]> {
+    let (plane_in, plane_out) = (p.h * p.w, (p.oh * p.ow).max(1));
+    argmax
+        .iter()
+        .enumerate()
+        .map(|(k, &a)| {
+            if a == conv::EMPTY {
+                NOWHERE
+            } else {
+                (k / plane_out) * plane_in + a as usize
+            }
+        })
+        .collect()
+}
+
+/// Recorded: the adjoint scattered to each window's maximum. Max pooling's second
+/// derivative is zero wherever it exists.
+pub(crate) fn max_pool_vjp_var<'t, T: Float>(
+    p: &Pool,
+    argmax: &[conv::PlaneIndex],
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let shape = ctx.inputs[0].shape();
+    smallvec![Some(ctx.grad.scatter_add(flat_argmax(p, argmax), &shape))]
+}
+
+/// The tangent at each window's maximum.
+pub(crate) fn max_pool_jvp_var<'t, T: Float>(
+    p: &Pool,
+    argmax: &[conv::PlaneIndex],
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    let t = ctx.tangents[0]?;
+    Some(t.gather(flat_argmax(p, argmax), &ctx.output.shape()))
+}
+
+/// Recorded: average pooling's adjoint, an op whose own vjp is average pooling.
+pub(crate) fn avg_pool_vjp_var<'t, T: Float>(p: &Pool, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+    let shape = ctx.inputs[0].shape();
+    smallvec![Some(ctx.grad.avg_pool_grad_with(*p, &shape))]
+}
+
 /// The pooling's sizes; panics naming the input's shape when they do not fit.
 #[track_caller]
 fn pool(op: &'static str, x: &[usize], kernel: usize, stride: usize, padding: usize) -> Pool {
@@ -197,7 +276,10 @@ impl<'t, T: Float> Var<'t, T> {
         let g = geometry(&self.shape(), &weight.shape(), options);
         self.tape.record(&[self, weight], move |v, wants_grad| {
             let (out, cols) = conv::conv2d_forward(&g, v[0].data(), v[1].data(), None, wants_grad);
-            let op = Op::Conv2d { geometry: g, cols };
+            let op = Op::Conv2d {
+                geometry: g,
+                cols: cols.map(Rc::new),
+            };
             (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), op)
         })
     }
@@ -225,7 +307,10 @@ impl<'t, T: Float> Var<'t, T> {
             .record(&[self, weight, bias], move |v, wants_grad| {
                 let (x, w, b) = (v[0].data(), v[1].data(), Some(v[2].data()));
                 let (out, cols) = conv::conv2d_forward(&g, x, w, b, wants_grad);
-                let op = Op::Conv2d { geometry: g, cols };
+                let op = Op::Conv2d {
+                    geometry: g,
+                    cols: cols.map(Rc::new),
+                };
                 (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), op)
             })
     }
@@ -238,7 +323,10 @@ impl<'t, T: Float> Var<'t, T> {
             let (out, argmax) = conv::max_pool(&p, v[0].data());
             (
                 Tensor::from_vec(out, [v[0].shape()[0], v[0].shape()[1], p.oh, p.ow]),
-                Op::MaxPool2d { pool: p, argmax },
+                Op::MaxPool2d {
+                    pool: p,
+                    argmax: argmax.into(),
+                },
             )
         })
     }

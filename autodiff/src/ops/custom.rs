@@ -1,11 +1,12 @@
 //! User-defined ops: any forward function with its own vector-Jacobian product can be
 //! recorded on a tape and checked with `gradcheck` like a built-in op.
 
-use super::{InputGrads, Op, VjpContext};
+use super::{InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
 use crate::shape::Dims;
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
+use std::rc::Rc;
 
 /// An operation defined outside this crate.
 ///
@@ -37,6 +38,121 @@ pub trait CustomOp<T: Float>: 'static {
     /// Given the adjoint `grad` of the output, returns one gradient per input, each of
     /// its input's shape.
     fn vjp(&self, inputs: &[&Tensor<T>], output: &Tensor<T>, grad: &Tensor<T>) -> Vec<Tensor<T>>;
+
+    /// The same vjp written with tape ops, so that it can be differentiated again
+    /// ([`Var::grad`], [`crate::gradgradcheck`]). `None` (the default) means the op has
+    /// only its first-order [`CustomOp::vjp`]: `backward` and a first [`Var::grad`] still
+    /// work, but differentiating that gradient again panics naming the op, rather than
+    /// silently treating the op's second derivative as zero.
+    fn vjp_var<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        output: Var<'t, T>,
+        grad: Var<'t, T>,
+    ) -> Option<Vec<Var<'t, T>>> {
+        let _ = (inputs, output, grad);
+        None
+    }
+
+    /// The tangent rule for forward mode ([`crate::func::jvp`]): the output's tangent
+    /// from the inputs' tangents (zeros where an input has none), written with tape ops.
+    /// `None` (the default): forward mode through this op panics naming it.
+    fn jvp_var<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        output: Var<'t, T>,
+        tangents: &[Var<'t, T>],
+    ) -> Option<Var<'t, T>> {
+        let _ = (inputs, output, tangents);
+        None
+    }
+}
+
+/// Panics, naming the op, where a first-order-only vjp would be differentiated again.
+#[track_caller]
+pub(crate) fn refuse_second_order(name: &str) -> ! {
+    panic!(
+        "custom op `{name}` has only a first-order vjp: its gradient cannot be differentiated \
+         again (give the op a differentiable vjp with CustomOp::vjp_var)"
+    )
+}
+
+/// Recorded: the op's own differentiable vjp, or else its first-order vjp recorded as a
+/// value that refuses to be differentiated (`Op::FirstOrderOnly`).
+pub(crate) fn vjp_var<'t, T: Float>(
+    op: &Rc<dyn CustomOp<T>>,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    if let Some(grads) = op.vjp_var(ctx.inputs, ctx.output, ctx.grad) {
+        assert!(
+            grads.len() == ctx.inputs.len(),
+            "{}: vjp_var returned {} gradients for {} inputs",
+            op.name(),
+            grads.len(),
+            ctx.inputs.len()
+        );
+        return grads
+            .into_iter()
+            .zip(ctx.inputs)
+            .zip(ctx.wants)
+            .map(|((g, x), &wanted)| {
+                let (gs, xs) = (g.shape(), x.shape());
+                assert!(
+                    gs == xs,
+                    "{}: vjp_var returned a gradient of shape {} for an input of shape {}",
+                    op.name(),
+                    Dims(&gs),
+                    Dims(&xs)
+                );
+                wanted.then_some(g)
+            })
+            .collect();
+    }
+    let tape = ctx.output.tape();
+    let values: Vec<Tensor<T>> = ctx.inputs.iter().map(|x| x.value()).collect();
+    let refs: Vec<&Tensor<T>> = values.iter().collect();
+    let ctx_values = VjpContext {
+        inputs: &refs,
+        output: &ctx.output.value(),
+        grad: &ctx.grad.value(),
+        wants: ctx.wants,
+    };
+    let grads = vjp(op.as_ref(), &ctx_values);
+    let mut depends: Vec<Var<'t, T>> = ctx.inputs.to_vec();
+    depends.push(ctx.grad);
+    let name: Rc<str> = op.name().into();
+    grads
+        .into_iter()
+        .map(|g| {
+            g.map(|g| {
+                let name = name.clone();
+                tape.record(&depends, move |_, _| (g, Op::FirstOrderOnly { name }))
+            })
+        })
+        .collect()
+}
+
+/// The op's own tangent rule; panics naming the op when it has none.
+#[track_caller]
+pub(crate) fn jvp_var<'t, T: Float>(
+    op: &Rc<dyn CustomOp<T>>,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    let tape = ctx.output.tape();
+    let tangents: Vec<Var<'t, T>> = ctx
+        .inputs
+        .iter()
+        .zip(ctx.tangents)
+        .map(|(x, t)| t.unwrap_or_else(|| tape.constant(Tensor::zeros(x.shape()))))
+        .collect();
+    match op.jvp_var(ctx.inputs, ctx.output, &tangents) {
+        Some(t) => Some(t),
+        None => panic!(
+            "custom op `{}` has no tangent rule: forward mode cannot go through it \
+             (give it one with CustomOp::jvp_var)",
+            op.name()
+        ),
+    }
 }
 
 pub(crate) fn vjp<T: Float>(op: &dyn CustomOp<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
@@ -70,6 +186,6 @@ impl<T: Float> Tape<T> {
     /// names the op's own line; mixing tapes panics at the caller's line.
     #[track_caller]
     pub fn custom<'t>(&'t self, op: impl CustomOp<T>, inputs: &[Var<'t, T>]) -> Var<'t, T> {
-        self.record(inputs, |x, _| (op.forward(x), Op::Custom(Box::new(op))))
+        self.record(inputs, |x, _| (op.forward(x), Op::Custom(Rc::new(op))))
     }
 }

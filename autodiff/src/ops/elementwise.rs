@@ -3,8 +3,9 @@
 //! The loops themselves are in `kernels/elementwise.rs`.
 
 use super::activation::{per_activation, Activation};
-use super::{want, InputGrads, Op, VjpContext};
-use crate::float::{sigmoid, softplus, Float};
+use super::rules::Real;
+use super::{want, InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
+use crate::float::{softplus, Float};
 use crate::kernels::broadcast::{binary, sum_to_shape};
 use crate::kernels::elementwise;
 use crate::shape::broadcast_shapes;
@@ -81,47 +82,49 @@ impl<T: Float> UnaryOp<T> {
         }
     }
 
-    /// The input's gradient `g * dy/dx` (an activation's own, from its output).
+    /// The input's gradient `g * dy/dx` at input `x` with output `y = f(x)`.
     #[inline(always)]
     pub(crate) fn vjp(self, x: T, y: T, g: T) -> T {
-        match self {
-            UnaryOp::Activation(a) => a.vjp_from_output(y, g),
-            _ => g * self.df(x, y),
-        }
+        self.vjp_rule(x, y, g)
     }
 
-    /// dy/dx at input `x` with output `y = f(x)`.
+    /// dy/dx at input `x` with output `y = f(x)`: the rule with `g = 1`.
     #[inline(always)]
     pub(crate) fn df(self, x: T, y: T) -> T {
+        self.vjp_rule(x, y, T::one())
+    }
+
+    /// The one definition of each op's derivative: the input's gradient `g f'(x)`, with
+    /// the output `y = f(x)` where that is cheaper, in the rule language of
+    /// `ops/rules.rs`. Per element it is `backward`'s loop; on tape values it records
+    /// the same arithmetic as ops, so the gradient can be differentiated again; with
+    /// the tangent in place of `g` it is forward mode's tangent rule.
+    ///
+    /// `abs` has the second derivative zero wherever it exists (its sign is a constant),
+    /// like the ReLU's gate.
+    #[inline(always)]
+    pub(crate) fn vjp_rule<N: Real<T>>(self, x: N, y: N, g: N) -> N {
         let one = T::one();
         let two = one + one;
         match self {
-            UnaryOp::Neg => -one,
-            UnaryOp::Exp => y,
-            UnaryOp::Ln => one / x,
-            UnaryOp::Sqrt => one / (two * y),
-            UnaryOp::Square => two * x,
-            UnaryOp::Activation(a) => a.df_from_output(y),
-            UnaryOp::Abs => {
-                if x > T::zero() {
-                    one
-                } else if x < T::zero() {
-                    -one
-                } else {
-                    T::zero()
-                }
-            }
-            UnaryOp::Softplus => sigmoid(x),
-            UnaryOp::Powf(p) => p * x.powf(p - one),
-            UnaryOp::Sin => x.cos(),
-            UnaryOp::Cos => -x.sin(),
+            UnaryOp::Neg => -g,
+            UnaryOp::Exp => g * y,
+            UnaryOp::Ln => g * x.c_div(one),
+            UnaryOp::Sqrt => g * y.mul_c(two).c_div(one), // 1 / (2 sqrt x)
+            UnaryOp::Square => g * x.mul_c(two),
+            UnaryOp::Activation(a) => a.vjp_rule(y, g),
+            UnaryOp::Abs => g.times_sign_of(x),
+            UnaryOp::Softplus => g * x.sigmoid_(),
+            UnaryOp::Powf(p) => g * x.powf_(p - one).mul_c(p),
+            UnaryOp::Sin => g * x.cos_(),
+            UnaryOp::Cos => g * -x.sin_(),
             // n x^(n-1); x^0 is constant, so its derivative is 0 even at x = 0.
-            UnaryOp::Powi(0) => T::zero(),
-            UnaryOp::Powi(n) => T::from_f64(f64::from(n)) * x.powi(n - 1),
-            UnaryOp::AddScalar(_) => one,
-            UnaryOp::MulScalar(s) => s,
-            UnaryOp::SubFrom(_) => -one,
-            UnaryOp::DivInto(_) => -y / x, // d(s/x)/dx = -s/x² = -y/x
+            UnaryOp::Powi(0) => g.mul_c(T::zero()),
+            UnaryOp::Powi(n) => g * x.powi_(n - 1).mul_c(T::from_f64(f64::from(n))),
+            UnaryOp::AddScalar(_) => g,
+            UnaryOp::MulScalar(s) => g.mul_c(s),
+            UnaryOp::SubFrom(_) => -g,
+            UnaryOp::DivInto(_) => g * (-y / x), // d(s/x)/dx = -s/x² = -y/x
         }
     }
 }
@@ -213,6 +216,23 @@ pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> In
     smallvec![Some(Tensor::from_vec(data, shape))]
 }
 
+/// The recorded vjp: the op's rule on tape values.
+pub(crate) fn unary_vjp_var<'t, T: Float>(
+    op: UnaryOp<T>,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    smallvec![Some(op.vjp_rule(ctx.inputs[0], ctx.output, ctx.grad))]
+}
+
+/// The tangent `t f'(x)`: the same rule with the tangent in place of the adjoint.
+pub(crate) fn unary_jvp_var<'t, T: Float>(
+    op: UnaryOp<T>,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    let t = ctx.tangents[0]?;
+    Some(op.vjp_rule(ctx.inputs[0], ctx.output, t))
+}
+
 /// `values[i] = act(values[i])` in place: a linear layer's fused activation, applied by
 /// the thread that computed each piece (the same arithmetic as the unfused op).
 pub(crate) fn activate_in_place<T: Float>(act: Activation, values: &mut [T]) {
@@ -244,6 +264,23 @@ impl BinaryOp {
             BinaryOp::Sub => "sub",
             BinaryOp::Mul => "mul",
             BinaryOp::Div => "div",
+        }
+    }
+
+    /// The one definition of each binary op's derivative: the gradient of input `side`
+    /// (0 or 1) as `g ∂y/∂input` at `a op b = y`, before any broadcast is undone, in the
+    /// rule language of `ops/rules.rs`. `backward`'s kernels compute exactly this
+    /// arithmetic (tested bit for bit against the recorded rule); with a tangent in place
+    /// of `g` it is that side's part of the tangent.
+    #[inline(always)]
+    pub(crate) fn vjp_rule<T: Float, N: Real<T>>(self, side: usize, a: N, b: N, y: N, g: N) -> N {
+        match (self, side) {
+            (BinaryOp::Add, _) | (BinaryOp::Sub, 0) => g,
+            (BinaryOp::Sub, _) => -g,
+            (BinaryOp::Mul, 0) => g * b,
+            (BinaryOp::Mul, _) => g * a,
+            (BinaryOp::Div, 0) => g / b,
+            (BinaryOp::Div, _) => -(g * y) / b, // d(a/b)/db = -a/b² = -y/b
         }
     }
 
@@ -279,6 +316,38 @@ pub(crate) fn binary_vjp<T: Float>(op: BinaryOp, ctx: &VjpContext<'_, T>) -> Inp
         ga.map(|t| sum_to_shape(t, a.shape())),
         gb.map(|t| sum_to_shape(t, b.shape()))
     ]
+}
+
+/// The recorded vjp: each side's rule, with the broadcast undone by a sum.
+pub(crate) fn binary_vjp_var<'t, T: Float>(
+    op: BinaryOp,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
+    let side = |k: usize| {
+        ctx.wants[k].then(|| {
+            let g = op.vjp_rule(k, a, b, ctx.output, ctx.grad);
+            g.sum_to(&ctx.inputs[k].shape())
+        })
+    };
+    smallvec![side(0), side(1)]
+}
+
+/// The tangent: the sum of each side's rule applied to that side's tangent.
+pub(crate) fn binary_jvp_var<'t, T: Float>(
+    op: BinaryOp,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    let (a, b, y) = (ctx.inputs[0], ctx.inputs[1], ctx.output);
+    let ta = ctx.tangents[0].map(|t| op.vjp_rule(0, a, b, y, t));
+    let tb = ctx.tangents[1].map(|t| op.vjp_rule(1, a, b, y, t));
+    let t = super::add_tangents(ta, tb)?;
+    let shape = y.shape();
+    Some(if t.shape() == shape {
+        t
+    } else {
+        t.broadcast_to(&shape)
+    })
 }
 
 impl<'t, T: Float> Var<'t, T> {

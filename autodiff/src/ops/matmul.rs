@@ -3,7 +3,7 @@
 
 use super::activation::Activation;
 use super::elementwise::activate_in_place;
-use super::{want, InputGrads, Op, VjpContext};
+use super::{add_tangents, want, InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
 use crate::kernels::elementwise::activation_vjp;
 use crate::kernels::gemm::{
@@ -130,6 +130,67 @@ pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         Tensor::from_vec(out, b.shape())
     });
     smallvec![ga, gb]
+}
+
+/// Recorded: `dA = G Bᵀ`, `dB = Aᵀ G` (for a batch against one matrix, the batch is
+/// folded into the rows first).
+pub(crate) fn vjp_var<'t, T: Float>(ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+    let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+    let (sa, sb) = (a.shape(), b.shape());
+    let ga = ctx.wants[0].then(|| g.matmul(b.t()));
+    let gb = ctx.wants[1].then(|| {
+        if sa.len() == 3 && sb.len() == 2 {
+            let rows = sa[0] * sa[1];
+            a.reshape([rows, sa[2]])
+                .t()
+                .matmul(g.reshape([rows, sb[1]]))
+        } else {
+            a.t().matmul(g)
+        }
+    });
+    smallvec![ga, gb]
+}
+
+/// The product rule: `dA B + A dB`.
+pub(crate) fn jvp_var<'t, T: Float>(ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+    let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
+    let ta = ctx.tangents[0].map(|t| t.matmul(b));
+    let tb = ctx.tangents[1].map(|t| a.matmul(t));
+    add_tangents(ta, tb)
+}
+
+/// Recorded: through the activation from the output (its rule), then `dx = G wᵀ`,
+/// `dw = xᵀ G`, `db = Σ_rows G`.
+pub(crate) fn linear_vjp_var<'t, T: Float>(
+    act: Activation,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
+    let g = act.vjp_rule(ctx.output, ctx.grad);
+    smallvec![
+        ctx.wants[0].then(|| g.matmul(w.t())),
+        ctx.wants[1].then(|| x.t().matmul(g)),
+        ctx.wants[2].then(|| g.sum_axes(&[0], false)),
+    ]
+}
+
+/// The tangent of `act(x w + b)`: `act'(z) (dx w + x dw + db)`, the activation's
+/// factor from the output as in its vjp.
+pub(crate) fn linear_jvp_var<'t, T: Float>(
+    act: Activation,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
+    let tx = ctx.tangents[0].map(|t| t.matmul(w));
+    let tw = ctx.tangents[1].map(|t| x.matmul(t));
+    let tz = add_tangents(add_tangents(tx, tw), ctx.tangents[2])?;
+    let shape = ctx.output.shape();
+    let tz = if tz.shape() == shape {
+        tz
+    } else {
+        tz.broadcast_to(&shape)
+    };
+    Some(act.vjp_rule(ctx.output, tz))
 }
 
 /// Panics naming the three shapes unless they are `[n, k]`, `[k, m]` and `[m]`.

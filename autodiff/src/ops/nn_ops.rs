@@ -1,13 +1,14 @@
 //! Ops that neural networks lean on, fused for stability: softmax and log-softmax along
 //! an axis, and cross-entropy straight from logits (never `ln(softmax(x))`).
 
-use super::{InputGrads, Op, VjpContext};
+use super::{InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
 use crate::kernels::softmax::{self, lane_vjp, log_softmax};
 use crate::shape::{check_axis, Dims};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
+use std::rc::Rc;
 
 /// dx = y ⊙ (g - Σ g ⊙ y)
 pub(crate) fn softmax_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
@@ -46,6 +47,75 @@ pub(crate) fn cross_entropy_vjp<T: Float>(
         row.iter_mut().for_each(|v| *v *= scale);
     }
     smallvec![Some(out)]
+}
+
+/// Recorded: `y ⊙ (g - Σ g ⊙ y)`. The Jacobian is symmetric, so the tangent rule is
+/// the same expression.
+pub(crate) fn softmax_vjp_var<'t, T: Float>(
+    axis: usize,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    smallvec![Some(softmax_rule(axis, ctx.output, ctx.grad))]
+}
+
+pub(crate) fn softmax_jvp_var<'t, T: Float>(
+    axis: usize,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    Some(softmax_rule(axis, ctx.output, ctx.tangents[0]?))
+}
+
+fn softmax_rule<'t, T: Float>(axis: usize, y: Var<'t, T>, g: Var<'t, T>) -> Var<'t, T> {
+    y * (g - (g * y).sum_axes(&[axis], true))
+}
+
+/// Recorded: `g - e^y Σ g`.
+pub(crate) fn log_softmax_vjp_var<'t, T: Float>(
+    axis: usize,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let (y, g) = (ctx.output, ctx.grad);
+    smallvec![Some(g - y.exp() * g.sum_axes(&[axis], true))]
+}
+
+/// The tangent of `x - logsumexp(x)`: `t - Σ softmax(x) t`.
+pub(crate) fn log_softmax_jvp_var<'t, T: Float>(
+    axis: usize,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    let (y, t) = (ctx.output, ctx.tangents[0]?);
+    Some(t - (y.exp() * t).sum_axes(&[axis], true))
+}
+
+/// `softmax(x) - onehot(targets)` for logits `x`, divided by the row count: the
+/// cross-entropy's gradient for an adjoint of 1.
+fn cross_entropy_slope<'t, T: Float>(x: Var<'t, T>, targets: &[usize]) -> Var<'t, T> {
+    let shape = x.shape();
+    let classes = shape[1];
+    let mut onehot = Tensor::zeros(&shape);
+    for (row, &t) in onehot.data_mut().chunks_exact_mut(classes).zip(targets) {
+        row[t] = T::one();
+    }
+    let n = T::from_usize(targets.len().max(1));
+    (x.softmax(1) - x.tape().constant(onehot)) * (T::one() / n)
+}
+
+/// Recorded: `(softmax(x) - onehot) g / n`, with the softmax recomputed on the tape so
+/// that it is differentiated again.
+pub(crate) fn cross_entropy_vjp_var<'t, T: Float>(
+    targets: &Rc<[usize]>,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    smallvec![Some(cross_entropy_slope(ctx.inputs[0], targets) * ctx.grad)]
+}
+
+/// The tangent: `Σ (softmax(x) - onehot) ⊙ t / n`.
+pub(crate) fn cross_entropy_jvp_var<'t, T: Float>(
+    targets: &Rc<[usize]>,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    let t = ctx.tangents[0]?;
+    Some((cross_entropy_slope(ctx.inputs[0], targets) * t).sum())
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -100,7 +170,7 @@ impl<'t, T: Float> Var<'t, T> {
             (
                 loss,
                 Op::CrossEntropy {
-                    targets: targets.to_vec(),
+                    targets: targets.into(),
                     probs,
                 },
             )

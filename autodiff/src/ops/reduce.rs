@@ -1,7 +1,7 @@
 //! Reductions: sum, mean and max over all axes or a chosen set, with or without keepdim.
 //! Their vjps broadcast the output's adjoint back over the reduced axes.
 
-use super::{InputGrads, Op, VjpContext};
+use super::{InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
 use crate::kernels::broadcast::broadcast_to;
 use crate::kernels::reduce::{self, kept_shape};
@@ -9,6 +9,7 @@ use crate::shape::{check_axis, Dims, Shape};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
+use std::rc::Rc;
 
 type Mask = SmallVec<[bool; 4]>;
 
@@ -66,6 +67,43 @@ pub(crate) fn max_vjp<T: Float>(argmax: &[usize], ctx: &VjpContext<'_, T>) -> In
         out.data_mut()[i] += g;
     }
     smallvec![Some(out)]
+}
+
+/// Recorded: the adjoint broadcast back over the reduced axes (scaled for a mean).
+pub(crate) fn sum_vjp_var<'t, T: Float>(
+    reduced: &[bool],
+    count: Option<usize>,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let shape = ctx.inputs[0].shape();
+    let g = ctx
+        .grad
+        .reshape(kept_shape(&shape, reduced))
+        .broadcast_to(&shape);
+    let g = match count {
+        Some(n) => g * (T::one() / T::from_usize(n.max(1))),
+        None => g,
+    };
+    smallvec![Some(g)]
+}
+
+/// Recorded: the adjoint scattered to the maxima. The max's second derivative is zero
+/// wherever it exists (the choice of maxima is a constant).
+pub(crate) fn max_vjp_var<'t, T: Float>(
+    argmax: &Rc<[usize]>,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let shape = ctx.inputs[0].shape();
+    smallvec![Some(ctx.grad.scatter_add(argmax.clone(), &shape))]
+}
+
+/// The tangent of a max: the tangent at each maximum.
+pub(crate) fn max_jvp_var<'t, T: Float>(
+    argmax: &Rc<[usize]>,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    let t = ctx.tangents[0]?;
+    Some(t.gather(argmax.clone(), &ctx.output.shape()))
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -143,7 +181,9 @@ impl<'t, T: Float> Var<'t, T> {
             let (out, argmax) = reduce::max(x[0], &reduced);
             (
                 out.reshape(out_shape(x[0].shape(), &reduced, keepdim)),
-                Op::Max { argmax },
+                Op::Max {
+                    argmax: argmax.into(),
+                },
             )
         })
     }

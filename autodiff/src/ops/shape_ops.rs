@@ -1,7 +1,7 @@
 //! Ops that move data without arithmetic: reshape, permute/transpose, broadcast,
 //! row selection (gather) and concatenation. Their vjps move the adjoint back.
 
-use super::{InputGrads, Op, VjpContext};
+use super::{InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
 use crate::kernels::broadcast::{broadcast_to, sum_to_shape};
 use crate::kernels::permute::permute;
@@ -9,6 +9,7 @@ use crate::shape::{broadcast_shapes, check_axis, numel, split_at_axis, Dims, Sha
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
+use std::rc::Rc;
 
 pub(crate) fn reshape_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     smallvec![Some(ctx.grad.clone().reshape(ctx.inputs[0].shape()))]
@@ -72,7 +73,92 @@ pub(crate) fn concat_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> Inpu
     grads
 }
 
+pub(crate) fn reshape_vjp_var<'t, T: Float>(ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+    smallvec![Some(ctx.grad.reshape(ctx.inputs[0].shape()))]
+}
+
+pub(crate) fn permute_vjp_var<'t, T: Float>(
+    perm: &[usize],
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let mut inverse = vec![0; perm.len()];
+    for (d, &p) in perm.iter().enumerate() {
+        inverse[p] = d;
+    }
+    smallvec![Some(ctx.grad.permute(&inverse))]
+}
+
+pub(crate) fn broadcast_to_vjp_var<'t, T: Float>(ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+    smallvec![Some(ctx.grad.sum_to(&ctx.inputs[0].shape()))]
+}
+
+/// Recorded: the selected slices' adjoints scattered back to where they came from.
+pub(crate) fn index_select_vjp_var<'t, T: Float>(
+    axis: usize,
+    indices: &[usize],
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let shape = ctx.inputs[0].shape();
+    let (outer, len, inner) = split_at_axis(&shape, axis);
+    let mut to = Vec::with_capacity(outer * indices.len() * inner);
+    for o in 0..outer {
+        for &i in indices {
+            to.extend((0..inner).map(|j| (o * len + i) * inner + j));
+        }
+    }
+    smallvec![Some(ctx.grad.scatter_add(Rc::from(to), &shape))]
+}
+
+/// Recorded: each input gets its slice of the adjoint.
+pub(crate) fn concat_vjp_var<'t, T: Float>(
+    axis: usize,
+    ctx: &VarVjp<'_, 't, T>,
+) -> VarGrads<'t, T> {
+    let mut start = 0;
+    let mut grads: VarGrads<'t, T> = SmallVec::new();
+    for (input, &wanted) in ctx.inputs.iter().zip(ctx.wants) {
+        let len = input.shape()[axis];
+        let range: Vec<usize> = (start..start + len).collect();
+        grads.push(wanted.then(|| ctx.grad.index_select(axis, &range)));
+        start += len;
+    }
+    grads
+}
+
+/// The tangent of a concatenation: the tangents concatenated (zeros for the inputs
+/// without one).
+pub(crate) fn concat_jvp_var<'t, T: Float>(
+    axis: usize,
+    ctx: &VarJvp<'_, 't, T>,
+) -> Option<Var<'t, T>> {
+    if ctx.tangents.iter().all(Option::is_none) {
+        return None;
+    }
+    let tape = ctx.output.tape();
+    let parts: Vec<Var<'t, T>> = ctx
+        .inputs
+        .iter()
+        .zip(ctx.tangents)
+        .map(|(x, t)| t.unwrap_or_else(|| tape.constant(Tensor::zeros(x.shape()))))
+        .collect();
+    Some(Var::concat(&parts, axis))
+}
+
 impl<'t, T: Float> Var<'t, T> {
+    /// Sums over the axes that broadcasting added or stretched, back to `shape` (which
+    /// broadcasts to this value's shape): the adjoint of a broadcast.
+    pub(crate) fn sum_to(self, shape: &[usize]) -> Var<'t, T> {
+        let from = self.shape();
+        if from.as_slice() == shape {
+            return self;
+        }
+        let lead = from.len() - shape.len();
+        let axes: Vec<usize> = (0..from.len())
+            .filter(|&d| d < lead || (shape[d - lead] == 1 && from[d] != 1))
+            .collect();
+        self.sum_axes(&axes, false).reshape(shape)
+    }
+
     /// The same elements under a new shape with as many elements.
     ///
     /// Panics naming both shapes when the element counts differ.
@@ -183,7 +269,7 @@ impl<'t, T: Float> Var<'t, T> {
                 Tensor::from_vec(data, shape),
                 Op::IndexSelect {
                     axis,
-                    indices: indices.to_vec(),
+                    indices: indices.into(),
                 },
             )
         })
