@@ -456,3 +456,127 @@ pub fn activation_color(v: f32, _limit: f32) -> [u8; 3] {
 pub fn nudge_color(v: f32, limit: f32) -> [u8; 3] {
     diverging(v, limit)
 }
+
+/// One curve of [`line_plot`]: its points, its legend entry and how it is drawn.
+pub struct Curve {
+    /// The legend entry.
+    pub label: String,
+    /// (x, y) points, left to right.
+    pub points: Vec<(f64, f64)>,
+    /// Line colour as RGB.
+    pub color: [u8; 3],
+    /// A dashed line that does not set the vertical range: a model drawn over measured
+    /// curves (a quadratic approximation, say) is cut where it leaves their range.
+    pub dashed: bool,
+}
+
+/// Tick labels with as many decimals as a range of `span` needs to tell ticks apart.
+fn tick_label(v: f64, span: f64) -> String {
+    let decimals = if span > 0.0 && span.is_finite() {
+        (2.0 - span.log10().floor()).clamp(0.0, 12.0) as usize
+    } else {
+        3
+    };
+    format!("{v:.decimals$}")
+}
+
+/// Curves on one pair of axes with axis labels and a legend: the cost along lines
+/// through a network's parameters, for one. The vertical range is that of the solid
+/// curves; dashed ones are drawn inside it.
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    curves: &[Curve],
+) -> Result<(), PictureError> {
+    let finite = |c: &Curve| {
+        c.points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect::<Vec<_>>()
+    };
+    let solid: Vec<(f64, f64)> = curves
+        .iter()
+        .filter(|c| !c.dashed)
+        .flat_map(finite)
+        .collect();
+    let every: Vec<(f64, f64)> = curves.iter().flat_map(finite).collect();
+    let range = |values: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+        values
+            .iter()
+            .map(pick)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            })
+    };
+    let (x_lo, x_hi) = range(&every, |p| p.0);
+    let (y_lo, y_hi) = range(if solid.is_empty() { &every } else { &solid }, |p| p.1);
+    if !(x_lo < x_hi && y_lo.is_finite() && y_hi.is_finite()) {
+        return Err(fail(
+            path,
+            "nothing to plot: no finite points spanning an interval",
+        ));
+    }
+    let pad = ((y_hi - y_lo) * 0.05).max(y_hi.abs() * 1e-9).max(1e-12);
+    // Room above the curves for the legend.
+    let (y_lo, y_hi) = (y_lo - pad, y_hi + 5.0 * pad);
+    let root = svg_area(path, (820, 500));
+    let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(14)
+            .x_label_area_size(46)
+            .y_label_area_size(78)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)?;
+        let (x_span, y_span) = (x_hi - x_lo, y_hi - y_lo);
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| tick_label(*v, x_span))
+            .y_label_formatter(&|v| tick_label(*v, y_span))
+            .label_style(("sans-serif", 14))
+            .light_line_style(RGBColor(238, 238, 238))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()?;
+        for curve in curves {
+            let color = RGBColor(curve.color[0], curve.color[1], curve.color[2]);
+            let style = color.stroke_width(if curve.dashed { 1 } else { 2 });
+            // Runs of points inside the vertical range, so that nothing is drawn over
+            // the axes.
+            let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+            for p in finite(curve) {
+                match runs.last_mut() {
+                    Some(run) if (y_lo..=y_hi).contains(&p.1) => run.push(p),
+                    Some(run) if !run.is_empty() => runs.push(Vec::new()),
+                    _ => {}
+                }
+            }
+            runs.retain(|r| !r.is_empty());
+            for (k, run) in runs.into_iter().enumerate() {
+                let series = if curve.dashed {
+                    chart.draw_series(DashedLineSeries::new(run, 6, 4, style))?
+                } else {
+                    chart.draw_series(LineSeries::new(run, style))?
+                };
+                if k == 0 {
+                    series
+                        .label(curve.label.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                }
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperMiddle)
+            .label_font(("sans-serif", 14))
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| fail(path, e))
+}

@@ -83,3 +83,38 @@ fn a_picture_in_a_missing_directory_is_an_error_naming_it() {
         .expect_err("no directory");
     assert!(err.to_string().contains("nonexistent-dir"), "{err}");
 }
+
+#[test]
+fn a_line_plot_has_its_legend_and_refuses_nothing_to_plot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lines.svg");
+    let parabola = |a: f64| (-10..=10).map(move |k| (k as f64 / 10.0, a * (k * k) as f64 / 100.0));
+    let curves = [
+        pictures::Curve {
+            label: "measured".into(),
+            points: parabola(1.0).collect(),
+            color: [200, 30, 30],
+            dashed: false,
+        },
+        // Ten times as steep: cut where it leaves the measured range.
+        pictures::Curve {
+            label: "model".into(),
+            points: parabola(10.0).collect(),
+            color: [120, 120, 120],
+            dashed: true,
+        },
+    ];
+    pictures::line_plot(&path, "a title", "step t", "cost", &curves).expect("plot");
+    let text = std::fs::read_to_string(&path).expect("read svg");
+    for label in ["a title", "step t", "cost", "measured", "model"] {
+        assert!(text.contains(label), "the plot lacks {label:?}");
+    }
+    let empty = [pictures::Curve {
+        label: "nothing".into(),
+        points: vec![(0.0, f64::NAN)],
+        color: [0, 0, 0],
+        dashed: false,
+    }];
+    let err = pictures::line_plot(&path, "t", "x", "y", &empty).expect_err("nothing to plot");
+    assert!(err.to_string().contains("nothing to plot"), "{err}");
+}

@@ -89,6 +89,54 @@ impl<T: Float> ParamStore<T> {
         }
     }
 
+    /// Names tape values after this store's parameters, one per parameter in store
+    /// order: a model run inside a function transform that records the parameters
+    /// itself ([`autodiff::func::hvp`], [`autodiff::func::hessian`]), so that the cost is
+    /// a function of the parameters' values rather than of the store. Panics naming the
+    /// parameter when the count or a shape differs (a programming error).
+    ///
+    /// ```
+    /// use autodiff::{func, Tensor};
+    /// use nn::{Activation, Cost, Init, Model, Module, Quadratic};
+    ///
+    /// let model = Model::<f64>::new(&[2, 3, 2], Activation::Sigmoid, Activation::Sigmoid, Init::Xavier, 1);
+    /// let x = Tensor::from_vec(vec![0.1, 0.9, 0.4, 0.2], [2, 2]);
+    /// let values: Vec<Tensor<f64>> = model.params().iter().map(|(_, t)| t.clone()).collect();
+    /// let v: Vec<Tensor<f64>> = values.iter().map(|t| Tensor::ones(t.shape())).collect();
+    /// // H v for the Hessian of the cost with respect to every parameter.
+    /// let hv = func::hvp(|tape, p| {
+    ///     let bound = model.params().bind_vars(p);
+    ///     Quadratic.cost(model.forward(&bound, tape.constant(&x)), &[1, 0])
+    /// }, &values, &v);
+    /// assert_eq!(hv[0].shape(), &[2, 3]);
+    /// ```
+    #[track_caller]
+    pub fn bind_vars<'t>(&self, vars: &[Var<'t, T>]) -> Bound<'t, T> {
+        assert!(
+            vars.len() == self.params.len(),
+            "bind_vars: {} values given for {} parameters",
+            vars.len(),
+            self.params.len()
+        );
+        Bound {
+            vars: self
+                .params
+                .iter()
+                .zip(vars)
+                .map(|((name, value), &var)| {
+                    let shape = var.shape();
+                    assert!(
+                        shape.as_slice() == value.shape(),
+                        "bind_vars: the value for {name:?} has shape {:?}, the parameter {:?}",
+                        shape.as_slice(),
+                        value.shape()
+                    );
+                    (name.clone(), var)
+                })
+                .collect(),
+        }
+    }
+
     /// Replaces every value from `other`, which must hold exactly the same names and
     /// shapes; the error lists every difference.
     pub fn assign_from(&mut self, other: ParamStore<T>) -> Result<(), String> {
