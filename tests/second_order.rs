@@ -519,7 +519,134 @@ fn cases() -> Vec<Case> {
         c.push(case!(format!("div {shapes}"), |_, v| v[0] / v[1], [ta, tb]).exact());
     }
     c.push(case!("mul of one input by itself", |_, v| v[0] * v[0], [x]).exact());
+    c.extend(edge_cases());
     c
+}
+
+/// Rank 0, empty dimensions and dimensions of size one.
+fn edge_cases() -> Vec<Case> {
+    let e = |shape: &[usize]| uniform(shape, -1.0, 1.0, 500);
+    vec![
+        case!("exp of rank 0", |_, v| v[0].exp(), [e(&[])]).exact(),
+        case!("sum of rank 0", |_, v| v[0].sum(), [e(&[])]).exact(),
+        case!(
+            "softmax along a size-1 axis",
+            |_, v| v[0].softmax(1),
+            [e(&[3, 1])]
+        )
+        .exact(),
+        case!(
+            "log_softmax along a size-1 axis",
+            |_, v| v[0].log_softmax(0),
+            [e(&[1, 3])]
+        )
+        .exact(),
+        case!(
+            "sum of an empty axis",
+            |_, v| v[0].sum_axes(&[0], false),
+            [e(&[0, 3])]
+        )
+        .exact(),
+        case!(
+            "mean of an empty axis",
+            |_, v| v[0].mean_axes(&[1], true),
+            [e(&[2, 0])]
+        )
+        .exact(),
+        case!(
+            "mean over no axes",
+            |_, v| v[0].mean_axes(&[], false),
+            [e(&[2, 3])]
+        )
+        .exact(),
+        case!(
+            "sigmoid of an empty tensor",
+            |_, v| v[0].sigmoid(),
+            [e(&[2, 0])]
+        )
+        .exact(),
+        case!(
+            "reshape [0, 3] -> [3, 0]",
+            |_, v| v[0].reshape([3, 0]),
+            [e(&[0, 3])]
+        )
+        .exact(),
+        case!(
+            "matmul with k = 0",
+            |_, v| v[0].matmul(v[1]),
+            [e(&[2, 0]), e(&[0, 3])]
+        ),
+        case!(
+            "matmul with m = 0",
+            |_, v| v[0].matmul(v[1]),
+            [e(&[0, 3]), e(&[3, 2])]
+        ),
+        case!(
+            "batched matmul with n = 1",
+            |_, v| v[0].matmul(v[1]),
+            [e(&[2, 3, 4]), e(&[2, 4, 1])]
+        ),
+        case!(
+            "linear of no rows",
+            |_, v| v[0].linear_with(v[1], v[2], Activation::Tanh),
+            [e(&[0, 4]), e(&[4, 3]), e(&[3])]
+        )
+        .exact_inputs(&[2]),
+        case!(
+            "index_select of no indices",
+            |_, v| v[0].index_select(1, &[]),
+            [e(&[2, 3])]
+        )
+        .exact(),
+        case!(
+            "concat with an empty part",
+            |_, v| Var::concat(&[v[0], v[1], v[0]], 1),
+            [e(&[2, 3]), e(&[2, 0])]
+        )
+        .exact(),
+        case!(
+            "broadcast_to [1] -> [0, 3]",
+            |_, v| v[0].broadcast_to([0, 3]),
+            [e(&[1])]
+        )
+        .exact(),
+        case!("mul [] . [0]", |_, v| v[0] * v[1], [e(&[]), e(&[0])]).exact(),
+        case!(
+            "mul [1, 1] . [2, 1]",
+            |_, v| v[0] * v[1],
+            [e(&[1, 1]), e(&[2, 1])]
+        )
+        .exact(),
+        case!(
+            "max along a size-1 axis",
+            |_, v| v[0].max_axes(&[1], false),
+            [e(&[3, 1])]
+        )
+        .exact(),
+        case!(
+            "conv2d of no images",
+            |_, v| v[0].conv2d_bias(v[1], v[2], Conv2dOptions::new(1, 1)),
+            [e(&[0, 2, 3, 3]), e(&[3, 2, 2, 2]), e(&[3])]
+        )
+        .exact(),
+        case!(
+            "conv2d with a 1x1 kernel",
+            |_, v| v[0].conv2d(v[1], Conv2dOptions::default()),
+            [e(&[2, 3, 2, 2]), e(&[4, 3, 1, 1])]
+        )
+        .exact(),
+        case!(
+            "avg_pool2d of one cell",
+            |_, v| v[0].avg_pool2d(1, 1, 0),
+            [e(&[1, 2, 2, 2])]
+        )
+        .exact(),
+        case!(
+            "cross_entropy of one class",
+            |_, v| v[0].cross_entropy(&[0, 0]),
+            [e(&[2, 1])]
+        ),
+    ]
 }
 
 /// Larger inputs (over `max_elementwise`'s 512 elements, so gradgradcheck goes along
@@ -1273,4 +1400,151 @@ fn detach_is_a_constant_to_every_order() {
     let g = (xv.detach() * xv.detach()).sum().grad(&[xv])[0];
     assert!(g.value().data().iter().all(|&v| v == 0.0));
     assert!(!g.requires_grad());
+}
+
+// ---------------------------------------------------------------------------------
+// Var::grad itself: higher orders, intermediates, values that do not matter.
+
+/// `grad` of `grad` of ... : `d⁴/dx⁴ x⁵ = 120 x` and `d⁴/dx⁴ sin x = sin x`, each
+/// order a value on the tape.
+#[test]
+fn nested_grads_reach_the_fourth_order() {
+    let tape = Tape::<f64>::new();
+    let x = tape.param(Tensor::from_vec(vec![0.5, -1.5, 2.0], [3]));
+    let mut d = x.powi(5).sum();
+    let mut s = x.sin().sum();
+    let mut derivatives = Vec::new();
+    for _ in 0..4 {
+        let gd = d.grad(&[x])[0];
+        let gs = s.grad(&[x])[0];
+        derivatives.push((gd.value(), gs.value()));
+        d = gd.sum();
+        s = gs.sum();
+    }
+    let xs = [0.5f64, -1.5, 2.0];
+    let want_powi = [
+        xs.map(|x| 5.0 * x.powi(4)),
+        xs.map(|x| 20.0 * x.powi(3)),
+        xs.map(|x| 60.0 * x * x),
+        xs.map(|x| 120.0 * x),
+    ];
+    let want_sin = [
+        xs.map(f64::cos),
+        xs.map(|x| -x.sin()),
+        xs.map(|x| -x.cos()),
+        xs.map(f64::sin),
+    ];
+    for (k, (gd, gs)) in derivatives.iter().enumerate() {
+        close(
+            &format!("order {} of x^5", k + 1),
+            gd.data(),
+            &want_powi[k],
+            1e-12,
+            1e-12,
+        )
+        .unwrap();
+        close(
+            &format!("order {} of sin", k + 1),
+            gs.data(),
+            &want_sin[k],
+            1e-12,
+            1e-12,
+        )
+        .unwrap();
+    }
+}
+
+/// A gradient with respect to an intermediate value, differentiated with respect to
+/// the parameter under it; and zeros for what the output does not depend on.
+#[test]
+fn grads_with_respect_to_intermediates_and_unrelated_values() {
+    let tape = Tape::<f64>::new();
+    let x = tape.param(Tensor::from_vec(vec![0.3, -0.8], [2]));
+    let h = x.square();
+    let y = h.sin().sum();
+    let [gh, gx] = y.grad(&[h, x])[..] else {
+        panic!("two gradients")
+    };
+    let xs = [0.3f64, -0.8];
+    close(
+        "dy/dh",
+        gh.value().data(),
+        &xs.map(|x| (x * x).cos()),
+        1e-15,
+        1e-15,
+    )
+    .unwrap();
+    close(
+        "dy/dx",
+        gx.value().data(),
+        &xs.map(|x| 2.0 * x * (x * x).cos()),
+        1e-15,
+        1e-15,
+    )
+    .unwrap();
+    // d/dx Σ cos(h) = -sin(x²) 2x
+    let ghx = gh.sum().grad(&[x])[0];
+    close(
+        "d/dx dy/dh",
+        ghx.value().data(),
+        &xs.map(|x| -2.0 * x * (x * x).sin()),
+        1e-15,
+        1e-15,
+    )
+    .unwrap();
+    // Unrelated: a parameter recorded after the output, and one the output never used.
+    let unused = tape.param(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]));
+    let [gu] = y.grad(&[unused])[..] else {
+        panic!("one gradient")
+    };
+    assert_eq!(gu.value().data(), &[0.0, 0.0, 0.0]);
+    assert!(!gu.requires_grad());
+    // The gradient of a linear function is a constant: its Hessian is zero.
+    let c = uniform(&[2, 3], -1.0, 1.0, 50);
+    let h = hessian(
+        |tape, v| (v[0] * tape.constant(&c)).sum(),
+        &uniform(&[2, 3], -1.0, 1.0, 51),
+    );
+    assert!(h.data().iter().all(|&v| v == 0.0));
+    assert_eq!(h.shape(), &[2, 3, 2, 3]);
+}
+
+/// Logits of ±1000 keep the softmax family's, the sigmoid's and the softplus's second
+/// derivatives finite and right.
+#[test]
+fn stable_ops_stay_finite_to_second_order_at_logits_of_1000() {
+    let extreme = Tensor::from_vec(vec![1000.0, -1000.0, 0.5, -999.0, 998.5, 1.0], [2, 3]);
+    let fs: [(&str, Fn64); 5] = [
+        ("softmax", |_, v| v[0].softmax(1)),
+        ("log_softmax", |_, v| v[0].log_softmax(1)),
+        ("cross_entropy", |_, v| v[0].cross_entropy(&[1, 2])),
+        ("sigmoid", |_, v| v[0].sigmoid()),
+        ("softplus", |_, v| v[0].softplus()),
+    ];
+    for (name, f) in fs {
+        if let Err(e) = gg(
+            f,
+            std::slice::from_ref(&extreme),
+            GradcheckOptions::default(),
+        ) {
+            panic!("{name}: {e}");
+        }
+        let v = uniform(&[2, 3], -1.0, 1.0, 52);
+        let c = uniform(
+            &output_shape(&f, std::slice::from_ref(&extreme)),
+            -1.0,
+            1.0,
+            53,
+        );
+        let hv = hvp(
+            |tape, p| (f(tape, p) * tape.constant(&c)).sum(),
+            std::slice::from_ref(&extreme),
+            &[v],
+        );
+        assert!(
+            hv[0].all_finite(),
+            "{name}: Hessian-vector product {:?}",
+            hv[0]
+        );
+    }
 }
