@@ -19,7 +19,8 @@
 
 use autodiff::func::{grad, hessian, hvp, jacobian, jvp, vjp, Function};
 use autodiff::{
-    gradgradcheck, Activation, Conv2dOptions, Float, GradcheckOptions, Tape, Tensor, Var,
+    gradgradcheck, Activation, Conv2dOptions, CustomOp, Float, GradcheckError, GradcheckOptions,
+    Tape, Tensor, Var,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -1547,4 +1548,204 @@ fn stable_ops_stay_finite_to_second_order_at_logits_of_1000() {
             hv[0]
         );
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Custom ops: a differentiable vjp that is wrong, missing or right.
+
+/// How [`Cube`]'s differentiable vjp is written.
+#[derive(Clone, Copy)]
+enum CubeVjp {
+    /// `3 x² g` in tape ops: right to every order.
+    Right,
+    /// `3 x² g` with `x` detached: the right values, but its dependence on `x` is lost,
+    /// so its derivative in `x` reads as zero.
+    Detached,
+    /// `g` times a constant holding the values `3 x²`: the same mistake, made by hand.
+    ConstantSlope,
+    /// None: the op has only its first-order vjp.
+    FirstOrderOnly,
+}
+
+/// `y = x³`, whose first-order vjp (`3 x² g`) is always right.
+struct Cube(CubeVjp);
+
+impl CustomOp<f64> for Cube {
+    fn name(&self) -> &str {
+        match self.0 {
+            CubeVjp::Right => "cube",
+            CubeVjp::Detached => "cube_detached",
+            CubeVjp::ConstantSlope => "cube_constant_slope",
+            CubeVjp::FirstOrderOnly => "cube_first_order",
+        }
+    }
+    fn forward(&self, inputs: &[&Tensor<f64>]) -> Tensor<f64> {
+        inputs[0].map(|x| x * x * x)
+    }
+    fn vjp(
+        &self,
+        inputs: &[&Tensor<f64>],
+        _: &Tensor<f64>,
+        grad: &Tensor<f64>,
+    ) -> Vec<Tensor<f64>> {
+        vec![inputs[0].zip_map(grad, |x, g| 3.0 * x * x * g)]
+    }
+    fn vjp_var<'t>(
+        &self,
+        inputs: &[Var<'t, f64>],
+        _: Var<'t, f64>,
+        grad: Var<'t, f64>,
+    ) -> Option<Vec<Var<'t, f64>>> {
+        let x = inputs[0];
+        let slope = match self.0 {
+            CubeVjp::Right => x.square() * 3.0,
+            CubeVjp::Detached => x.detach().square() * 3.0,
+            CubeVjp::ConstantSlope => x.tape().constant(x.value().map(|x| 3.0 * x * x)),
+            CubeVjp::FirstOrderOnly => return None,
+        };
+        Some(vec![grad * slope])
+    }
+    fn jvp_var<'t>(
+        &self,
+        inputs: &[Var<'t, f64>],
+        _: Var<'t, f64>,
+        tangents: &[Var<'t, f64>],
+    ) -> Option<Var<'t, f64>> {
+        match self.0 {
+            CubeVjp::FirstOrderOnly => None,
+            _ => Some(tangents[0] * inputs[0].square() * 3.0),
+        }
+    }
+}
+
+/// `Σ w ⊙ sin(cube(x))` with a fixed weight, through the custom op.
+fn through_cube(kind: CubeVjp) -> impl Function<f64> {
+    func(move |tape, v| {
+        let w = tape.constant(Tensor::from_vec(vec![0.7, -1.1, 0.4], [3]));
+        (tape.custom(Cube(kind), &[v[0]]).sin() * w).sum()
+    })
+}
+
+fn cube_input() -> Tensor<f64> {
+    Tensor::from_vec(vec![0.5, -2.0, 1.0], [3])
+}
+
+#[test]
+fn a_custom_op_with_a_right_differentiable_vjp_passes_gradgradcheck() {
+    let x = cube_input();
+    let f = func(|tape, v| tape.custom(Cube(CubeVjp::Right), &[v[0]]));
+    let options = GradcheckOptions::default();
+    gradgradcheck(f, std::slice::from_ref(&x), options.clone()).expect("bare");
+    gradgradcheck(
+        through_cube(CubeVjp::Right),
+        std::slice::from_ref(&x),
+        options,
+    )
+    .expect("inside an expression");
+    check_jvp(f, std::slice::from_ref(&x), 60).unwrap();
+    check_jvp(through_cube(CubeVjp::Right), std::slice::from_ref(&x), 61).unwrap();
+    recorded_matches_fast(f, std::slice::from_ref(&x)).unwrap();
+    // The Hessian of Σ x³ is diag(6x).
+    let h = hessian(
+        |tape, v| tape.custom(Cube(CubeVjp::Right), &[v[0]]).sum(),
+        &x,
+    );
+    let want = [3.0, 0.0, 0.0, 0.0, -12.0, 0.0, 0.0, 0.0, 6.0];
+    close("Hessian of a sum of cubes", h.data(), &want, 1e-12, 1e-12).unwrap();
+}
+
+/// gradcheck's wrong-vjp test (tests/tensor_ops.rs, `WrongSquare`) one order up: the
+/// first-order vjp is right, so gradcheck passes and the recorded gradient has the right
+/// values, but the differentiable vjp does not depend on `x` the way the gradient does,
+/// and gradgradcheck says where.
+#[test]
+fn gradgradcheck_catches_a_differentiable_vjp_that_loses_its_dependence_on_x() {
+    let x = cube_input();
+    for kind in [CubeVjp::Detached, CubeVjp::ConstantSlope] {
+        let name = Cube(kind).name().to_string();
+        let f = func(move |tape, v| tape.custom(Cube(kind), &[v[0]]));
+        autodiff::gradcheck(f, std::slice::from_ref(&x), GradcheckOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: the first-order vjp is right: {e}"));
+        recorded_matches_fast(f, std::slice::from_ref(&x))
+            .unwrap_or_else(|e| panic!("{name}: the recorded values are right: {e}"));
+        let err = gradgradcheck(f, std::slice::from_ref(&x), GradcheckOptions::default())
+            .expect_err("a vjp_var without its dependence on x must fail gradgradcheck");
+        match &err {
+            GradcheckError::Mismatch {
+                input,
+                analytic,
+                numeric,
+                ..
+            } => {
+                // d/dx of the recorded 3 x² u is 6 x u; the detached rule says 0.
+                assert_eq!(*input, 0, "{name}: {err}");
+                assert_eq!(*analytic, 0.0, "{name}: {err}");
+                assert!(numeric.abs() > 1e-2, "{name}: {err}");
+            }
+            other => panic!("{name}: unexpected error {other}"),
+        }
+        assert!(err.to_string().contains("input 0"), "{err}");
+        // Inside a larger expression too.
+        assert!(
+            gradgradcheck(
+                through_cube(kind),
+                std::slice::from_ref(&x),
+                GradcheckOptions::default()
+            )
+            .is_err(),
+            "{name} inside an expression"
+        );
+    }
+}
+
+#[test]
+fn gradgradcheck_refuses_a_custom_op_with_only_a_first_order_vjp_naming_it() {
+    let x = cube_input();
+    let f = through_cube(CubeVjp::FirstOrderOnly);
+    // First order works, by both paths.
+    autodiff::gradcheck(&f, std::slice::from_ref(&x), GradcheckOptions::default()).unwrap();
+    let tape = Tape::new();
+    let xv = tape.param(&x);
+    let y = tape.custom(Cube(CubeVjp::FirstOrderOnly), &[xv]).sum();
+    assert_eq!(y.grad(&[xv])[0].value().data(), &[0.75, 12.0, 3.0]);
+    assert_eq!(y.backward()[xv].data(), &[0.75, 12.0, 3.0]);
+    let err = gradgradcheck(&f, std::slice::from_ref(&x), GradcheckOptions::default())
+        .expect_err("a first-order-only op cannot be differentiated twice");
+    assert_eq!(
+        err,
+        GradcheckError::FirstOrderOnly("cube_first_order".into())
+    );
+    assert!(err.to_string().contains("`cube_first_order`"), "{err}");
+}
+
+#[test]
+#[should_panic(expected = "custom op `cube_first_order` has only a first-order vjp")]
+fn differentiating_a_first_order_only_gradient_by_hand_panics_naming_the_op() {
+    let tape = Tape::new();
+    let x = tape.param(cube_input());
+    let y = tape.custom(Cube(CubeVjp::FirstOrderOnly), &[x]).sum();
+    let g = y.grad(&[x])[0];
+    let _ = g.sum().grad(&[x]);
+}
+
+#[test]
+#[should_panic(expected = "custom op `cube_first_order` has only a first-order vjp")]
+fn a_hessian_vector_product_through_a_first_order_only_op_panics_naming_it() {
+    let x = cube_input();
+    let _ = hvp(
+        through_cube(CubeVjp::FirstOrderOnly),
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&x),
+    );
+}
+
+#[test]
+#[should_panic(expected = "custom op `cube_first_order` has no tangent rule")]
+fn forward_mode_through_a_custom_op_without_a_tangent_rule_panics_naming_it() {
+    let x = cube_input();
+    let _ = jvp(
+        through_cube(CubeVjp::FirstOrderOnly),
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&x),
+    );
 }
