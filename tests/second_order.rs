@@ -1361,11 +1361,12 @@ fn check_paths<T: Float>(
 ///   gradients (the recorded ops call the same kernels); average pooling.
 /// - to rounding: matmul and the products inside linear layers (the fast path multiplies
 ///   by a strided transposed view, the recorded one by a transposed copy, and the `gemm`
-///   crate's f64 kernels may then accumulate in another order; f32 products this small
-///   go to the crate's own few-columns kernel and happen to agree); the convolution's
-///   bias gradient (eight-lane partial sums against one running sum); cross-entropy
-///   (`(p - onehot) · (g / n)` against `((p - onehot) · (1 / n)) · g`). A linear layer's
-///   bias gradient is exact (column sums in the same order).
+///   crate packs and accumulates the two layouts differently: the linear layer's `dx` and
+///   the batched product's `dB` differ in the last bit in f64; the f32 products here
+///   happen to agree); the convolution's bias gradient (eight-lane partial sums against
+///   one running sum); cross-entropy (`(p - onehot) · (g / n)` against
+///   `((p - onehot) · (1 / n)) · g`, two roundings against one). A linear layer's bias
+///   gradient is exact (column sums in the same order).
 #[test]
 fn first_order_fast_and_recorded_paths_agree() {
     let mut all = cases();
@@ -1514,6 +1515,21 @@ fn grads_with_respect_to_intermediates_and_unrelated_values() {
     );
     assert!(h.data().iter().all(|&v| v == 0.0));
     assert_eq!(h.shape(), &[2, 3, 2, 3]);
+}
+
+/// A seed that itself depends on the parameter: the recorded vector-Jacobian product
+/// `sᵀ J` is differentiated through the seed too (the total derivative).
+#[test]
+fn a_seed_that_depends_on_the_parameter_is_differentiated_too() {
+    let f = func(|_, v| {
+        let x = v[0];
+        let y = x.tanh() * x.sum();
+        y.grad_with(x.sin(), &[x])[0]
+    });
+    let x = uniform(&[2, 3], -1.0, 1.0, 54);
+    autodiff::gradcheck(f, std::slice::from_ref(&x), GradcheckOptions::default()).unwrap();
+    gradgradcheck(f, std::slice::from_ref(&x), GradcheckOptions::default()).unwrap();
+    check_jvp(f, std::slice::from_ref(&x), 55).unwrap();
 }
 
 /// Logits of ±1000 keep the softmax family's, the sigmoid's and the softplus's second
