@@ -31,10 +31,11 @@
 //! [`Var::grad`] is the other way to differentiate: it returns the gradients as
 //! [`Var`]s recorded on the same tape (PyTorch's `create_graph=True`), so they can be
 //! used in further expressions and differentiated again, to any order. Each node also
-//! keeps its value and the op that computed it, and the recorded reverse sweep calls
-//! the op's derivative rule with the adjoint as a `Var`: the rules are the tensor
-//! tape's own (`UnaryOp`, `BinaryOp` and [`Activation`], written once in the rule
-//! language of `ops/rules.rs`), the same ones `backward`'s numeric partials come from.
+//! keeps the op that computed it (8 bytes more per node; the values are recomputed by
+//! replaying the tape), and the recorded reverse sweep calls the op's derivative rule
+//! with the adjoint as a `Var`: the rules are the tensor tape's own (`UnaryOp`,
+//! `BinaryOp` and [`Activation`], written once in the rule language of
+//! `ops/rules.rs`), the same ones `backward`'s numeric partials come from.
 //!
 //! ```
 //! use autodiff::scalar::Tape;
@@ -64,36 +65,99 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 const NO_PARENT: u32 = u32::MAX;
 
 /// What `backward` reads: the parents and the numeric partials with respect to them.
+///
+/// A node without a second parent has a free slot, `partials[1]`, which `backward`
+/// never reads: it holds what [`Var::grad`] needs to recompute the node's value, the
+/// value itself for a leaf and the op's constant (as in `x + c`) for an op of one
+/// parent.
 #[derive(Clone, Copy)]
 struct Node {
     parents: [u32; 2],
     partials: [f64; 2],
 }
 
-/// What the recorded sweep of [`Var::grad`] reads to rebuild a node's partials as
-/// `Var`s: its value and the op that computed it. Kept apart from [`Node`] so that
-/// `backward`'s loop reads no more memory than it did before `grad` existed.
-#[derive(Clone, Copy)]
-struct Recipe {
-    value: f64,
-    op: ScalarOp,
-}
-
-/// The op that computed a node, as far as its derivative is concerned.
+/// The op that computed a node: what [`Var::grad`] needs, with the node's parents and
+/// constant, to recompute its value and to rebuild its partials as `Var`s.
+///
+/// Eight bytes, in a column of its own: `backward`'s loop reads no more memory than it
+/// did before `grad` existed, and a node costs 32 bytes instead of 24. (A 16-byte op,
+/// or each node's value kept beside it, makes a node 40 bytes or more; with glibc's
+/// allocator the scalar_tape benchmark's 1M-node tape then no longer fits under the
+/// threshold below which freed memory is kept for reuse, so every new tape faults its
+/// pages in again: the benchmark ran 3 to 4 times as slow.)
 #[derive(Clone, Copy, Debug)]
 enum ScalarOp {
     /// A variable, or a constant recorded by [`Var::grad`] (its seed, a zero
-    /// gradient): no parents.
+    /// gradient): no parents. Its value is its constant.
     Leaf,
-    /// An op of one parent, with its rule from the tensor tape. `x / c` is recorded as
-    /// `MulScalar(1 / c)` (the rule needs only the factor) but its value is `x / c`.
-    Unary(UnaryOp<f64>),
+    /// An op of one parent, the tensor tape's `UnaryOp` with its constant (if any)
+    /// taken out into the node.
+    Unary(UnaryKind),
+    /// `x / c`: the value is the quotient, the rule `MulScalar(1 / c)`'s.
+    DivBy,
     /// `a op b`, with its rule from the tensor tape.
     Binary(BinaryOp),
     /// `x^p` with a variable exponent.
     Pow,
     /// `maximum`/`minimum`: the value of parent 0 or 1, chosen in the forward pass.
     Select(u8),
+}
+
+const _: () = assert!(std::mem::size_of::<ScalarOp>() == 8);
+
+/// Stands in for a [`UnaryOp`]'s constant, which the scalar tape keeps in the node.
+#[derive(Clone, Copy, Debug)]
+struct NoConst;
+
+/// A [`UnaryOp`] without its constant: 8 bytes where `UnaryOp<f64>` is 16.
+type UnaryKind = UnaryOp<NoConst>;
+
+/// `op` as its kind and its constant (0 where it has none).
+#[inline(always)]
+fn split(op: UnaryOp<f64>) -> (UnaryKind, f64) {
+    use UnaryOp as U;
+    match op {
+        U::Neg => (U::Neg, 0.0),
+        U::Exp => (U::Exp, 0.0),
+        U::Ln => (U::Ln, 0.0),
+        U::Sqrt => (U::Sqrt, 0.0),
+        U::Square => (U::Square, 0.0),
+        U::Activation(a) => (U::Activation(a), 0.0),
+        U::Abs => (U::Abs, 0.0),
+        U::Softplus => (U::Softplus, 0.0),
+        U::Powf(p) => (U::Powf(NoConst), p),
+        U::Sin => (U::Sin, 0.0),
+        U::Cos => (U::Cos, 0.0),
+        U::Powi(n) => (U::Powi(n), 0.0),
+        U::AddScalar(c) => (U::AddScalar(NoConst), c),
+        U::MulScalar(c) => (U::MulScalar(NoConst), c),
+        U::SubFrom(c) => (U::SubFrom(NoConst), c),
+        U::DivInto(c) => (U::DivInto(NoConst), c),
+    }
+}
+
+/// The [`UnaryOp`] that [`split`] took apart.
+#[inline(always)]
+fn join(kind: UnaryKind, c: f64) -> UnaryOp<f64> {
+    use UnaryOp as U;
+    match kind {
+        U::Neg => U::Neg,
+        U::Exp => U::Exp,
+        U::Ln => U::Ln,
+        U::Sqrt => U::Sqrt,
+        U::Square => U::Square,
+        U::Activation(a) => U::Activation(a),
+        U::Abs => U::Abs,
+        U::Softplus => U::Softplus,
+        U::Powf(NoConst) => U::Powf(c),
+        U::Sin => U::Sin,
+        U::Cos => U::Cos,
+        U::Powi(n) => U::Powi(n),
+        U::AddScalar(NoConst) => U::AddScalar(c),
+        U::MulScalar(NoConst) => U::MulScalar(c),
+        U::SubFrom(NoConst) => U::SubFrom(c),
+        U::DivInto(NoConst) => U::DivInto(c),
+    }
 }
 
 /// The rule language of `ops/rules.rs` with what the two scalar-only rules (`pow`,
@@ -130,15 +194,35 @@ impl ScalarReal for f64 {
 }
 
 impl ScalarOp {
-    /// The gradient `g ∂y/∂parent` of parent `side` (0 or 1) of the node `y = op(a, b)`
-    /// (`b` is ignored by ops of one parent): the op's one definition of its
-    /// derivative. At `f64` with `g = 1` it is the partial `backward` multiplies by; on
-    /// [`Var`]s it records the same arithmetic.
+    /// The node's value from its parents' values `a` and `b` (`b` is ignored by ops of
+    /// one parent) and its constant `c`: computed once when the op is recorded and
+    /// again, the same way, when [`Var::grad`] replays the tape.
     #[inline(always)]
-    fn vjp_rule<N: ScalarReal>(self, side: usize, a: N, b: N, y: N, g: N) -> N {
+    fn f(self, a: f64, b: f64, c: f64) -> f64 {
+        match self {
+            ScalarOp::Leaf => c,
+            ScalarOp::Unary(kind) => join(kind, c).f(a),
+            ScalarOp::DivBy => a / c,
+            ScalarOp::Binary(BinaryOp::Add) => a + b,
+            ScalarOp::Binary(BinaryOp::Sub) => a - b,
+            ScalarOp::Binary(BinaryOp::Mul) => a * b,
+            ScalarOp::Binary(BinaryOp::Div) => a / b,
+            ScalarOp::Pow => a.powf(b),
+            ScalarOp::Select(0) => a,
+            ScalarOp::Select(_) => b,
+        }
+    }
+
+    /// The gradient `g ∂y/∂parent` of parent `side` (0 or 1) of the node `y = op(a, b)`
+    /// with constant `c` (`b` is ignored by ops of one parent): the op's one definition
+    /// of its derivative. At `f64` with `g = 1` it is the partial `backward` multiplies
+    /// by; on [`Var`]s it records the same arithmetic.
+    #[inline(always)]
+    fn vjp_rule<N: ScalarReal>(self, c: f64, side: usize, a: N, b: N, y: N, g: N) -> N {
         match self {
             ScalarOp::Leaf => unreachable!("scalar tape: a leaf has no parents"),
-            ScalarOp::Unary(op) => op.vjp_rule(a, y, g),
+            ScalarOp::Unary(kind) => join(kind, c).vjp_rule(a, y, g),
+            ScalarOp::DivBy => UnaryOp::MulScalar(1.0 / c).vjp_rule(a, y, g),
             ScalarOp::Binary(op) => op.vjp_rule(side, a, b, y, g),
             ScalarOp::Pow => {
                 if side == 0 {
@@ -160,10 +244,10 @@ impl ScalarOp {
     }
 }
 
-/// A tape's two parallel columns: node `i` is `nodes[i]` and `recipes[i]`.
+/// A tape's two parallel columns: node `i` is `nodes[i]` and `ops[i]`.
 struct Records {
     nodes: Vec<Node>,
-    recipes: Vec<Recipe>,
+    ops: Vec<ScalarOp>,
 }
 
 /// Records scalar operations; see the [module docs](self).
@@ -198,7 +282,7 @@ impl Tape {
             id: next_tape_id(),
             records: RefCell::new(Records {
                 nodes: Vec::with_capacity(nodes),
-                recipes: Vec::with_capacity(nodes),
+                ops: Vec::with_capacity(nodes),
             }),
         }
     }
@@ -220,23 +304,47 @@ impl Tape {
     }
 
     /// Bytes of tape storage per recorded node: the parents and partials `backward`
-    /// reads, and the value and op [`Var::grad`] reads.
-    pub const BYTES_PER_NODE: usize = std::mem::size_of::<Node>() + std::mem::size_of::<Recipe>();
+    /// reads, and the op [`Var::grad`] reads.
+    pub const BYTES_PER_NODE: usize = std::mem::size_of::<Node>() + std::mem::size_of::<ScalarOp>();
 
+    #[inline(always)]
     fn leaf(&self, value: f64) -> Var<'_> {
-        self.push(value, ScalarOp::Leaf, [NO_PARENT, NO_PARENT], [0.0, 0.0])
+        self.push(ScalarOp::Leaf, [NO_PARENT, NO_PARENT], [0.0, value], value)
     }
 
-    fn push(&self, value: f64, op: ScalarOp, parents: [u32; 2], partials: [f64; 2]) -> Var<'_> {
+    #[inline(always)]
+    fn push(&self, op: ScalarOp, parents: [u32; 2], partials: [f64; 2], value: f64) -> Var<'_> {
         let mut records = self.records.borrow_mut();
         let id = NodeId::try_from(records.nodes.len()).expect("scalar tape: more than 2^32 nodes");
         records.nodes.push(Node { parents, partials });
-        records.recipes.push(Recipe { value, op });
+        records.ops.push(op);
         Var {
             tape: self,
             id,
             value,
         }
+    }
+
+    /// Every node's value up to node `n - 1`, recomputed from the leaves forward by
+    /// the same function each op was recorded with (so the same bits).
+    fn replay(&self, n: usize) -> Vec<f64> {
+        let records = self.records.borrow();
+        let mut values: Vec<f64> = Vec::with_capacity(n);
+        for (node, op) in records.nodes[..n].iter().zip(&records.ops[..n]) {
+            let [p, q] = node.parents;
+            let a = if p == NO_PARENT {
+                0.0
+            } else {
+                values[p as usize]
+            };
+            let b = if q == NO_PARENT {
+                a
+            } else {
+                values[q as usize]
+            };
+            values.push(op.f(a, b, node.partials[1]));
+        }
+        values
     }
 }
 
@@ -382,6 +490,17 @@ impl<'t> Var<'t> {
                 }
             }
         }
+        let values = tape.replay(n);
+        debug_assert_eq!(
+            values[n - 1].to_bits(),
+            self.value.to_bits(),
+            "scalar grad: replay"
+        );
+        let var = |id: u32| Var {
+            tape,
+            id,
+            value: values[id as usize],
+        };
         let mut adjoints: Vec<Option<Var<'t>>> = vec![None; n];
         if needed[n - 1] {
             adjoints[n - 1] = Some(tape.leaf(1.0));
@@ -389,33 +508,22 @@ impl<'t> Var<'t> {
         for i in (first..n).rev() {
             let Some(g) = adjoints[i] else { continue };
             // Copied out, so that the rule can record on the tape while it runs.
-            let (op, y, inputs) = {
+            let (op, node) = {
                 let records = tape.records.borrow();
-                let Recipe { value, op } = records.recipes[i];
-                let at = |p: u32| {
-                    (p != NO_PARENT).then(|| Var {
-                        tape,
-                        id: p,
-                        value: records.recipes[p as usize].value,
-                    })
-                };
-                let [p, q] = records.nodes[i].parents;
-                let y = Var {
-                    tape,
-                    id: i as NodeId,
-                    value,
-                };
-                (op, y, [at(p), at(q)])
+                (records.ops[i], records.nodes[i])
             };
-            let Some(a) = inputs[0] else { continue }; // a leaf
-            let b = inputs[1].unwrap_or(a);
-            for (side, input) in inputs.into_iter().enumerate() {
-                let Some(x) = input else { continue };
-                if !needed[x.id as usize] {
+            let [p, q] = node.parents;
+            if p == NO_PARENT {
+                continue; // a leaf
+            }
+            let (a, y) = (var(p), var(i as NodeId));
+            let b = if q == NO_PARENT { a } else { var(q) };
+            for (side, parent) in [p, q].into_iter().enumerate() {
+                if parent == NO_PARENT || !needed[parent as usize] {
                     continue;
                 }
-                let dx = op.vjp_rule(side, a, b, y, g);
-                let slot = &mut adjoints[x.id as usize];
+                let dx = op.vjp_rule(node.partials[1], side, a, b, y, g);
+                let slot = &mut adjoints[parent as usize];
                 *slot = Some(match *slot {
                     None => dx,
                     Some(acc) => acc + dx,
@@ -442,97 +550,111 @@ impl<'t> Var<'t> {
         );
     }
 
-    /// Records the unary `op` of this value with output `y`, its partial from the op's
-    /// rule (`UnaryOp::df`, the tensor tape's own).
-    #[inline]
-    fn unary(self, op: UnaryOp<f64>, y: f64) -> Var<'t> {
-        let partial = op.df(self.value, y);
-        self.tape
-            .push(y, ScalarOp::Unary(op), [self.id, NO_PARENT], [partial, 0.0])
+    /// Records `op` of this value: its function and its partial from the op's one
+    /// definition, the tensor tape's own (`UnaryOp::f`, and `df`, its `vjp_rule` with
+    /// `g = 1`). Its constant, if any, is kept in the node's free slot; `grad`'s replay
+    /// recomputes the value with `join(split(op)).f`, which is `op.f`.
+    #[inline(always)]
+    fn unary(self, op: UnaryOp<f64>) -> Var<'t> {
+        let x = self.value;
+        let y = op.f(x);
+        let (kind, c) = split(op);
+        self.tape.push(
+            ScalarOp::Unary(kind),
+            [self.id, NO_PARENT],
+            [op.df(x, y), c],
+            y,
+        )
     }
 
-    /// Records `op` of this value, with the op's one definition of its function and
-    /// derivative, the tensor tape's own (`UnaryOp::f` and `df`).
-    #[inline]
-    fn apply(self, op: UnaryOp<f64>) -> Var<'t> {
-        self.unary(op, op.f(self.value))
+    /// Records the scalar-only op `op` of this value with constant `c`.
+    #[inline(always)]
+    fn record_unary(self, op: ScalarOp, c: f64) -> Var<'t> {
+        let x = self.value;
+        let y = op.f(x, x, c);
+        let partial = op.vjp_rule(c, 0, x, x, y, 1.0);
+        self.tape.push(op, [self.id, NO_PARENT], [partial, c], y)
     }
 
-    /// Records `op(self, other)` with output `y`, its partials from the op's rule.
-    #[inline]
+    /// Records `op(self, other)`, its partials from the op's rule.
+    #[inline(always)]
     #[track_caller]
-    fn binary(self, other: Var<'t>, op: ScalarOp, y: f64) -> Var<'t> {
+    fn binary(self, other: Var<'t>, op: ScalarOp) -> Var<'t> {
         self.check_same_tape(&other);
         let (a, b) = (self.value, other.value);
-        let partials = [op.vjp_rule(0, a, b, y, 1.0), op.vjp_rule(1, a, b, y, 1.0)];
-        self.tape.push(y, op, [self.id, other.id], partials)
+        let y = op.f(a, b, 0.0);
+        let partials = [
+            op.vjp_rule(0.0, 0, a, b, y, 1.0),
+            op.vjp_rule(0.0, 1, a, b, y, 1.0),
+        ];
+        self.tape.push(op, [self.id, other.id], partials, y)
     }
 
     /// `x²`
     pub fn square(self) -> Var<'t> {
-        self.apply(UnaryOp::Square)
+        self.unary(UnaryOp::Square)
     }
 
     /// `x^n` for an integer power (`powi(0)` has derivative 0 everywhere).
     pub fn powi(self, n: i32) -> Var<'t> {
-        self.apply(UnaryOp::Powi(n))
+        self.unary(UnaryOp::Powi(n))
     }
 
     /// `x^p` for a constant exponent.
     pub fn powf(self, p: f64) -> Var<'t> {
-        self.apply(UnaryOp::Powf(p))
+        self.unary(UnaryOp::Powf(p))
     }
 
     /// `x^y` with a variable exponent: d/dx = y x^(y-1), d/dy = x^y ln x (taken as 0
     /// where `x <= 0`, which has no real logarithm).
     #[track_caller]
     pub fn pow(self, y: Var<'t>) -> Var<'t> {
-        self.binary(y, ScalarOp::Pow, self.value.powf(y.value))
+        self.binary(y, ScalarOp::Pow)
     }
 
     /// `e^x`
     pub fn exp(self) -> Var<'t> {
-        self.apply(UnaryOp::Exp)
+        self.unary(UnaryOp::Exp)
     }
 
     /// Natural logarithm.
     pub fn ln(self) -> Var<'t> {
-        self.apply(UnaryOp::Ln)
+        self.unary(UnaryOp::Ln)
     }
 
     /// Square root.
     pub fn sqrt(self) -> Var<'t> {
-        self.apply(UnaryOp::Sqrt)
+        self.unary(UnaryOp::Sqrt)
     }
 
     /// Sine.
     pub fn sin(self) -> Var<'t> {
-        self.apply(UnaryOp::Sin)
+        self.unary(UnaryOp::Sin)
     }
 
     /// Cosine.
     pub fn cos(self) -> Var<'t> {
-        self.apply(UnaryOp::Cos)
+        self.unary(UnaryOp::Cos)
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(self) -> Var<'t> {
-        self.apply(UnaryOp::Activation(Activation::Tanh))
+        self.unary(UnaryOp::Activation(Activation::Tanh))
     }
 
     /// The logistic function, stable for large |x|.
     pub fn sigmoid(self) -> Var<'t> {
-        self.apply(UnaryOp::Activation(Activation::Sigmoid))
+        self.unary(UnaryOp::Activation(Activation::Sigmoid))
     }
 
     /// `max(x, 0)`; the derivative at 0 is taken as 0, the second derivative is 0.
     pub fn relu(self) -> Var<'t> {
-        self.apply(UnaryOp::Activation(Activation::Relu))
+        self.unary(UnaryOp::Activation(Activation::Relu))
     }
 
     /// `|x|`; the derivative at 0 is taken as 0, the second derivative is 0.
     pub fn abs(self) -> Var<'t> {
-        self.apply(UnaryOp::Abs)
+        self.unary(UnaryOp::Abs)
     }
 
     /// The larger of two values (pairwise, as NumPy's and PyTorch's `maximum`: a
@@ -561,8 +683,7 @@ impl<'t> Var<'t> {
     /// `self` if `first`, else `other`, recorded as a choice.
     #[track_caller]
     fn select(self, other: Var<'t>, first: bool) -> Var<'t> {
-        let v = if first { self.value } else { other.value };
-        self.binary(other, ScalarOp::Select(u8::from(!first)), v)
+        self.binary(other, ScalarOp::Select(u8::from(!first)))
     }
 }
 
@@ -639,82 +760,140 @@ impl<'t> Add for Var<'t> {
     type Output = Var<'t>;
     #[track_caller]
     fn add(self, o: Var<'t>) -> Var<'t> {
-        self.binary(o, ScalarOp::Binary(BinaryOp::Add), self.value + o.value)
+        self.binary(o, ScalarOp::Binary(BinaryOp::Add))
     }
 }
 impl<'t> Sub for Var<'t> {
     type Output = Var<'t>;
     #[track_caller]
     fn sub(self, o: Var<'t>) -> Var<'t> {
-        self.binary(o, ScalarOp::Binary(BinaryOp::Sub), self.value - o.value)
+        self.binary(o, ScalarOp::Binary(BinaryOp::Sub))
     }
 }
 impl<'t> Mul for Var<'t> {
     type Output = Var<'t>;
     #[track_caller]
     fn mul(self, o: Var<'t>) -> Var<'t> {
-        self.binary(o, ScalarOp::Binary(BinaryOp::Mul), self.value * o.value)
+        self.binary(o, ScalarOp::Binary(BinaryOp::Mul))
     }
 }
 impl<'t> Div for Var<'t> {
     type Output = Var<'t>;
     #[track_caller]
     fn div(self, o: Var<'t>) -> Var<'t> {
-        self.binary(o, ScalarOp::Binary(BinaryOp::Div), self.value / o.value)
+        self.binary(o, ScalarOp::Binary(BinaryOp::Div))
     }
 }
 impl<'t> Neg for Var<'t> {
     type Output = Var<'t>;
     fn neg(self) -> Var<'t> {
-        self.apply(UnaryOp::Neg)
+        self.unary(UnaryOp::Neg)
     }
 }
 impl<'t> Add<f64> for Var<'t> {
     type Output = Var<'t>;
     fn add(self, c: f64) -> Var<'t> {
-        self.apply(UnaryOp::AddScalar(c))
+        self.unary(UnaryOp::AddScalar(c))
     }
 }
 impl<'t> Sub<f64> for Var<'t> {
     type Output = Var<'t>;
     fn sub(self, c: f64) -> Var<'t> {
-        self.unary(UnaryOp::AddScalar(-c), self.value - c)
+        self.unary(UnaryOp::AddScalar(-c)) // x + (-c) is x - c, to the bit
     }
 }
 impl<'t> Mul<f64> for Var<'t> {
     type Output = Var<'t>;
     fn mul(self, c: f64) -> Var<'t> {
-        self.apply(UnaryOp::MulScalar(c))
+        self.unary(UnaryOp::MulScalar(c))
     }
 }
 impl<'t> Div<f64> for Var<'t> {
     type Output = Var<'t>;
     fn div(self, c: f64) -> Var<'t> {
-        // The value is the quotient; the rule needs only the factor 1 / c.
-        self.unary(UnaryOp::MulScalar(1.0 / c), self.value / c)
+        self.record_unary(ScalarOp::DivBy, c)
     }
 }
 impl<'t> Add<Var<'t>> for f64 {
     type Output = Var<'t>;
     fn add(self, v: Var<'t>) -> Var<'t> {
-        v.unary(UnaryOp::AddScalar(self), self + v.value)
+        v.unary(UnaryOp::AddScalar(self))
     }
 }
 impl<'t> Sub<Var<'t>> for f64 {
     type Output = Var<'t>;
     fn sub(self, v: Var<'t>) -> Var<'t> {
-        v.apply(UnaryOp::SubFrom(self))
+        v.unary(UnaryOp::SubFrom(self))
     }
 }
 impl<'t> Mul<Var<'t>> for f64 {
     type Output = Var<'t>;
     fn mul(self, v: Var<'t>) -> Var<'t> {
-        v.unary(UnaryOp::MulScalar(self), self * v.value)
+        v.unary(UnaryOp::MulScalar(self))
     }
 }
 impl<'t> Div<Var<'t>> for f64 {
     type Output = Var<'t>;
     fn div(self, v: Var<'t>) -> Var<'t> {
-        v.apply(UnaryOp::DivInto(self))
+        v.unary(UnaryOp::DivInto(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `grad` recomputes values by replaying the tape: every op, NaN-producing ones
+    /// included, must give back the bits its forward pass computed.
+    #[test]
+    fn replay_recomputes_every_value_to_the_bit() {
+        let tape = Tape::new();
+        let (x, z) = (tape.var(0.7), tape.var(-1.3));
+        let vars = [
+            x + z,
+            x - z,
+            x * z,
+            x / z,
+            -x,
+            x + 0.3,
+            x - 0.3,
+            x * 0.3,
+            x / 0.3,
+            0.3 + x,
+            0.3 - x,
+            0.3 * x,
+            0.3 / x,
+            x.square(),
+            x.powi(3),
+            x.powi(-2),
+            x.powi(0),
+            x.powf(2.5),
+            z.powf(0.5),
+            x.pow(z),
+            z.pow(x),
+            x.exp(),
+            x.ln(),
+            z.ln(),
+            x.sqrt(),
+            x.sin(),
+            x.cos(),
+            x.tanh(),
+            x.sigmoid(),
+            z.relu(),
+            x.abs(),
+            z.abs(),
+            x.maximum(z),
+            z.maximum(x),
+            x.minimum(z),
+            z.minimum(x),
+            // x / c is not x * (1 / c) here: the replay must divide.
+            z / 0.7,
+            x / 1.3,
+        ];
+        let values = tape.replay(tape.len());
+        for v in [x, z].iter().chain(&vars) {
+            assert_eq!(values[v.id as usize].to_bits(), v.value.to_bits(), "{v:?}");
+        }
+        assert_eq!(Tape::BYTES_PER_NODE, 32);
     }
 }
