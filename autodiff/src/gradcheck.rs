@@ -286,6 +286,56 @@ where
     compare(&points, &shapes, &analytic, eval, &options, &mut rng)
 }
 
+/// Checks the second derivatives of a scalar expression built with [`scalar::Tape`],
+/// the scalar twin of [`gradgradcheck`]: with a fixed random adjoint `u` for the output
+/// and fixed random weights `r`, the recorded gradient ([`scalar::Var::grad`]) is
+/// reduced to `Σ_k r_k ∂(u f)/∂x_k`, and that function of the inputs and `u` is checked
+/// with [`gradcheck_scalar`]. Its analytic gradient differentiates every op's recorded
+/// derivative rule; the derivative with respect to `u` checks that the recorded
+/// gradient is linear in the adjoint. Input `inputs.len()` is `u` in
+/// [`GradcheckError::Mismatch`]'s numbering. `u` and `r` are drawn as [`gradgradcheck`]
+/// draws them for 0-d tensors, from the same seed.
+///
+/// ```
+/// use autodiff::{gradgradcheck_scalar, GradcheckOptions};
+/// let report = gradgradcheck_scalar(
+///     |_, v| (v[0] * v[1]).sin() + v[0].exp() / v[1],
+///     &[0.3, -1.2],
+///     GradcheckOptions::default(),
+/// )
+/// .unwrap();
+/// assert_eq!(report.checks, 2 + 1); // both inputs, and the output's adjoint
+/// ```
+pub fn gradgradcheck_scalar<F>(
+    f: F,
+    inputs: &[f64],
+    options: GradcheckOptions,
+) -> Result<Report, GradcheckError>
+where
+    F: for<'t> Fn(&'t scalar::Tape, &[scalar::Var<'t>]) -> scalar::Var<'t>,
+{
+    let mut rng = StdRng::seed_from_u64(options.seed ^ 0x0002_9ad0);
+    let n = inputs.len();
+    // u first, then one weight per input: the order gradgradcheck draws them in.
+    let draws = Tensor::<f64>::rand_uniform([n + 1], -1.0, 1.0, &mut rng).into_vec();
+    let (u, weights) = (draws[0], &draws[1..]);
+    let mut points = inputs.to_vec();
+    points.push(u);
+    gradcheck_scalar(
+        |tape, p| {
+            let y = f(tape, &p[..n]) * p[n];
+            y.grad(&p[..n])
+                .iter()
+                .zip(weights)
+                .map(|(&g, &r)| g * r)
+                .reduce(|a, b| a + b)
+                .unwrap_or(p[n] * 0.0)
+        },
+        &points,
+        options,
+    )
+}
+
 /// `abs_error` relative to `|numeric|`, or to the floor `atol / rtol` below which the
 /// absolute tolerance decides, so that a near-zero derivative does not read as a large
 /// relative error on a check that passes.

@@ -75,7 +75,8 @@ pub use error::Error;
 pub use float::{sigmoid, softplus, Float};
 pub use grad::Gradients;
 pub use gradcheck::{
-    gradcheck, gradcheck_scalar, gradgradcheck, GradcheckError, GradcheckOptions, Location, Report,
+    gradcheck, gradcheck_scalar, gradgradcheck, gradgradcheck_scalar, GradcheckError,
+    GradcheckOptions, Location, Report,
 };
 pub use ops::activation::Activation;
 pub use ops::conv::Conv2dOptions;

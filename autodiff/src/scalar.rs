@@ -25,25 +25,235 @@
 //! kinds of leaf, `param` and `constant`. And the pairwise [`Var::maximum`] and
 //! [`Var::minimum`] are named as in NumPy and PyTorch, because a tensor's `max` is a
 //! reduction.
+//!
+//! # Derivatives of derivatives
+//!
+//! [`Var::grad`] is the other way to differentiate: it returns the gradients as
+//! [`Var`]s recorded on the same tape (PyTorch's `create_graph=True`), so they can be
+//! used in further expressions and differentiated again, to any order. Each node also
+//! keeps the op that computed it (8 bytes more per node; the values are recomputed by
+//! replaying the tape), and the recorded reverse sweep calls the op's derivative rule
+//! with the adjoint as a `Var`: the rules are the tensor tape's own (`UnaryOp`,
+//! `BinaryOp` and [`Activation`], written once in the rule language of
+//! `ops/rules.rs`), the same ones `backward`'s numeric partials come from.
+//!
+//! ```
+//! use autodiff::scalar::Tape;
+//! let tape = Tape::new();
+//! let x = tape.var(0.7);
+//! let y = x.sin() * x.exp();
+//! let d1 = y.grad(&[x])[0]; // e^x (sin x + cos x), a Var on the tape
+//! assert_eq!(d1.value(), y.backward()[x]);
+//! let d3 = d1.grad(&[x])[0].grad(&[x])[0];
+//! let want = 2.0 * 0.7f64.exp() * (0.7f64.cos() - 0.7f64.sin());
+//! assert!((d3.value() - want).abs() < 1e-12 * want.abs());
+//! ```
+//!
+//! `relu`, `abs`, `maximum` and `minimum` are piecewise linear: their second derivative
+//! is zero wherever it exists (the gate, the sign or the choice of side is a constant
+//! taken from the value), and at their kinks the first derivative chosen by `backward`
+//! is used. A variable the output does not depend on gets a zero: a new leaf of value 0
+//! with no parents, so it is a constant of every variable recorded before it.
 
 use crate::ops::activation::Activation;
-use crate::ops::UnaryOp;
+use crate::ops::rules::Real;
+use crate::ops::{BinaryOp, UnaryOp};
 use crate::tape::{next_tape_id, NodeId};
 use std::cell::RefCell;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 const NO_PARENT: u32 = u32::MAX;
 
+/// What `backward` reads: the parents and the numeric partials with respect to them.
+///
+/// A node without a second parent has a free slot, `partials[1]`, which `backward`
+/// never reads: it holds what [`Var::grad`] needs to recompute the node's value, the
+/// value itself for a leaf and the op's constant (as in `x + c`) for an op of one
+/// parent.
 #[derive(Clone, Copy)]
 struct Node {
     parents: [u32; 2],
     partials: [f64; 2],
 }
 
+/// The op that computed a node: what [`Var::grad`] needs, with the node's parents and
+/// constant, to recompute its value and to rebuild its partials as `Var`s.
+///
+/// Eight bytes, in a column of its own: `backward`'s loop reads no more memory than it
+/// did before `grad` existed, and a node costs 32 bytes instead of 24. (A 16-byte op,
+/// or each node's value kept beside it, makes a node 40 bytes or more; with glibc's
+/// allocator the scalar_tape benchmark's 1M-node tape then no longer fits under the
+/// threshold below which freed memory is kept for reuse, so every new tape faults its
+/// pages in again: the benchmark ran 3 to 4 times as slow.)
+#[derive(Clone, Copy, Debug)]
+enum ScalarOp {
+    /// A variable, or a constant recorded by [`Var::grad`] (its seed, a zero
+    /// gradient): no parents. Its value is its constant.
+    Leaf,
+    /// An op of one parent, the tensor tape's `UnaryOp` with its constant (if any)
+    /// taken out into the node.
+    Unary(UnaryKind),
+    /// `x / c`: the value is the quotient, the rule `MulScalar(1 / c)`'s.
+    DivBy,
+    /// `a op b`, with its rule from the tensor tape.
+    Binary(BinaryOp),
+    /// `x^p` with a variable exponent.
+    Pow,
+    /// `maximum`/`minimum`: the value of parent 0 or 1, chosen in the forward pass.
+    Select(u8),
+}
+
+const _: () = assert!(std::mem::size_of::<ScalarOp>() == 8);
+
+/// Stands in for a [`UnaryOp`]'s constant, which the scalar tape keeps in the node.
+#[derive(Clone, Copy, Debug)]
+struct NoConst;
+
+/// A [`UnaryOp`] without its constant: 8 bytes where `UnaryOp<f64>` is 16.
+type UnaryKind = UnaryOp<NoConst>;
+
+/// `op` as its kind and its constant (0 where it has none).
+#[inline(always)]
+fn split(op: UnaryOp<f64>) -> (UnaryKind, f64) {
+    use UnaryOp as U;
+    match op {
+        U::Neg => (U::Neg, 0.0),
+        U::Exp => (U::Exp, 0.0),
+        U::Ln => (U::Ln, 0.0),
+        U::Sqrt => (U::Sqrt, 0.0),
+        U::Square => (U::Square, 0.0),
+        U::Activation(a) => (U::Activation(a), 0.0),
+        U::Abs => (U::Abs, 0.0),
+        U::Softplus => (U::Softplus, 0.0),
+        U::Powf(p) => (U::Powf(NoConst), p),
+        U::Sin => (U::Sin, 0.0),
+        U::Cos => (U::Cos, 0.0),
+        U::Powi(n) => (U::Powi(n), 0.0),
+        U::AddScalar(c) => (U::AddScalar(NoConst), c),
+        U::MulScalar(c) => (U::MulScalar(NoConst), c),
+        U::SubFrom(c) => (U::SubFrom(NoConst), c),
+        U::DivInto(c) => (U::DivInto(NoConst), c),
+    }
+}
+
+/// The [`UnaryOp`] that [`split`] took apart.
+#[inline(always)]
+fn join(kind: UnaryKind, c: f64) -> UnaryOp<f64> {
+    use UnaryOp as U;
+    match kind {
+        U::Neg => U::Neg,
+        U::Exp => U::Exp,
+        U::Ln => U::Ln,
+        U::Sqrt => U::Sqrt,
+        U::Square => U::Square,
+        U::Activation(a) => U::Activation(a),
+        U::Abs => U::Abs,
+        U::Softplus => U::Softplus,
+        U::Powf(NoConst) => U::Powf(c),
+        U::Sin => U::Sin,
+        U::Cos => U::Cos,
+        U::Powi(n) => U::Powi(n),
+        U::AddScalar(NoConst) => U::AddScalar(c),
+        U::MulScalar(NoConst) => U::MulScalar(c),
+        U::SubFrom(NoConst) => U::SubFrom(c),
+        U::DivInto(NoConst) => U::DivInto(c),
+    }
+}
+
+/// The rule language of `ops/rules.rs` with what the two scalar-only rules (`pow`,
+/// `maximum`/`minimum`) need beyond it. Implemented for `f64` (the numeric partials) and
+/// for [`Var`] (the recorded ones).
+trait ScalarReal: Real<f64> {
+    /// The number this stands for (a rule may branch on it).
+    fn value_of(self) -> f64;
+    /// `self + c`
+    fn add_c(self, c: f64) -> Self;
+    /// Natural logarithm.
+    fn ln_(self) -> Self;
+    /// `self^e` with a variable exponent.
+    fn pow_(self, e: Self) -> Self;
+}
+
+impl ScalarReal for f64 {
+    #[inline(always)]
+    fn value_of(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn add_c(self, c: f64) -> f64 {
+        self + c
+    }
+    #[inline(always)]
+    fn ln_(self) -> f64 {
+        self.ln()
+    }
+    #[inline(always)]
+    fn pow_(self, e: f64) -> f64 {
+        self.powf(e)
+    }
+}
+
+impl ScalarOp {
+    /// The node's value from its parents' values `a` and `b` (`b` is ignored by ops of
+    /// one parent) and its constant `c`: computed once when the op is recorded and
+    /// again, the same way, when [`Var::grad`] replays the tape.
+    #[inline(always)]
+    fn f(self, a: f64, b: f64, c: f64) -> f64 {
+        match self {
+            ScalarOp::Leaf => c,
+            ScalarOp::Unary(kind) => join(kind, c).f(a),
+            ScalarOp::DivBy => a / c,
+            ScalarOp::Binary(BinaryOp::Add) => a + b,
+            ScalarOp::Binary(BinaryOp::Sub) => a - b,
+            ScalarOp::Binary(BinaryOp::Mul) => a * b,
+            ScalarOp::Binary(BinaryOp::Div) => a / b,
+            ScalarOp::Pow => a.powf(b),
+            ScalarOp::Select(0) => a,
+            ScalarOp::Select(_) => b,
+        }
+    }
+
+    /// The gradient `g ∂y/∂parent` of parent `side` (0 or 1) of the node `y = op(a, b)`
+    /// with constant `c` (`b` is ignored by ops of one parent): the op's one definition
+    /// of its derivative. At `f64` with `g = 1` it is the partial `backward` multiplies
+    /// by; on [`Var`]s it records the same arithmetic.
+    #[inline(always)]
+    fn vjp_rule<N: ScalarReal>(self, c: f64, side: usize, a: N, b: N, y: N, g: N) -> N {
+        match self {
+            ScalarOp::Leaf => unreachable!("scalar tape: a leaf has no parents"),
+            ScalarOp::Unary(kind) => join(kind, c).vjp_rule(a, y, g),
+            ScalarOp::DivBy => UnaryOp::MulScalar(1.0 / c).vjp_rule(a, y, g),
+            ScalarOp::Binary(op) => op.vjp_rule(side, a, b, y, g),
+            ScalarOp::Pow => {
+                if side == 0 {
+                    g * (b * a.pow_(b.add_c(-1.0))) // d(x^p)/dx = p x^(p-1)
+                } else if a.value_of() > 0.0 {
+                    g * (y * a.ln_()) // d(x^p)/dp = x^p ln x
+                } else {
+                    g.mul_c(0.0) // no real logarithm: taken as 0
+                }
+            }
+            ScalarOp::Select(chosen) => {
+                if side == usize::from(chosen) {
+                    g
+                } else {
+                    g.mul_c(0.0)
+                }
+            }
+        }
+    }
+}
+
+/// A tape's two parallel columns: node `i` is `nodes[i]` and `ops[i]`.
+struct Records {
+    nodes: Vec<Node>,
+    ops: Vec<ScalarOp>,
+}
+
 /// Records scalar operations; see the [module docs](self).
 pub struct Tape {
     id: u64,
-    nodes: RefCell<Vec<Node>>,
+    records: RefCell<Records>,
 }
 
 /// A scalar recorded on a [`Tape`]: a `Copy` handle carrying its value.
@@ -70,19 +280,22 @@ impl Tape {
     pub fn with_capacity(nodes: usize) -> Self {
         Tape {
             id: next_tape_id(),
-            nodes: RefCell::new(Vec::with_capacity(nodes)),
+            records: RefCell::new(Records {
+                nodes: Vec::with_capacity(nodes),
+                ops: Vec::with_capacity(nodes),
+            }),
         }
     }
 
     /// A new input variable: a leaf whose derivative `backward` computes (the tensor
     /// tape's [`crate::Tape::param`]).
     pub fn var(&self, value: f64) -> Var<'_> {
-        self.push(value, [NO_PARENT, NO_PARENT], [0.0, 0.0])
+        self.leaf(value)
     }
 
     /// Number of recorded nodes.
     pub fn len(&self) -> usize {
-        self.nodes.borrow().len()
+        self.records.borrow().nodes.len()
     }
 
     /// True when nothing has been recorded.
@@ -90,18 +303,48 @@ impl Tape {
         self.len() == 0
     }
 
-    /// Bytes of tape storage per recorded node.
-    pub const BYTES_PER_NODE: usize = std::mem::size_of::<Node>();
+    /// Bytes of tape storage per recorded node: the parents and partials `backward`
+    /// reads, and the op [`Var::grad`] reads.
+    pub const BYTES_PER_NODE: usize = std::mem::size_of::<Node>() + std::mem::size_of::<ScalarOp>();
 
-    fn push(&self, value: f64, parents: [u32; 2], partials: [f64; 2]) -> Var<'_> {
-        let mut nodes = self.nodes.borrow_mut();
-        let id = NodeId::try_from(nodes.len()).expect("scalar tape: more than 2^32 nodes");
-        nodes.push(Node { parents, partials });
+    #[inline(always)]
+    fn leaf(&self, value: f64) -> Var<'_> {
+        self.push(ScalarOp::Leaf, [NO_PARENT, NO_PARENT], [0.0, value], value)
+    }
+
+    #[inline(always)]
+    fn push(&self, op: ScalarOp, parents: [u32; 2], partials: [f64; 2], value: f64) -> Var<'_> {
+        let mut records = self.records.borrow_mut();
+        let id = NodeId::try_from(records.nodes.len()).expect("scalar tape: more than 2^32 nodes");
+        records.nodes.push(Node { parents, partials });
+        records.ops.push(op);
         Var {
             tape: self,
             id,
             value,
         }
+    }
+
+    /// Every node's value up to node `n - 1`, recomputed from the leaves forward by
+    /// the same function each op was recorded with (so the same bits).
+    fn replay(&self, n: usize) -> Vec<f64> {
+        let records = self.records.borrow();
+        let mut values: Vec<f64> = Vec::with_capacity(n);
+        for (node, op) in records.nodes[..n].iter().zip(&records.ops[..n]) {
+            let [p, q] = node.parents;
+            let a = if p == NO_PARENT {
+                0.0
+            } else {
+                values[p as usize]
+            };
+            let b = if q == NO_PARENT {
+                a
+            } else {
+                values[q as usize]
+            };
+            values.push(op.f(a, b, node.partials[1]));
+        }
+        values
     }
 }
 
@@ -164,7 +407,8 @@ impl<'t> Var<'t> {
     /// Backpropagates from this variable (seeded with 1) and returns every adjoint.
     /// The tape is not changed: calling it twice gives the same answer.
     pub fn backward(&self) -> Gradients {
-        let nodes = self.tape.nodes.borrow();
+        let records = self.tape.records.borrow();
+        let nodes = &records.nodes;
         let n = self.id as usize + 1;
         let mut adjoints = vec![0.0; n];
         adjoints[n - 1] = 1.0;
@@ -187,6 +431,117 @@ impl<'t> Var<'t> {
         }
     }
 
+    /// The gradients of this output with respect to `wrt`, as `Var`s recorded on the
+    /// same tape (PyTorch's `create_graph=True`): each can be used in further
+    /// expressions and differentiated again, to any order. The reverse sweep calls each
+    /// op's derivative rule with the adjoint as a `Var` (the rules `backward`'s partials
+    /// come from), visiting only the nodes through which this output depends on some
+    /// of `wrt`.
+    ///
+    /// ```
+    /// use autodiff::scalar::Tape;
+    /// let tape = Tape::new();
+    /// let x = tape.var(2.0);
+    /// let y = x.powi(3); // x³
+    /// let dy = y.grad(&[x])[0]; // 3x²
+    /// let d2y = dy.grad(&[x])[0]; // 6x
+    /// let d3y = d2y.grad(&[x])[0]; // 6
+    /// assert_eq!((dy.value(), d2y.value(), d3y.value()), (12.0, 12.0, 6.0));
+    /// ```
+    ///
+    /// A variable the output does not depend on (one recorded after it, say) gets a
+    /// zero: a new leaf of value 0 with no parents, a constant of every variable
+    /// recorded before it. At first order the values are `backward`'s, bit for bit,
+    /// with two exceptions: `a / b` of two `Var`s, whose rule gives `g / b` where
+    /// `backward` multiplies by the partial `1 / b` (they can differ in the last bit),
+    /// and nodes whose adjoint is 0, which `backward` skips and `grad` does not (so a
+    /// `0 · ∞` partial there gives NaN, and a zero may carry the other sign).
+    ///
+    /// Panics, at the caller's line, when a variable in `wrt` belongs to another tape.
+    #[track_caller]
+    pub fn grad(&self, wrt: &[Var<'t>]) -> Vec<Var<'t>> {
+        let tape = self.tape;
+        for w in wrt {
+            assert!(
+                w.tape.id == tape.id,
+                "scalar grad: variable #{} in wrt belongs to another tape than the output #{}",
+                w.id,
+                self.id
+            );
+        }
+        let n = self.id as usize + 1;
+        // needed[i]: node i is one of `wrt` or depends on one of them.
+        let mut needed = vec![false; n];
+        let mut first = n;
+        for w in wrt {
+            let i = w.id as usize;
+            if i < n {
+                needed[i] = true;
+                first = first.min(i);
+            }
+        }
+        {
+            let records = tape.records.borrow();
+            for i in first..n {
+                if !needed[i] {
+                    let [p, q] = records.nodes[i].parents;
+                    needed[i] = (p != NO_PARENT && needed[p as usize])
+                        || (q != NO_PARENT && needed[q as usize]);
+                }
+            }
+        }
+        let values = tape.replay(n);
+        debug_assert_eq!(
+            values[n - 1].to_bits(),
+            self.value.to_bits(),
+            "scalar grad: replay"
+        );
+        let var = |id: u32| Var {
+            tape,
+            id,
+            value: values[id as usize],
+        };
+        let mut adjoints: Vec<Option<Var<'t>>> = vec![None; n];
+        if needed[n - 1] {
+            adjoints[n - 1] = Some(tape.leaf(1.0));
+        }
+        for i in (first..n).rev() {
+            let Some(g) = adjoints[i] else { continue };
+            // Copied out, so that the rule can record on the tape while it runs.
+            let (op, node) = {
+                let records = tape.records.borrow();
+                (records.ops[i], records.nodes[i])
+            };
+            let [p, q] = node.parents;
+            if p == NO_PARENT {
+                continue; // a leaf
+            }
+            let (a, y) = (var(p), var(i as NodeId));
+            let b = if q == NO_PARENT { a } else { var(q) };
+            for (side, parent) in [p, q].into_iter().enumerate() {
+                if parent == NO_PARENT || !needed[parent as usize] {
+                    continue;
+                }
+                let dx = op.vjp_rule(node.partials[1], side, a, b, y, g);
+                let slot = &mut adjoints[parent as usize];
+                *slot = Some(match *slot {
+                    None => dx,
+                    Some(acc) => acc + dx,
+                });
+            }
+        }
+        let mut zero = None;
+        wrt.iter()
+            .map(|w| {
+                adjoints
+                    .get(w.id as usize)
+                    .copied()
+                    .flatten()
+                    .unwrap_or_else(|| *zero.get_or_insert_with(|| tape.leaf(0.0)))
+            })
+            .collect()
+    }
+
     #[track_caller]
     fn check_same_tape(&self, other: &Var<'_>) {
         assert!(
@@ -195,95 +550,116 @@ impl<'t> Var<'t> {
         );
     }
 
-    fn unary(self, value: f64, partial: f64) -> Var<'t> {
-        self.tape.push(value, [self.id, NO_PARENT], [partial, 0.0])
-    }
-
-    #[track_caller]
-    fn binary(self, other: Var<'t>, value: f64, da: f64, db: f64) -> Var<'t> {
-        self.check_same_tape(&other);
-        self.tape.push(value, [self.id, other.id], [da, db])
-    }
-
-    /// Records `op` of this value, with its partial from the op's one definition of
-    /// its function and derivative, the tensor tape's own (`UnaryOp::f` and `df`).
-    fn apply(self, op: UnaryOp<f64>) -> Var<'t> {
+    /// Records `op` of this value: its function and its partial from the op's one
+    /// definition, the tensor tape's own (`UnaryOp::f`, and `df`, its `vjp_rule` with
+    /// `g = 1`). Its constant, if any, is kept in the node's free slot; `grad`'s replay
+    /// recomputes the value with `join(split(op)).f`, which is `op.f`.
+    #[inline(always)]
+    fn unary(self, op: UnaryOp<f64>) -> Var<'t> {
         let x = self.value;
         let y = op.f(x);
-        self.unary(y, op.df(x, y))
+        let (kind, c) = split(op);
+        self.tape.push(
+            ScalarOp::Unary(kind),
+            [self.id, NO_PARENT],
+            [op.df(x, y), c],
+            y,
+        )
+    }
+
+    /// Records the scalar-only op `op` of this value with constant `c`.
+    #[inline(always)]
+    fn record_unary(self, op: ScalarOp, c: f64) -> Var<'t> {
+        let x = self.value;
+        let y = op.f(x, x, c);
+        let partial = op.vjp_rule(c, 0, x, x, y, 1.0);
+        self.tape.push(op, [self.id, NO_PARENT], [partial, c], y)
+    }
+
+    /// Records `op(self, other)`, its partials from the op's rule.
+    #[inline(always)]
+    #[track_caller]
+    fn binary(self, other: Var<'t>, op: ScalarOp) -> Var<'t> {
+        self.check_same_tape(&other);
+        let (a, b) = (self.value, other.value);
+        let y = op.f(a, b, 0.0);
+        let partials = [
+            op.vjp_rule(0.0, 0, a, b, y, 1.0),
+            op.vjp_rule(0.0, 1, a, b, y, 1.0),
+        ];
+        self.tape.push(op, [self.id, other.id], partials, y)
     }
 
     /// `x²`
     pub fn square(self) -> Var<'t> {
-        self.apply(UnaryOp::Square)
+        self.unary(UnaryOp::Square)
     }
 
     /// `x^n` for an integer power (`powi(0)` has derivative 0 everywhere).
     pub fn powi(self, n: i32) -> Var<'t> {
-        self.apply(UnaryOp::Powi(n))
+        self.unary(UnaryOp::Powi(n))
     }
 
     /// `x^p` for a constant exponent.
     pub fn powf(self, p: f64) -> Var<'t> {
-        self.apply(UnaryOp::Powf(p))
+        self.unary(UnaryOp::Powf(p))
     }
 
-    /// `x^y` with a variable exponent: d/dx = y x^(y-1), d/dy = x^y ln x.
+    /// `x^y` with a variable exponent: d/dx = y x^(y-1), d/dy = x^y ln x (taken as 0
+    /// where `x <= 0`, which has no real logarithm).
     #[track_caller]
     pub fn pow(self, y: Var<'t>) -> Var<'t> {
-        let (x, p) = (self.value, y.value);
-        let z = x.powf(p);
-        let dy = if x > 0.0 { z * x.ln() } else { 0.0 };
-        self.binary(y, z, p * x.powf(p - 1.0), dy)
+        self.binary(y, ScalarOp::Pow)
     }
 
     /// `e^x`
     pub fn exp(self) -> Var<'t> {
-        self.apply(UnaryOp::Exp)
+        self.unary(UnaryOp::Exp)
     }
 
     /// Natural logarithm.
     pub fn ln(self) -> Var<'t> {
-        self.apply(UnaryOp::Ln)
+        self.unary(UnaryOp::Ln)
     }
 
     /// Square root.
     pub fn sqrt(self) -> Var<'t> {
-        self.apply(UnaryOp::Sqrt)
+        self.unary(UnaryOp::Sqrt)
     }
 
     /// Sine.
     pub fn sin(self) -> Var<'t> {
-        self.apply(UnaryOp::Sin)
+        self.unary(UnaryOp::Sin)
     }
 
     /// Cosine.
     pub fn cos(self) -> Var<'t> {
-        self.apply(UnaryOp::Cos)
+        self.unary(UnaryOp::Cos)
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(self) -> Var<'t> {
-        self.apply(UnaryOp::Activation(Activation::Tanh))
+        self.unary(UnaryOp::Activation(Activation::Tanh))
     }
 
     /// The logistic function, stable for large |x|.
     pub fn sigmoid(self) -> Var<'t> {
-        self.apply(UnaryOp::Activation(Activation::Sigmoid))
+        self.unary(UnaryOp::Activation(Activation::Sigmoid))
     }
 
-    /// `max(x, 0)`; the derivative at 0 is taken as 0.
+    /// `max(x, 0)`; the derivative at 0 is taken as 0, the second derivative is 0.
     pub fn relu(self) -> Var<'t> {
-        self.apply(UnaryOp::Activation(Activation::Relu))
+        self.unary(UnaryOp::Activation(Activation::Relu))
     }
 
-    /// `|x|`; the derivative at 0 is taken as 0.
+    /// `|x|`; the derivative at 0 is taken as 0, the second derivative is 0.
     pub fn abs(self) -> Var<'t> {
-        self.apply(UnaryOp::Abs)
+        self.unary(UnaryOp::Abs)
     }
 
     /// The larger of two values (pairwise, as NumPy's and PyTorch's `maximum`: a
-    /// tensor's `max` is a reduction); on a tie the gradient goes to `self`.
+    /// tensor's `max` is a reduction); on a tie the gradient goes to `self`. The
+    /// second derivative is 0.
     ///
     /// ```
     /// # use autodiff::scalar::Tape;
@@ -294,28 +670,83 @@ impl<'t> Var<'t> {
     /// ```
     #[track_caller]
     pub fn maximum(self, other: Var<'t>) -> Var<'t> {
-        let first = self.value >= other.value;
-        let v = if first { self.value } else { other.value };
-        self.binary(
-            other,
-            v,
-            f64::from(u8::from(first)),
-            f64::from(u8::from(!first)),
-        )
+        self.select(other, self.value >= other.value)
     }
 
     /// The smaller of two values (pairwise, see [`Var::maximum`]); on a tie the
     /// gradient goes to `self`.
     #[track_caller]
     pub fn minimum(self, other: Var<'t>) -> Var<'t> {
-        let first = self.value <= other.value;
-        let v = if first { self.value } else { other.value };
-        self.binary(
-            other,
-            v,
-            f64::from(u8::from(first)),
-            f64::from(u8::from(!first)),
-        )
+        self.select(other, self.value <= other.value)
+    }
+
+    /// `self` if `first`, else `other`, recorded as a choice.
+    #[track_caller]
+    fn select(self, other: Var<'t>, first: bool) -> Var<'t> {
+        self.binary(other, ScalarOp::Select(u8::from(!first)))
+    }
+}
+
+/// 1, -1 or 0.
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// The rule language on the scalar tape: a rule applied to `Var`s records its
+/// arithmetic, so [`Var::grad`] can call the tensor tape's rules unchanged. The sign and
+/// the gate are constants taken from the value (multiplications by 0 or ±1), so
+/// `abs` and `relu` have second derivative 0.
+impl Real<f64> for Var<'_> {
+    fn mul_c(self, c: f64) -> Self {
+        self * c
+    }
+    fn c_sub(self, c: f64) -> Self {
+        c - self
+    }
+    fn c_div(self, c: f64) -> Self {
+        c / self
+    }
+    fn sin_(self) -> Self {
+        self.sin()
+    }
+    fn cos_(self) -> Self {
+        self.cos()
+    }
+    fn powf_(self, p: f64) -> Self {
+        self.powf(p)
+    }
+    fn powi_(self, n: i32) -> Self {
+        self.powi(n)
+    }
+    fn sigmoid_(self) -> Self {
+        self.sigmoid()
+    }
+    fn times_sign_of(self, x: Self) -> Self {
+        self.mul_c(sign(x.value))
+    }
+    fn where_positive(self, y: Self) -> Self {
+        self.mul_c(if y.value > 0.0 { 1.0 } else { 0.0 })
+    }
+}
+
+impl ScalarReal for Var<'_> {
+    fn value_of(self) -> f64 {
+        self.value
+    }
+    fn add_c(self, c: f64) -> Self {
+        self + c
+    }
+    fn ln_(self) -> Self {
+        self.ln()
+    }
+    fn pow_(self, e: Self) -> Self {
+        self.pow(e)
     }
 }
 
@@ -329,83 +760,140 @@ impl<'t> Add for Var<'t> {
     type Output = Var<'t>;
     #[track_caller]
     fn add(self, o: Var<'t>) -> Var<'t> {
-        self.binary(o, self.value + o.value, 1.0, 1.0)
+        self.binary(o, ScalarOp::Binary(BinaryOp::Add))
     }
 }
 impl<'t> Sub for Var<'t> {
     type Output = Var<'t>;
     #[track_caller]
     fn sub(self, o: Var<'t>) -> Var<'t> {
-        self.binary(o, self.value - o.value, 1.0, -1.0)
+        self.binary(o, ScalarOp::Binary(BinaryOp::Sub))
     }
 }
 impl<'t> Mul for Var<'t> {
     type Output = Var<'t>;
     #[track_caller]
     fn mul(self, o: Var<'t>) -> Var<'t> {
-        self.binary(o, self.value * o.value, o.value, self.value)
+        self.binary(o, ScalarOp::Binary(BinaryOp::Mul))
     }
 }
 impl<'t> Div for Var<'t> {
     type Output = Var<'t>;
     #[track_caller]
     fn div(self, o: Var<'t>) -> Var<'t> {
-        let q = self.value / o.value;
-        self.binary(o, q, 1.0 / o.value, -q / o.value) // d(a/b)/db = -a/b²
+        self.binary(o, ScalarOp::Binary(BinaryOp::Div))
     }
 }
 impl<'t> Neg for Var<'t> {
     type Output = Var<'t>;
     fn neg(self) -> Var<'t> {
-        self.unary(-self.value, -1.0)
+        self.unary(UnaryOp::Neg)
     }
 }
 impl<'t> Add<f64> for Var<'t> {
     type Output = Var<'t>;
     fn add(self, c: f64) -> Var<'t> {
-        self.unary(self.value + c, 1.0)
+        self.unary(UnaryOp::AddScalar(c))
     }
 }
 impl<'t> Sub<f64> for Var<'t> {
     type Output = Var<'t>;
     fn sub(self, c: f64) -> Var<'t> {
-        self.unary(self.value - c, 1.0)
+        self.unary(UnaryOp::AddScalar(-c)) // x + (-c) is x - c, to the bit
     }
 }
 impl<'t> Mul<f64> for Var<'t> {
     type Output = Var<'t>;
     fn mul(self, c: f64) -> Var<'t> {
-        self.unary(self.value * c, c)
+        self.unary(UnaryOp::MulScalar(c))
     }
 }
 impl<'t> Div<f64> for Var<'t> {
     type Output = Var<'t>;
     fn div(self, c: f64) -> Var<'t> {
-        self.unary(self.value / c, 1.0 / c)
+        self.record_unary(ScalarOp::DivBy, c)
     }
 }
 impl<'t> Add<Var<'t>> for f64 {
     type Output = Var<'t>;
     fn add(self, v: Var<'t>) -> Var<'t> {
-        v.unary(self + v.value, 1.0)
+        v.unary(UnaryOp::AddScalar(self))
     }
 }
 impl<'t> Sub<Var<'t>> for f64 {
     type Output = Var<'t>;
     fn sub(self, v: Var<'t>) -> Var<'t> {
-        v.unary(self - v.value, -1.0)
+        v.unary(UnaryOp::SubFrom(self))
     }
 }
 impl<'t> Mul<Var<'t>> for f64 {
     type Output = Var<'t>;
     fn mul(self, v: Var<'t>) -> Var<'t> {
-        v.unary(self * v.value, self)
+        v.unary(UnaryOp::MulScalar(self))
     }
 }
 impl<'t> Div<Var<'t>> for f64 {
     type Output = Var<'t>;
     fn div(self, v: Var<'t>) -> Var<'t> {
-        let q = self / v.value;
-        v.unary(q, -q / v.value)
+        v.unary(UnaryOp::DivInto(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `grad` recomputes values by replaying the tape: every op, NaN-producing ones
+    /// included, must give back the bits its forward pass computed.
+    #[test]
+    fn replay_recomputes_every_value_to_the_bit() {
+        let tape = Tape::new();
+        let (x, z) = (tape.var(0.7), tape.var(-1.3));
+        let vars = [
+            x + z,
+            x - z,
+            x * z,
+            x / z,
+            -x,
+            x + 0.3,
+            x - 0.3,
+            x * 0.3,
+            x / 0.3,
+            0.3 + x,
+            0.3 - x,
+            0.3 * x,
+            0.3 / x,
+            x.square(),
+            x.powi(3),
+            x.powi(-2),
+            x.powi(0),
+            x.powf(2.5),
+            z.powf(0.5),
+            x.pow(z),
+            z.pow(x),
+            x.exp(),
+            x.ln(),
+            z.ln(),
+            x.sqrt(),
+            x.sin(),
+            x.cos(),
+            x.tanh(),
+            x.sigmoid(),
+            z.relu(),
+            x.abs(),
+            z.abs(),
+            x.maximum(z),
+            z.maximum(x),
+            x.minimum(z),
+            z.minimum(x),
+            // x / c is not x * (1 / c) here: the replay must divide.
+            z / 0.7,
+            x / 1.3,
+        ];
+        let values = tape.replay(tape.len());
+        for v in [x, z].iter().chain(&vars) {
+            assert_eq!(values[v.id as usize].to_bits(), v.value.to_bits(), "{v:?}");
+        }
+        assert_eq!(Tape::BYTES_PER_NODE, 32);
     }
 }
