@@ -47,8 +47,9 @@ pub trait Real<T: Float>:
     fn sigmoid_(self) -> Self;
     /// `self * sign(x)` (sign 0 at 0): the sign is a constant, not differentiated.
     fn times_sign_of(self, x: Self) -> Self;
-    /// `self` where `y > 0`, else 0: a choice, so that a NaN in `self` does not leak
-    /// through a closed gate (NaN * 0 would be NaN).
+    /// `self` where `y > 0`, else 0: on elements and tensors a choice, so that a NaN in
+    /// `self` does not leak through a closed gate (NaN * 0 would be NaN); the scalar
+    /// tape multiplies by 1 or 0, as its `backward` always has.
     fn where_positive(self, y: Self) -> Self;
 }
 
