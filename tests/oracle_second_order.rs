@@ -2,15 +2,15 @@
 //! forward-mode tangents, full Hessians and third derivatives computed in float64 by
 //! JAX (`tests/reference/oracle2.py`, which wrote `tests/reference/oracle2.txt`; its
 //! docstring describes the cases and the line format), reproduced by `autodiff::func`
-//! and by `Var::grad` (a gradient recorded on the tape, differentiable again) to 1e-10
-//! relative.
+//! and by `Var::grad` on both tapes (a gradient recorded on the tape, differentiable
+//! again) to 1e-10 relative.
 //!
 //! The networks are built from the engine's own ops (matmul, sigmoid, conv2d_bias,
 //! max_pool2d, cross_entropy, ...), not through `nn`, so these tests pin the engine.
 //! Large inputs are not in the file: they come from the generator below, the same
 //! integer arithmetic as the script's, checked against the checksums it printed.
 
-use autodiff::{func, Conv2dOptions, Tape, Tensor, Var};
+use autodiff::{func, scalar, Conv2dOptions, Tape, Tensor, Var};
 use std::collections::HashMap;
 
 const ORACLE: &str = include_str!("reference/oracle2.txt");
@@ -414,6 +414,43 @@ fn tensor_tape_third_derivatives_match_jax() {
             f,
             g: g.item(),
             g_grad: grad.iter().map(|v| v.item()).collect(),
+            g_hessian,
+            g_third,
+        },
+    );
+}
+
+#[test]
+fn scalar_tape_third_derivatives_match_jax() {
+    let c = case("third_derivative");
+
+    // f(x) = sin(x) exp(x): f, f', f'', f''' by differentiating the gradient again.
+    let tape = scalar::Tape::new();
+    let x = tape.var(c.input("x").item());
+    let f = x.sin() * x.exp();
+    let d1 = f.grad(&[x])[0];
+    let d2 = d1.grad(&[x])[0];
+    let d3 = d2.grad(&[x])[0];
+    let f = vec![f.value(), d1.value(), d2.value(), d3.value()];
+
+    let ab = c.input("ab").data();
+    let (a, b) = (tape.var(ab[0]), tape.var(ab[1]));
+    let vars = [a, b];
+    let g = a * a * b + (a * b).exp() + b.sin() / (1.0 + a * a);
+    let grad = g.grad(&vars);
+    let (mut g_hessian, mut g_third) = (Vec::new(), Vec::new());
+    for gi in &grad {
+        for gij in gi.grad(&vars) {
+            g_hessian.push(gij.value());
+            g_third.extend(gij.grad(&vars).iter().map(|gijk| gijk.value()));
+        }
+    }
+    check_third_derivatives(
+        "scalar tape",
+        ThirdDerivatives {
+            f,
+            g: g.value(),
+            g_grad: grad.iter().map(|v| v.value()).collect(),
             g_hessian,
             g_third,
         },
