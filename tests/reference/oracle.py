@@ -4,6 +4,11 @@ Regenerate with (any venv outside the repo):
     python -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install jax numpy
     /tmp/refvenv/bin/python tests/reference/oracle.py > tests/reference/oracle.txt
 
+Second derivatives and forward mode (Hessian-vector products, jvp, Hessians, third
+derivatives) have their own script beside this one, oracle2.py (output oracle2.txt,
+test tests/oracle_second_order.rs): its inputs are too large to print, so it builds
+them from integer formulas that both sides evaluate to the same bits.
+
 Each case lists its inputs (deterministic values, so no RNG has to match), the
 function's value and the gradient with respect to every parameter. Numbers are
 printed with repr(), which round-trips float64 exactly.
