@@ -240,7 +240,7 @@ fn hvp_network_b(c: &mut Criterion) {
     let x = Tensor::<f32>::rand_uniform([128, 784], 0.0, 1.0, &mut StdRng::seed_from_u64(3));
     let labels: Vec<usize> = (0..128).map(|r| r % 10).collect();
     let mut group = c.benchmark_group("hvp");
-    group.sample_size(50);
+    group.sample_size(20);
     group.bench_function("network B 784-128-128-10 cross-entropy, batch 128", |b| {
         b.iter(|| {
             let hv = autodiff::func::hvp(
