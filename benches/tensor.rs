@@ -1,6 +1,7 @@
 //! Tensor kernels and one training step: matmul at the network's shapes (including the
-//! transposed products of backprop) in FLOP/s, `gemm` against `matrixmultiply`, and a
-//! forward + backward + SGD step of the 784-16-16-10 network at batch 100.
+//! transposed products of backprop) in FLOP/s, `gemm` against `matrixmultiply`, a
+//! forward + backward + SGD step of the 784-16-16-10 network at batch 100, and one
+//! Hessian-vector product of network B's cost at batch 128.
 
 use autodiff::internals::{matmul_into, MatRef};
 use autodiff::{Tape, Tensor};
@@ -222,11 +223,52 @@ fn lenet_layers(c: &mut Criterion) {
     group.finish();
 }
 
+/// One Hessian-vector product of network B's cost (784-128-128-10, ReLU, cross-entropy)
+/// at batch 128, forward pass included, on a synthetic batch: what `bench --hvp` times
+/// on MNIST against PyTorch (bench/hvp.sh).
+fn hvp_network_b(c: &mut Criterion) {
+    let sizes = [784, 128, 128, 10];
+    let mut params: Vec<Tensor<f32>> = Vec::new();
+    for (i, w) in sizes.windows(2).enumerate() {
+        let scale = (2.0 / w[0] as f32).sqrt(); // He
+        params.push(randn(&[w[0], w[1]], 10 + i as u64).map(|v| v * scale));
+        params.push(Tensor::zeros([w[1]]));
+    }
+    let v: Vec<Tensor<f32>> = (0..params.len())
+        .map(|i| randn(params[i].shape(), 20 + i as u64))
+        .collect();
+    let x = Tensor::<f32>::rand_uniform([128, 784], 0.0, 1.0, &mut StdRng::seed_from_u64(3));
+    let labels: Vec<usize> = (0..128).map(|r| r % 10).collect();
+    let mut group = c.benchmark_group("hvp");
+    group.sample_size(20);
+    group.bench_function("network B 784-128-128-10 cross-entropy, batch 128", |b| {
+        b.iter(|| {
+            let hv = autodiff::func::hvp(
+                |tape, p| {
+                    let mut a = tape.constant(&x);
+                    for l in 0..3 {
+                        a = a.matmul(p[2 * l]) + p[2 * l + 1];
+                        if l < 2 {
+                            a = a.relu();
+                        }
+                    }
+                    a.cross_entropy(&labels)
+                },
+                &params,
+                &v,
+            );
+            black_box(hv[0].data()[0])
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     matmul,
     parallel_cutoff,
     training_step,
-    lenet_layers
+    lenet_layers,
+    hvp_network_b
 );
 criterion_main!(benches);

@@ -6,9 +6,18 @@
 //!
 //! Each network's last line is machine-readable (`RESULT impl=backprop net=a ...`);
 //! `bench/compare.sh` reads it beside the PyTorch reference's.
+//!
+//! With `--hvp` it times one Hessian-vector product of network B's cost at batch 128
+//! instead (`autodiff::func::hvp`, forward pass included) and prints a `RESULT` line
+//! with the median time and a `CHECK` line with the HVP's norm; `bench/hvp.sh` reads
+//! them beside `bench/reference/torch_hvp.py`'s.
 
-use clap::Parser;
+use autodiff::{Float, Tape, Tensor, Var};
+use clap::{Parser, ValueEnum};
 use nn::{Mnist, Network, NnError, Trainer};
+use std::f64::consts::TAU;
+use std::hint::black_box;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -37,6 +46,25 @@ struct Args {
     /// Print the directory the data would be read from (fetching it if needed), then exit.
     #[arg(long)]
     locate_data: bool,
+    /// Time one Hessian-vector product of network B's cost on the first 128 training
+    /// images (forward pass included) instead of training.
+    #[arg(long, conflicts_with_all = ["net", "epochs", "seed"])]
+    hvp: bool,
+    /// With --hvp: timed HVPs (the median is reported).
+    #[arg(long, requires = "hvp", default_value = "200")]
+    reps: NonZeroUsize,
+    /// With --hvp: untimed HVPs first.
+    #[arg(long, requires = "hvp", default_value_t = 50)]
+    warmup: usize,
+    /// With --hvp: the precision (f32 as in training; f64 to check the HVP's norm).
+    #[arg(long, requires = "hvp", value_enum, default_value = "f32")]
+    dtype: Dtype,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Dtype {
+    F32,
+    F64,
 }
 
 /// Peak resident set size in MiB since the last reset, from /proc (Linux).
@@ -72,7 +100,13 @@ fn run(args: Args) -> Result<(), NnError> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    autodiff::with_threads(threads, || train_all(&args, threads))
+    autodiff::with_threads(threads, || {
+        if args.hvp {
+            hvp_bench(&args, threads)
+        } else {
+            train_all(&args, threads)
+        }
+    })
 }
 
 fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {
@@ -113,4 +147,125 @@ fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {
         );
     }
     Ok(())
+}
+
+/// Network B's widths (docs/networks.md) and the batch of the HVP benchmark.
+const HVP_SIZES: [usize; 4] = [784, 128, 128, 10];
+const HVP_BATCH: usize = 128;
+
+fn hvp_bench(args: &Args, threads: usize) -> Result<(), NnError> {
+    let train = Mnist::load(args.data_dir.as_deref())?.train;
+    let pixels = &train.pixels()[..HVP_BATCH * train.features()];
+    let labels = &train.labels[..HVP_BATCH];
+    match args.dtype {
+        Dtype::F32 => time_hvp::<f32>(pixels, labels, args, threads, "f32"),
+        Dtype::F64 => time_hvp::<f64>(pixels, labels, args, threads, "f64"),
+    }
+    Ok(())
+}
+
+/// Network B's cost on one batch, each layer `x W + b` with `W` stored `[inputs,
+/// outputs]`, in the tape's plain ops (as the PyTorch reference writes it).
+fn network_b_cost<'t, T: Float>(
+    tape: &'t Tape<T>,
+    params: &[Var<'t, T>],
+    x: &Tensor<T>,
+    labels: &[usize],
+) -> Var<'t, T> {
+    let layers = params.len() / 2;
+    let mut a = tape.constant(x);
+    for l in 0..layers {
+        a = a.matmul(params[2 * l]) + params[2 * l + 1];
+        if l + 1 < layers {
+            a = a.relu();
+        }
+    }
+    a.cross_entropy(labels)
+}
+
+fn time_hvp<T: Float>(pixels: &[u8], labels: &[usize], args: &Args, threads: usize, dtype: &str) {
+    // Pixel / 255 rounded once to T, as the reference does (the nn crate's batches
+    // multiply by 1/255 in f32, which an f64 check would see).
+    let x = Tensor::from_vec(
+        pixels
+            .iter()
+            .map(|&p| T::from_f64(f64::from(p) / 255.0))
+            .collect(),
+        [labels.len(), pixels.len() / labels.len()],
+    );
+    let (params, v) = hvp_parameters::<T>();
+    let hvp = || autodiff::func::hvp(|tape, p| network_b_cost(tape, p, &x, labels), &params, &v);
+    for _ in 0..args.warmup {
+        black_box(hvp());
+    }
+    let mut times: Vec<f64> = (0..args.reps.get())
+        .map(|_| {
+            let start = Instant::now();
+            black_box(hvp()); // dropped inside the timing, as in the reference
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let (median, min) = (times[times.len() / 2], times[0]);
+
+    let hv = hvp();
+    let norm = hv
+        .iter()
+        .flat_map(|t| t.data())
+        .map(|e| e.as_f64() * e.as_f64())
+        .sum::<f64>()
+        .sqrt();
+    let tape = Tape::new();
+    let vars: Vec<_> = params.iter().map(|p| tape.constant(p)).collect();
+    let loss = network_b_cost(&tape, &vars, &x, labels).item().as_f64();
+    let common =
+        format!("impl=backprop net=b op=hvp batch={HVP_BATCH} threads={threads} dtype={dtype}");
+    println!(
+        "RESULT {common} reps={} median_ms={median:.4} min_ms={min:.4}",
+        times.len()
+    );
+    println!("CHECK {common} loss={loss} hvp_norm={norm}");
+}
+
+/// The HVP's parameters and direction, drawn as bench/reference/torch_hvp.py draws them
+/// so that the two sides' norms compare: weight `l` from stream `2l` scaled by
+/// `sqrt(2/fan_in)` (He), biases zero, the direction for parameter `p` (W1, b1, W2, b2,
+/// W3, b3) from stream `100 + p`.
+fn hvp_parameters<T: Float>() -> (Vec<Tensor<T>>, Vec<Tensor<T>>) {
+    let tensor = |values: Vec<f64>, shape: &[usize]| {
+        Tensor::from_vec(values.into_iter().map(T::from_f64).collect(), shape)
+    };
+    let mut params = Vec::new();
+    for (l, w) in HVP_SIZES.windows(2).enumerate() {
+        let scale = (2.0 / w[0] as f64).sqrt();
+        let weight = normals(2 * l as u64, w[0] * w[1]);
+        params.push(tensor(weight.into_iter().map(|z| z * scale).collect(), w));
+        params.push(Tensor::zeros([w[1]]));
+    }
+    let v = params
+        .iter()
+        .enumerate()
+        .map(|(p, t)| tensor(normals(100 + p as u64, t.numel()), t.shape()))
+        .collect();
+    (params, v)
+}
+
+/// `n` standard normals by Box-Muller from pairs of SplitMix64 draws started from state
+/// `stream`, each draw mapped to `u = (top 53 bits + 1) / 2^53` in (0, 1].
+fn normals(stream: u64, n: usize) -> Vec<f64> {
+    let mut state = stream;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let (u1, u2) = (uniform(), uniform());
+            (-2.0 * u1.ln()).sqrt() * (TAU * u2).cos()
+        })
+        .collect()
 }
