@@ -325,7 +325,7 @@ impl<'t, T: Float> Var<'t, T> {
                 Tensor::from_vec(out, [v[0].shape()[0], v[0].shape()[1], p.oh, p.ow]),
                 Op::MaxPool2d {
                     pool: p,
-                    argmax: argmax.into(),
+                    argmax: Rc::new(argmax),
                 },
             )
         })

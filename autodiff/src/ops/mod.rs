@@ -77,7 +77,8 @@ pub(crate) enum Op<T: Float> {
         count: usize,
     },
     Max {
-        argmax: Rc<[usize]>,
+        /// Shared, not copied: the forward pass's own vector.
+        argmax: Rc<Vec<usize>>,
     },
     Reshape,
     Permute(Shape),
@@ -106,7 +107,7 @@ pub(crate) enum Op<T: Float> {
     },
     MaxPool2d {
         pool: crate::kernels::conv::Pool,
-        argmax: Rc<[crate::kernels::conv::PlaneIndex]>,
+        argmax: Rc<Vec<crate::kernels::conv::PlaneIndex>>,
     },
     AvgPool2d(crate::kernels::conv::Pool),
     Custom(Rc<dyn CustomOp<T>>),

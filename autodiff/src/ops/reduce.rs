@@ -90,20 +90,20 @@ pub(crate) fn sum_vjp_var<'t, T: Float>(
 /// Recorded: the adjoint scattered to the maxima. The max's second derivative is zero
 /// wherever it exists (the choice of maxima is a constant).
 pub(crate) fn max_vjp_var<'t, T: Float>(
-    argmax: &Rc<[usize]>,
+    argmax: &[usize],
     ctx: &VarVjp<'_, 't, T>,
 ) -> VarGrads<'t, T> {
     let shape = ctx.inputs[0].shape();
-    smallvec![Some(ctx.grad.scatter_add(argmax.clone(), &shape))]
+    smallvec![Some(ctx.grad.scatter_add(argmax.into(), &shape))]
 }
 
 /// The tangent of a max: the tangent at each maximum.
 pub(crate) fn max_jvp_var<'t, T: Float>(
-    argmax: &Rc<[usize]>,
+    argmax: &[usize],
     ctx: &VarJvp<'_, 't, T>,
 ) -> Option<Var<'t, T>> {
     let t = ctx.tangents[0]?;
-    Some(t.gather(argmax.clone(), &ctx.output.shape()))
+    Some(t.gather(argmax.into(), &ctx.output.shape()))
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -182,7 +182,7 @@ impl<'t, T: Float> Var<'t, T> {
             (
                 out.reshape(out_shape(x[0].shape(), &reduced, keepdim)),
                 Op::Max {
-                    argmax: argmax.into(),
+                    argmax: Rc::new(argmax),
                 },
             )
         })
