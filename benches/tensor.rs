@@ -263,12 +263,73 @@ fn hvp_network_b(c: &mut Criterion) {
     group.finish();
 }
 
+/// LeNet-5's forward pass at batch 128 (parameters recorded as `param`, as in
+/// training) against forward mode along a tangent for every parameter (`func::jvp`):
+/// a tangent rule per op should cost at most about three forward passes in all.
+fn jvp_lenet(c: &mut Criterion) {
+    use autodiff::{Conv2dOptions, Var};
+    let shapes: [&[usize]; 10] = [
+        &[6, 1, 5, 5],
+        &[6],
+        &[16, 6, 5, 5],
+        &[16],
+        &[400, 120],
+        &[120],
+        &[120, 84],
+        &[84],
+        &[84, 10],
+        &[10],
+    ];
+    let params: Vec<Tensor<f32>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| randn(s, 30 + i as u64).map(|v| v * 0.2))
+        .collect();
+    let tangents: Vec<Tensor<f32>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| randn(s, 50 + i as u64))
+        .collect();
+    let x = Tensor::<f32>::rand_uniform([128, 1, 28, 28], 0.0, 1.0, &mut StdRng::seed_from_u64(4));
+    fn lenet<'t>(x: Var<'t, f32>, p: &[Var<'t, f32>]) -> Var<'t, f32> {
+        let a = x
+            .conv2d_bias(p[0], p[1], Conv2dOptions::new(1, 2))
+            .relu()
+            .max_pool2d(2, 2, 0);
+        let a = a
+            .conv2d_bias(p[2], p[3], Conv2dOptions::new(1, 0))
+            .relu()
+            .max_pool2d(2, 2, 0)
+            .flatten();
+        let a = a.linear_relu(p[4], p[5]).linear_relu(p[6], p[7]);
+        a.linear(p[8], p[9])
+    }
+    let mut group = c.benchmark_group("jvp_lenet");
+    group.sample_size(20);
+    group.bench_function("forward, batch 128", |b| {
+        b.iter(|| {
+            let tape = Tape::<f32>::new();
+            let p: Vec<_> = params.iter().map(|t| tape.param(t)).collect();
+            black_box(lenet(tape.constant(&x), &p).value().data()[0])
+        })
+    });
+    group.bench_function("jvp along every parameter, batch 128", |b| {
+        b.iter(|| {
+            let (_, t) =
+                autodiff::func::jvp(|tape, p| lenet(tape.constant(&x), p), &params, &tangents);
+            black_box(t.data()[0])
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     matmul,
     parallel_cutoff,
     training_step,
     lenet_layers,
-    hvp_network_b
+    hvp_network_b,
+    jvp_lenet
 );
 criterion_main!(benches);

@@ -315,6 +315,37 @@ pub(crate) fn conv2d_forward<T: Float>(
     (y, Some(cols))
 }
 
+/// [`conv2d_forward`] of the same input with other weights, from the im2col columns an
+/// earlier call kept (`keep_cols`, same geometry and thread count, so the same parts),
+/// without gathering the input again: forward mode's `conv(x, dw)`.
+pub(crate) fn conv2d_forward_from_cols<T: Float>(
+    g: &Geometry,
+    cols: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+) -> Vec<T> {
+    let (k, p, og) = (g.k(), g.p(), g.group_outputs());
+    let per_image = g.o * p;
+    let cols_per_image = g.opts.groups * k * p;
+    let mut y = vec![T::zero(); g.n * per_image];
+    if y.is_empty() {
+        return y;
+    }
+    for_each_part(g.n, [(&mut y, per_image)], |part, [out]| {
+        let wide = part.count * p;
+        let cols = &cols[part.first * cols_per_image..(part.first + part.count) * cols_per_image];
+        with_scratch(og * wide, |tmp| {
+            for grp in 0..g.opts.groups {
+                let cols = &cols[grp * k * wide..(grp + 1) * k * wide];
+                let wg = group_weight(g, w, grp);
+                matmul_into(wg, MatRef::row_major(cols, k, wide), tmp, false);
+                scatter_group(g, tmp, &part, grp, bias, out);
+            }
+        })
+    });
+    y
+}
+
 /// dx: Wᵀ dy for all images of a part at once, scattered back through col2im.
 pub(crate) fn conv2d_grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
     let (k, p, og, chw) = (g.k(), g.p(), g.group_outputs(), g.c * g.h * g.w);

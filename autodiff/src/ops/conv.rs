@@ -177,12 +177,20 @@ pub(crate) fn conv2d_vjp_var<'t, T: Float>(
 /// Bilinear in input and weight, plus the bias: `conv(dx, w) + conv(x, dw) + db`.
 pub(crate) fn conv2d_jvp_var<'t, T: Float>(
     g: &Geometry,
+    cols: Option<&Rc<Recycled<T>>>,
     ctx: &VarJvp<'_, 't, T>,
 ) -> Option<Var<'t, T>> {
     let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
     let tx = ctx.tangents[0].map(|t| t.conv2d(w, g.opts));
-    let tw = ctx.tangents[1].map(|t| x.conv2d(t, g.opts));
-    let tb = ctx.tangents.get(2).copied().flatten().map(|t| {
+    let tb = ctx.tangents.get(2).copied().flatten();
+    // The bias's tangent rides on a convolution's fused bias where there is one.
+    let (tw, tb) = match (ctx.tangents[1], tb, cols) {
+        // `conv(x, dw)` from the forward pass's columns of `x`, not gathered again.
+        (Some(t), b, Some(cols)) => (Some(x.conv2d_from_cols(t, b, *g, cols)), None),
+        (Some(t), Some(b), None) => (Some(x.conv2d_bias(t, b, g.opts)), None),
+        (t, b, _) => (t.map(|t| x.conv2d(t, g.opts)), b),
+    };
+    let tb = tb.map(|t| {
         t.reshape([1, g.o, 1, 1])
             .broadcast_to([g.n, g.o, g.oh, g.ow])
     });
@@ -313,6 +321,30 @@ impl<'t, T: Float> Var<'t, T> {
                 };
                 (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), op)
             })
+    }
+
+    /// `conv2d(self, weight) (+ bias)` from the im2col columns of `self` that an earlier
+    /// convolution of `self` with the same geometry kept: recorded as that convolution,
+    /// sharing the columns (which its weight gradient reads too).
+    pub(crate) fn conv2d_from_cols(
+        self,
+        weight: Var<'t, T>,
+        bias: Option<Var<'t, T>>,
+        g: Geometry,
+        cols: &Rc<Recycled<T>>,
+    ) -> Var<'t, T> {
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        let cols = cols.clone();
+        self.tape.record(&inputs, move |v, _| {
+            let b = v.get(2).map(|b| b.data());
+            let out = conv::conv2d_forward_from_cols(&g, &cols.0, v[1].data(), b);
+            let op = Op::Conv2d {
+                geometry: g,
+                cols: Some(cols),
+            };
+            (Tensor::from_vec(out, [g.n, g.o, g.oh, g.ow]), op)
+        })
     }
 
     /// Max over `kernel x kernel` windows of the last two axes; padding never wins.

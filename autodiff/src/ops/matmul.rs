@@ -182,8 +182,12 @@ pub(crate) fn linear_jvp_var<'t, T: Float>(
 ) -> Option<Var<'t, T>> {
     let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
     let tx = ctx.tangents[0].map(|t| t.matmul(w));
-    let tw = ctx.tangents[1].map(|t| x.matmul(t));
-    let tz = add_tangents(add_tangents(tx, tw), ctx.tangents[2])?;
+    // The bias's tangent rides on a product's fused bias where there is one.
+    let (tw, tb) = match (ctx.tangents[1], ctx.tangents[2]) {
+        (Some(t), Some(b)) => (Some(x.linear(t, b)), None),
+        (t, b) => (t.map(|t| x.matmul(t)), b),
+    };
+    let tz = add_tangents(add_tangents(tx, tw), tb)?;
     let shape = ctx.output.shape();
     let tz = if tz.shape() == shape {
         tz

@@ -273,7 +273,7 @@ impl<T: Float> Op<T> {
             Op::Softmax { axis } => nn_ops::softmax_jvp_var(*axis, ctx),
             Op::LogSoftmax { axis } => nn_ops::log_softmax_jvp_var(*axis, ctx),
             Op::CrossEntropy { targets, .. } => nn_ops::cross_entropy_jvp_var(targets, ctx),
-            Op::Conv2d { geometry, .. } => conv::conv2d_jvp_var(geometry, ctx),
+            Op::Conv2d { geometry, cols } => conv::conv2d_jvp_var(geometry, cols.as_ref(), ctx),
             Op::MaxPool2d { pool, argmax } => conv::max_pool_jvp_var(pool, argmax, ctx),
             Op::Custom(c) => custom::jvp_var(c, ctx),
             Op::ConvGradInput(g) => adjoint::conv_grad_input_jvp_var(g, ctx),
