@@ -509,7 +509,7 @@ fn argmax(values: &[f64], key: impl Fn(f64) -> f64) -> usize {
 
 /// How to get a checkpoint this example can read.
 const TRAIN_ONE: &str =
-    "train one with `cargo run --release --example mnist` (network a, about a minute)";
+    "train one with `cargo run --release --example mnist` (network a, the default)";
 
 /// Reads a network A checkpoint into an f64 model, refusing anything else with a
 /// message that names the file and says how to write one.
