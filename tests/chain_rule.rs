@@ -460,7 +460,6 @@ fn a_run_on_a_tiny_data_set_writes_out_the_chain_rule_and_agrees_with_the_tape()
         "16 x 10 = 160 paths",
         "row sum",
         "sum of the 160 paths",
-        "the tape's dC/dw1[",
         "differ by at most",
         "(within 1e-12)",
     ] {
@@ -470,6 +469,12 @@ fn a_run_on_a_tiny_data_set_writes_out_the_chain_rule_and_agrees_with_the_tape()
         );
     }
     assert!(!stdout.contains("DISAGREE"), "{stdout}");
+    // Once for each layer's weight.
+    assert_eq!(
+        stdout.matches("the tape's dC/dw (backward)").count(),
+        2,
+        "{stdout}"
+    );
     // Every relative difference printed is within the tolerance.
     let differences: Vec<&str> = stdout
         .lines()
