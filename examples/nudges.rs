@@ -139,9 +139,15 @@ fn choose(n: &Nudges, requested: Option<usize>, whose: &str) -> Chosen {
         ]
     } else {
         vec![
-            format!("into hidden 1 neuron #{neuron} (--neuron):"),
-            format!("norm {}; the largest", readable(norm(&weights).into())),
-            format!("are #{largest}'s (norm {})", readable(largest_norm.into())),
+            format!("into hidden 1 neuron #{neuron} (--neuron),"),
+            format!(
+                "norm {}; #{largest} has the largest",
+                readable(norm(&weights).into())
+            ),
+            format!(
+                "{whose}weight nudges (norm {})",
+                readable(largest_norm.into())
+            ),
         ]
     };
     Chosen {
