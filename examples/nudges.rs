@@ -4,13 +4,19 @@
 //! The output neuron for the right digit wants to go up and the others down, each in
 //! proportion to how far it is from its target (`-dC/da`); those desires, weighted by
 //! the connections, add up into the desired nudges of the layer before, and so on
-//! backwards. For one first-layer neuron the 784 weight nudges `-dC/dw` are drawn as
-//! an image: the weights from the brightest pixels change most.
+//! backwards. For one first-layer neuron, the one whose weight nudges are largest, the
+//! 784 weight nudges `-dC/dw` are drawn as an image: the weights from the brightest
+//! pixels change most.
 //!
-//! cargo run --release --example mnist                       # writes the checkpoint
+//! In the pictures activations are grey (white 0, black 1, like the input's ink) and
+//! nudges are red (up) or blue (down); every column has its own legend and scale.
+//!
+//! cargo run --release --example mnist -- --net a            # writes the checkpoint
 //! cargo run --release --example nudges -- --index 0         # then this
 
-use backprop::pictures::{activation_color, max_abs, nudge_color, nudges_figure, Column};
+use backprop::pictures::{
+    largest_column, max_abs, nudges_figure, readable, signed_readable, Column, Layer, Panel, Shade,
+};
 use clap::Parser;
 use nn::{Checkpoint, Cost, Mnist, Network, NnError, Quadratic, Trainer};
 use std::path::PathBuf;
@@ -27,8 +33,8 @@ struct Args {
     /// Which test image.
     #[arg(long, default_value_t = 0)]
     index: usize,
-    /// First-hidden-layer neuron whose weight nudges are drawn (default: the one the
-    /// cost most wants to change).
+    /// First-hidden-layer neuron whose weight nudges are drawn (default: in each
+    /// picture, the neuron whose weight nudges are largest).
     #[arg(long)]
     neuron: Option<usize>,
     /// Minibatch size for the averaged figure (test images from --index on), at least 1.
@@ -101,6 +107,64 @@ fn column_of(weights: &[f32], neurons: usize, j: usize) -> Vec<f32> {
     weights.chunks_exact(neurons).map(|row| row[j]).collect()
 }
 
+fn norm(values: &[f32]) -> f32 {
+    values
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
+        .sqrt() as f32
+}
+
+/// The first-layer neuron whose weight nudges a picture draws, its weight nudges, and
+/// the caption's words for why it was chosen.
+struct Chosen {
+    neuron: usize,
+    weights: Vec<f32>,
+    why: Vec<String>,
+}
+
+/// `--neuron` if given, else the neuron whose weight nudges in `n` have the largest norm.
+fn choose(n: &Nudges, requested: Option<usize>, whose: &str) -> Chosen {
+    let (largest, largest_norm) = largest_column(&n.weight_nudges, n.neurons).unwrap_or((0, 0.0));
+    let neuron = requested.unwrap_or(largest);
+    let weights = column_of(&n.weight_nudges, n.neurons, neuron);
+    let why = if neuron == largest {
+        vec![
+            format!("into hidden 1 neuron #{neuron}: of all {},", n.neurons),
+            format!("the one whose {whose}weight"),
+            format!(
+                "nudges are largest (norm {})",
+                readable(largest_norm.into())
+            ),
+        ]
+    } else {
+        vec![
+            format!("into hidden 1 neuron #{neuron} (--neuron),"),
+            format!(
+                "norm {}; #{largest} has the largest",
+                readable(norm(&weights).into())
+            ),
+            format!(
+                "{whose}weight nudges (norm {})",
+                readable(largest_norm.into())
+            ),
+        ]
+    };
+    Chosen {
+        neuron,
+        weights,
+        why,
+    }
+}
+
+fn layer_name(l: usize, layers: usize) -> String {
+    if l + 1 == layers {
+        "output".to_string()
+    } else {
+        format!("hidden {}", l + 1)
+    }
+}
+
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,6 +180,14 @@ fn run(args: Args) -> Result<(), NnError> {
         return Err(NnError::Data(
             "--batch 0 averages no images: give at least 1".into(),
         ));
+    }
+    if !args.checkpoint.exists() {
+        return Err(NnError::Data(format!(
+            "{} does not exist: train network A first with \
+             `cargo run --release --example mnist -- --net a` (it writes \
+             checkpoints/mnist-a.safetensors), or give --checkpoint PATH",
+            args.checkpoint.display()
+        )));
     }
     let trainer = Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?)?;
     if trainer.recipe.network != Network::A {
@@ -139,139 +211,235 @@ fn run(args: Args) -> Result<(), NnError> {
             .map(|p| p.to_path_buf())
             .unwrap_or_default()
     });
-    std::fs::create_dir_all(&out_dir).map_err(|e| NnError::Io {
-        path: out_dir.clone(),
-        source: e,
-    })?;
     let picture_error = |e: backprop::pictures::PictureError| NnError::Data(e.to_string());
 
     // One example.
     let example = data.test.slice(args.index, args.index + 1);
     let label = example.labels[0];
     let one = nudges(&trainer, example.images.clone(), &example.labels)?;
+    if let Some(neuron) = args.neuron.filter(|&j| j >= one.neurons) {
+        return Err(NnError::Data(format!(
+            "--neuron {neuron} is out of range: the first layer has {} neurons (0 to {})",
+            one.neurons,
+            one.neurons - 1
+        )));
+    }
+    std::fs::create_dir_all(&out_dir).map_err(|e| NnError::Io {
+        path: out_dir.clone(),
+        source: e,
+    })?;
     let output = one.activations.last().cloned().unwrap_or_default();
     let predicted = nn::metrics::argmax_rows(&autodiff::Tensor::from_vec(
         output.clone(),
         [1, output.len()],
     ))[0];
-    let neuron = args.neuron.unwrap_or_else(|| {
-        let hidden = &one.nudges[0];
-        (0..hidden.len())
-            .max_by(|&a, &b| hidden[a].abs().total_cmp(&hidden[b].abs()))
-            .unwrap_or(0)
-    });
-    if neuron >= one.neurons {
-        return Err(NnError::Data(format!(
-            "--neuron {neuron} is out of range: the first layer has {} neurons",
-            one.neurons
-        )));
-    }
+    let chosen = choose(&one, args.neuron, "");
+    let count = one.activations.len();
+
     println!(
-        "test image {} (digit {label}), network predicts {predicted}",
-        args.index
+        "test image {} is a {label}; the network predicts {predicted} (output {})",
+        args.index,
+        readable(output[predicted].into())
     );
-    println!("desired nudges -dC/da (the gradient the tape computed, negated):");
+    println!(
+        "each neuron's activation a and desired nudge -dC/da (the tape's gradient of the \
+         quadratic cost, negated: + wants the neuron up, - down):"
+    );
     for (l, (acts, nudges)) in one.activations.iter().zip(&one.nudges).enumerate() {
-        let name = if l + 1 == one.activations.len() {
-            "output".to_string()
-        } else {
-            format!("hidden {}", l + 1)
-        };
-        println!("  {name:<9} neuron  activation  nudge");
+        let output_layer = l + 1 == count;
+        let rows = if output_layer { "digit" } else { "neuron" };
+        println!(
+            "  {:<9} {rows:>6}  {:>10}  {:>9}",
+            layer_name(l, count),
+            "activation",
+            "nudge"
+        );
         for (j, (a, n)) in acts.iter().zip(nudges).enumerate() {
-            println!("  {:<9} {j:>6}  {a:>10.4}  {n:>+9.5}", "");
+            let note = match (output_layer, l) {
+                (true, _) if j == label && j == predicted => "  <- the label, predicted",
+                (true, _) if j == label => "  <- the label",
+                (true, _) if j == predicted => "  <- predicted",
+                (false, 0) if j == chosen.neuron => "  <- its weight nudges are drawn",
+                _ => "",
+            };
+            println!(
+                "  {:<9} {j:>6}  {:>10}  {:>9}{note}",
+                "",
+                readable((*a).into()),
+                signed_readable((*n).into())
+            );
         }
     }
-    let layer_columns = |n: &Nudges, with_activations: bool| -> Vec<Column> {
-        let mut cols = Vec::new();
-        for (l, (acts, nudges)) in n.activations.iter().zip(&n.nudges).enumerate() {
-            let name = if l + 1 == n.activations.len() {
-                "output".to_string()
+    // One example's weight nudges are its pixels times the neuron's -dC/dz.
+    let pixels = example.images.data();
+    let dz = chosen
+        .weights
+        .iter()
+        .zip(pixels)
+        .map(|(w, x)| f64::from(*w) * f64::from(*x))
+        .sum::<f64>()
+        / pixels
+            .iter()
+            .map(|x| f64::from(*x).powi(2))
+            .sum::<f64>()
+            .max(1e-30);
+    let (peak, _) = chosen
+        .weights
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+        .unwrap_or((0, &0.0));
+    let side = (pixels.len() as f64).sqrt() as usize;
+    println!(
+        "weight nudges -dC/dw into hidden 1 neuron {} ({}): norm {}, largest {} at pixel \
+         (row {}, column {}); they are the pixels times -dC/dz = {}",
+        chosen.neuron,
+        if args.neuron.is_some() {
+            "chosen with --neuron"
+        } else {
+            "the neuron whose weight nudges are largest"
+        },
+        readable(norm(&chosen.weights).into()),
+        signed_readable(chosen.weights[peak].into()),
+        peak / side.max(1),
+        peak % side.max(1),
+        signed_readable(dz)
+    );
+
+    let mut layers = Vec::new();
+    for (l, (acts, nudges)) in one.activations.iter().zip(&one.nudges).enumerate() {
+        let output_layer = l + 1 == count;
+        let (rows, note, marked) = if output_layer {
+            let note = if label == predicted {
+                format!("rows: digits; ringed: the label, {label}")
             } else {
-                format!("hidden {}", l + 1)
+                format!("rows: digits; ringed: the label, {label} (predicted {predicted})")
             };
-            if with_activations {
-                cols.push(Column {
-                    title: format!("{name} a"),
+            (
+                (0..acts.len()).map(|j| j.to_string()).collect(),
+                note,
+                Some(label),
+            )
+        } else if l == 0 {
+            (
+                (0..acts.len()).map(|j| format!("#{j}")).collect(),
+                format!(
+                    "rows: neurons; ringed: #{}, weights at right",
+                    chosen.neuron
+                ),
+                Some(chosen.neuron),
+            )
+        } else {
+            (
+                (0..acts.len()).map(|j| format!("#{j}")).collect(),
+                "rows: neurons".to_string(),
+                None,
+            )
+        };
+        layers.push(Layer {
+            name: layer_name(l, count),
+            note,
+            rows,
+            columns: vec![
+                Column {
+                    title: "activation a".into(),
                     values: acts.clone(),
-                    color: activation_color,
-                    limit: 1.0,
-                });
-            }
-            cols.push(Column {
-                title: format!("{name} -dC/da"),
-                values: nudges.clone(),
-                color: nudge_color,
-                limit: max_abs(nudges),
-            });
-        }
-        cols
-    };
-    let weights = column_of(&one.weight_nudges, one.neurons, neuron);
+                    shade: Shade::Activation,
+                    marked,
+                },
+                Column {
+                    title: "nudge -dC/da".into(),
+                    values: nudges.clone(),
+                    shade: Shade::Nudge,
+                    marked,
+                },
+            ],
+        });
+    }
+    let mut notes = chosen.why.clone();
+    notes.push("for one example: its pixels".into());
+    notes.push(format!("times -dC/dz = {}", signed_readable(dz)));
     let single = out_dir.join(format!("nudges-test-{}.svg", args.index));
     nudges_figure(
         &single,
         &format!(
-            "test image {} (digit {label}, predicted {predicted}): what one example wants",
+            "test image {}, a {label} (predicted {predicted}): what one example wants of every neuron",
             args.index
         ),
-        example.images.data(),
-        &layer_columns(&one, true),
-        Some((&format!("-dC/dw into hidden 1 #{neuron}"), &weights)),
+        (&format!("test image {}", args.index), pixels),
+        &layers,
+        Some(&Panel {
+            title: "weight nudges -dC/dw".into(),
+            notes,
+            values: &chosen.weights,
+        }),
     )
     .map_err(picture_error)?;
-    println!(
-        "weight nudges for first-layer neuron {neuron}: largest {:+.5}, drawn in {}",
-        max_abs(&weights),
-        single.display()
-    );
 
     // A minibatch: the average desire next to a few single examples.
     let end = (args.index + args.batch).min(data.test.len());
     let batch = data.test.slice(args.index, end);
+    let size = batch.labels.len();
     let avg = nudges(&trainer, batch.images.clone(), &batch.labels)?;
+    let mean_output = avg.nudges.last().cloned().unwrap_or_default();
+    let digits: Vec<String> = (0..mean_output.len()).map(|j| j.to_string()).collect();
     let mut columns = vec![Column {
-        title: format!("mean of {} -dC/da", batch.labels.len()),
-        values: avg.nudges.last().cloned().unwrap_or_default(),
-        color: nudge_color,
-        limit: max_abs(avg.nudges.last().map_or(&[][..], |v| v)),
+        title: format!("mean of {size}"),
+        values: mean_output.clone(),
+        shade: Shade::Nudge,
+        marked: None,
     }];
-    for k in 0..3.min(batch.labels.len()) {
+    for k in 0..3.min(size) {
         let ex = data.test.slice(args.index + k, args.index + k + 1);
         let n = nudges(&trainer, ex.images, &ex.labels)?;
-        let out = n.nudges.last().cloned().unwrap_or_default();
         columns.push(Column {
-            title: format!("digit {} alone", ex.labels[0]),
-            limit: max_abs(&out),
-            values: out,
-            color: nudge_color,
+            title: format!("#{}, a {}", args.index + k, ex.labels[0]),
+            values: n.nudges.last().cloned().unwrap_or_default(),
+            shade: Shade::Nudge,
+            marked: Some(ex.labels[0]),
         });
     }
-    let avg_weights = column_of(&avg.weight_nudges, avg.neurons, neuron);
-    let batch_path = out_dir.join(format!(
-        "nudges-batch-{}-{}.svg",
-        args.index,
-        batch.labels.len()
-    ));
+    let batch_chosen = choose(&avg, args.neuron, "mean ");
+    let batch_path = out_dir.join(format!("nudges-batch-{}-{size}.svg", args.index));
+    let last = args.index + size - 1;
     nudges_figure(
         &batch_path,
         &format!(
-            "output nudges: the average over {} test images (from #{}) vs single examples",
-            batch.labels.len(),
+            "output nudges -dC/da: the mean over test images #{} to #{last} beside single examples",
             args.index
         ),
-        example.images.data(),
-        &columns,
-        Some((&format!("mean -dC/dw, hidden 1 #{neuron}"), &avg_weights)),
+        (&format!("test image {}, the first", args.index), pixels),
+        &[Layer {
+            name: "output".into(),
+            note: "rows: digits; ringed: each example's label".into(),
+            rows: digits,
+            columns,
+        }],
+        Some(&Panel {
+            title: format!("mean weight nudges of {size}"),
+            notes: batch_chosen.why.clone(),
+            values: &batch_chosen.weights,
+        }),
     )
     .map_err(picture_error)?;
     println!(
-        "minibatch of {}: mean output nudges {:?}",
-        batch.labels.len(),
-        avg.nudges.last().map(|v| v
-            .iter()
-            .map(|x| (x * 1e4).round() / 1e4)
-            .collect::<Vec<_>>())
+        "minibatch of {size} test images (#{} to #{last}): the mean desired nudge of each output neuron",
+        args.index
+    );
+    println!("  {:>6}  {:>10}", "digit", "mean nudge");
+    for (j, n) in mean_output.iter().enumerate() {
+        println!("  {j:>6}  {:>10}", signed_readable((*n).into()));
+    }
+    println!(
+        "mean weight nudges into hidden 1 neuron {} ({}): norm {}, largest |value| {}",
+        batch_chosen.neuron,
+        if args.neuron.is_some() {
+            "chosen with --neuron"
+        } else {
+            "the neuron whose mean weight nudges are largest"
+        },
+        readable(norm(&batch_chosen.weights).into()),
+        readable(max_abs(&batch_chosen.weights).into())
     );
     println!(
         "pictures written: {} and {}",

@@ -5,6 +5,7 @@
 use nn::ConfusionMatrix;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
 /// A picture could not be drawn or written.
@@ -373,88 +374,369 @@ pub fn misclassified(
     draw().map_err(|e| fail(path, e))
 }
 
-/// One column of the nudges figure: a layer's values as labelled cells.
+/// A number a person can read: three significant digits, in scientific notation below
+/// 0.01 and from 10,000 on (`1.44e-6`, `0.0224`, `0.969`, `123`, `1.23e4`); zero is `0`.
+pub fn readable(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return if v == 0.0 { "0".into() } else { v.to_string() };
+    }
+    // Round to three significant digits first, so 0.99996 becomes 1.00, not 1.000.
+    let sci = format!("{v:.2e}");
+    let exponent: i32 = sci
+        .split_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
+    if (-2..4).contains(&exponent) {
+        let rounded: f64 = sci.parse().unwrap_or(v);
+        let decimals = (2 - exponent).max(0) as usize;
+        format!("{rounded:.decimals$}")
+    } else {
+        sci
+    }
+}
+
+/// [`readable`] with its sign always shown, as a nudge's direction: `+1.44e-6`, `-0.0224`.
+pub fn signed_readable(v: f64) -> String {
+    let text = readable(v);
+    if v > 0.0 {
+        format!("+{text}")
+    } else {
+        text
+    }
+}
+
+/// The column with the largest Euclidean norm of a row-major matrix `columns` wide, with
+/// that norm; `None` when there is no column. On the first layer's weight nudges
+/// `-dC/dW` (`[784, 16]`) it is the hidden neuron whose incoming weights the cost most
+/// wants to change.
+pub fn largest_column(matrix: &[f32], columns: usize) -> Option<(usize, f32)> {
+    if columns == 0 {
+        return None;
+    }
+    let mut squares = vec![0.0f64; columns];
+    for row in matrix.chunks_exact(columns) {
+        for (s, &v) in squares.iter_mut().zip(row) {
+            *s += f64::from(v) * f64::from(v);
+        }
+    }
+    squares
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+        .map(|(j, s)| (j, s.sqrt() as f32))
+}
+
+/// How a column of the nudges figure colours its values. Each column draws its own
+/// legend: what the colours mean and the numbers at the ends of its scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shade {
+    /// Activations in [0, 1] in grey, white 0 to black 1: the input digit's own ink.
+    Activation,
+    /// Signed nudges, red up and blue down, white 0, scaled to the column's largest
+    /// |value|.
+    Nudge,
+}
+
+impl Shade {
+    fn color(self, v: f32, limit: f32) -> [u8; 3] {
+        match self {
+            Shade::Activation => ink(v),
+            Shade::Nudge => diverging(v, limit),
+        }
+    }
+
+    fn limit(self, values: &[f32]) -> f32 {
+        match self {
+            Shade::Activation => 1.0,
+            Shade::Nudge => max_abs(values),
+        }
+    }
+
+    fn text(self, v: f32) -> String {
+        match self {
+            Shade::Activation => readable(f64::from(v)),
+            Shade::Nudge => signed_readable(f64::from(v)),
+        }
+    }
+}
+
+/// One column of a layer in the nudges figure: a value per neuron, top to bottom.
 pub struct Column {
     /// Heading above the column.
     pub title: String,
-    /// Values, top to bottom.
+    /// Values, top to bottom, one per row of the layer.
     pub values: Vec<f32>,
-    /// Colour of a value.
-    pub color: fn(f32, f32) -> [u8; 3],
-    /// Scale handed to `color` (the largest |value| for diverging colours).
-    pub limit: f32,
+    /// How the values are coloured (and so which legend the column gets).
+    pub shade: Shade,
+    /// A row drawn with a ring around its cell: the label, the neuron whose weights are
+    /// drawn.
+    pub marked: Option<usize>,
 }
 
-/// The backpropagation figure: the input digit, columns of activations and desired
-/// nudges, and one neuron's weight nudges as an image beside the input.
+/// One layer of the nudges figure: its neurons' labels and its columns side by side.
+pub struct Layer {
+    /// Heading ("hidden 1", "output").
+    pub name: String,
+    /// A short line under the heading: what the rows are, what is ringed.
+    pub note: String,
+    /// One label per row: the neuron's index, or the digit an output neuron stands for.
+    pub rows: Vec<String>,
+    /// The columns, left to right.
+    pub columns: Vec<Column>,
+}
+
+/// A square image of signed values (one neuron's weight nudges) with its own colour bar,
+/// red up and blue down, scaled to its own largest |value|.
+pub struct Panel<'a> {
+    /// Heading above the image.
+    pub title: String,
+    /// Short lines under the heading: which neuron, why it was chosen.
+    pub notes: Vec<String>,
+    /// Row-major values, a square number of them.
+    pub values: &'a [f32],
+}
+
+// The nudges figure's layout, in pixels.
+const HEAD_Y: i32 = 40;
+const NOTE_Y: i32 = 58;
+const NOTE_PITCH: i32 = 15;
+const COLUMN_HEAD_Y: i32 = 80;
+const ROWS_Y: i32 = 100;
+const PITCH: i32 = 24;
+const CELL: i32 = 20;
+const LABEL_W: i32 = 34;
+const COLUMN_W: i32 = 122;
+const GROUP_GAP: i32 = 18;
+const INPUT_W: i32 = 150;
+const PANEL_CELL: i32 = 5;
+const PANEL_W: i32 = 250;
+const LEGEND_H: i32 = 50;
+const GREY: RGBColor = RGBColor(110, 110, 110);
+
+/// A legend `width` wide at (`x`, `y`): what the colours mean, a colour bar, and the
+/// numbers at its ends and middle.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    shade: Shade,
+    limit: f32,
+    (x, y): (i32, i32),
+    width: i32,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let meaning = match shade {
+        Shade::Activation => "white 0, black 1",
+        Shade::Nudge => "red: up, blue: down",
+    };
+    area.draw(&Text::new(
+        meaning,
+        (x, y),
+        ("sans-serif", 14).into_font().color(&GREY),
+    ))?;
+    let (lo, hi) = match shade {
+        Shade::Activation => (0.0, 1.0),
+        Shade::Nudge => (-limit, limit),
+    };
+    let bar_y = y + 18;
+    let steps = (width / 2).max(1);
+    for i in 0..steps {
+        let v = lo + (hi - lo) * (i as f32 + 0.5) / steps as f32;
+        let [r, g, b] = shade.color(v, limit);
+        let x0 = x + i * width / steps;
+        let x1 = x + (i + 1) * width / steps;
+        area.draw(&Rectangle::new(
+            [(x0, bar_y), (x1, bar_y + 10)],
+            RGBColor(r, g, b).filled(),
+        ))?;
+    }
+    area.draw(&Rectangle::new(
+        [(x, bar_y), (x + width, bar_y + 10)],
+        RGBColor(150, 150, 150),
+    ))?;
+    let font = ("sans-serif", 13).into_font();
+    let at = |h: HPos| TextStyle::from(font.clone()).pos(Pos::new(h, VPos::Top));
+    let ticks = match shade {
+        Shade::Activation => ["0".to_string(), "0.5".to_string(), "1".to_string()],
+        Shade::Nudge if limit > 0.0 => [
+            signed_readable(f64::from(-limit)),
+            "0".to_string(),
+            signed_readable(f64::from(limit)),
+        ],
+        Shade::Nudge => [String::new(), "all 0".to_string(), String::new()],
+    };
+    let [left, middle, right] = ticks;
+    area.draw(&Text::new(left, (x, bar_y + 13), at(HPos::Left)))?;
+    area.draw(&Text::new(
+        middle,
+        (x + width / 2, bar_y + 13),
+        at(HPos::Center),
+    ))?;
+    area.draw(&Text::new(right, (x + width, bar_y + 13), at(HPos::Right)))?;
+    Ok(())
+}
+
+/// The backpropagation figure: the input digit (with a line saying which it is), then
+/// per layer a labelled row per neuron with its columns (activations in grey, desired
+/// nudges red up and blue down), each column with its own legend and scale, and
+/// optionally one neuron's weight nudges as an image with its own colour bar.
 pub fn nudges_figure(
     path: &Path,
     title: &str,
-    input: &[f32],
-    columns: &[Column],
-    weight_nudges: Option<(&str, &[f32])>,
+    (input_note, input): (&str, &[f32]),
+    layers: &[Layer],
+    panel: Option<&Panel>,
 ) -> Result<(), PictureError> {
-    let tallest = columns.iter().map(|c| c.values.len()).max().unwrap_or(0) as i32;
-    let (cell, col_w) = (22i32, 150i32);
-    let width = 140 + columns.len() as i32 * col_w + if weight_nudges.is_some() { 150 } else { 0 };
-    let height = (80 + tallest * (cell + 4)).max(320);
+    for layer in layers {
+        if let Some(c) = layer
+            .columns
+            .iter()
+            .find(|c| c.values.len() != layer.rows.len())
+        {
+            return Err(fail(
+                path,
+                format!(
+                    "{}: column {:?} has {} values for {} rows",
+                    layer.name,
+                    c.title,
+                    c.values.len(),
+                    layer.rows.len()
+                ),
+            ));
+        }
+    }
+    let side = (input.len() as f64).sqrt() as i32;
+    let panel_side = panel.map_or(0, |p| (p.values.len() as f64).sqrt() as i32);
+    let group_w = |l: &Layer| LABEL_W + l.columns.len() as i32 * COLUMN_W + GROUP_GAP;
+    let width =
+        10 + INPUT_W + layers.iter().map(group_w).sum::<i32>() + panel.map_or(0, |_| PANEL_W);
+    let tallest = layers.iter().map(|l| l.rows.len()).max().unwrap_or(0) as i32;
+    let panel_y = panel.map_or(ROWS_Y, |p| {
+        ROWS_Y.max(NOTE_Y + p.notes.len() as i32 * NOTE_PITCH + 10)
+    });
+    let height = [
+        ROWS_Y + tallest * PITCH + 10 + LEGEND_H,
+        ROWS_Y + side * 4 + 12 + LEGEND_H,
+        panel.map_or(0, |_| panel_y + panel_side * PANEL_CELL + 12 + LEGEND_H),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
+        + 10;
     let root = svg_area(path, (width as u32, height as u32));
     let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
-        let font = ("sans-serif", 13).into_font();
+        // (plotters' SVG writes a font of size s as s / 1.24 pixels.)
+        let head = ("sans-serif", 17, FontStyle::Bold).into_font();
+        let note = ("sans-serif", 14).into_font().color(&GREY);
+        let font = ("sans-serif", 15).into_font();
+        let bold = ("sans-serif", 15, FontStyle::Bold).into_font();
         root.draw(&Text::new(
             title.to_string(),
             (10, 10),
-            ("sans-serif", 16).into_font(),
+            ("sans-serif", 21).into_font(),
         ))?;
-        root.draw(&Text::new("input", (10, 40), font.clone()))?;
-        draw_digit(&root, input, 10, 60, 4, ink)?;
-        let mut x = 140;
-        for column in columns {
-            root.draw(&Text::new(column.title.clone(), (x, 40), font.clone()))?;
-            for (i, &v) in column.values.iter().enumerate() {
-                let y = 60 + i as i32 * (cell + 4);
-                let [r, g, b] = (column.color)(v, column.limit);
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell, y + cell)],
-                    RGBColor(r, g, b).filled(),
+        // The input, in the activations' own grey: it is layer 0.
+        root.draw(&Text::new("input", (10, HEAD_Y), head.clone()))?;
+        root.draw(&Text::new(
+            input_note.to_string(),
+            (10, NOTE_Y),
+            note.clone(),
+        ))?;
+        draw_digit(&root, input, 10, ROWS_Y, 4, ink)?;
+        legend(
+            &root,
+            Shade::Activation,
+            1.0,
+            (10, ROWS_Y + side * 4 + 12),
+            side * 4,
+        )?;
+        let mut x0 = 10 + INPUT_W;
+        let right = TextStyle::from(font.clone()).pos(Pos::new(HPos::Right, VPos::Top));
+        let right_bold = TextStyle::from(bold.clone()).pos(Pos::new(HPos::Right, VPos::Top));
+        for layer in layers {
+            root.draw(&Text::new(layer.name.clone(), (x0, HEAD_Y), head.clone()))?;
+            root.draw(&Text::new(layer.note.clone(), (x0, NOTE_Y), note.clone()))?;
+            // A row ringed in every column that rings one has its label in bold too.
+            let mut marks = layer.columns.iter().filter_map(|c| c.marked);
+            let first = marks.next();
+            let shared = first.filter(|&m| marks.all(|other| other == m));
+            for (i, label) in layer.rows.iter().enumerate() {
+                let y = ROWS_Y + i as i32 * PITCH + 3;
+                let style = if shared == Some(i) {
+                    &right_bold
+                } else {
+                    &right
+                };
+                root.draw(&Text::new(
+                    label.clone(),
+                    (x0 + LABEL_W - 10, y),
+                    style.clone(),
                 ))?;
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell, y + cell)],
-                    RGBColor(150, 150, 150),
-                ))?;
-                root.draw(&Text::new(signed(v), (x + cell + 6, y + 4), font.clone()))?;
             }
-            x += col_w;
+            for (k, column) in layer.columns.iter().enumerate() {
+                let x = x0 + LABEL_W + k as i32 * COLUMN_W;
+                root.draw(&Text::new(
+                    column.title.clone(),
+                    (x, COLUMN_HEAD_Y),
+                    bold.clone(),
+                ))?;
+                let limit = column.shade.limit(&column.values);
+                for (i, &v) in column.values.iter().enumerate() {
+                    let y = ROWS_Y + i as i32 * PITCH;
+                    let [r, g, b] = column.shade.color(v, limit);
+                    root.draw(&Rectangle::new(
+                        [(x, y), (x + CELL, y + CELL)],
+                        RGBColor(r, g, b).filled(),
+                    ))?;
+                    root.draw(&Rectangle::new(
+                        [(x, y), (x + CELL, y + CELL)],
+                        RGBColor(150, 150, 150),
+                    ))?;
+                    let ringed = column.marked == Some(i);
+                    if ringed {
+                        root.draw(&Rectangle::new(
+                            [(x - 3, y - 3), (x + CELL + 3, y + CELL + 3)],
+                            BLACK.stroke_width(2),
+                        ))?;
+                    }
+                    root.draw(&Text::new(
+                        column.shade.text(v),
+                        (x + CELL + 7, y + 3),
+                        if ringed { bold.clone() } else { font.clone() },
+                    ))?;
+                }
+                legend(
+                    &root,
+                    column.shade,
+                    limit,
+                    (x, ROWS_Y + layer.rows.len() as i32 * PITCH + 10),
+                    COLUMN_W - 14,
+                )?;
+            }
+            x0 += group_w(layer);
         }
-        if let Some((label, nudges)) = weight_nudges {
-            root.draw(&Text::new(label.to_string(), (x, 40), font.clone()))?;
-            let limit = max_abs(nudges);
-            draw_digit(&root, nudges, x, 60, 4, |v| diverging(v, limit))?;
+        if let Some(panel) = panel {
+            root.draw(&Text::new(panel.title.clone(), (x0, HEAD_Y), head.clone()))?;
+            for (k, line) in panel.notes.iter().enumerate() {
+                root.draw(&Text::new(
+                    line.clone(),
+                    (x0, NOTE_Y + k as i32 * NOTE_PITCH),
+                    note.clone(),
+                ))?;
+            }
+            let limit = max_abs(panel.values);
+            draw_digit(&root, panel.values, x0, panel_y, PANEL_CELL, |v| {
+                diverging(v, limit)
+            })?;
+            legend(
+                &root,
+                Shade::Nudge,
+                limit,
+                (x0, panel_y + panel_side * PANEL_CELL + 12),
+                panel_side * PANEL_CELL,
+            )?;
         }
         root.present()?;
         Ok(())
     };
     draw().map_err(|e| fail(path, e))
-}
-
-/// A signed value short enough for a label: three decimals, or scientific when small.
-fn signed(v: f32) -> String {
-    if v != 0.0 && v.abs() < 0.01 {
-        format!("{v:+.1e}")
-    } else {
-        format!("{v:+.3}")
-    }
-}
-
-/// Colour for an activation in [0, 1] (dark = firing), ignoring `limit`.
-pub fn activation_color(v: f32, _limit: f32) -> [u8; 3] {
-    let g = (255.0 * (1.0 - 0.85 * v.clamp(0.0, 1.0))) as u8;
-    [g, g, 255]
-}
-
-/// Colour for a signed nudge, scaled by `limit`.
-pub fn nudge_color(v: f32, limit: f32) -> [u8; 3] {
-    diverging(v, limit)
 }
 
 /// One curve of [`line_plot`]: its points, its legend entry and how it is drawn.

@@ -2,7 +2,7 @@
 //! parse as SVG documents with the expected labels.
 
 use autodiff::Tensor;
-use backprop::pictures::{self, Column};
+use backprop::pictures::{self, Column, Layer, Panel, Shade};
 use nn::ConfusionMatrix;
 
 fn png_size(path: &std::path::Path) -> (u32, u32) {
@@ -46,18 +46,23 @@ fn plots_and_figures_are_svg_with_their_labels() {
     let grid = dir.path().join("wrong.svg");
     pictures::misclassified(&grid, &[(vec![0.5; 784], 3, 5)], 4).expect("grid");
     let figure = dir.path().join("nudges.svg");
-    let columns = [Column {
-        title: "output -dC/da".into(),
-        values: vec![0.004, -0.02],
-        color: pictures::nudge_color,
-        limit: 0.02,
+    let layers = [Layer {
+        name: "output".into(),
+        note: "rows: digits".into(),
+        rows: vec!["0".into(), "1".into()],
+        columns: vec![Column {
+            title: "output -dC/da".into(),
+            values: vec![0.004, -0.02],
+            shade: Shade::Nudge,
+            marked: None,
+        }],
     }];
     pictures::nudges_figure(
         &figure,
         "one example",
-        &[0.0; 784],
-        &columns,
-        Some(("weights", &[0.1; 784])),
+        ("input", &[0.0; 784]),
+        &layers,
+        None,
     )
     .expect("figure");
     for (path, label) in [
@@ -117,4 +122,191 @@ fn a_line_plot_has_its_legend_and_refuses_nothing_to_plot() {
     }];
     let err = pictures::line_plot(&path, "t", "x", "y", &empty).expect_err("nothing to plot");
     assert!(err.to_string().contains("nothing to plot"), "{err}");
+}
+
+/// A `<text>` element of an SVG document: its anchor point, whether it is right-aligned
+/// there (ends at x), and its text, trimmed.
+struct SvgText {
+    x: i64,
+    y: i64,
+    ends_at_x: bool,
+    text: String,
+}
+
+fn svg_texts(svg: &str) -> Vec<SvgText> {
+    let attribute = |tag: &str, name: &str| -> Option<i64> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        tag[start..].split('"').next()?.parse().ok()
+    };
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let tag = &t[..t.find('>')?];
+            Some(SvgText {
+                x: attribute(tag, "x")?,
+                y: attribute(tag, "y")?,
+                ends_at_x: tag.contains("text-anchor=\"end\""),
+                text: t[tag.len() + 1..t.find("</text>")?].trim().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The labels `labels` are all present, right-aligned at one x (left of a layer's first
+/// column) and one below the other: the rows of a layer, labelled.
+fn assert_row_labels(texts: &[SvgText], labels: &[String]) {
+    let at = |x: i64, label: &String| {
+        texts
+            .iter()
+            .find(|t| t.ends_at_x && t.x == x && &t.text == label)
+    };
+    let column = texts
+        .iter()
+        .filter(|t| t.ends_at_x && t.text == labels[0])
+        .map(|t| t.x)
+        .find(|&x| labels.iter().all(|l| at(x, l).is_some()))
+        .unwrap_or_else(|| panic!("no column of row labels {labels:?}"));
+    let ys: Vec<i64> = labels
+        .iter()
+        .filter_map(|l| at(column, l))
+        .map(|t| t.y)
+        .collect();
+    assert!(
+        ys.windows(2).all(|p| p[0] < p[1]),
+        "row labels {labels:?} are not top to bottom: {ys:?}"
+    );
+}
+
+/// A figure like the nudges example's: a hidden layer of 16 and an output layer of 10,
+/// activations and nudges, a neuron's weight nudges about 1e-6.
+fn nudges_layers() -> Vec<Layer> {
+    let layer = |name: &str, rows: Vec<String>, marked: usize| {
+        let n = rows.len();
+        Layer {
+            name: name.into(),
+            note: format!("rows: {name}; ringed: {marked}"),
+            columns: vec![
+                Column {
+                    title: "activation a".into(),
+                    values: (0..n).map(|j| j as f32 / n as f32).collect(),
+                    shade: Shade::Activation,
+                    marked: Some(marked),
+                },
+                Column {
+                    title: "nudge -dC/da".into(),
+                    // Largest |value| 0.0224, at the bottom row.
+                    values: (0..n)
+                        .map(|j| if j + 1 == n { -0.0224 } else { j as f32 * 1e-4 })
+                        .collect(),
+                    shade: Shade::Nudge,
+                    marked: Some(marked),
+                },
+            ],
+            rows,
+        }
+    };
+    vec![
+        layer("hidden 1", (0..16).map(|j| format!("#{j}")).collect(), 3),
+        layer("output", (0..10).map(|d| d.to_string()).collect(), 7),
+    ]
+}
+
+#[test]
+fn the_nudges_figure_labels_every_row_and_gives_each_panel_its_legend_and_scale() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nudges.svg");
+    // Weight nudges of about 1e-6, both signs: the colour bar must show those numbers.
+    let weights: Vec<f32> = (0..784)
+        .map(|i| ((i % 29) as f32 - 14.0) / 14.0 * 1.4e-6)
+        .collect();
+    pictures::nudges_figure(
+        &path,
+        "test image 0, a 7",
+        ("test image 0", &[0.5; 784]),
+        &nudges_layers(),
+        Some(&Panel {
+            title: "weight nudges -dC/dw".into(),
+            notes: vec!["into hidden 1 neuron #3".into()],
+            values: &weights,
+        }),
+    )
+    .expect("figure");
+    let svg = std::fs::read_to_string(&path).expect("read svg");
+    let texts = svg_texts(&svg);
+    let has = |s: &str| texts.iter().any(|t| t.text == s);
+    let count = |s: &str| texts.iter().filter(|t| t.text == s).count();
+    // Every output neuron labelled with its digit, every hidden neuron with its index,
+    // top to bottom.
+    assert_row_labels(&texts, &(0..10).map(|d| d.to_string()).collect::<Vec<_>>());
+    assert_row_labels(
+        &texts,
+        &(0..16).map(|j| format!("#{j}")).collect::<Vec<_>>(),
+    );
+    // One legend per column (2 layers x 2 columns) plus the input's and the panel's,
+    // each naming what its colours mean.
+    assert_eq!(count("white 0, black 1"), 3, "activation legends");
+    assert_eq!(count("red: up, blue: down"), 3, "nudge legends");
+    // Each nudge column scaled to its own largest |value| (its bottom value, and the
+    // left end of its colour bar), the panel to its own.
+    assert_eq!(count("-0.0224"), 2 + 2, "values and scale ends");
+    assert_eq!(count("+0.0224"), 2, "scale ends");
+    assert!(has("-1.40e-6") && has("+1.40e-6"), "no panel scale");
+    for heading in ["hidden 1", "output", "weight nudges -dC/dw", "test image 0"] {
+        assert!(has(heading), "no {heading:?}");
+    }
+    assert!(!svg.contains("0.00000"), "an unreadable number");
+}
+
+#[test]
+fn a_nudges_column_that_does_not_fit_its_rows_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut layers = nudges_layers();
+    layers[1].columns[1].values.pop();
+    let err = pictures::nudges_figure(
+        &dir.path().join("x.svg"),
+        "t",
+        ("input", &[0.0; 784]),
+        &layers,
+        None,
+    )
+    .expect_err("9 values for 10 rows");
+    assert!(err.to_string().contains("9 values for 10 rows"), "{err}");
+}
+
+#[test]
+fn the_largest_column_is_the_one_with_the_largest_norm() {
+    // Three neurons' weight nudges, row-major [4, 3]: #0 has the largest single value,
+    // #2 the largest norm, #1 is all zero.
+    let m = [
+        0.9, 0.0, 0.5, //
+        0.0, 0.0, -0.5, //
+        0.0, 0.0, 0.5, //
+        0.0, 0.0, -0.5,
+    ];
+    let (j, norm) = pictures::largest_column(&m, 3).expect("three columns");
+    assert_eq!(j, 2);
+    assert!((norm - 1.0).abs() < 1e-6, "{norm}");
+    // Ties go to the first; nothing has no largest.
+    assert_eq!(pictures::largest_column(&[1.0, -1.0], 2), Some((0, 1.0)));
+    assert_eq!(pictures::largest_column(&[], 0), None);
+    // Tiny nudges are still told apart.
+    let tiny = [1e-6, 3e-6, 2e-6, -4e-6];
+    assert_eq!(pictures::largest_column(&tiny, 2).map(|c| c.0), Some(1));
+}
+
+#[test]
+fn numbers_are_printed_with_three_significant_digits() {
+    use pictures::{readable, signed_readable};
+    assert_eq!(readable(1.4e-6), "1.40e-6");
+    assert_eq!(signed_readable(1.4372e-6), "+1.44e-6");
+    assert_eq!(signed_readable(-1.4e-6), "-1.40e-6");
+    assert_eq!(signed_readable(-0.0224), "-0.0224");
+    assert_eq!(signed_readable(0.0), "0");
+    assert_eq!(readable(0.96875), "0.969");
+    assert_eq!(readable(0.99996), "1.00");
+    assert_eq!(readable(0.00998), "9.98e-3");
+    assert_eq!(readable(0.009996), "0.0100");
+    assert_eq!(readable(123.4), "123");
+    assert_eq!(readable(12345.0), "1.23e4");
+    assert_eq!(readable(f64::NAN), "NaN");
 }
