@@ -431,3 +431,25 @@ impl DrawServer {
 fn header(content_type: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes("Content-Type", content_type).expect("a constant, valid header")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_asks_of_a_layer_add_up_to_the_tapes_nudges_of_the_layer_before() {
+        let model = nn::Network::A.recipe().model(3);
+        let input: Vec<f32> = (0..784).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
+        let n = nudges(&model, &input, &[4]);
+        for l in 1..n.nudges.len() {
+            let width = n.nudges[l].len();
+            for (i, want) in n.nudges[l - 1].iter().enumerate() {
+                let sum: f32 = n.asks[l][i * width..(i + 1) * width].iter().sum();
+                assert!(
+                    (sum - want).abs() <= 1e-6 + 1e-4 * want.abs(),
+                    "{l} {i}: {sum} vs {want}"
+                );
+            }
+        }
+    }
+}
