@@ -1,11 +1,22 @@
-//! A local page where a person draws a digit and watches the network's outputs and
-//! hidden activations update as they draw. Served on 127.0.0.1 with `tiny_http`; the
-//! page is one self-contained HTML file (no external assets).
+//! A local page where a person draws a digit, watches the network's outputs and hidden
+//! activations update as they draw, then says which digit it is and sees what
+//! backprop wants: every neuron's desired nudge `-dC/da`, one neuron's three levers
+//! (bias, weights, the layer before), one gradient step on that example, and the same
+//! nudges averaged over a minibatch. Every number comes from the engine's tape, here;
+//! the page only draws them. Served on 127.0.0.1 with `tiny_http`; the page is one
+//! self-contained HTML file (no external assets).
+//!
+//! The canvas reaches the network through [`crate::digit::preprocess`], the way
+//! MNIST's digits were made. Requests carry the whole drawing and label, so the server
+//! keeps no state across visitors except the model, which "learn this example"
+//! changes and "reset" restores.
 
+use crate::digit::{parse_canvas, preprocess, CANVAS};
 use autodiff::{Tape, Tensor};
-use nn::{Model, NnError};
+use nn::{Cost, Dataset, Model, Module, NnError, Optimizer, ParamStore, Quadratic, Sgd};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The page, inlined at build time.
@@ -14,7 +25,9 @@ pub const PAGE: &str = include_str!("draw.html");
 /// A bound server with the model it answers for.
 pub struct DrawServer {
     server: tiny_http::Server,
-    model: Model<f32>,
+    model: Mutex<Model<f32>>,
+    original: ParamStore<f32>,
+    train: Option<Dataset>,
 }
 
 /// What the network does with one drawing.
@@ -77,6 +90,151 @@ fn json_list(values: &[f32]) -> String {
     format!("[{}]", items.join(","))
 }
 
+/// Full precision (Rust's shortest round-trip form), for values the page prints and
+/// the tests compare.
+pub(crate) fn json_exact(values: &[f32]) -> String {
+    let items: Vec<String> = values
+        .iter()
+        .map(|v| {
+            if v.is_finite() {
+                format!("{v:e}")
+            } else {
+                "0".into()
+            }
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+pub(crate) fn json_lists(lists: &[Vec<f32>]) -> String {
+    let items: Vec<String> = lists.iter().map(|l| json_exact(l)).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// What the quadratic cost wants of every neuron and parameter, for one example or
+/// averaged over a batch, all read from the tape (`retain_grad` on the activations).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nudges {
+    /// The cost `C` (mean over the examples).
+    pub cost: f32,
+    /// Per dense layer (first hidden first, output last): mean activations.
+    pub activations: Vec<Vec<f32>>,
+    /// Per layer: the desired nudge of each neuron, `-dC/da` (summed over the batch's
+    /// rows, which is the mean desire since `C` is a mean).
+    pub nudges: Vec<Vec<f32>>,
+    /// Per layer: `-dC/db`, the bias lever.
+    pub bias_nudges: Vec<Vec<f32>>,
+    /// Per layer: `-dC/dW`, `[inputs, neurons]` row-major, the weight levers.
+    pub weight_nudges: Vec<Vec<f32>>,
+    /// Per layer: the weights `W`, `[inputs, neurons]` row-major.
+    pub weights: Vec<Vec<f32>>,
+    /// Per layer, `[inputs, neurons]`: the nudge neuron `j` asks of input `i` of its
+    /// layer, `W[i][j] * -dC/db[j]` (the tape's `-dC/dz_j`, which is `-dC/db_j`,
+    /// carried back along one connection). Summed over `j` it is the tape's `-dC/da`
+    /// of the layer before.
+    pub asks: Vec<Vec<f32>>,
+}
+
+/// Runs `model` on `pixels` (`labels.len()` rows of 784) with the quadratic cost
+/// against `labels` and reads every gradient from the tape. Needs a perceptron (the
+/// parameters `layers.{i}.weight` and `layers.{i}.bias`).
+pub fn nudges(model: &Model<f32>, pixels: &[f32], labels: &[usize]) -> Nudges {
+    let n = labels.len();
+    let tape = Tape::new();
+    let bound = model.params().bind(&tape);
+    let x = tape.constant(Tensor::from_vec(
+        pixels.to_vec(),
+        [n, pixels.len() / n.max(1)],
+    ));
+    let layers = model.activations(&bound, x);
+    for a in &layers {
+        a.retain_grad();
+    }
+    let output = *layers.last().expect("a network has layers");
+    let cost = Quadratic.cost(output, labels);
+    let grads = cost.backward();
+    let mut out = Nudges {
+        cost: cost.item(),
+        activations: Vec::new(),
+        nudges: Vec::new(),
+        bias_nudges: Vec::new(),
+        weight_nudges: Vec::new(),
+        weights: Vec::new(),
+        asks: Vec::new(),
+    };
+    let column_sums = |t: &Tensor<f32>, width: usize, scale: f32| -> Vec<f32> {
+        (0..width)
+            .map(|j| t.data().chunks_exact(width).map(|r| r[j]).sum::<f32>() * scale)
+            .collect()
+    };
+    for (l, a) in layers.iter().enumerate() {
+        let width = a.shape()[1];
+        out.activations
+            .push(column_sums(&a.value(), width, 1.0 / n.max(1) as f32));
+        let g = grads
+            .get(*a)
+            .cloned()
+            .unwrap_or_else(|| Tensor::zeros(a.shape()));
+        out.nudges.push(column_sums(&g, width, -1.0));
+        let w = bound.get(&format!("layers.{l}.weight"));
+        let b = bound.get(&format!("layers.{l}.bias"));
+        let negate = |t: Option<&Tensor<f32>>| -> Vec<f32> {
+            t.map(|t| t.data().iter().map(|g| -g).collect())
+                .unwrap_or_default()
+        };
+        let bias_nudges = negate(grads.get(b));
+        let weights = w.value().into_vec();
+        let asks = weights
+            .chunks_exact(width)
+            .flat_map(|row| row.iter().zip(&bias_nudges).map(|(w, d)| w * d))
+            .collect();
+        out.weight_nudges.push(negate(grads.get(w)));
+        out.bias_nudges.push(bias_nudges);
+        out.weights.push(weights);
+        out.asks.push(asks);
+    }
+    out
+}
+
+impl Nudges {
+    /// The JSON the page reads (values at full precision).
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"cost\":{},\"activations\":{},\"nudges\":{},\"bias_nudges\":{},\"weight_nudges\":{},\"weights\":{},\"asks\":{}}}",
+            if self.cost.is_finite() { format!("{:e}", self.cost) } else { "0".into() },
+            json_lists(&self.activations),
+            json_lists(&self.nudges),
+            json_lists(&self.bias_nudges),
+            json_lists(&self.weight_nudges),
+            json_lists(&self.weights),
+            json_lists(&self.asks),
+        )
+    }
+}
+
+/// One plain gradient step on `pixels` with `labels` (quadratic cost, learning rate
+/// `lr`), through the engine's own SGD. Returns the cost before the step.
+pub fn learn(
+    model: &mut Model<f32>,
+    pixels: &[f32],
+    labels: &[usize],
+    lr: f64,
+) -> Result<f32, NnError> {
+    let n = labels.len();
+    let (cost, grads) = {
+        let tape = Tape::new();
+        let bound = model.params().bind(&tape);
+        let x = tape.constant(Tensor::from_vec(
+            pixels.to_vec(),
+            [n, pixels.len() / n.max(1)],
+        ));
+        let cost = Quadratic.cost(model.forward(&bound, x), labels);
+        (cost.item(), bound.grads(cost.backward())?)
+    };
+    Sgd::new(lr).step(model.params_mut(), &grads)?;
+    Ok(cost)
+}
+
 impl Prediction {
     /// The JSON the page reads.
     pub fn to_json(&self) -> String {
@@ -90,12 +248,62 @@ impl Prediction {
     }
 }
 
+/// The value of `key` in the query string of `url` (`/path?a=1&b=2`).
+fn query<'u>(url: &'u str, key: &str) -> Option<&'u str> {
+    url.split_once('?')?
+        .1
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn label_of(url: &str, classes: usize) -> Result<usize, String> {
+    query(url, "label")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&d| d < classes)
+        .ok_or_else(|| format!("give ?label= a digit below {classes}"))
+}
+
+fn lr_of(url: &str) -> Result<f64, String> {
+    query(url, "lr")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|lr| lr.is_finite() && *lr > 0.0 && *lr <= 1000.0)
+        .ok_or_else(|| "give ?lr= a learning rate in (0, 1000]".into())
+}
+
+/// The JSON for one example: the network's reading and, with a label, its nudges.
+fn example_json(model: &Model<f32>, input: &[f32], label: Option<usize>) -> String {
+    let p = predict(model, input);
+    let nudges = label.map_or("null".into(), |l| nudges(model, input, &[l]).to_json());
+    format!(
+        "{{\"prediction\":{},\"outputs\":{},\"hidden\":[{}],\"input\":{},\"label\":{},\"nudges\":{}}}",
+        p.digit,
+        json_exact(&p.outputs),
+        p.hidden.iter().map(|h| json_exact(h)).collect::<Vec<_>>().join(","),
+        json_exact(input),
+        label.map_or("null".into(), |l| l.to_string()),
+        nudges
+    )
+}
+
 impl DrawServer {
     /// Binds `127.0.0.1:port` (0 picks a free port).
     pub fn bind(port: u16, model: Model<f32>) -> Result<Self, NnError> {
         let server = tiny_http::Server::http(("127.0.0.1", port))
             .map_err(|e| NnError::Data(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-        Ok(DrawServer { server, model })
+        Ok(DrawServer {
+            server,
+            original: model.params().clone(),
+            model: Mutex::new(model),
+            train: None,
+        })
+    }
+
+    /// Training examples for the minibatch view (without them the page says so).
+    pub fn with_training_data(mut self, train: Dataset) -> Self {
+        self.train = Some(train);
+        self
     }
 
     /// The address it listens on.
@@ -106,38 +314,113 @@ impl DrawServer {
         }
     }
 
+    /// A copy of the served model's parameters (they change when a person presses
+    /// "learn this example").
+    pub fn params(&self) -> ParamStore<f32> {
+        self.lock().params().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Model<f32>> {
+        // A panic mid-request leaves the model as whole tensors: still usable.
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Answers one request: the JSON body, or a message and a status code.
+    fn answer(
+        &self,
+        method: &tiny_http::Method,
+        url: &str,
+        body: &[u8],
+    ) -> Result<String, (u16, String)> {
+        let bad = |m: String| (400, m);
+        let path = url.split('?').next().unwrap_or("");
+        let input = || -> Result<Vec<f32>, (u16, String)> {
+            Ok(preprocess(
+                &parse_canvas(body).map_err(bad)?,
+                CANVAS,
+                CANVAS,
+            ))
+        };
+        let classes = *self.lock().sizes().last().unwrap_or(&10);
+        match (method, path) {
+            (tiny_http::Method::Post, "/predict") => {
+                let input = input()?;
+                Ok(example_json(&self.lock(), &input, None))
+            }
+            (tiny_http::Method::Post, "/nudges") => {
+                let label = label_of(url, classes).map_err(bad)?;
+                let input = input()?;
+                Ok(example_json(&self.lock(), &input, Some(label)))
+            }
+            (tiny_http::Method::Post, "/learn") => {
+                let label = label_of(url, classes).map_err(bad)?;
+                let lr = lr_of(url).map_err(bad)?;
+                let input = input()?;
+                let mut model = self.lock();
+                let before = predict(&model, &input).outputs;
+                learn(&mut model, &input, &[label], lr).map_err(|e| (500, e.to_string()))?;
+                let after = example_json(&model, &input, Some(label));
+                Ok(format!(
+                    "{{\"before\":{},{}",
+                    json_exact(&before),
+                    &after[1..]
+                ))
+            }
+            (tiny_http::Method::Post, "/reset") => {
+                let mut model = self.lock();
+                *model.params_mut() = self.original.clone();
+                Ok("{\"reset\":true}".into())
+            }
+            (tiny_http::Method::Post, "/minibatch") => {
+                let label = label_of(url, classes).map_err(bad)?;
+                let lr = lr_of(url).map_err(bad)?;
+                let input = input()?;
+                let train = self.train.as_ref().ok_or_else(|| {
+                    (
+                        404,
+                        "no training data: start the server with MNIST available".to_string(),
+                    )
+                })?;
+                Ok(crate::walk::minibatch_json(
+                    &mut self.lock(),
+                    &input,
+                    label,
+                    train,
+                    lr,
+                ))
+            }
+            _ => Err((404, "not found".into())),
+        }
+    }
+
     /// Answers requests until `stop` becomes true.
     pub fn serve_until(&self, stop: &AtomicBool) {
-        let inputs = self.model.sizes()[0];
         while !stop.load(Ordering::Relaxed) {
             let mut request = match self.server.recv_timeout(Duration::from_millis(100)) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(_) => break,
             };
-            let response = match (request.method(), request.url()) {
-                (tiny_http::Method::Get, "/") => tiny_http::Response::from_string(PAGE)
-                    .with_header(header("text/html; charset=utf-8")),
-                (tiny_http::Method::Post, "/predict") => {
-                    let mut body = String::new();
-                    let read = request
-                        .as_reader()
-                        .take(64 * 1024)
-                        .read_to_string(&mut body);
-                    match read
-                        .map_err(|e| e.to_string())
-                        .and_then(|_| parse_pixels(&body, inputs))
-                    {
-                        Ok(pixels) => tiny_http::Response::from_string(
-                            predict(&self.model, &pixels).to_json(),
-                        )
+            let response = if *request.method() == tiny_http::Method::Get && request.url() == "/" {
+                tiny_http::Response::from_string(PAGE)
+                    .with_header(header("text/html; charset=utf-8"))
+            } else {
+                let mut body = Vec::new();
+                let read = request
+                    .as_reader()
+                    .take(2 * (CANVAS * CANVAS) as u64)
+                    .read_to_end(&mut body);
+                let answer = match read {
+                    Ok(_) => self.answer(request.method(), request.url(), &body),
+                    Err(e) => Err((400, e.to_string())),
+                };
+                match answer {
+                    Ok(json) => tiny_http::Response::from_string(json)
                         .with_header(header("application/json")),
-                        Err(message) => {
-                            tiny_http::Response::from_string(message).with_status_code(400)
-                        }
+                    Err((code, message)) => {
+                        tiny_http::Response::from_string(message).with_status_code(code)
                     }
                 }
-                _ => tiny_http::Response::from_string("not found").with_status_code(404),
             };
             let _ = request.respond(response);
         }
@@ -147,4 +430,26 @@ impl DrawServer {
 /// A Content-Type header; the values are constants, so parsing cannot fail.
 fn header(content_type: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes("Content-Type", content_type).expect("a constant, valid header")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_asks_of_a_layer_add_up_to_the_tapes_nudges_of_the_layer_before() {
+        let model = nn::Network::A.recipe().model(3);
+        let input: Vec<f32> = (0..784).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
+        let n = nudges(&model, &input, &[4]);
+        for l in 1..n.nudges.len() {
+            let width = n.nudges[l].len();
+            for (i, want) in n.nudges[l - 1].iter().enumerate() {
+                let sum: f32 = n.asks[l][i * width..(i + 1) * width].iter().sum();
+                assert!(
+                    (sum - want).abs() <= 1e-6 + 1e-4 * want.abs(),
+                    "{l} {i}: {sum} vs {want}"
+                );
+            }
+        }
+    }
 }

@@ -4,8 +4,10 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod digit;
 pub mod draw;
 pub mod pictures;
+pub mod walk;
 
 pub use autodiff;
 pub use nn;

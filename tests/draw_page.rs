@@ -1,12 +1,16 @@
 //! End to end: the draw page in headless Chromium, driven over WebDriver
-//! (chromedriver): draw a stroke, read the prediction and the hidden activations, take
-//! a screenshot. Needs Debian's `chromium` and `chromium-driver`, which `.ci/run`
+//! (chromedriver): draw a stroke, read the prediction, press its label and compare
+//! every desired nudge the page prints with the engine's gradients for the same input
+//! (computed here with `nn`), open one neuron's levers, learn the example and see its
+//! output rise, open the minibatch view, take a screenshot. Needs Debian's `chromium` and `chromium-driver`, which `.ci/run`
 //! installs; without them the test fails under CI and is skipped with a notice
 //! elsewhere.
 
+use autodiff::{Tape, Tensor};
+use backprop::digit::{preprocess, CANVAS};
 use backprop::draw::DrawServer;
 use base64::Engine;
-use nn::{Mnist, Network, Trainer};
+use nn::{Cost, Mnist, Network, Quadratic, Trainer};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,6 +89,54 @@ impl Driver {
     }
 }
 
+/// `-dC/da` of every layer and `-dC/db` of every layer for one input and label, read
+/// from the tape, for the network A whose parameters are `params`.
+fn engine_nudges(
+    params: nn::ParamStore<f32>,
+    input: &[f32],
+    label: usize,
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let mut model = Network::A.recipe().model(1);
+    *model.params_mut() = params;
+    let tape = Tape::new();
+    let bound = model.params().bind(&tape);
+    let layers = model.activations(
+        &bound,
+        tape.constant(Tensor::from_vec(input.to_vec(), [1, 784])),
+    );
+    for a in &layers {
+        a.retain_grad();
+    }
+    let grads = Quadratic.cost(*layers.last().unwrap(), &[label]).backward();
+    let nudges = layers
+        .iter()
+        .map(|a| grads[*a].data().iter().map(|g| -g).collect())
+        .collect();
+    let biases = (0..layers.len())
+        .map(|l| {
+            grads[bound.get(&format!("layers.{l}.bias"))]
+                .data()
+                .iter()
+                .map(|g| -g)
+                .collect()
+        })
+        .collect();
+    (nudges, biases)
+}
+
+/// Whether `shown` (the page's 3 significant digits) is `value` to that precision.
+fn agrees(shown: &str, value: f32) -> bool {
+    let Ok(printed) = shown.parse::<f64>() else {
+        return false;
+    };
+    let value = f64::from(value);
+    if printed == 0.0 {
+        return value.abs() < 1e-30;
+    }
+    let unit = 10f64.powf(printed.abs().log10().floor() - 2.0);
+    (printed - value).abs() <= 0.5 * unit * 1.001 + 1e-12
+}
+
 fn browser_available() -> bool {
     ["chromium", "chromedriver"].iter().all(|b| {
         Command::new(b)
@@ -95,7 +147,7 @@ fn browser_available() -> bool {
 }
 
 #[test]
-fn drawing_a_stroke_updates_the_prediction_and_hidden_activations() {
+fn drawing_a_digit_and_naming_it_shows_the_tapes_nudges_and_learning_raises_its_output() {
     if !browser_available() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -112,7 +164,12 @@ fn drawing_a_stroke_updates_the_prediction_and_hidden_activations() {
             .train_epoch(&data.train, |_, _, _| {})
             .expect("training");
     }
-    let server = Arc::new(DrawServer::bind(0, trainer.model).expect("bind"));
+    let original = trainer.model.params().clone();
+    let server = Arc::new(
+        DrawServer::bind(0, trainer.model)
+            .expect("bind")
+            .with_training_data(data.train.take(5000)),
+    );
     let url = server.url();
     let stop = Arc::new(AtomicBool::new(false));
     let serving = {
@@ -132,7 +189,7 @@ fn drawing_a_stroke_updates_the_prediction_and_hidden_activations() {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=1000,700",
+        "--window-size=1600,1250",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -183,32 +240,138 @@ fn drawing_a_stroke_updates_the_prediction_and_hidden_activations() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let cells = driver.send(
-        "POST",
-        &format!("{s}/elements"),
-        Some(json!({"using": "css selector", "value": ".cell"})),
+    let script = |js: &str| -> Value {
+        driver.send(
+            "POST",
+            &format!("{s}/execute/sync"),
+            Some(json!({"script": js, "args": []})),
+        )["value"]
+            .clone()
+    };
+    let click = |css: &str| {
+        let e = find(css);
+        driver.send("POST", &format!("{s}/element/{e}/click"), Some(json!({})));
+    };
+    let wait_for = |js: &str, what: &str| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = script(js);
+            if !(v.is_null() || v == json!(false)) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let state = script(
+                    "return [document.querySelectorAll('.nudge').length, window.lastError || null]",
+                );
+                panic!("timed out waiting for {what}: nudges shown, last error: {state}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let bars = script("return document.querySelectorAll('.bar').length");
+    let neurons = script("return document.querySelectorAll('.neuron').length");
+
+    // Say it is a 1: every neuron's desired nudge appears.
+    click("#label-1");
+    let shown = wait_for(
+        "const n = [...document.querySelectorAll('.nudge')]; return n.length === 42 && \
+         {ink: window.inkBytes(), outputs: [...document.querySelectorAll('.bar')].map(b => +b.dataset.value), \
+          nudges: n.map(e => [+e.dataset.layer, +e.dataset.neuron, e.textContent])}",
+        "the nudges",
     );
-    let bars = driver.send(
-        "POST",
-        &format!("{s}/elements"),
-        Some(json!({"using": "css selector", "value": ".bar"})),
+    let ink: Vec<f32> = shown["ink"]
+        .as_array()
+        .expect("canvas bytes")
+        .iter()
+        .map(|v| v.as_f64().expect("a byte") as f32 / 255.0)
+        .collect();
+    assert_eq!(ink.len(), CANVAS * CANVAS);
+    let input = preprocess(&ink, CANVAS, CANVAS);
+    let (want, want_bias) = engine_nudges(server.params(), &input, 1);
+    let nudges = shown["nudges"].as_array().expect("nudge list");
+    assert_eq!(nudges.len(), 16 + 16 + 10);
+    for n in nudges {
+        let (l, j) = (
+            n[0].as_u64().unwrap() as usize,
+            n[1].as_u64().unwrap() as usize,
+        );
+        let text = n[2].as_str().unwrap();
+        assert!(
+            agrees(text, want[l][j]),
+            "layer {l} neuron {j}: the page shows {text}, the tape says {:e}",
+            want[l][j]
+        );
+    }
+    // The wanted direction: the labelled output up, every other output down.
+    for (d, v) in want[2].iter().enumerate() {
+        assert_eq!(*v > 0.0, d == 1, "output {d} nudge {v}");
+    }
+
+    // One neuron's three levers.
+    click(".neuron[data-layer='0'][data-neuron='3']");
+    let bias = wait_for(
+        "const b = document.getElementById('lever-bias'); \
+         return b && document.getElementById('lever-weights') && document.getElementById('lever-asks') && b.textContent",
+        "the levers",
     );
+    let bias = bias.as_str().expect("bias nudge text");
+    assert!(
+        agrees(bias, want_bias[0][3]),
+        "bias lever of neuron 3: the page shows {bias}, the tape says {:e}",
+        want_bias[0][3]
+    );
+    click(".neuron[data-layer='1'][data-neuron='5']");
+    let asks = wait_for(
+        "const a = document.querySelectorAll('.lever-ask'); return a.length === 16 && \
+         document.querySelectorAll('.lever-weight').length === 16 && [...a].map(e => +e.dataset.value)",
+        "the second layer's levers",
+    );
+    // Neuron 5's asks are one share of what layer 1 wants: at most as many as its size.
+    assert_eq!(asks.as_array().map(Vec::len), Some(16));
+
+    // Learn this example: the labelled output rises.
+    let before = shown["outputs"][1].as_f64().expect("output 1");
+    click("#learn");
+    let after = wait_for(
+        "const a = document.getElementById('learned-after'); \
+         return a && +document.querySelector('.bar[data-digit=\"1\"]').dataset.value",
+        "the step",
+    );
+    let after = after.as_f64().expect("output after the step");
+    assert!(
+        after > before,
+        "learning the example moved output 1 from {before} to {after}"
+    );
+
+    // The minibatch view and its walk.
+    click("#minibatch");
+    let walk = wait_for(
+        "return !!document.getElementById('walk') && document.querySelectorAll('.batch-nudge').length",
+        "the minibatch view",
+    );
+    assert_eq!(walk.as_u64(), Some(42), "the batch's nudges, all layers");
+    click(".neuron[data-layer='0'][data-neuron='3']");
+    wait_for(
+        "return !!document.getElementById('lever-weights')",
+        "the levers again",
+    );
+
+    script("window.scrollTo(0, 0)");
     let shot = driver.send("GET", &format!("{s}/screenshot"), None);
+    // Reset restores the checkpoint's parameters.
+    click("#reset");
+    wait_for(
+        "return document.getElementById('learned').textContent.startsWith('reset')",
+        "the reset",
+    );
+    assert!(server.params() == original, "reset restores the parameters");
     driver.send("DELETE", &s, None);
     stop.store(true, Ordering::Relaxed);
     let _ = serving.join();
 
     assert_eq!(text, "1", "a vertical stroke should read as a 1");
-    assert_eq!(
-        cells["value"].as_array().map(Vec::len),
-        Some(32),
-        "16 + 16 hidden activations shown"
-    );
-    assert_eq!(
-        bars["value"].as_array().map(Vec::len),
-        Some(10),
-        "10 output bars shown"
-    );
+    assert_eq!(neurons, json!(42), "16 + 16 + 10 neurons shown");
+    assert_eq!(bars, json!(10), "10 output bars shown");
     let png_bytes = base64::engine::general_purpose::STANDARD
         .decode(shot["value"].as_str().expect("screenshot"))
         .expect("base64");

@@ -1,0 +1,73 @@
+//! The draw page's preprocessing (`backprop::digit::preprocess`, the function its server
+//! calls on the canvas) against MNIST: test digits drawn onto the 280x280 canvas at 3
+//! sizes and 3 positions come back as inputs the network classifies about as well as
+//! the originals (within 2 points).
+
+use autodiff::Tensor;
+use backprop::digit::{draw_on_canvas, inked_size, preprocess, CANVAS, SIDE};
+use nn::{Mnist, Network, Trainer};
+
+/// Test images used (the first ones); every variant sees the same ones.
+const IMAGES: usize = 2000;
+
+fn accuracy(trainer: &Trainer, inputs: &[f32], labels: &[usize]) -> f64 {
+    let outputs = trainer.model.predict(&Tensor::from_vec(
+        inputs.to_vec(),
+        [labels.len(), SIDE * SIDE],
+    ));
+    let predicted = nn::metrics::argmax_rows(&outputs);
+    let right = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
+    right as f64 / labels.len() as f64
+}
+
+#[test]
+fn mnist_digits_drawn_at_three_sizes_and_three_places_read_as_well_as_the_originals() {
+    let data = Mnist::load(None).unwrap_or_else(|e| panic!("MNIST is needed: {e}"));
+    let mut trainer = Trainer::new(Network::A.recipe(), 1);
+    for _ in 0..3 {
+        trainer
+            .train_epoch(&data.train, |_, _, _| {})
+            .expect("training");
+    }
+    let test = data.test.slice(0, IMAGES);
+    let originals = test.images.data().to_vec();
+    let base = accuracy(&trainer, &originals, &test.labels);
+    let (full, _) = trainer.evaluate(&data.test);
+    eprintln!(
+        "originals: {:.2}% on the first {IMAGES}, {:.2}% on all 10000",
+        base * 100.0,
+        full * 100.0
+    );
+    assert!(base > 0.88, "the network itself is too weak: {base}");
+
+    let mut worst = Vec::new();
+    for scale in [3, 6, 12] {
+        for place in ["top-left", "centre", "bottom-right"] {
+            let mut inputs = Vec::with_capacity(originals.len());
+            for digit in originals.chunks_exact(SIDE * SIDE) {
+                let (w, h) = inked_size(digit);
+                let (w, h) = (w * scale, h * scale);
+                let (left, top) = match place {
+                    "top-left" => (8, 8),
+                    "centre" => ((CANVAS - w) / 2, (CANVAS - h) / 2),
+                    _ => (
+                        CANVAS - 8 - w.min(CANVAS - 16),
+                        CANVAS - 8 - h.min(CANVAS - 16),
+                    ),
+                };
+                let canvas = draw_on_canvas(digit, scale, left, top);
+                inputs.extend(preprocess(&canvas, CANVAS, CANVAS));
+            }
+            let acc = accuracy(&trainer, &inputs, &test.labels);
+            eprintln!("x{scale:<2} {place:<12} {:.2}%", acc * 100.0);
+            if acc < base - 0.02 {
+                worst.push(format!("{scale}x at the {place}: {:.2}%", acc * 100.0));
+            }
+        }
+    }
+    assert!(
+        worst.is_empty(),
+        "more than 2 points below the originals' {:.2}%: {worst:?}",
+        base * 100.0
+    );
+}
