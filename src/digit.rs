@@ -104,33 +104,58 @@ pub fn parse_canvas(bytes: &[u8]) -> Result<Vec<f32>, String> {
     Ok(bytes.iter().map(|&b| f32::from(b) / 255.0).collect())
 }
 
-/// Draws a 28x28 digit (values in [0, 1]) onto a blank `CANVAS` x `CANVAS` canvas: its
-/// inked bounding box upscaled `scale` times (each pixel a `scale` x `scale` block),
-/// with the box's top-left corner at `(left, top)`; what falls off the canvas is lost.
-/// The tests use it to hand MNIST digits to the page's preprocessing at other sizes
-/// and positions.
-pub fn draw_on_canvas(digit: &[f32], scale: usize, left: usize, top: usize) -> Vec<f32> {
+/// Draws a 28x28 digit (values in [0, 1]) onto a blank `CANVAS` x `CANVAS` canvas the
+/// way a pen would leave it: its inked bounding box scaled `scale` times (any positive
+/// factor, not only whole ones) with the box's top-left corner at `(left, top)` (sub-pixel
+/// positions allowed), resampled bilinearly, so that the strokes' edges come out as
+/// grey ramps rather than copies of the digit's own pixels. What falls off the canvas is
+/// lost. The tests use it to hand MNIST digits to the page's preprocessing at other
+/// sizes and positions.
+pub fn draw_on_canvas(digit: &[f32], scale: f32, left: f32, top: f32) -> Vec<f32> {
+    assert_eq!(
+        digit.len(),
+        SIDE * SIDE,
+        "draw_on_canvas: not a 28x28 digit"
+    );
+    assert!(scale > 0.0, "draw_on_canvas: scale {scale}");
     let mut canvas = vec![0.0f32; CANVAS * CANVAS];
-    let inked: Vec<(usize, usize)> = (0..SIDE * SIDE)
-        .filter(|&i| digit[i] > 0.0)
-        .map(|i| (i % SIDE, i / SIDE))
-        .collect();
+    let inked = || (0..SIDE * SIDE).filter(|&i| digit[i] > 0.0);
     let (Some(bx), Some(by)) = (
-        inked.iter().map(|p| p.0).min(),
-        inked.iter().map(|p| p.1).min(),
+        inked().map(|i| i % SIDE).min(),
+        inked().map(|i| i / SIDE).min(),
     ) else {
         return canvas;
     };
-    for (x, y) in inked {
-        let v = digit[y * SIDE + x];
-        for dy in 0..scale {
-            let cy = top + (y - by) * scale + dy;
-            for dx in 0..scale {
-                let cx = left + (x - bx) * scale + dx;
-                if cx < CANVAS && cy < CANVAS {
-                    canvas[cy * CANVAS + cx] = v;
-                }
-            }
+    // Source pixel i spans [i, i+1) with its value at its centre i + 0.5; outside the
+    // digit is blank. Canvas pixel c samples the source where its centre c + 0.5 falls.
+    let at = |x: isize, y: isize| -> f32 {
+        if (0..SIDE as isize).contains(&x) && (0..SIDE as isize).contains(&y) {
+            digit[y as usize * SIDE + x as usize]
+        } else {
+            0.0
+        }
+    };
+    let to_source = |c: usize, origin: f32, b: usize| (c as f32 + 0.5 - origin) / scale + b as f32;
+    // The digit (plus the half pixel bilinear spreads beyond it) covers this much canvas.
+    let reach = |origin: f32, b: usize| {
+        let lo = origin + (-1.0 - b as f32) * scale;
+        let hi = origin + (SIDE as f32 + 1.0 - b as f32) * scale;
+        (
+            lo.floor().max(0.0) as usize,
+            (hi.ceil().max(0.0) as usize).min(CANVAS),
+        )
+    };
+    let (cx0, cx1) = reach(left, bx);
+    let (cy0, cy1) = reach(top, by);
+    for cy in cy0..cy1 {
+        let v = to_source(cy, top, by) - 0.5;
+        let (y, fy) = (v.floor() as isize, v - v.floor());
+        for cx in cx0..cx1 {
+            let u = to_source(cx, left, bx) - 0.5;
+            let (x, fx) = (u.floor() as isize, u - u.floor());
+            let ink = (1.0 - fy) * ((1.0 - fx) * at(x, y) + fx * at(x + 1, y))
+                + fy * ((1.0 - fx) * at(x, y + 1) + fx * at(x + 1, y + 1));
+            canvas[cy * CANVAS + cx] = ink.clamp(0.0, 1.0);
         }
     }
     canvas
@@ -182,6 +207,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_digit_drawn_at_a_fractional_scale_has_grey_edges_and_keeps_its_ink() {
+        // A 4x4 block of full ink at 5.5x, off the pixel grid: bilinear ramps at its
+        // edges (grey values), the same ink as a 22x22 square, and full ink inside.
+        let mut digit = vec![0.0; SIDE * SIDE];
+        for y in 10..14 {
+            for x in 12..16 {
+                digit[y * SIDE + x] = 1.0;
+            }
+        }
+        let canvas = draw_on_canvas(&digit, 5.5, 10.25, 20.75);
+        let total: f32 = canvas.iter().sum();
+        assert!(
+            (total - 22.0 * 22.0).abs() < 0.02 * 22.0 * 22.0,
+            "ink {total}"
+        );
+        assert_eq!(canvas[(20 + 11) * CANVAS + (10 + 11)], 1.0);
+        let grey = canvas.iter().filter(|&&v| v > 0.05 && v < 0.95).count();
+        assert!(grey > 4 * 22, "{grey} grey pixels");
+        assert_eq!(canvas[5 * CANVAS + 5], 0.0);
     }
 
     #[test]
