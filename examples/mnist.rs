@@ -354,12 +354,13 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         r.schedule,
         r.batch,
         r.init,
-        match (r.weight_decay, r.shift) {
-            (w, 0) if w == 0.0 => String::new(),
-            (w, 0) => format!("weight decay {w}, "),
-            (w, s) if w == 0.0 => format!("inputs shifted up to {s} px, "),
-            (w, s) => format!("weight decay {w}, inputs shifted up to {s} px, "),
-        },
+        [
+            (r.weight_decay > 0.0).then(|| format!("weight decay {}, ", r.weight_decay)),
+            (r.shift > 0).then(|| format!("inputs shifted up to {} px, ", r.shift)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<String>(),
         trainer.seed,
         trainer.model.params().num_elements()
     );

@@ -148,7 +148,7 @@ impl Dataset {
     pub fn shifted<R: Rng + ?Sized>(&self, width: usize, max_shift: usize, rng: &mut R) -> Self {
         let f = self.features;
         assert!(
-            width > 0 && f % width == 0,
+            width > 0 && f.is_multiple_of(width),
             "shifted: rows of {width} pixels do not tile images of {f}"
         );
         let height = f / width;
