@@ -25,6 +25,8 @@ struct Args {
     #[arg(long, default_value = "a")]
     net: Network,
     /// Epochs to train (total, counting those of a resumed checkpoint); default per network.
+    /// A learning-rate schedule spans a fresh run's epochs; a resumed run keeps the span
+    /// its checkpoint planned (past it, the rate stays at the schedule's last value).
     #[arg(long, value_parser = epochs, allow_negative_numbers = true)]
     epochs: Option<usize>,
     /// Learning rate, a finite number above 0; default per network.
