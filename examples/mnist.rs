@@ -7,7 +7,7 @@
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nn::train::data_identity;
-use nn::{Checkpoint, Init, Mnist, Network, Trainer};
+use nn::{Activation, Checkpoint, Init, Mnist, Network, Schedule, Trainer};
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,10 +20,13 @@ mod alloc;
 #[command(about = "Train a digit classifier on MNIST with backprop's autodiff tape")]
 struct Args {
     /// Which network: a (784-16-16-10 sigmoid, the video's), b (784-128-128-10 ReLU, Adam),
-    /// c (784-1024-1024-10 ReLU, SGD with momentum) or d (LeNet-5, Adam).
+    /// c (784-1024-1024-10 ReLU, SGD with momentum), d (LeNet-5, Adam) or a96 (alias
+    /// 3b1b-96: a's shape with ReLU, AdamW, a one-cycle schedule and shifted inputs).
     #[arg(long, default_value = "a")]
     net: Network,
     /// Epochs to train (total, counting those of a resumed checkpoint); default per network.
+    /// A learning-rate schedule spans a fresh run's epochs; a resumed run keeps the span
+    /// its checkpoint planned (past it, the rate stays at the schedule's last value).
     #[arg(long, value_parser = epochs, allow_negative_numbers = true)]
     epochs: Option<usize>,
     /// Learning rate, a finite number above 0; default per network.
@@ -38,6 +41,21 @@ struct Args {
     /// Weight initialiser: normal, scaled (N(0, 1/fan_in)), xavier, he or uniform (U(±1/sqrt(fan_in)), PyTorch's default).
     #[arg(long)]
     init: Option<Init>,
+    /// Hidden-layer activation: sigmoid, relu or tanh; default per network.
+    #[arg(long)]
+    hidden: Option<Activation>,
+    /// Learning-rate schedule over the run's epochs, peaking at the learning rate:
+    /// constant, cosine, one-cycle (PyTorch's OneCycleLR defaults) or
+    /// one-cycle:WARMUP:DIV:FINAL_DIV; default per network (one-cycle for a96).
+    #[arg(long)]
+    schedule: Option<Schedule>,
+    /// Weight decay (decoupled for a96's AdamW, L2 for SGD and Adam); default per network.
+    #[arg(long, value_parser = non_negative)]
+    weight_decay: Option<f64>,
+    /// Augmentation: shift every training image each epoch by up to this many pixels
+    /// each way (seeded by --seed and the epoch); default per network (1 for a96).
+    #[arg(long)]
+    shift: Option<usize>,
     /// Directory holding the four MNIST IDX files (raw or .gz); default $MNIST_DIR or the cache.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -50,11 +68,11 @@ struct Args {
     #[arg(long)]
     save: Option<PathBuf>,
     /// Load a checkpoint and report its test accuracy without training.
-    #[arg(long, conflicts_with_all = ["resume", "epochs", "lr", "batch", "seed", "init", "save", "detect_anomaly", "net"])]
+    #[arg(long, conflicts_with_all = ["resume", "epochs", "lr", "batch", "seed", "init", "save", "detect_anomaly", "net", "hidden", "schedule", "weight_decay", "shift"])]
     eval: Option<PathBuf>,
     /// Continue training from a checkpoint, optimizer state included; its network, learning
     /// rate, batch size, initialiser and seed are the checkpoint's.
-    #[arg(long, conflicts_with_all = ["net", "lr", "batch", "seed", "init"])]
+    #[arg(long, conflicts_with_all = ["net", "lr", "batch", "seed", "init", "hidden", "schedule", "weight_decay", "shift"])]
     resume: Option<PathBuf>,
     /// Check every op for NaN/infinity while training and stop at the first one (slower;
     /// without it, a diverged batch is replayed with the check on to name the op).
@@ -75,6 +93,19 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 fn epochs(s: &str) -> Result<usize, String> {
     at_least_one(s)
         .map_err(|why| format!("{why}: to evaluate a checkpoint without training, use --eval PATH"))
+}
+
+/// A weight decay: finite and not negative.
+fn non_negative(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if x.is_finite() && x >= 0.0 {
+        Ok(x)
+    } else {
+        Err(format!("{x} must be a finite number of at least 0"))
+    }
 }
 
 /// A learning rate: finite and above 0 (NaN, infinity, 0 or a negative rate cannot train).
@@ -261,6 +292,22 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             if let Some(init) = args.init {
                 recipe.init = init;
             }
+            if let Some(hidden) = args.hidden {
+                recipe.hidden = hidden;
+            }
+            if let Some(schedule) = args.schedule {
+                recipe.schedule = schedule;
+            }
+            if let Some(wd) = args.weight_decay {
+                recipe.weight_decay = wd;
+            }
+            if let Some(shift) = args.shift {
+                recipe.shift = shift;
+            }
+            // A learning-rate schedule spans the run's epochs.
+            if let Some(epochs) = args.epochs {
+                recipe.epochs = epochs;
+            }
             Trainer::new(recipe, args.seed)
         }
     };
@@ -298,15 +345,24 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     };
     let r = &trainer.recipe;
     println!(
-        "network {}: {:?}, {} hidden, {} output, {} cost, lr {}, batch {}, init {}, seed {}, {} parameters",
+        "network {}: {:?}, {} hidden, {} output, {} cost, {}, lr {} ({} schedule), batch {}, init {}, {}seed {}, {} parameters",
         r.network,
         r.sizes,
         r.hidden,
         r.output,
         trainer.recipe.cost().name(),
+        trainer.optimizer.state().kind,
         r.lr,
+        r.schedule,
         r.batch,
         r.init,
+        [
+            (r.weight_decay > 0.0).then(|| format!("weight decay {}, ", r.weight_decay)),
+            (r.shift > 0).then(|| format!("inputs shifted up to {} px, ", r.shift)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<String>(),
         trainer.seed,
         trainer.model.params().num_elements()
     );

@@ -41,6 +41,7 @@ pub mod module;
 pub mod optim;
 pub mod params;
 pub mod recipe;
+pub mod schedule;
 pub mod train;
 
 pub use activation::{Activation, ReLU, Sigmoid, Tanh};
@@ -59,4 +60,5 @@ pub use module::{Module, Sequential};
 pub use optim::{Adam, Optimizer, OptimizerState, Sgd};
 pub use params::{Bound, Grads, ParamStore};
 pub use recipe::{Network, Recipe};
+pub use schedule::Schedule;
 pub use train::{EpochStats, Trainer};

@@ -32,6 +32,9 @@ pub trait Optimizer<T: Float = f32>: Send + Sync {
     fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), NnError>;
     /// Current learning rate.
     fn learning_rate(&self) -> f64;
+    /// Sets the learning rate of the next steps (a [`crate::Schedule`] calls this
+    /// before every step).
+    fn set_learning_rate(&mut self, lr: f64);
 }
 
 /// Checks that params and grads name the same tensors with the same shapes.
@@ -291,6 +294,10 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
     fn learning_rate(&self) -> f64 {
         self.lr
     }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
 }
 
 /// Adam, or AdamW when the weight decay is decoupled from the gradient.
@@ -477,6 +484,10 @@ impl<T: Float> Optimizer<T> for Adam<T> {
 
     fn learning_rate(&self) -> f64 {
         self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
     }
 }
 

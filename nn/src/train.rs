@@ -13,6 +13,7 @@ use crate::module::Module;
 use crate::optim::Optimizer;
 use crate::params::Bound;
 use crate::recipe::{Network, Recipe};
+use crate::schedule::Schedule;
 use autodiff::{Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -63,6 +64,12 @@ pub fn data_identity(data: &Dataset) -> String {
     format!("sha256:{hex}")
 }
 
+/// The generator that draws epoch `epoch`'s augmentation (a stream apart from the
+/// batch order's, so that augmenting does not change which batches a seed gives).
+pub fn augment_rng(seed: u64, epoch: usize) -> StdRng {
+    epoch_rng(seed ^ 0xA96A_96A9_6A96_A96A, epoch)
+}
+
 /// The generator that orders epoch `epoch`'s batches.
 pub fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
     StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -92,9 +99,30 @@ impl Trainer {
         mut on_batch: impl FnMut(usize, usize, f64),
     ) -> Result<EpochStats, NnError> {
         let total = data.num_batches(self.recipe.batch);
+        let augmented;
+        let data = if self.recipe.shift > 0 {
+            let f = data.features();
+            let width = (f as f64).sqrt().round() as usize;
+            assert!(
+                width * width == f,
+                "shift augmentation needs square images, not rows of {f} pixels"
+            );
+            let mut rng = augment_rng(self.seed, self.epoch);
+            augmented = data.shifted(width, self.recipe.shift, &mut rng);
+            &augmented
+        } else {
+            data
+        };
+        // The schedule spans the recipe's epochs at this data set's batches per epoch.
+        let steps = self.recipe.epochs * total;
         let mut rng = epoch_rng(self.seed, self.epoch);
         let mut sum = 0.0;
         for (i, batch) in data.batches(self.recipe.batch, &mut rng).enumerate() {
+            if self.recipe.schedule != Schedule::Constant {
+                let step = self.epoch * total + i;
+                let factor = self.recipe.schedule.factor(step, steps);
+                self.optimizer.set_learning_rate(self.recipe.lr * factor);
+            }
             // The tape (sharing the parameters' storage) is dropped before the update,
             // so the optimizer writes the parameters in place instead of copying them.
             let (value, grads) = {
@@ -197,6 +225,17 @@ impl Trainer {
         c.info.insert("lr".into(), format!("{:?}", self.recipe.lr));
         c.info.insert("batch".into(), self.recipe.batch.to_string());
         c.info.insert("init".into(), self.recipe.init.to_string());
+        c.info
+            .insert("epochs".into(), self.recipe.epochs.to_string());
+        c.info
+            .insert("hidden".into(), self.recipe.hidden.to_string());
+        c.info
+            .insert("schedule".into(), self.recipe.schedule.to_string());
+        c.info.insert(
+            "weight_decay".into(),
+            format!("{:?}", self.recipe.weight_decay),
+        );
+        c.info.insert("shift".into(), self.recipe.shift.to_string());
         if let Some(data) = &self.trained_on {
             c.info.insert("data".into(), data.clone());
         }
@@ -228,6 +267,29 @@ impl Trainer {
             .parse()
             .map_err(|_| bad("info.batch is not a number".into()))?;
         recipe.init = info("init")?.parse().map_err(bad)?;
+        // Older checkpoints lack these and trained on their network's defaults.
+        let optional = |k: &str| checkpoint.info.get(k);
+        if let Some(epochs) = optional("epochs") {
+            recipe.epochs = epochs
+                .parse()
+                .map_err(|_| bad("info.epochs is not a number".into()))?;
+        }
+        if let Some(hidden) = optional("hidden") {
+            recipe.hidden = hidden.parse().map_err(bad)?;
+        }
+        if let Some(schedule) = optional("schedule") {
+            recipe.schedule = schedule.parse().map_err(bad)?;
+        }
+        if let Some(wd) = optional("weight_decay") {
+            recipe.weight_decay = wd
+                .parse()
+                .map_err(|_| bad("info.weight_decay is not a number".into()))?;
+        }
+        if let Some(shift) = optional("shift") {
+            recipe.shift = shift
+                .parse()
+                .map_err(|_| bad("info.shift is not a number".into()))?;
+        }
         let seed = info("seed")?
             .parse()
             .map_err(|_| bad("info.seed is not a number".into()))?;

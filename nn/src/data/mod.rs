@@ -139,8 +139,115 @@ impl Dataset {
             .map(move |idx| self.gather_rows(&idx, batch_size))
     }
 
+    /// A copy in which every image (rows of `width` pixels; `features / width` rows) is
+    /// moved by its own random whole-pixel offset, `dx` and `dy` each drawn uniformly
+    /// from `-max_shift..=max_shift` with `rng`; pixels moved in from outside the frame
+    /// are 0 and pixels moved out are dropped. Labels are kept. The same generator state
+    /// gives the same copy, so augmentation seeded from (seed, epoch) is deterministic.
+    /// Panics if `width` does not divide the features.
+    pub fn shifted<R: Rng + ?Sized>(&self, width: usize, max_shift: usize, rng: &mut R) -> Self {
+        let f = self.features;
+        assert!(
+            width > 0 && f.is_multiple_of(width),
+            "shifted: rows of {width} pixels do not tile images of {f}"
+        );
+        let height = f / width;
+        let k = max_shift as i64;
+        let mut pixels = vec![0u8; self.pixels.len()];
+        for (src, dst) in self.pixels.chunks_exact(f).zip(pixels.chunks_exact_mut(f)) {
+            let dx = rng.random_range(-k..=k);
+            let dy = rng.random_range(-k..=k);
+            // Output column x reads input column x - dx; the columns with an input.
+            let x0 = dx.clamp(0, width as i64) as usize;
+            let x1 = (width as i64 + dx).clamp(0, width as i64) as usize;
+            for y in 0..height {
+                let sy = y as i64 - dy;
+                if sy < 0 || sy >= height as i64 || x0 >= x1 {
+                    continue;
+                }
+                let sy = sy as usize;
+                let sx0 = (x0 as i64 - dx) as usize;
+                dst[y * width + x0..y * width + x1]
+                    .copy_from_slice(&src[sy * width + sx0..sy * width + sx0 + (x1 - x0)]);
+            }
+        }
+        Dataset {
+            pixels,
+            features: f,
+            labels: self.labels.clone(),
+        }
+    }
+
     /// Number of batches of `batch_size` in one pass.
     pub fn num_batches(&self, batch_size: usize) -> usize {
         self.len().div_ceil(batch_size.max(1))
+    }
+}
+
+#[cfg(test)]
+mod shift_tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// Three 4x3 images whose pixels are their own (index + 1).
+    fn counting() -> Dataset {
+        let pixels: Vec<u8> = (0..3).flat_map(|_| 1..=12u8).collect();
+        Dataset::from_bytes(pixels, 12, vec![7, 8, 9])
+    }
+
+    /// The image shifted by (dx, dy) the slow way, to compare with.
+    fn shift_by(src: &[u8], width: usize, dx: i64, dy: i64) -> Vec<u8> {
+        let height = src.len() / width;
+        let mut out = vec![0; src.len()];
+        for y in 0..height as i64 {
+            for x in 0..width as i64 {
+                let (sx, sy) = (x - dx, y - dy);
+                if (0..width as i64).contains(&sx) && (0..height as i64).contains(&sy) {
+                    out[(y * width as i64 + x) as usize] = src[(sy * width as i64 + sx) as usize];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_image_is_one_of_its_shifts_and_keeps_its_label() {
+        let data = counting();
+        for seed in 0..20 {
+            let shifted = data.shifted(4, 2, &mut StdRng::seed_from_u64(seed));
+            assert_eq!(shifted.labels, data.labels);
+            for (i, row) in shifted.pixels().chunks(12).enumerate() {
+                let src = &data.pixels()[i * 12..(i + 1) * 12];
+                let found = (-2..=2)
+                    .flat_map(|dx| (-2..=2).map(move |dy| (dx, dy)))
+                    .any(|(dx, dy)| shift_by(src, 4, dx, dy) == row);
+                assert!(
+                    found,
+                    "seed {seed}, image {i}: {row:?} is no shift of {src:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shifts_are_deterministic_per_seed_and_vary_between_seeds() {
+        let data = counting();
+        let a = data.shifted(4, 1, &mut StdRng::seed_from_u64(3));
+        let b = data.shifted(4, 1, &mut StdRng::seed_from_u64(3));
+        assert_eq!(a, b);
+        let differs = (4..30).any(|s| data.shifted(4, 1, &mut StdRng::seed_from_u64(s)) != a);
+        assert!(differs);
+        // No shift at all is the identity.
+        assert_eq!(data.shifted(4, 0, &mut StdRng::seed_from_u64(1)), data);
+    }
+
+    #[test]
+    fn a_one_pixel_right_shift_moves_columns() {
+        let src: Vec<u8> = (1..=12).collect();
+        assert_eq!(
+            shift_by(&src, 4, 1, 0),
+            vec![0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11]
+        );
     }
 }
