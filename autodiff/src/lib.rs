@@ -5,6 +5,11 @@
 //! op for its vector-Jacobian product. [`gradcheck`] compares those gradients with
 //! central finite differences.
 //!
+//! Derivatives of any order: [`Var::grad`] (and [`scalar::Var::grad`]) records the
+//! backward pass itself as ops, so a gradient can be differentiated again; [`func`]
+//! has JAX-style transforms (`grad`, `vjp`, forward-mode `jvp`, `hvp`, `jacobian`,
+//! `hessian`); [`gradgradcheck`] checks second derivatives against finite differences.
+//!
 //! ```
 //! use autodiff::{gradcheck, scalar, GradcheckOptions, Tape, Tensor};
 //!
