@@ -1,4 +1,4 @@
-//! Reverse-mode automatic differentiation on a tape.
+//! Automatic differentiation on a tape: reverse mode, forward mode, any order.
 //!
 //! Every operation on a [`Var`] is recorded on its [`Tape`] (a Wengert list) as it
 //! runs; [`Var::backward`] replays the chain rule over the tape in reverse, asking each
