@@ -202,34 +202,7 @@ fn the_default_weights_are_the_ones_the_help_describes() {
 /// the libraries with (as tests/curvature.rs does).
 fn example() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives two levels below the profile's folder");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("release") => "bench",
-            _ => "test",
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                profile,
-                "--example",
-                "chain_rule",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo to build the example");
-        assert!(status.success(), "building the example failed: {status}");
-        profile_dir
-            .join("examples")
-            .join(format!("chain_rule{}", std::env::consts::EXE_SUFFIX))
-    })
+    BINARY.get_or_init(|| common::build_example("chain_rule"))
 }
 
 /// Runs the example in `cwd` with `args`, never reading the user's MNIST cache.

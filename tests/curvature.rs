@@ -311,34 +311,7 @@ fn the_tridiagonal_solver_matches_jacobi() {
 /// the libraries with (as tests/demo_refuses.rs does for the demo).
 fn example() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives two levels below the profile's folder");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("release") => "bench",
-            _ => "test",
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                profile,
-                "--example",
-                "curvature",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo to build the example");
-        assert!(status.success(), "building the example failed: {status}");
-        profile_dir
-            .join("examples")
-            .join(format!("curvature{}", std::env::consts::EXE_SUFFIX))
-    })
+    BINARY.get_or_init(|| common::build_example("curvature"))
 }
 
 /// Runs the example in `cwd` with `args`, never reading the user's MNIST cache.

@@ -21,35 +21,7 @@ use std::sync::OnceLock;
 /// (`<target>/debug/deps` under `cargo test`, `<target>/release/deps` under `--release`).
 fn demo() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives two levels below the profile's folder");
-        // The profile `cargo test` builds its libraries with, so nothing is rebuilt.
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("release") => "bench",
-            _ => "test",
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                profile,
-                "--example",
-                "mnist",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo to build the demo");
-        assert!(status.success(), "building the demo failed: {status}");
-        profile_dir
-            .join("examples")
-            .join(format!("mnist{}", std::env::consts::EXE_SUFFIX))
-    })
+    BINARY.get_or_init(|| common::build_example("mnist"))
 }
 
 /// Writes the four MNIST files with `train` and `test` images of 28x28 pixels into a

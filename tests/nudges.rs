@@ -19,34 +19,7 @@ use std::sync::OnceLock;
 /// The example's executable, built on first use into the folder this test runs from.
 fn example() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives two levels below the profile's folder");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("release") => "bench",
-            _ => "test",
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                profile,
-                "--example",
-                "nudges",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo to build the example");
-        assert!(status.success(), "building the example failed: {status}");
-        profile_dir
-            .join("examples")
-            .join(format!("nudges{}", std::env::consts::EXE_SUFFIX))
-    })
+    BINARY.get_or_init(|| common::build_example("nudges"))
 }
 
 /// The four MNIST files with `train` and `test` 28x28 images in `dir`, ink varying

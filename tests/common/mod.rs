@@ -1,4 +1,9 @@
-//! Helpers shared by the integration tests that write IDX files of their own.
+//! Helpers shared by the integration tests: IDX files of their own, and the examples
+//! they run as processes. Each test crate uses a part of them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// An IDX file of unsigned bytes: the magic number (type 0x08, `rank` dimensions), each
 /// dimension as a big-endian u32, then `data`.
@@ -9,4 +14,29 @@ pub fn idx_bytes(rank: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(data);
     out
+}
+
+/// Builds the example `name` with the profile `cargo test` built the libraries with
+/// (so nothing is rebuilt), and returns its executable's path: the profile's
+/// `examples` folder, two levels above this test's own binary.
+pub fn build_example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives two levels below the profile's folder");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("release") => "bench",
+        _ => "test",
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--profile", profile, "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo to build the example");
+    assert!(status.success(), "building example {name} failed: {status}");
+    profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
