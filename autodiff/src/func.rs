@@ -26,6 +26,7 @@
 //! used, as in PyTorch and JAX.
 
 use crate::float::Float;
+use crate::grad::Gradients;
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 
@@ -62,6 +63,23 @@ fn check_like<T: Float>(what: &str, values: &[Tensor<T>], like: &[Tensor<T>]) {
     }
 }
 
+/// Each input's gradient, zeros where the output does not depend on it.
+fn gradients_of<T: Float>(
+    grads: &Gradients<T>,
+    xs: &[Var<'_, T>],
+    primals: &[Tensor<T>],
+) -> Vec<Tensor<T>> {
+    xs.iter()
+        .zip(primals)
+        .map(|(&x, p)| {
+            grads
+                .get(x)
+                .cloned()
+                .unwrap_or_else(|| Tensor::zeros(p.shape()))
+        })
+        .collect()
+}
+
 /// The gradient of a one-element `f` at `primals`, one tensor per input (`backward`'s
 /// fast path).
 #[track_caller]
@@ -75,16 +93,7 @@ pub fn value_and_grad<T: Float>(f: impl Function<T>, primals: &[Tensor<T>]) -> (
     let tape = Tape::new();
     let (xs, y) = record(&tape, &f, primals);
     let grads = y.backward();
-    let gs = xs
-        .iter()
-        .zip(primals)
-        .map(|(&x, p)| {
-            grads
-                .get(x)
-                .cloned()
-                .unwrap_or_else(|| Tensor::zeros(p.shape()))
-        })
-        .collect();
+    let gs = gradients_of(&grads, &xs, primals);
     (y.item(), gs)
 }
 
@@ -99,16 +108,7 @@ pub fn vjp<T: Float>(
     let tape = Tape::new();
     let (xs, y) = record(&tape, &f, primals);
     let grads = y.backward_with(cotangent.clone());
-    let gs = xs
-        .iter()
-        .zip(primals)
-        .map(|(&x, p)| {
-            grads
-                .get(x)
-                .cloned()
-                .unwrap_or_else(|| Tensor::zeros(p.shape()))
-        })
-        .collect();
+    let gs = gradients_of(&grads, &xs, primals);
     (y.value(), gs)
 }
 
@@ -155,16 +155,7 @@ pub fn hvp<T: Float>(
         .map(|(&g, v)| (g * tape.constant(v)).sum())
         .reduce(|a, b| a + b);
     let Some(dot) = dot else { return Vec::new() };
-    let grads = dot.backward();
-    xs.iter()
-        .zip(primals)
-        .map(|(&x, p)| {
-            grads
-                .get(x)
-                .cloned()
-                .unwrap_or_else(|| Tensor::zeros(p.shape()))
-        })
-        .collect()
+    gradients_of(&dot.backward(), &xs, primals)
 }
 
 /// The Jacobian of `f` at `x`, of shape `f(x).shape ++ x.shape`: by rows (one reverse
