@@ -25,6 +25,10 @@
 //! exist (they are piecewise linear); at their kinks the chosen first derivative is
 //! used, as in PyTorch and JAX.
 
+pub use crate::per_sample::{
+    per_sample, per_sample_grads, BatchFunction, PerSample, PerSamplePath,
+};
+
 use crate::float::Float;
 use crate::grad::Gradients;
 use crate::tape::{Tape, Var};

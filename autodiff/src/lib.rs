@@ -58,6 +58,8 @@ mod kernels;
 #[forbid(unsafe_code)]
 mod ops;
 #[forbid(unsafe_code)]
+mod per_sample;
+#[forbid(unsafe_code)]
 pub mod scalar;
 #[forbid(unsafe_code)]
 mod shape;

@@ -66,6 +66,11 @@ pub trait Cost<T: Float = f32>: Send + Sync {
     /// `Target::from(&labels)` or `Target::from(&tensor)`.
     fn cost_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T>;
 
+    /// Each example's cost, shape `[n]`, whose mean is [`Cost::cost_of`] (to rounding):
+    /// what `autodiff::func::per_sample_grads` and DP-SGD differentiate.
+    /// Panics like [`Cost::cost_of`].
+    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T>;
+
     /// A short name for logs and messages.
     fn name(&self) -> &'static str;
 
@@ -85,6 +90,10 @@ impl<T: Float, C: Cost<T> + ?Sized> Cost<T> for Box<C> {
     #[track_caller]
     fn cost_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
         (**self).cost_of(output, target)
+    }
+    #[track_caller]
+    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
+        (**self).per_example_of(output, target)
     }
     fn name(&self) -> &'static str {
         (**self).name()
@@ -166,10 +175,20 @@ fn target_of<'t, T: Float>(cost: &str, output: Var<'t, T>, target: Target<'_, T>
     }
 }
 
+/// Every axis but the first (the examples').
+fn but_first<T: Float>(output: &Var<'_, T>) -> Vec<usize> {
+    (1..output.shape().len()).collect()
+}
+
 impl<T: Float> Cost<T> for Quadratic {
     #[track_caller]
     fn cost_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
         quadratic(output, target_of("quadratic", output, target))
+    }
+    #[track_caller]
+    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
+        let y = target_of("quadratic", output, target);
+        (output - y).square().sum_axes(&but_first(&output), false) * T::from_f64(0.5)
     }
     fn name(&self) -> &'static str {
         "quadratic"
@@ -180,6 +199,11 @@ impl<T: Float> Cost<T> for MeanSquaredError {
     #[track_caller]
     fn cost_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
         mean_squared_error(output, target_of("mse", output, target))
+    }
+    #[track_caller]
+    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
+        let y = target_of("mse", output, target);
+        (output - y).square().mean_axes(&but_first(&output), false)
     }
     fn name(&self) -> &'static str {
         "mse"
@@ -198,6 +222,15 @@ impl<T: Float> Cost<T> for CrossEntropy {
                 output.shape().as_slice()
             ),
         }
+    }
+    #[track_caller]
+    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
+        if let Target::Values(y) = target {
+            self.cost_of(output, Target::Values(y)); // panics, saying why
+        }
+        // -log softmax(z)[label] per row: the one-hot row picks the label's term.
+        let y = target_of("cross-entropy", output, target);
+        -(output.log_softmax(1) * y).sum_axes(&[1], false)
     }
     fn name(&self) -> &'static str {
         "cross-entropy"
