@@ -225,7 +225,7 @@ fn lenet_layers(c: &mut Criterion) {
 
 /// One Hessian-vector product of network B's cost (784-128-128-10, ReLU, cross-entropy)
 /// at batch 128, forward pass included, on a synthetic batch: what `bench --hvp` times
-/// on MNIST against PyTorch (bench/hvp.sh).
+/// on MNIST against PyTorch (bench/transform.sh hvp).
 fn hvp_network_b(c: &mut Criterion) {
     let sizes = [784, 128, 128, 10];
     let mut params: Vec<Tensor<f32>> = Vec::new();
@@ -260,6 +260,44 @@ fn hvp_network_b(c: &mut Criterion) {
             black_box(hv[0].data()[0])
         })
     });
+    group.finish();
+}
+
+/// Every parameter's gradient for each example of a batch of 128 under network B's
+/// cross-entropy (784-128-128-10, ReLU), forward pass included, on a synthetic batch:
+/// one batched pass against a loop of single-example backward passes (both
+/// `func::per_sample`); what `bench --per-sample` times on MNIST against PyTorch's
+/// `torch.func.vmap(grad)` (bench/transform.sh per-sample).
+fn per_sample_network_b(c: &mut Criterion) {
+    use autodiff::func::{per_sample, PerSamplePath};
+    use autodiff::{Tape, Var};
+    let sizes = [784, 128, 128, 10];
+    let mut params: Vec<Tensor<f32>> = Vec::new();
+    for (i, w) in sizes.windows(2).enumerate() {
+        let scale = (2.0 / w[0] as f32).sqrt(); // He
+        params.push(randn(&[w[0], w[1]], 10 + i as u64).map(|v| v * scale));
+        params.push(Tensor::zeros([w[1]]));
+    }
+    let x = Tensor::<f32>::rand_uniform([128, 784], 0.0, 1.0, &mut StdRng::seed_from_u64(3));
+    let mut y = Tensor::<f32>::zeros([128, 10]);
+    for r in 0..128 {
+        y.data_mut()[r * 10 + r % 10] = 1.0;
+    }
+    fn losses<'t>(_: &'t Tape<f32>, p: &[Var<'t, f32>], b: &[Var<'t, f32>]) -> Var<'t, f32> {
+        let a = b[0].linear_relu(p[0], p[1]).linear_relu(p[2], p[3]);
+        -(a.linear(p[4], p[5]).log_softmax(1) * b[1]).sum_axes(&[1], false)
+    }
+    let batch = [x, y];
+    let mut group = c.benchmark_group("per_sample");
+    group.sample_size(20);
+    for (name, path) in [
+        ("batched", PerSamplePath::Batched),
+        ("loop of single-example passes", PerSamplePath::Loop),
+    ] {
+        group.bench_function(format!("network B, batch 128, {name}"), |b| {
+            b.iter(|| black_box(per_sample(losses, &params, &batch, path).grads.len()))
+        });
+    }
     group.finish();
 }
 
@@ -330,6 +368,7 @@ criterion_group!(
     training_step,
     lenet_layers,
     hvp_network_b,
+    per_sample_network_b,
     jvp_lenet
 );
 criterion_main!(benches);

@@ -9,8 +9,14 @@
 //!
 //! With `--hvp` it times one Hessian-vector product of network B's cost at batch 128
 //! instead (`autodiff::func::hvp`, forward pass included) and prints a `RESULT` line
-//! with the median time and a `CHECK` line with the HVP's norm; `bench/hvp.sh` reads
+//! with the median time and a `CHECK` line with the HVP's norm; `bench/transform.sh hvp` reads
 //! them beside `bench/reference/torch_hvp.py`'s.
+//!
+//! With `--per-sample` it times per-sample gradients of network B at batch 128 (every
+//! parameter's gradient for each example, `autodiff::func::per_sample`, forward pass
+//! included), batched and as a loop of single-example backward passes, and prints a
+//! `RESULT` line for each and a `CHECK` line with the gradients' norm;
+//! `bench/transform.sh per-sample` reads them beside `bench/reference/torch_per_sample.py`'s.
 
 use autodiff::{Float, Tape, Tensor, Var};
 use clap::{Parser, ValueEnum};
@@ -48,16 +54,22 @@ struct Args {
     locate_data: bool,
     /// Time one Hessian-vector product of network B's cost on the first 128 training
     /// images (forward pass included) instead of training.
-    #[arg(long, conflicts_with_all = ["net", "epochs", "seed"])]
+    #[arg(long, group = "transform", conflicts_with_all = ["net", "epochs", "seed"])]
     hvp: bool,
-    /// With --hvp: timed HVPs (the median is reported).
-    #[arg(long, requires = "hvp", default_value = "200")]
+    /// Time per-sample gradients of network B's cost on the first 128 training images
+    /// (forward pass included), batched and as a loop over the examples, instead of
+    /// training.
+    #[arg(long, group = "transform", conflicts_with_all = ["net", "epochs", "seed"])]
+    per_sample: bool,
+    /// With --hvp or --per-sample: timed repetitions (the median is reported).
+    #[arg(long, requires = "transform", default_value = "200")]
     reps: NonZeroUsize,
-    /// With --hvp: untimed HVPs first.
-    #[arg(long, requires = "hvp", default_value_t = 50)]
+    /// With --hvp or --per-sample: untimed repetitions first.
+    #[arg(long, requires = "transform", default_value_t = 50)]
     warmup: usize,
-    /// With --hvp: the precision (f32 as in training; f64 to check the HVP's norm).
-    #[arg(long, requires = "hvp", value_enum, default_value = "f32")]
+    /// With --hvp or --per-sample: the precision (f32 as in training; f64 to check the
+    /// result's norm).
+    #[arg(long, requires = "transform", value_enum, default_value = "f32")]
     dtype: Dtype,
 }
 
@@ -101,8 +113,8 @@ fn run(args: Args) -> Result<(), NnError> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     autodiff::with_threads(threads, || {
-        if args.hvp {
-            hvp_bench(&args, threads)
+        if args.hvp || args.per_sample {
+            transform_bench(&args, threads)
         } else {
             train_all(&args, threads)
         }
@@ -153,15 +165,34 @@ fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {
 const HVP_SIZES: [usize; 4] = [784, 128, 128, 10];
 const HVP_BATCH: usize = 128;
 
-fn hvp_bench(args: &Args, threads: usize) -> Result<(), NnError> {
+fn transform_bench(args: &Args, threads: usize) -> Result<(), NnError> {
     let train = Mnist::load(args.data_dir.as_deref())?.train;
     let pixels = &train.pixels()[..HVP_BATCH * train.features()];
     let labels = &train.labels[..HVP_BATCH];
-    match args.dtype {
-        Dtype::F32 => time_hvp::<f32>(pixels, labels, args, threads, "f32"),
-        Dtype::F64 => time_hvp::<f64>(pixels, labels, args, threads, "f64"),
+    match (args.per_sample, args.dtype) {
+        (false, Dtype::F32) => time_hvp::<f32>(pixels, labels, args, threads, "f32"),
+        (false, Dtype::F64) => time_hvp::<f64>(pixels, labels, args, threads, "f64"),
+        (true, Dtype::F32) => time_per_sample::<f32>(pixels, labels, args, threads, "f32"),
+        (true, Dtype::F64) => time_per_sample::<f64>(pixels, labels, args, threads, "f64"),
     }
     Ok(())
+}
+
+/// The median and the fastest of `reps` timed calls of `f` (ms) after `warmup` untimed
+/// ones; each result is dropped inside its timing, as in the references.
+fn time_calls<R>(args: &Args, mut f: impl FnMut() -> R) -> (f64, f64) {
+    for _ in 0..args.warmup {
+        black_box(f());
+    }
+    let mut times: Vec<f64> = (0..args.reps.get())
+        .map(|_| {
+            let start = Instant::now();
+            black_box(f());
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[0])
 }
 
 /// Network B's cost on one batch, each layer `x W + b` with `W` stored `[inputs,
@@ -183,30 +214,23 @@ fn network_b_cost<'t, T: Float>(
     a.cross_entropy(labels)
 }
 
-fn time_hvp<T: Float>(pixels: &[u8], labels: &[usize], args: &Args, threads: usize, dtype: &str) {
-    // Pixel / 255 rounded once to T, as the reference does (the nn crate's batches
-    // multiply by 1/255 in f32, which an f64 check would see).
-    let x = Tensor::from_vec(
+/// Pixel / 255 rounded once to T, as the references do (the nn crate's batches multiply
+/// by 1/255 in f32, which an f64 check would see).
+fn pixels_as<T: Float>(pixels: &[u8], labels: &[usize]) -> Tensor<T> {
+    Tensor::from_vec(
         pixels
             .iter()
             .map(|&p| T::from_f64(f64::from(p) / 255.0))
             .collect(),
         [labels.len(), pixels.len() / labels.len()],
-    );
+    )
+}
+
+fn time_hvp<T: Float>(pixels: &[u8], labels: &[usize], args: &Args, threads: usize, dtype: &str) {
+    let x = pixels_as::<T>(pixels, labels);
     let (params, v) = hvp_parameters::<T>();
     let hvp = || autodiff::func::hvp(|tape, p| network_b_cost(tape, p, &x, labels), &params, &v);
-    for _ in 0..args.warmup {
-        black_box(hvp());
-    }
-    let mut times: Vec<f64> = (0..args.reps.get())
-        .map(|_| {
-            let start = Instant::now();
-            black_box(hvp()); // dropped inside the timing, as in the reference
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let (median, min) = (times[times.len() / 2], times[0]);
+    let (median, min) = time_calls(args, hvp);
 
     let hv = hvp();
     let norm = hv
@@ -222,9 +246,66 @@ fn time_hvp<T: Float>(pixels: &[u8], labels: &[usize], args: &Args, threads: usi
         format!("impl=backprop net=b op=hvp batch={HVP_BATCH} threads={threads} dtype={dtype}");
     println!(
         "RESULT {common} reps={} median_ms={median:.4} min_ms={min:.4}",
-        times.len()
+        args.reps
     );
     println!("CHECK {common} loss={loss} hvp_norm={norm}");
+}
+
+/// Network B's cross-entropy for each example of a batch (`batch[0]` the images,
+/// `batch[1]` one-hot labels), one `x W + b` op a layer with the ReLU fused in.
+fn network_b_per_example<'t, T: Float>(
+    _: &'t Tape<T>,
+    params: &[Var<'t, T>],
+    batch: &[Var<'t, T>],
+) -> Var<'t, T> {
+    let layers = params.len() / 2;
+    let mut a = batch[0];
+    for l in 0..layers {
+        let (w, b) = (params[2 * l], params[2 * l + 1]);
+        a = if l + 1 < layers {
+            a.linear_relu(w, b)
+        } else {
+            a.linear(w, b)
+        };
+    }
+    -(a.log_softmax(1) * batch[1]).sum_axes(&[1], false)
+}
+
+fn time_per_sample<T: Float>(
+    pixels: &[u8],
+    labels: &[usize],
+    args: &Args,
+    threads: usize,
+    dtype: &str,
+) {
+    use autodiff::func::{per_sample, PerSamplePath};
+    let batch = [
+        pixels_as::<T>(pixels, labels),
+        nn::one_hot(labels, HVP_SIZES[HVP_SIZES.len() - 1]),
+    ];
+    let (params, _) = hvp_parameters::<T>();
+    let common = format!("net=b op=per_sample batch={HVP_BATCH} threads={threads} dtype={dtype}");
+    for (name, path) in [
+        ("backprop", PerSamplePath::Batched),
+        ("backprop-loop", PerSamplePath::Loop),
+    ] {
+        let run = || per_sample(network_b_per_example, &params, &batch, path);
+        let (median, min) = time_calls(args, run);
+        let result = run();
+        let norm = result
+            .grads
+            .iter()
+            .flat_map(|t| t.data())
+            .map(|e| e.as_f64() * e.as_f64())
+            .sum::<f64>()
+            .sqrt();
+        let loss = result.losses.data().iter().map(|l| l.as_f64()).sum::<f64>() / HVP_BATCH as f64;
+        println!(
+            "RESULT impl={name} {common} reps={} median_ms={median:.4} min_ms={min:.4}",
+            args.reps
+        );
+        println!("CHECK impl={name} {common} loss={loss} grads_norm={norm}");
+    }
 }
 
 /// The HVP's parameters and direction, drawn as bench/reference/torch_hvp.py draws them

@@ -24,6 +24,7 @@
 use crate::float::Float;
 use crate::kernels::conv::{conv2d_grad_bias, conv2d_grad_weight, Geometry};
 use crate::kernels::gemm::{matmul_into, MatRef};
+use crate::kernels::per_example::outer_products;
 use crate::kernels::pool;
 use crate::ops::{Op, VjpContext};
 use crate::shape::Dims;
@@ -509,29 +510,20 @@ fn weight_rule<T: Float>(x: &Tensor<T>, g: &Tensor<T>, n: usize) -> Vec<T> {
     let p = *g.shape().last().unwrap_or(&1);
     let m = x.numel() / (n * kk).max(1);
     let (xd, gd) = (x.data(), g.data());
+    if m == 1 {
+        return outer_products(xd, gd, n, kk, p);
+    }
     let mut out = vec![T::zero(); n * kk * p];
     let per = n.div_ceil(crate::cpu::threads().max(1));
     pool::for_chunks(&mut out, per * kk * p, |band, chunk| {
         for (j, dw) in chunk.chunks_exact_mut(kk * p).enumerate() {
             let e = band * per + j;
-            let (xe, ge) = (
-                &xd[e * m * kk..(e + 1) * m * kk],
-                &gd[e * m * p..(e + 1) * m * p],
+            matmul_into(
+                MatRef::row_major(&xd[e * m * kk..(e + 1) * m * kk], m, kk).t(),
+                MatRef::row_major(&gd[e * m * p..(e + 1) * m * p], m, p),
+                dw,
+                false,
             );
-            if m == 1 {
-                for (row, &xv) in dw.chunks_exact_mut(p).zip(xe) {
-                    for (w, &gv) in row.iter_mut().zip(ge) {
-                        *w = xv * gv;
-                    }
-                }
-            } else {
-                matmul_into(
-                    MatRef::row_major(xe, m, kk).t(),
-                    MatRef::row_major(ge, m, p),
-                    dw,
-                    false,
-                );
-            }
         }
     });
     out

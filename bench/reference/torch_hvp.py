@@ -9,7 +9,7 @@ the first 128 MNIST training images, timed two ways:
 
 Each timed HVP includes the forward pass. Prints, per variant, the median over --reps
 repetitions after --warmup untimed ones, and a CHECK line with the cost and the HVP's
-norm; bench/hvp.sh reads both beside the Rust harness's.
+norm; bench/transform.sh hvp reads both beside the Rust harness's.
 
     python bench/reference/torch_hvp.py --threads 2 --data-dir DIR [--dtype f32|f64]
 
