@@ -41,6 +41,7 @@ pub mod module;
 pub mod optim;
 pub mod params;
 pub mod recipe;
+pub mod recompute;
 pub mod schedule;
 pub mod train;
 
@@ -60,5 +61,6 @@ pub use module::{Module, Sequential};
 pub use optim::{Adam, Optimizer, OptimizerState, Sgd};
 pub use params::{Bound, Grads, ParamStore};
 pub use recipe::{Network, Recipe};
+pub use recompute::Recompute;
 pub use schedule::Schedule;
 pub use train::{EpochStats, Trainer};
