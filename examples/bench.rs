@@ -183,7 +183,7 @@ fn parse_blocks(spec: &str, network: Network, layers: usize) -> Result<Vec<Range
     if spec == "default" {
         return Ok(match network {
             Network::D => vec![1..4, 4..7],
-            _ => vec![0..layers - 1],
+            _ => std::iter::once(0..layers - 1).collect(),
         });
     }
     spec.split(',')

@@ -313,6 +313,7 @@ fn model_grads(
 }
 
 #[test]
+#[allow(clippy::single_range_in_vec_init)] // lists of one block are meant
 fn recomputed_layers_of_lenet_and_an_mlp_give_the_plain_models_gradients() {
     let x = filled::<f64>(&[8, 784], 31).map(|v| v.abs());
     let labels: Vec<usize> = (0..8).collect();
