@@ -17,13 +17,21 @@
 //! included), batched and as a loop of single-example backward passes, and prints a
 //! `RESULT` line for each and a `CHECK` line with the gradients' norm;
 //! `bench/transform.sh per-sample` reads them beside `bench/reference/torch_per_sample.py`'s.
+//!
+//! With `--steps N --batch B` it times N training steps of one network on fixed
+//! batches of B training images instead of epochs, and reports the median step time and
+//! the peak resident memory of the steps above what the process held before them and
+//! the bytes of values the forward pass leaves on the tape;
+//! `--recompute` runs blocks of layers recomputed during backward (gradient
+//! checkpointing, `nn::Model::recompute`). `bench/recompute.sh` runs both ways.
 
 use autodiff::{Float, Tape, Tensor, Var};
 use clap::{Parser, ValueEnum};
-use nn::{Mnist, Network, NnError, Trainer};
+use nn::{Cost, Mnist, Module, Network, NnError, Trainer};
 use std::f64::consts::TAU;
 use std::hint::black_box;
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -67,6 +75,17 @@ struct Args {
     /// With --hvp or --per-sample: untimed repetitions first.
     #[arg(long, requires = "transform", default_value_t = 50)]
     warmup: usize,
+    /// Time this many training steps on fixed batches instead of epochs (one network).
+    #[arg(long, conflicts_with_all = ["transform", "epochs"])]
+    steps: Option<NonZeroUsize>,
+    /// With --steps: images per batch (default: the recipe's).
+    #[arg(long, requires = "steps")]
+    batch: Option<NonZeroUsize>,
+    /// With --steps: recompute blocks of layers during backward, given as layer ranges
+    /// of `nn::Model::recompute` such as `1..4,4..7` (`default`: LeNet's two
+    /// convolution stages, or every hidden layer of a perceptron).
+    #[arg(long, requires = "steps")]
+    recompute: Option<String>,
     /// With --hvp or --per-sample: the precision (f32 as in training; f64 to check the
     /// result's norm).
     #[arg(long, requires = "transform", value_enum, default_value = "f32")]
@@ -115,6 +134,8 @@ fn run(args: Args) -> Result<(), NnError> {
     autodiff::with_threads(threads, || {
         if args.hvp || args.per_sample {
             transform_bench(&args, threads)
+        } else if let Some(steps) = args.steps {
+            step_bench(&args, steps.get(), threads)
         } else {
             train_all(&args, threads)
         }
@@ -158,6 +179,101 @@ fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {
             accuracy
         );
     }
+    Ok(())
+}
+
+/// Resident memory now, in MiB (Linux).
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `a..b,c..d` as ranges; `default` as the blocks `--recompute` documents.
+fn parse_blocks(spec: &str, network: Network, layers: usize) -> Result<Vec<Range<usize>>, NnError> {
+    if spec == "default" {
+        return Ok(match network {
+            Network::D => vec![1..4, 4..7],
+            _ => std::iter::once(0..layers - 1).collect(),
+        });
+    }
+    spec.split(',')
+        .map(|r| {
+            let (a, b) = r
+                .split_once("..")
+                .ok_or_else(|| NnError::Data(format!("--recompute: {r:?} is not a range a..b")))?;
+            let parse = |s: &str| {
+                s.trim()
+                    .parse::<usize>()
+                    .map_err(|e| NnError::Data(format!("--recompute: {r:?}: {e}")))
+            };
+            Ok(parse(a)?..parse(b)?)
+        })
+        .collect()
+}
+
+fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> {
+    let network: Network = args.net.parse().map_err(NnError::Data)?;
+    let recipe = network.recipe();
+    let batch = args.batch.map_or(recipe.batch, NonZeroUsize::get);
+    let train = Mnist::load(args.data_dir.as_deref())?.train;
+    // A few distinct batches, cycled: the timing sees real data, the memory no data set
+    // beyond them.
+    let batches: Vec<_> = (0..steps.min(4))
+        .map(|b| {
+            let indices: Vec<usize> = (0..batch).map(|i| (b * batch + i) % train.len()).collect();
+            train.gather(&indices)
+        })
+        .collect();
+    drop(train);
+    let mut model = recipe.model(args.seed);
+    let blocks = match &args.recompute {
+        Some(spec) => parse_blocks(spec, network, model.sizes().len() - 1)?,
+        None => Vec::new(),
+    };
+    model = model.recompute(&blocks);
+    let cost = recipe.cost();
+    let mut optimizer = recipe.optimizer();
+    let baseline = rss_mib().unwrap_or(f64::NAN);
+    reset_peak_rss();
+    let mut times = Vec::with_capacity(steps);
+    let mut last = 0.0;
+    let mut tape_mib = 0.0;
+    for step in 0..steps {
+        let batch = &batches[step % batches.len()];
+        let start = Instant::now();
+        let grads = {
+            let tape = Tape::new();
+            let bound = model.params().bind(&tape);
+            let out = model.forward(&bound, tape.constant(&batch.images));
+            let c = Cost::cost(&cost, out, &batch.labels);
+            last = c.item();
+            // What the forward pass left on the tape for backward.
+            tape_mib = tape.value_bytes() as f64 / (1024.0 * 1024.0);
+            bound.grads(c.backward())?
+        };
+        optimizer.step(model.params_mut(), &grads)?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let peak = peak_rss_mib().unwrap_or(f64::NAN);
+    // The first step also sizes the allocator's pools: the median leaves it out.
+    let mut timed = times[times.len().min(1)..].to_vec();
+    if timed.is_empty() {
+        timed = times;
+    }
+    timed.sort_by(f64::total_cmp);
+    let blocks: Vec<String> = blocks
+        .iter()
+        .map(|r| format!("{}..{}", r.start, r.end))
+        .collect();
+    println!(
+        "RESULT impl=backprop net={network} op=step batch={batch} threads={threads} steps={steps} recompute={} median_ms={:.2} min_ms={:.2} peak_rss_mib={peak:.1} baseline_rss_mib={baseline:.1} step_peak_mib={:.1} tape_mib={tape_mib:.1} cost={last:.5}",
+        if blocks.is_empty() { "none".to_string() } else { blocks.join(",") },
+        timed[timed.len() / 2],
+        timed[0],
+        peak - baseline,
+    );
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use crate::ops::{Op, VarJvp, VarVjp, VjpContext};
 use crate::shape::Dims;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -287,6 +287,10 @@ impl<T: Float> Tape<T> {
         self.nodes.borrow()
     }
 
+    pub(crate) fn nodes_mut(&self) -> RefMut<'_, Vec<Node<T>>> {
+        self.nodes.borrow_mut()
+    }
+
     /// Appends a node. An op none of whose inputs needs a gradient is stored as a
     /// constant: it keeps its value but no saved state and no vjp work.
     pub(crate) fn push_node(
@@ -482,6 +486,21 @@ impl<T: Float> Tape<T> {
         seed: Var<'t, T>,
         wrt: &[Var<'t, T>],
     ) -> Vec<Var<'t, T>> {
+        let grads = self.grad_sweep(root, seed, wrt);
+        wrt.iter()
+            .zip(grads)
+            .map(|(&w, g)| g.unwrap_or_else(|| self.constant(Tensor::zeros(w.shape()))))
+            .collect()
+    }
+
+    /// [`Tape::grad_from`]'s sweep: `None` for a value `root` does not depend on.
+    #[track_caller]
+    pub(crate) fn grad_sweep<'t>(
+        &'t self,
+        root: NodeId,
+        seed: Var<'t, T>,
+        wrt: &[Var<'t, T>],
+    ) -> Vec<Option<Var<'t, T>>> {
         self.check_owns(seed);
         for &w in wrt {
             self.check_owns(w);
@@ -552,13 +571,7 @@ impl<T: Float> Tape<T> {
             }
         }
         wrt.iter()
-            .map(|&w| {
-                adjoints
-                    .get(w.id as usize)
-                    .copied()
-                    .flatten()
-                    .unwrap_or_else(|| self.constant(Tensor::zeros(w.shape())))
-            })
+            .map(|&w| adjoints.get(w.id as usize).copied().flatten())
             .collect()
     }
 

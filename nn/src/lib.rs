@@ -42,6 +42,7 @@ pub mod optim;
 pub mod params;
 pub mod per_sample;
 pub mod recipe;
+pub mod recompute;
 pub mod schedule;
 pub mod train;
 
@@ -62,5 +63,6 @@ pub use optim::{Adam, Optimizer, OptimizerState, Sgd};
 pub use params::{Bound, Grads, ParamStore};
 pub use per_sample::{per_example_grads, PerExample};
 pub use recipe::{Network, Recipe};
+pub use recompute::Recompute;
 pub use schedule::Schedule;
 pub use train::{EpochStats, Trainer};

@@ -11,6 +11,7 @@ use crate::params::{Bound, ParamStore};
 use autodiff::{Conv2dOptions, Float, Tape, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::ops::Range;
 
 /// A network that owns its parameters: a chain of layers and the store they read.
 /// [`Model::new`] builds a multilayer perceptron, [`Model::lenet`] LeNet-5.
@@ -118,6 +119,36 @@ impl<T: Float> Model<T> {
             net,
             sizes: vec![784, 120, 84, 10],
         }
+    }
+
+    /// The same model with each range of layers in `blocks` run as one recomputed
+    /// block ([`Sequential::recompute`]): less memory on the tape for about one more
+    /// forward pass of the blocks, the same gradients. Ranges index the layers as built
+    /// (LeNet: 0 unflatten, 1 conv1, 2 pool, 3 ReLU, 4 conv2, 5 pool, 6 ReLU, 7 flatten,
+    /// 8-10 the dense layers; a perceptron: one `Linear` per layer), in increasing,
+    /// disjoint order. [`Model::activations`] then sees each block as one layer.
+    ///
+    /// ```
+    /// use nn::{Init, Model};
+    /// let lenet = Model::<f32>::lenet(Init::Xavier, 1).recompute(&[1..4, 4..7]);
+    /// ```
+    ///
+    /// Panics when the ranges overlap, are out of order, empty or out of bounds.
+    #[track_caller]
+    pub fn recompute(mut self, blocks: &[Range<usize>]) -> Self {
+        for pair in blocks.windows(2) {
+            assert!(
+                pair[0].end <= pair[1].start,
+                "Model::recompute: blocks {:?} and {:?} overlap or are out of order",
+                pair[0],
+                pair[1]
+            );
+        }
+        // From the last block back, so that earlier ranges still index the same layers.
+        for block in blocks.iter().rev() {
+            self.net.recompute(block.clone());
+        }
+        self
     }
 
     /// The parameters.

@@ -187,6 +187,18 @@ impl<'t, T: Float> Bound<'t, T> {
         }
     }
 
+    /// Names and handles from (name, handle) pairs.
+    pub(crate) fn from_parts(pairs: impl IntoIterator<Item = (String, Var<'t, T>)>) -> Self {
+        Bound {
+            vars: pairs.into_iter().collect(),
+        }
+    }
+
+    /// The names and the handles, in store order.
+    pub(crate) fn split(&self) -> (Vec<String>, Vec<Var<'t, T>>) {
+        self.vars.iter().map(|(k, &v)| (k.clone(), v)).unzip()
+    }
+
     /// Takes each parameter's gradient out of `grads`, in store order. A parameter
     /// without a gradient is an error naming it, never silently skipped.
     pub fn grads(&self, mut grads: Gradients<T>) -> Result<Grads<T>, NnError> {

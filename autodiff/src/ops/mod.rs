@@ -9,6 +9,7 @@ pub(crate) mod custom;
 pub(crate) mod elementwise;
 pub(crate) mod matmul;
 pub(crate) mod nn_ops;
+pub(crate) mod recompute;
 pub(crate) mod reduce;
 pub(crate) mod rules;
 pub(crate) mod shape_ops;
@@ -111,6 +112,9 @@ pub(crate) enum Op<T: Float> {
     },
     AvgPool2d(crate::kernels::conv::Pool),
     Custom(Rc<dyn CustomOp<T>>),
+    /// A block whose intermediate values are computed again when needed
+    /// ([`Tape::recompute`](crate::Tape::recompute)).
+    Recompute(Rc<recompute::Block<T>>),
     /// `x.flat[indices]` (an index of `usize::MAX` reads 0), under any shape.
     Gather {
         indices: Rc<[usize]>,
@@ -164,6 +168,7 @@ impl<T: Float> Op<T> {
             Op::MaxPool2d { .. } => "max_pool2d".into(),
             Op::AvgPool2d(_) => "avg_pool2d".into(),
             Op::Custom(c) => c.name().into(),
+            Op::Recompute(_) => "recompute".into(),
             Op::Gather { .. } => "gather".into(),
             Op::ScatterAdd { .. } => "scatter_add".into(),
             Op::Gate { .. } => "gate".into(),
@@ -198,6 +203,7 @@ impl<T: Float> Op<T> {
             Op::MaxPool2d { pool, argmax } => conv::max_pool_vjp(pool, argmax, ctx),
             Op::AvgPool2d(p) => conv::avg_pool_vjp(p, ctx),
             Op::Custom(c) => custom::vjp(c.as_ref(), ctx),
+            Op::Recompute(block) => recompute::vjp(block.as_ref(), ctx),
             Op::Gather { indices } => adjoint::gather_vjp(indices, ctx),
             Op::ScatterAdd { indices } => adjoint::scatter_add_vjp(indices, ctx),
             Op::Gate { open } => adjoint::gate_vjp(open, ctx),
@@ -236,6 +242,7 @@ impl<T: Float> Op<T> {
             Op::MaxPool2d { pool, argmax } => conv::max_pool_vjp_var(pool, argmax, ctx),
             Op::AvgPool2d(p) => conv::avg_pool_vjp_var(p, ctx),
             Op::Custom(c) => custom::vjp_var(c, ctx),
+            Op::Recompute(block) => recompute::vjp_var(block.as_ref(), ctx),
             Op::Gather { indices } => adjoint::gather_vjp_var(indices, ctx),
             Op::ScatterAdd { indices } => adjoint::scatter_add_vjp_var(indices, ctx),
             Op::Gate { open } => adjoint::gate_vjp_var(open, ctx),
@@ -276,6 +283,7 @@ impl<T: Float> Op<T> {
             Op::Conv2d { geometry, cols } => conv::conv2d_jvp_var(geometry, cols.as_ref(), ctx),
             Op::MaxPool2d { pool, argmax } => conv::max_pool_jvp_var(pool, argmax, ctx),
             Op::Custom(c) => custom::jvp_var(c, ctx),
+            Op::Recompute(block) => recompute::jvp_var(block.as_ref(), ctx),
             Op::ConvGradInput(g) => adjoint::conv_grad_input_jvp_var(g, ctx),
             Op::ConvGradWeight(g) => adjoint::conv_grad_weight_jvp_var(g, ctx),
             Op::FirstOrderOnly { name } => custom::refuse_second_order(name),
