@@ -422,6 +422,14 @@ fn time_per_sample<T: Float>(
         );
         println!("CHECK impl={name} {common} loss={loss} grads_norm={norm}");
     }
+    // The floor for any method that hands back every example's gradients: writing a
+    // result of that size once (one thread, memory the allocator has handed out before).
+    let total = HVP_BATCH * params.iter().map(Tensor::numel).sum::<usize>();
+    let (median, min) = time_calls(args, || vec![T::one(); total]);
+    println!(
+        "RESULT impl=write-floor {common} reps={} median_ms={median:.4} min_ms={min:.4}",
+        args.reps
+    );
 }
 
 /// The HVP's parameters and direction, drawn as bench/reference/torch_hvp.py draws them
