@@ -374,6 +374,84 @@ pub fn misclassified(
     draw().map_err(|e| fail(path, e))
 }
 
+/// One digit of [`digit_rows`]: its pixels (a square image, ink in [0, 1]) and the
+/// lines of text written under it.
+pub struct Thumbnail {
+    /// The image, row by row.
+    pub pixels: Vec<f32>,
+    /// What is written under it, one line each.
+    pub lines: Vec<String>,
+}
+
+/// A row of [`digit_rows`]: a heading above its digits.
+pub struct DigitRow {
+    /// The row's heading.
+    pub title: String,
+    /// The digits, left to right.
+    pub digits: Vec<Thumbnail>,
+}
+
+/// Rows of digit thumbnails, each row under its heading and each digit with its lines
+/// of text under it, below `title` (one line each): examples picked out of a batch
+/// with what was measured on them.
+pub fn digit_rows(path: &Path, title: &[String], rows: &[DigitRow]) -> Result<(), PictureError> {
+    let (cell, tile_w, line_h, heading_h) = (3i32, 112i32, 15i32, 26i32);
+    let lines = rows
+        .iter()
+        .flat_map(|r| r.digits.iter().map(|d| d.lines.len()))
+        .max()
+        .unwrap_or(0) as i32;
+    let side = |pixels: &[f32]| (pixels.len() as f64).sqrt() as i32;
+    let image_h = rows
+        .iter()
+        .flat_map(|r| r.digits.iter().map(|d| side(&d.pixels) * cell))
+        .max()
+        .unwrap_or(0);
+    let tile_h = image_h + 6 + lines * line_h + 10;
+    let columns = rows
+        .iter()
+        .map(|r| r.digits.len())
+        .max()
+        .unwrap_or(0)
+        .max(1) as i32;
+    let top = 12 + title.len() as i32 * 20 + 6;
+    let width = (columns * tile_w + 20) as u32;
+    let height = (top + rows.len() as i32 * (heading_h + tile_h) + 10) as u32;
+    let root = svg_area(path, (width, height));
+    let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+        for (k, line) in title.iter().enumerate() {
+            let size = if k == 0 { 16 } else { 14 };
+            root.draw(&Text::new(
+                line.as_str(),
+                (10, 10 + k as i32 * 20),
+                ("sans-serif", size).into_font(),
+            ))?;
+        }
+        for (r, row) in rows.iter().enumerate() {
+            let y = top + r as i32 * (heading_h + tile_h);
+            root.draw(&Text::new(
+                row.title.as_str(),
+                (10, y + 4),
+                ("sans-serif", 15).into_font().style(FontStyle::Bold),
+            ))?;
+            for (k, digit) in row.digits.iter().enumerate() {
+                let (x, y) = (10 + k as i32 * tile_w, y + heading_h);
+                draw_digit(&root, &digit.pixels, x, y, cell, ink)?;
+                for (l, line) in digit.lines.iter().enumerate() {
+                    root.draw(&Text::new(
+                        line.as_str(),
+                        (x, y + image_h + 6 + l as i32 * line_h),
+                        ("sans-serif", 12).into_font(),
+                    ))?;
+                }
+            }
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| fail(path, e))
+}
+
 /// A number a person can read: three significant digits, in scientific notation below
 /// 0.01 and from 10,000 on (`1.44e-6`, `0.0224`, `0.969`, `123`, `1.23e4`); zero is `0`.
 pub fn readable(v: f64) -> String {

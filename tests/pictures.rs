@@ -310,3 +310,47 @@ fn numbers_are_printed_with_three_significant_digits() {
     assert_eq!(readable(12345.0), "1.23e4");
     assert_eq!(readable(f64::NAN), "NaN");
 }
+
+#[test]
+fn digit_rows_put_each_thumbnails_lines_under_it_and_rows_one_below_the_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rows.svg");
+    let thumbnail = |k: usize| pictures::Thumbnail {
+        pixels: (0..784).map(|p| ((p + k) % 3) as f32 / 2.0).collect(),
+        lines: vec![format!("#{k}"), format!("norm {k}")],
+    };
+    let rows = [
+        pictures::DigitRow {
+            title: "first row".into(),
+            digits: (0..3).map(thumbnail).collect(),
+        },
+        pictures::DigitRow {
+            title: "second row".into(),
+            digits: (3..5).map(thumbnail).collect(),
+        },
+    ];
+    pictures::digit_rows(&path, &["a title".into(), "what it shows".into()], &rows).expect("write");
+    let svg = std::fs::read_to_string(&path).expect("read svg");
+    assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"));
+    let texts = svg_texts(&svg);
+    let find = |text: &str| {
+        texts
+            .iter()
+            .find(|t| t.text == text)
+            .unwrap_or_else(|| panic!("no {text:?} in the picture"))
+    };
+    let (title, second_title) = (find("a title"), find("what it shows"));
+    let (first, second) = (find("first row"), find("second row"));
+    assert!(title.y < second_title.y && second_title.y < first.y && first.y < second.y);
+    for k in 0..5 {
+        let (name, norm) = (find(&format!("#{k}")), find(&format!("norm {k}")));
+        let heading = if k < 3 { first } else { second };
+        // Under its image (84 pixels high) and its row's heading, in its own column.
+        assert!(name.y > heading.y + 84 && norm.y > name.y && norm.x == name.x);
+        assert!(
+            k >= 3 || name.y < second.y,
+            "#{k} is drawn into the next row"
+        );
+    }
+    assert!(find("#1").x > find("#0").x && find("#0").x == find("#3").x);
+}

@@ -37,6 +37,26 @@ pub trait Optimizer<T: Float = f32>: Send + Sync {
     fn set_learning_rate(&mut self, lr: f64);
 }
 
+/// A boxed optimizer (a recipe's `Box<dyn Optimizer>`) is one too, so that wrappers
+/// such as [`crate::DpSgd`] take either.
+impl<T: Float, O: Optimizer<T> + ?Sized> Optimizer<T> for Box<O> {
+    fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
+        (**self).step(params, grads)
+    }
+    fn state(&self) -> OptimizerState<T> {
+        (**self).state()
+    }
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), NnError> {
+        (**self).load_state(state)
+    }
+    fn learning_rate(&self) -> f64 {
+        (**self).learning_rate()
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        (**self).set_learning_rate(lr)
+    }
+}
+
 /// Checks that params and grads name the same tensors with the same shapes.
 fn check_grads<T: Float>(params: &ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
     let missing: Vec<String> = params

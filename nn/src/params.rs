@@ -227,6 +227,12 @@ pub struct Grads<T: Float = f32> {
 }
 
 impl<T: Float> Grads<T> {
+    /// Gradients computed by other means than a backward pass (DP-SGD's noisy clipped
+    /// mean), by name in store order.
+    pub(crate) fn from_map(grads: IndexMap<String, Tensor<T>>) -> Self {
+        Grads { grads }
+    }
+
     /// The gradient of parameter `name`.
     pub fn get(&self, name: &str) -> Option<&Tensor<T>> {
         self.grads.get(name)
