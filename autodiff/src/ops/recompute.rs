@@ -39,8 +39,9 @@ fn run_scratch<T: Float, R>(
 }
 
 /// Fast vjp: the block again on a scratch tape that records what its backward needs,
-/// then that tape's reverse sweep from the output. The scratch tape, with the
-/// recomputed intermediates, is dropped before the outer sweep goes on.
+/// then that tape's releasing reverse sweep from the output. The scratch tape, with
+/// what is left of the recomputed intermediates, is dropped before the outer sweep
+/// goes on.
 pub(crate) fn vjp<T: Float>(block: &Block<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
     run_scratch(
         block,
@@ -50,7 +51,9 @@ pub(crate) fn vjp<T: Float>(block: &Block<T>, ctx: &VjpContext<'_, T>) -> InputG
             // The recomputed output equals the kept one; sharing the kept one frees the
             // copy for the rest of the block's backward.
             scratch.share_value(y, ctx.output);
-            let mut grads = y.backward_with(ctx.grad.clone());
+            // The releasing sweep drops each recomputed value once the sweep has passed
+            // it, so at most the rest of the block is live beside the outer tape.
+            let mut grads = scratch.backward_from(y.id(), ctx.grad.clone(), true);
             xs.iter()
                 .zip(ctx.wants)
                 .map(|(&x, &wanted)| if wanted { grads.take(x) } else { None })
@@ -168,7 +171,9 @@ impl<T: Float> Tape<T> {
     /// Bytes of the tensor values the tape holds, each buffer counted once (a reshape
     /// or a parameter bound by reference shares its input's buffer). What the ops keep
     /// beside the values for their backward (pooling's argmax, ReLU's mask) is not
-    /// counted. A measure of what [`Tape::recompute`] saves.
+    /// counted. A measure of what [`Tape::recompute`] saves. After
+    /// [`Var::backward_releasing`] only the parameters, the constants and values
+    /// recorded after its output are left.
     pub fn value_bytes(&self) -> usize {
         let nodes = self.nodes();
         let mut seen = std::collections::HashSet::new();
