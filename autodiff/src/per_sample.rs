@@ -437,11 +437,10 @@ fn classify<T: Float>(
             let data = !depends[node.inputs[p] as usize];
             rows(p) || s.len() < out.len() || s[0] == 1 || (data && s.len() == out.len())
         }),
-        Op::MatMul => match (rows(0), rows(1), shape(0).len(), shape(1).len()) {
-            (true, false, 2 | 3, 2) => true,
-            (true, true, 3, 3) => true,
-            _ => false,
-        },
+        Op::MatMul => matches!(
+            (rows(0), rows(1), shape(0).len(), shape(1).len()),
+            (true, false, 2 | 3, 2) | (true, true, 3, 3)
+        ),
         Op::Linear | Op::LinearAct(_) | Op::Conv2d { .. } => rows(0) && !(1..ks.len()).any(rows),
         _ => false,
     };
