@@ -825,7 +825,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(grads[x].data(), &[1.0, 4.0]);
     /// assert_eq!(cost, 4.25);
     /// assert_eq!(x.value().data(), &[0.5, 2.0]); // a parameter keeps its value
-    /// assert!(std::panic::catch_unwind(|| y.item()).is_err()); // y's value is gone
+    /// // y.item() would now panic: "node #2 (sum) was used after its value was
+    /// // released by backward_releasing; ..."
     /// ```
     ///
     /// Panics if the output has more than one element.
