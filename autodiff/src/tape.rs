@@ -446,21 +446,73 @@ impl<T: Float> Tape<T> {
             adjoints[root] = Some(seed);
         }
         for i in (0..=root).rev() {
+            let node = &nodes[i];
+            // A recomputed block gets its output and adjoint by value, so that its inner
+            // sweep frees them once past the block's last op (with anomaly detection on,
+            // the adjoint is still needed after the vjp).
+            if release
+                && matches!(node.op, Op::Recompute(_))
+                && adjoints[i].is_some()
+                && !node.retain_grad
+                && !self.detect_anomaly.get()
+            {
+                let Op::Recompute(block) = &node.op else {
+                    unreachable!()
+                };
+                let block = block.clone();
+                node.value(i as NodeId); // panics if an earlier sweep released it
+                drop(nodes);
+                let output = self.release_value(i);
+                nodes = self.nodes.borrow();
+                let grad = adjoints[i].take().expect("checked above");
+                self.sweep_recompute(&nodes, i, &*block, output, grad, &mut adjoints);
+                continue;
+            }
             self.sweep_node(&nodes, i, &mut adjoints);
             // Node i's vjp was the last reader of its value: later vjps (of nodes < i)
             // read only their own inputs. Leaves share the caller's storage, so
             // dropping them would free nothing.
             if release && !matches!(nodes[i].op, Op::Leaf) {
                 drop(nodes);
-                let mut all = self.nodes.borrow_mut();
-                let node = &mut all[i];
-                node.value = Tensor::from_vec(Vec::new(), [0]);
-                node.released = true;
-                drop(all);
+                drop(self.release_value(i));
                 nodes = self.nodes.borrow();
             }
         }
         Gradients::new(self.id, adjoints)
+    }
+
+    /// Marks node `i`'s value released and hands it over.
+    fn release_value(&self, i: usize) -> Tensor<T> {
+        let mut nodes = self.nodes.borrow_mut();
+        let node = &mut nodes[i];
+        node.released = true;
+        std::mem::replace(&mut node.value, Tensor::from_vec(Vec::new(), [0]))
+    }
+
+    /// [`Tape::sweep_node`] for a recomputed block whose output and adjoint the
+    /// releasing sweep hands over.
+    fn sweep_recompute(
+        &self,
+        nodes: &[Node<T>],
+        i: usize,
+        block: &crate::ops::recompute::Block<T>,
+        output: Tensor<T>,
+        grad: Tensor<T>,
+        adjoints: &mut [Option<Tensor<T>>],
+    ) {
+        let node = &nodes[i];
+        let wants: SmallVec<[bool; 2]> = node
+            .inputs
+            .iter()
+            .map(|&p| nodes[p as usize].requires_grad)
+            .collect();
+        let inputs: SmallVec<[&Tensor<T>; 2]> = node
+            .inputs
+            .iter()
+            .map(|&p| nodes[p as usize].value(p))
+            .collect();
+        let input_grads = crate::ops::recompute::vjp_owned(block, &inputs, &wants, output, grad);
+        self.accumulate(nodes, i, &wants, input_grads, adjoints);
     }
 
     /// One step of the reverse sweep: node `i`'s vjp, its adjoint consumed and its
@@ -496,6 +548,22 @@ impl<T: Float> Tape<T> {
             wants: &wants,
         };
         let input_grads = node.op.vjp(&ctx);
+        if self.detect_anomaly.get() && self.anomaly.borrow().is_none() {
+            self.check_gradients(i as NodeId, node, &grad, &input_grads, nodes);
+        }
+        self.accumulate(nodes, i, &wants, input_grads, adjoints);
+    }
+
+    /// Adds node `i`'s vjp results into its inputs' adjoints.
+    fn accumulate(
+        &self,
+        nodes: &[Node<T>],
+        i: usize,
+        wants: &[bool],
+        input_grads: crate::ops::InputGrads<T>,
+        adjoints: &mut [Option<Tensor<T>>],
+    ) {
+        let node = &nodes[i];
         // A vjp must answer for every input; a short list would silently drop gradients.
         assert_eq!(
             input_grads.len(),
@@ -503,9 +571,6 @@ impl<T: Float> Tape<T> {
             "vjp of {} returned the wrong number of gradients",
             node.op.name()
         );
-        if self.detect_anomaly.get() && self.anomaly.borrow().is_none() {
-            self.check_gradients(i as NodeId, node, &grad, &input_grads, nodes);
-        }
         for ((&p, wanted), g) in node.inputs.iter().zip(wants.iter()).zip(input_grads) {
             let (Some(g), true) = (g, *wanted) else {
                 continue;

@@ -243,3 +243,24 @@ fn a_sweep_through_released_values_panics_with_the_message() {
     assert!(text.contains(RELEASED), "{text}");
     assert!(text.contains("node #"), "{text}");
 }
+
+#[test]
+fn recomputed_block_under_anomaly_detection_gives_the_same_bits() {
+    // With anomaly detection on, the block's vjp reads its output and adjoint by
+    // reference instead of taking them over: the other path through the sweep.
+    let values = mlp_params();
+    let run = |release: bool| {
+        let tape = Tape::new();
+        tape.detect_anomaly(true);
+        let p: Vec<_> = values.iter().map(|v| tape.param(v)).collect();
+        let cost = mlp_cost(&tape, &p, true);
+        let grads = if release {
+            cost.backward_releasing()
+        } else {
+            cost.backward()
+        };
+        assert!(tape.anomaly().is_none());
+        bits(&grads, &p)
+    };
+    assert_eq!(run(false), run(true));
+}
