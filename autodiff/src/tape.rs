@@ -28,6 +28,29 @@ pub(crate) struct Node<T: Float> {
     pub(crate) requires_grad: bool,
     /// Keep this node's gradient after backward (see [`Var::retain_grad`]).
     pub(crate) retain_grad: bool,
+    /// The value was dropped by [`Var::backward_releasing`]; `value` is then empty.
+    pub(crate) released: bool,
+}
+
+impl<T: Float> Node<T> {
+    /// The value, or a panic at the caller's line when a releasing sweep dropped it.
+    #[track_caller]
+    pub(crate) fn value(&self, id: NodeId) -> &Tensor<T> {
+        if self.released {
+            released_panic(id, &self.op);
+        }
+        &self.value
+    }
+}
+
+#[cold]
+#[track_caller]
+fn released_panic<T: Float>(id: NodeId, op: &Op<T>) -> ! {
+    panic!(
+        "tape: node #{id} ({}) was used after its value was released by backward_releasing; \
+         read what you need before that sweep, or use backward(), which keeps every value",
+        op.name()
+    )
 }
 
 /// Records tensor operations so that [`Var::backward`] can replay the chain rule.
@@ -270,11 +293,12 @@ impl<T: Float> Tape<T> {
                 (Op::Leaf, false) => "constant".to_string(),
                 (op, _) => op.name(),
             };
-            let _ = writeln!(
-                out,
-                "  n{i} [label=\"#{i} {name} {}\"{style}];",
-                Dims(node.value.shape())
-            );
+            let shape = if node.released {
+                "released".to_string()
+            } else {
+                Dims(node.value.shape()).to_string()
+            };
+            let _ = writeln!(out, "  n{i} [label=\"#{i} {name} {shape}\"{style}];");
             for &input in &node.inputs {
                 let _ = writeln!(out, "  n{input} -> n{i};");
             }
@@ -341,6 +365,7 @@ impl<T: Float> Tape<T> {
             value,
             requires_grad,
             retain_grad: false,
+            released: false,
         });
         Var { tape: self, id }
     }
@@ -363,7 +388,7 @@ impl<T: Float> Tape<T> {
         let (value, op) = {
             let nodes = self.nodes.borrow();
             let values: SmallVec<[&Tensor<T>; 2]> =
-                ids.iter().map(|&i| &nodes[i as usize].value).collect();
+                ids.iter().map(|&i| nodes[i as usize].value(i)).collect();
             let wants_grad = ids.iter().any(|&i| nodes[i as usize].requires_grad);
             forward(&values, wants_grad)
         };
@@ -396,17 +421,25 @@ impl<T: Float> Tape<T> {
         );
     }
 
-    /// The reverse sweep from `root` with adjoint `seed`.
+    /// The reverse sweep from `root` with adjoint `seed`. With `release`, each op
+    /// result's value is dropped as soon as the sweep has passed it (see
+    /// [`Var::backward_releasing`]).
     #[track_caller]
-    pub(crate) fn backward_from(&self, root: NodeId, seed: Tensor<T>) -> Gradients<T> {
-        let nodes = self.nodes.borrow();
-        let root = root as usize;
+    pub(crate) fn backward_from(
+        &self,
+        root: NodeId,
+        seed: Tensor<T>,
+        release: bool,
+    ) -> Gradients<T> {
+        let mut nodes = self.nodes.borrow();
+        let root_value = nodes[root as usize].value(root);
         assert!(
-            seed.shape() == nodes[root].value.shape(),
+            seed.shape() == root_value.shape(),
             "backward_with: seed shape {} differs from the output's shape {}",
             Dims(seed.shape()),
-            Dims(nodes[root].value.shape())
+            Dims(root_value.shape())
         );
+        let root = root as usize;
         let mut adjoints: Vec<Option<Tensor<T>>> = Vec::with_capacity(root + 1);
         adjoints.resize_with(root + 1, || None);
         if nodes[root].requires_grad {
@@ -414,63 +447,147 @@ impl<T: Float> Tape<T> {
         }
         for i in (0..=root).rev() {
             let node = &nodes[i];
-            if matches!(node.op, Op::Leaf) {
-                continue; // leaves keep their gradient: it is the result
-            }
-            // Taking the adjoint frees an intermediate gradient as soon as it is used,
-            // unless the caller asked to keep it.
-            let Some(grad) = adjoints[i].take() else {
-                continue;
-            };
-            if node.retain_grad {
-                adjoints[i] = Some(grad.clone()); // shares storage: no copy
-            }
-            let wants: SmallVec<[bool; 2]> = node
-                .inputs
-                .iter()
-                .map(|&p| nodes[p as usize].requires_grad)
-                .collect();
-            let inputs: SmallVec<[&Tensor<T>; 2]> = node
-                .inputs
-                .iter()
-                .map(|&p| &nodes[p as usize].value)
-                .collect();
-            let ctx = VjpContext {
-                inputs: &inputs,
-                output: &node.value,
-                grad: &grad,
-                wants: &wants,
-            };
-            let input_grads = node.op.vjp(&ctx);
-            // A vjp must answer for every input; a short list would silently drop gradients.
-            assert_eq!(
-                input_grads.len(),
-                node.inputs.len(),
-                "vjp of {} returned the wrong number of gradients",
-                node.op.name()
-            );
-            if self.detect_anomaly.get() && self.anomaly.borrow().is_none() {
-                self.check_gradients(i as NodeId, node, &grad, &input_grads, &nodes);
-            }
-            for ((&p, wanted), g) in node.inputs.iter().zip(wants.iter()).zip(input_grads) {
-                let (Some(g), true) = (g, *wanted) else {
-                    continue;
+            // A recomputed block gets its output and adjoint by value, so that its inner
+            // sweep frees them once past the block's last op (with anomaly detection on,
+            // the adjoint is still needed after the vjp).
+            if release
+                && matches!(node.op, Op::Recompute(_))
+                && adjoints[i].is_some()
+                && !node.retain_grad
+                && !self.detect_anomaly.get()
+            {
+                let Op::Recompute(block) = &node.op else {
+                    unreachable!()
                 };
-                let slot = &mut adjoints[p as usize];
-                debug_assert_eq!(
-                    g.shape(),
-                    nodes[p as usize].value.shape(),
-                    "vjp of {} returned a wrong shape",
-                    node.op.name()
-                );
-                match slot {
-                    // The first contribution is moved in, not added to zeros.
-                    None => *slot = Some(g),
-                    Some(acc) => *acc += &g,
-                }
+                let block = block.clone();
+                node.value(i as NodeId); // panics if an earlier sweep released it
+                drop(nodes);
+                let output = self.release_value(i);
+                nodes = self.nodes.borrow();
+                let grad = adjoints[i].take().expect("checked above");
+                self.sweep_recompute(&nodes, i, &*block, output, grad, &mut adjoints);
+                continue;
+            }
+            self.sweep_node(&nodes, i, &mut adjoints);
+            // Node i's vjp was the last reader of its value: later vjps (of nodes < i)
+            // read only their own inputs. Leaves share the caller's storage, so
+            // dropping them would free nothing.
+            if release && !matches!(nodes[i].op, Op::Leaf) {
+                drop(nodes);
+                drop(self.release_value(i));
+                nodes = self.nodes.borrow();
             }
         }
         Gradients::new(self.id, adjoints)
+    }
+
+    /// Marks node `i`'s value released and hands it over.
+    fn release_value(&self, i: usize) -> Tensor<T> {
+        let mut nodes = self.nodes.borrow_mut();
+        let node = &mut nodes[i];
+        node.released = true;
+        std::mem::replace(&mut node.value, Tensor::from_vec(Vec::new(), [0]))
+    }
+
+    /// [`Tape::sweep_node`] for a recomputed block whose output and adjoint the
+    /// releasing sweep hands over.
+    fn sweep_recompute(
+        &self,
+        nodes: &[Node<T>],
+        i: usize,
+        block: &crate::ops::recompute::Block<T>,
+        output: Tensor<T>,
+        grad: Tensor<T>,
+        adjoints: &mut [Option<Tensor<T>>],
+    ) {
+        let node = &nodes[i];
+        let wants: SmallVec<[bool; 2]> = node
+            .inputs
+            .iter()
+            .map(|&p| nodes[p as usize].requires_grad)
+            .collect();
+        let inputs: SmallVec<[&Tensor<T>; 2]> = node
+            .inputs
+            .iter()
+            .map(|&p| nodes[p as usize].value(p))
+            .collect();
+        let input_grads = crate::ops::recompute::vjp_owned(block, &inputs, &wants, output, grad);
+        self.accumulate(nodes, i, &wants, input_grads, adjoints);
+    }
+
+    /// One step of the reverse sweep: node `i`'s vjp, its adjoint consumed and its
+    /// inputs' adjoints accumulated.
+    #[track_caller]
+    fn sweep_node(&self, nodes: &[Node<T>], i: usize, adjoints: &mut [Option<Tensor<T>>]) {
+        let node = &nodes[i];
+        if matches!(node.op, Op::Leaf) {
+            return; // leaves keep their gradient: it is the result
+        }
+        // Taking the adjoint frees an intermediate gradient as soon as it is used,
+        // unless the caller asked to keep it.
+        let Some(grad) = adjoints[i].take() else {
+            return;
+        };
+        if node.retain_grad {
+            adjoints[i] = Some(grad.clone()); // shares storage: no copy
+        }
+        let wants: SmallVec<[bool; 2]> = node
+            .inputs
+            .iter()
+            .map(|&p| nodes[p as usize].requires_grad)
+            .collect();
+        let inputs: SmallVec<[&Tensor<T>; 2]> = node
+            .inputs
+            .iter()
+            .map(|&p| nodes[p as usize].value(p))
+            .collect();
+        let ctx = VjpContext {
+            inputs: &inputs,
+            output: node.value(i as NodeId),
+            grad: &grad,
+            wants: &wants,
+        };
+        let input_grads = node.op.vjp(&ctx);
+        if self.detect_anomaly.get() && self.anomaly.borrow().is_none() {
+            self.check_gradients(i as NodeId, node, &grad, &input_grads, nodes);
+        }
+        self.accumulate(nodes, i, &wants, input_grads, adjoints);
+    }
+
+    /// Adds node `i`'s vjp results into its inputs' adjoints.
+    fn accumulate(
+        &self,
+        nodes: &[Node<T>],
+        i: usize,
+        wants: &[bool],
+        input_grads: crate::ops::InputGrads<T>,
+        adjoints: &mut [Option<Tensor<T>>],
+    ) {
+        let node = &nodes[i];
+        // A vjp must answer for every input; a short list would silently drop gradients.
+        assert_eq!(
+            input_grads.len(),
+            node.inputs.len(),
+            "vjp of {} returned the wrong number of gradients",
+            node.op.name()
+        );
+        for ((&p, wanted), g) in node.inputs.iter().zip(wants.iter()).zip(input_grads) {
+            let (Some(g), true) = (g, *wanted) else {
+                continue;
+            };
+            let slot = &mut adjoints[p as usize];
+            debug_assert_eq!(
+                g.shape(),
+                nodes[p as usize].value.shape(),
+                "vjp of {} returned a wrong shape",
+                node.op.name()
+            );
+            match slot {
+                // The first contribution is moved in, not added to zeros.
+                None => *slot = Some(g),
+                Some(acc) => *acc += &g,
+            }
+        }
     }
 }
 
@@ -698,16 +815,23 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// A copy of the value.
+    ///
+    /// Panics once [`Var::backward_releasing`] has released the value.
+    #[track_caller]
     pub fn value(&self) -> Tensor<T> {
-        self.tape.nodes()[self.id as usize].value.clone()
+        self.tape.nodes()[self.id as usize].value(self.id).clone()
     }
 
     /// Calls `f` with a reference to the value, without copying it.
+    ///
+    /// Panics once [`Var::backward_releasing`] has released the value.
+    #[track_caller]
     pub fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
-        f(&self.tape.nodes()[self.id as usize].value)
+        f(self.tape.nodes()[self.id as usize].value(self.id))
     }
 
     /// The value's shape.
+    #[track_caller]
     pub fn shape(&self) -> crate::Shape {
         self.with_value(|v| v.shape().into())
     }
@@ -715,7 +839,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// The value of a one-element result (a cost, say).
     #[track_caller]
     pub fn item(&self) -> T {
-        self.tape.nodes()[self.id as usize].value.item()
+        self.tape.nodes()[self.id as usize].value(self.id).item()
     }
 
     /// Whether gradients flow into this value.
@@ -736,7 +860,50 @@ impl<'t, T: Float> Var<'t, T> {
             "backward: output has shape {}; backward() needs a single element, use backward_with(seed)",
             Dims(&shape)
         );
-        self.tape.backward_from(self.id, Tensor::ones(&shape))
+        self.tape
+            .backward_from(self.id, Tensor::ones(&shape), false)
+    }
+
+    /// [`Var::backward`] that releases the tape's values as it goes, for a tape that
+    /// is swept once (a training step): each op's result is dropped as soon as the
+    /// reverse sweep has passed its op, which was the last one to read it. This is
+    /// PyTorch's `backward()` with `retain_graph=False`. The peak memory of backward
+    /// falls by what the values of the ops already passed held; the gradients are the
+    /// same bits as [`Var::backward`]'s.
+    ///
+    /// Afterwards every op result recorded up to and including this output has lost
+    /// its value, whether the gradient went through it or not: reading one
+    /// ([`Var::value`], [`Var::item`], [`Var::shape`]), recording an op on it or
+    /// sweeping through it again ([`Var::backward`], [`Var::grad`]) panics with "its
+    /// value was released by backward_releasing". Read the cost and any output you
+    /// need first. Parameters and constants keep their values (they share the
+    /// caller's storage), values recorded after this output are untouched, and
+    /// gradients kept with [`Var::retain_grad`] are returned as usual.
+    ///
+    /// ```
+    /// use autodiff::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.param(Tensor::from_vec(vec![0.5, 2.0], [2]));
+    /// let y = (x * x).sum();
+    /// let cost = y.item(); // before the sweep
+    /// let grads = y.backward_releasing();
+    /// assert_eq!(grads[x].data(), &[1.0, 4.0]);
+    /// assert_eq!(cost, 4.25);
+    /// assert_eq!(x.value().data(), &[0.5, 2.0]); // a parameter keeps its value
+    /// // y.item() would now panic: "node #2 (sum) was used after its value was
+    /// // released by backward_releasing; ..."
+    /// ```
+    ///
+    /// Panics if the output has more than one element.
+    #[track_caller]
+    pub fn backward_releasing(&self) -> Gradients<T> {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "backward_releasing: output has shape {}; it needs a single element",
+            Dims(&shape)
+        );
+        self.tape.backward_from(self.id, Tensor::ones(&shape), true)
     }
 
     /// Backpropagates from this output with adjoint `seed` (same shape as the output):
@@ -745,7 +912,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// Panics naming both shapes when `seed`'s shape differs from the output's.
     #[track_caller]
     pub fn backward_with(&self, seed: Tensor<T>) -> Gradients<T> {
-        self.tape.backward_from(self.id, seed)
+        self.tape.backward_from(self.id, seed, false)
     }
 
     /// Keeps this intermediate value's gradient in the [`Gradients`] that `backward`
@@ -766,6 +933,9 @@ impl<T: Float> std::fmt::Debug for Var<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let nodes = self.tape.nodes();
         let node = &nodes[self.id as usize];
+        if node.released {
+            return write!(f, "Var #{} ({}) released", self.id, node.op.name());
+        }
         write!(f, "Var #{} ({}) = {}", self.id, node.op.name(), node.value)
     }
 }

@@ -39,20 +39,42 @@ fn run_scratch<T: Float, R>(
 }
 
 /// Fast vjp: the block again on a scratch tape that records what its backward needs,
-/// then that tape's reverse sweep from the output. The scratch tape, with the
-/// recomputed intermediates, is dropped before the outer sweep goes on.
+/// then that tape's releasing reverse sweep from the output. The scratch tape, with
+/// what is left of the recomputed intermediates, is dropped before the outer sweep
+/// goes on.
 pub(crate) fn vjp<T: Float>(block: &Block<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    run_scratch(
+    vjp_owned(
         block,
         ctx.inputs,
-        |i| ctx.wants[i],
+        ctx.wants,
+        ctx.output.clone(),
+        ctx.grad.clone(),
+    )
+}
+
+/// [`vjp`] given the block's output and its adjoint by value (clones share storage):
+/// a releasing outer sweep hands over its own, so that both are freed as soon as the
+/// inner sweep has passed the block's last op, not after the whole block.
+pub(crate) fn vjp_owned<T: Float>(
+    block: &Block<T>,
+    inputs: &[&Tensor<T>],
+    wants: &[bool],
+    output: Tensor<T>,
+    grad: Tensor<T>,
+) -> InputGrads<T> {
+    run_scratch(
+        block,
+        inputs,
+        |i| wants[i],
         |scratch, xs, y| {
             // The recomputed output equals the kept one; sharing the kept one frees the
             // copy for the rest of the block's backward.
-            scratch.share_value(y, ctx.output);
-            let mut grads = y.backward_with(ctx.grad.clone());
+            scratch.share_value(y, output);
+            // The releasing sweep drops each recomputed value once the sweep has passed
+            // it, so at most the rest of the block is live beside the outer tape.
+            let mut grads = scratch.backward_from(y.id(), grad, true);
             xs.iter()
-                .zip(ctx.wants)
+                .zip(wants)
                 .map(|(&x, &wanted)| if wanted { grads.take(x) } else { None })
                 .collect()
         },
@@ -168,7 +190,9 @@ impl<T: Float> Tape<T> {
     /// Bytes of the tensor values the tape holds, each buffer counted once (a reshape
     /// or a parameter bound by reference shares its input's buffer). What the ops keep
     /// beside the values for their backward (pooling's argmax, ReLU's mask) is not
-    /// counted. A measure of what [`Tape::recompute`] saves.
+    /// counted. A measure of what [`Tape::recompute`] saves. After
+    /// [`Var::backward_releasing`] only the parameters, the constants and values
+    /// recorded after its output are left.
     pub fn value_bytes(&self) -> usize {
         let nodes = self.nodes();
         let mut seen = std::collections::HashSet::new();
@@ -181,7 +205,7 @@ impl<T: Float> Tape<T> {
 
     /// Makes `y` (the output of a recomputed block on its scratch tape) hold `kept`, the
     /// equal value the outer tape already holds, so the recomputed copy is freed.
-    fn share_value(&self, y: Var<'_, T>, kept: &Tensor<T>) {
+    fn share_value(&self, y: Var<'_, T>, kept: Tensor<T>) {
         let mut nodes = self.nodes_mut();
         let node = &mut nodes[y.id() as usize];
         assert!(
@@ -191,6 +215,6 @@ impl<T: Float> Tape<T> {
             Dims(node.value.shape()),
             Dims(kept.shape())
         );
-        node.value = kept.clone();
+        node.value = kept;
     }
 }
