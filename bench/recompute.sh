@@ -8,16 +8,23 @@
 # on the tape. Blocks: LeNet's two convolution stages (layers 1..4 and 4..7), C's two
 # hidden layers (0..2).
 #
-#   bench/recompute.sh [--rounds N] [--steps N] [--threads N]
+#   bench/recompute.sh [--rounds N] [--steps N] [--threads N] [--torch]
+#
+# --torch: also run bench/reference/torch_recompute.py (torch.utils.checkpoint over the
+# same blocks, same batches) after ours in each round and print its rows in the table,
+# with the peak of live tensor bytes its profiler counts ("live"). PyTorch lives in a
+# venv outside the repository: $BENCH_VENV, default ~/.cache/backprop/bench-venv,
+# created with `pip install torch numpy` on first use (as bench/transform.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=3 steps=20 threads=$(nproc)
+rounds=3 steps=20 threads=$(nproc) torch=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --rounds) rounds=${2-}; shift 2 || shift ;;
     --steps) steps=${2-}; shift 2 || shift ;;
     --threads) threads=${2-}; shift 2 || shift ;;
+    --torch) torch=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -27,6 +34,15 @@ for name in rounds steps threads; do
     exit 2
   fi
 done
+
+if ((torch)); then
+  venv=${BENCH_VENV:-$HOME/.cache/backprop/bench-venv}
+  if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import torch, numpy' 2>/dev/null; then
+    echo "creating $venv with torch and numpy (one-time, large download)..." >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q torch numpy
+  fi
+fi
 
 cargo build --release --example bench >&2
 data_dir=$(./target/release/examples/bench --locate-data)
@@ -41,11 +57,16 @@ for ((r = 1; r <= rounds; r++)); do
       [[ $mode == default ]] && extra=(--recompute default)
       ./target/release/examples/bench --net "$net" --batch "$batch" --steps "$steps" \
         --threads "$threads" --data-dir "$data_dir" "${extra[@]}" | grep '^RESULT ' >>"$results"
+      if ((torch)); then
+        "$venv/bin/python" bench/reference/torch_recompute.py --net "$net" --batch "$batch" \
+          --steps "$steps" --threads "$threads" --data-dir "$data_dir" "${extra[@]}" 2>/dev/null |
+          grep '^RESULT ' >>"$results"
+      fi
     done
   done
 done
 
-echo "training steps, $threads thread(s), $steps steps per run ($((steps - 1)) timed), $rounds round(s)"
+echo "training steps, $threads thread(s), $steps steps per run ($((steps - 1)) timed; torch: $steps after a warm-up), $rounds round(s)"
 awk '
 function median(list,   n, a, i, j, t) {
   n = split(list, a, " ")
@@ -60,15 +81,20 @@ function minimum(list,   n, a, i, m) {
 {
   delete kv
   for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
-  key = kv["net"] " " kv["batch"] " " kv["recompute"]
+  # torch_recompute.py says "default" for the blocks ours names.
+  if (kv["impl"] == "backprop" && kv["recompute"] != "none") blocks[kv["net"]] = kv["recompute"]
+  if (kv["recompute"] == "default" && kv["net"] in blocks) kv["recompute"] = blocks[kv["net"]]
+  key = kv["net"] " " kv["batch"] " " kv["recompute"] " " kv["impl"]
   if (!(key in seen)) { seen[key] = 1; order[++n] = key }
   ms[key] = ms[key] " " kv["median_ms"]; peak[key] = peak[key] " " kv["step_peak_mib"]
+  if ("live_peak_mib" in kv) live[key] = live[key] " " kv["live_peak_mib"]
   tape[key] = kv["tape_mib"]; cost[key] = kv["cost"]
 }
 END {
-  printf "%-4s %6s %-12s %10s %16s %14s %9s %10s\n", "net", "batch", "recomputed", "step ms", "peak MiB (min)", "tape MiB", "cost", ""
+  printf "%-4s %6s %-12s %-9s %10s %16s %9s %14s %9s\n", "net", "batch", "recomputed", "impl", "step ms", "peak MiB (min)", "live MiB", "tape MiB", "cost"
   for (k = 1; k <= n; k++) {
     split(order[k], f, " ")
-    printf "%-4s %6s %-12s %10.1f %9.1f (%5.1f) %14.1f %9s\n", f[1], f[2], f[3], median(ms[order[k]]), median(peak[order[k]]), minimum(peak[order[k]]), tape[order[k]], cost[order[k]]
+    l = order[k] in live ? sprintf("%9.1f", median(live[order[k]])) : sprintf("%9s", "-")
+    printf "%-4s %6s %-12s %-9s %10.1f %9.1f (%5.1f) %s %14.1f %9s\n", f[1], f[2], f[3], f[4], median(ms[order[k]]), median(peak[order[k]]), minimum(peak[order[k]]), l, tape[order[k]], cost[order[k]]
   }
 }' "$results"
