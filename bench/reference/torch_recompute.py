@@ -31,6 +31,7 @@ import time
 import torch
 from torch.utils.checkpoint import checkpoint
 
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_mnist import build, cost, find, read_idx  # noqa: E402
 
