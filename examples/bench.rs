@@ -251,8 +251,8 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
             last = c.item();
             // What the forward pass left on the tape for backward.
             tape_mib = tape.value_bytes() as f64 / (1024.0 * 1024.0);
-            // As the trainer does, with or without recomputed blocks: each value is
-            // dropped once the reverse sweep has passed it.
+            // With or without recomputed blocks, each value is dropped once the reverse
+            // sweep has passed it (the trainer keeps them: docs/performance.md).
             bound.grads(c.backward_releasing())?
         };
         optimizer.step(model.params_mut(), &grads)?;

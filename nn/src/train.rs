@@ -130,9 +130,7 @@ impl Trainer {
                 tape.detect_anomaly(self.detect_anomaly);
                 let (bound, cost) = self.record_cost(&tape, &batch);
                 let value = cost.item() as f64;
-                // One sweep per tape: each value is dropped once the sweep has passed
-                // it, which lowers backward's peak memory (the cost is read above).
-                let gradients = value.is_finite().then(|| cost.backward_releasing());
+                let gradients = value.is_finite().then(|| cost.backward());
                 let gradients = match gradients {
                     Some(g) if tape.anomaly().is_none() => g,
                     _ => {
