@@ -13,6 +13,7 @@
 # ~/.cache/backprop/bench-venv, created with `pip install torch numpy` on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/common.sh
 
 net=all rounds=3 epochs= threads=$(nproc)
 while [[ $# -gt 0 ]]; do
@@ -26,16 +27,9 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $net == all ]] && nets=(a b c d) || nets=("$net")
 
-venv=${BENCH_VENV:-$HOME/.cache/backprop/bench-venv}
-if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import torch, numpy' 2>/dev/null; then
-  echo "creating $venv with torch and numpy (one-time, large download)..." >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch numpy
-fi
+torch_venv
 
-cargo build --release --example bench >&2
-# Fetch the data if needed, and hand both implementations the same directory.
-data_dir=$(./target/release/examples/bench --locate-data)
+bench_and_data
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

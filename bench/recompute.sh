@@ -17,6 +17,7 @@
 # created with `pip install torch numpy` on first use (as bench/transform.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/common.sh
 
 rounds=3 steps=20 threads=$(nproc) torch=0
 while [[ $# -gt 0 ]]; do
@@ -28,24 +29,13 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for name in rounds steps threads; do
-  if [[ ! ${!name} =~ ^[1-9][0-9]*$ ]]; then
-    echo "--$name needs a whole number of at least 1, got '${!name}'" >&2
-    exit 2
-  fi
-done
+whole_numbers rounds steps threads
 
 if ((torch)); then
-  venv=${BENCH_VENV:-$HOME/.cache/backprop/bench-venv}
-  if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import torch, numpy' 2>/dev/null; then
-    echo "creating $venv with torch and numpy (one-time, large download)..." >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q torch numpy
-  fi
+  torch_venv
 fi
 
-cargo build --release --example bench >&2
-data_dir=$(./target/release/examples/bench --locate-data)
+bench_and_data
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for ((r = 1; r <= rounds; r++)); do

@@ -23,6 +23,7 @@
 # ~/.cache/backprop/bench-venv, created with `pip install torch numpy` on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/common.sh
 
 case ${1-} in
   hvp) flag=--hvp script=torch_hvp.py norm=hvp_norm what="one HVP" ;;
@@ -39,23 +40,11 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for name in rounds threads reps; do
-  if [[ ! ${!name} =~ ^[1-9][0-9]*$ ]]; then
-    echo "--$name needs a whole number of at least 1, got '${!name}'" >&2
-    exit 2
-  fi
-done
+whole_numbers rounds threads reps
 
-venv=${BENCH_VENV:-$HOME/.cache/backprop/bench-venv}
-if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import torch, numpy' 2>/dev/null; then
-  echo "creating $venv with torch and numpy (one-time, large download)..." >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch numpy
-fi
+torch_venv
 
-cargo build --release --example bench >&2
-# Fetch the data if needed, and hand both implementations the same directory.
-data_dir=$(./target/release/examples/bench --locate-data)
+bench_and_data
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

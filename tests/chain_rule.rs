@@ -23,7 +23,7 @@ use nn::{Activation, Init, Model, Network, Trainer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 /// A 784-16-16-10 sigmoid network with N(0, 1/fan_in) weights and N(0, 0.5²) biases
@@ -207,21 +207,11 @@ fn example() -> &'static Path {
 
 /// Runs the example in `cwd` with `args`, never reading the user's MNIST cache.
 fn run_example(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(example())
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("MNIST_DIR")
-        .env("XDG_CACHE_HOME", cwd.join("no-cache"))
-        .output()
-        .expect("run the example")
+    common::run_example(example(), cwd, args)
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::output_text(out)
 }
 
 /// The run failed without a panic, and its message holds every one of `parts`.

@@ -20,7 +20,7 @@ use nn::{Activation, Cost, CrossEntropy, Init, Model, Network, Quadratic, Traine
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 /// Every eigenvalue of the symmetric `n x n` matrix `a` (row-major), ascending, by
@@ -316,21 +316,11 @@ fn example() -> &'static Path {
 
 /// Runs the example in `cwd` with `args`, never reading the user's MNIST cache.
 fn run_example(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(example())
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("MNIST_DIR")
-        .env("XDG_CACHE_HOME", cwd.join("no-cache"))
-        .output()
-        .expect("run the example")
+    common::run_example(example(), cwd, args)
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::output_text(out)
 }
 
 /// The run failed without a panic, and its message holds every one of `parts`.

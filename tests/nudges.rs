@@ -13,7 +13,7 @@ use common::idx_bytes;
 use nn::data::mnist::FILES;
 use nn::{Cost, Mnist, Network, Quadratic, Trainer};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 /// The example's executable, built on first use into the folder this test runs from.
@@ -53,21 +53,11 @@ fn fake_mnist(dir: &Path, train: usize, test: usize) {
 }
 
 fn run(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(example())
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("MNIST_DIR")
-        .env("XDG_CACHE_HOME", cwd.join("no-cache"))
-        .output()
-        .expect("run the example")
+    common::run_example(example(), cwd, args)
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::output_text(out)
 }
 
 /// A network A checkpoint (untrained, seed `seed`) and fake data in a new folder.

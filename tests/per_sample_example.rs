@@ -10,7 +10,7 @@ use common::idx_bytes;
 use nn::data::mnist::FILES;
 use nn::{per_example_grads, Mnist, Network, Quadratic, Trainer};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 fn example() -> &'static Path {
@@ -64,21 +64,11 @@ fn setup() -> (tempfile::TempDir, Trainer) {
 }
 
 fn run(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(example())
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("MNIST_DIR")
-        .env("XDG_CACHE_HOME", cwd.join("no-cache"))
-        .output()
-        .expect("run the example")
+    common::run_example(example(), cwd, args)
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::output_text(out)
 }
 
 /// The table rows printed under the line that starts with `heading`: (image, norm,

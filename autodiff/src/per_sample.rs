@@ -304,18 +304,10 @@ fn batched<T: Float>(
                 .map(|&p| depends[p as usize] && kinds[p as usize] == Kind::Rows)
                 .collect();
             if wants.contains(&true) {
-                let ctx = VjpContext {
-                    inputs: &values,
-                    output: &node.value,
-                    grad: &grad,
-                    wants: &wants,
-                };
-                for ((&p, &wanted), g) in node.inputs.iter().zip(&wants).zip(node.op.vjp(&ctx)) {
-                    if let (Some(g), true) = (g, wanted) {
-                        match &mut adjoints[p as usize] {
-                            slot @ None => *slot = Some(g),
-                            Some(acc) => *acc += &g,
-                        }
+                for (p, g) in input_grads(node, &values, &grad, &wants) {
+                    match &mut adjoints[p] {
+                        slot @ None => *slot = Some(g),
+                        Some(acc) => *acc += &g,
                     }
                 }
             }
@@ -333,20 +325,11 @@ fn batched<T: Float>(
                 node.inputs.iter().map(|&p| depends[p as usize]).collect();
             for (e, g) in stack.chunks_exact(len.max(1)).enumerate().take(n) {
                 let grad = Tensor::from_vec(g.to_vec(), node.value.shape());
-                let ctx = VjpContext {
-                    inputs: &values,
-                    output: &node.value,
-                    grad: &grad,
-                    wants: &wants,
-                };
-                for ((&p, &wanted), g) in node.inputs.iter().zip(&wants).zip(node.op.vjp(&ctx)) {
-                    if let (Some(g), true) = (g, wanted) {
-                        let plen = g.numel();
-                        let slot = per_example[p as usize]
-                            .get_or_insert_with(|| vec![T::zero(); n * plen]);
-                        for (s, &v) in slot[e * plen..(e + 1) * plen].iter_mut().zip(g.data()) {
-                            *s += v;
-                        }
+                for (p, g) in input_grads(node, &values, &grad, &wants) {
+                    let plen = g.numel();
+                    let slot = per_example[p].get_or_insert_with(|| vec![T::zero(); n * plen]);
+                    for (s, &v) in slot[e * plen..(e + 1) * plen].iter_mut().zip(g.data()) {
+                        *s += v;
                     }
                 }
             }
@@ -368,6 +351,27 @@ fn batched<T: Float>(
         batched: true,
         why_loop: None,
     })
+}
+
+/// The gradients `node`'s vjp gives the inputs in `wants`, with their node indices.
+fn input_grads<T: Float>(
+    node: &Node<T>,
+    values: &[&Tensor<T>],
+    grad: &Tensor<T>,
+    wants: &[bool],
+) -> Vec<(usize, Tensor<T>)> {
+    let ctx = VjpContext {
+        inputs: values,
+        output: &node.value,
+        grad,
+        wants,
+    };
+    node.inputs
+        .iter()
+        .zip(wants)
+        .zip(node.op.vjp(&ctx))
+        .filter_map(|((&p, &wanted), g)| g.filter(|_| wanted).map(|g| (p as usize, g)))
+        .collect()
 }
 
 fn add_into<T: Float>(slot: &mut Option<Vec<T>>, g: Vec<T>) {

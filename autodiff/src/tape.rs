@@ -43,6 +43,23 @@ impl<T: Float> Node<T> {
     }
 }
 
+/// Which of node `i`'s inputs want a gradient, and their values (a panic at the
+/// caller's line if one was released).
+#[track_caller]
+fn wants_and_inputs<T: Float>(
+    nodes: &[Node<T>],
+    i: usize,
+) -> (SmallVec<[bool; 2]>, SmallVec<[&Tensor<T>; 2]>) {
+    let inputs = &nodes[i].inputs;
+    (
+        inputs
+            .iter()
+            .map(|&p| nodes[p as usize].requires_grad)
+            .collect(),
+        inputs.iter().map(|&p| nodes[p as usize].value(p)).collect(),
+    )
+}
+
 #[cold]
 #[track_caller]
 fn released_panic<T: Float>(id: NodeId, op: &Op<T>) -> ! {
@@ -500,17 +517,7 @@ impl<T: Float> Tape<T> {
         grad: Tensor<T>,
         adjoints: &mut [Option<Tensor<T>>],
     ) {
-        let node = &nodes[i];
-        let wants: SmallVec<[bool; 2]> = node
-            .inputs
-            .iter()
-            .map(|&p| nodes[p as usize].requires_grad)
-            .collect();
-        let inputs: SmallVec<[&Tensor<T>; 2]> = node
-            .inputs
-            .iter()
-            .map(|&p| nodes[p as usize].value(p))
-            .collect();
+        let (wants, inputs) = wants_and_inputs(nodes, i);
         let input_grads = crate::ops::recompute::vjp_owned(block, &inputs, &wants, output, grad);
         self.accumulate(nodes, i, &wants, input_grads, adjoints);
     }
@@ -531,16 +538,7 @@ impl<T: Float> Tape<T> {
         if node.retain_grad {
             adjoints[i] = Some(grad.clone()); // shares storage: no copy
         }
-        let wants: SmallVec<[bool; 2]> = node
-            .inputs
-            .iter()
-            .map(|&p| nodes[p as usize].requires_grad)
-            .collect();
-        let inputs: SmallVec<[&Tensor<T>; 2]> = node
-            .inputs
-            .iter()
-            .map(|&p| nodes[p as usize].value(p))
-            .collect();
+        let (wants, inputs) = wants_and_inputs(nodes, i);
         let ctx = VjpContext {
             inputs: &inputs,
             output: node.value(i as NodeId),

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// An IDX file of unsigned bytes: the magic number (type 0x08, `rank` dimensions), each
 /// dimension as a big-endian u32, then `data`.
@@ -39,4 +39,24 @@ pub fn build_example(name: &str) -> PathBuf {
     profile_dir
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs the example `exe` in `cwd` with `args`, never reading the user's MNIST cache.
+pub fn run_example(exe: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(exe)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("MNIST_DIR")
+        .env("XDG_CACHE_HOME", cwd.join("no-cache"))
+        .output()
+        .expect("run the example")
+}
+
+/// What a process printed, standard output then standard error.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
