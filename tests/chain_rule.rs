@@ -17,8 +17,6 @@ use chain_rule::{
     last_layer_weight, relative_difference, tape_gradients, worst_over_all_weights, Forward,
     Layers, TapeGradients, TOLERANCE,
 };
-use common::idx_bytes;
-use nn::data::mnist::FILES;
 use nn::{Activation, Init, Model, Network, Trainer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -216,27 +214,13 @@ fn text(out: &Output) -> String {
 
 /// The run failed without a panic, and its message holds every one of `parts`.
 fn assert_refused(cwd: &Path, args: &[&str], parts: &[&str]) -> String {
-    let out = run_example(cwd, args);
-    let message = text(&out);
-    assert!(!out.status.success(), "{args:?} was accepted:\n{message}");
-    assert!(
-        !message.contains("panicked"),
-        "{args:?} panicked:\n{message}"
-    );
-    for part in parts {
-        assert!(
-            message.contains(part),
-            "{args:?}: {part:?} not in the message:\n{message}"
-        );
-    }
-    message
+    common::assert_refused(example(), cwd, args, parts)
 }
 
 /// The four MNIST files with 20 training and `test` test images of 28x28 pixels in a
 /// new folder `name` under `root`.
 fn fake_mnist(root: &Path, name: &str, test: usize) -> PathBuf {
     let dir = root.join(name);
-    std::fs::create_dir_all(&dir).expect("data dir");
     let pixels = |n: usize| -> Vec<u8> {
         (0..n * 784)
             .map(|i| {
@@ -248,16 +232,11 @@ fn fake_mnist(root: &Path, name: &str, test: usize) -> PathBuf {
             })
             .collect()
     };
-    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
-    let files = [
-        idx_bytes(3, &[20, 28, 28], &pixels(20)),
-        idx_bytes(1, &[20], &labels(20)),
-        idx_bytes(3, &[test as u32, 28, 28], &pixels(test)),
-        idx_bytes(1, &[test as u32], &labels(test)),
-    ];
-    for ((name, _, _), bytes) in FILES.iter().zip(files) {
-        std::fs::write(dir.join(name), bytes).expect("write an IDX file");
-    }
+    common::write_mnist(
+        &dir,
+        (&pixels(20), &common::labels(20)),
+        (&pixels(test), &common::labels(test)),
+    );
     dir
 }
 

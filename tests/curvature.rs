@@ -13,9 +13,7 @@ mod curvature;
 
 use autodiff::func;
 use autodiff::{Tensor, Var};
-use common::idx_bytes;
 use curvature::{batch_cost, lanczos, LanczosOptions, Layout};
-use nn::data::mnist::FILES;
 use nn::{Activation, Cost, CrossEntropy, Init, Model, Network, Quadratic, Trainer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -325,38 +323,19 @@ fn text(out: &Output) -> String {
 
 /// The run failed without a panic, and its message holds every one of `parts`.
 fn assert_refused(cwd: &Path, args: &[&str], parts: &[&str]) -> String {
-    let out = run_example(cwd, args);
-    let message = text(&out);
-    assert!(!out.status.success(), "{args:?} was accepted:\n{message}");
-    assert!(
-        !message.contains("panicked"),
-        "{args:?} panicked:\n{message}"
-    );
-    for part in parts {
-        assert!(
-            message.contains(part),
-            "{args:?}: {part:?} not in the message:\n{message}"
-        );
-    }
-    message
+    common::assert_refused(example(), cwd, args, parts)
 }
 
 /// The four MNIST files with `train` 28x28 training images (and 5 test images) in a
 /// new folder `name` under `root`.
 fn fake_mnist(root: &Path, name: &str, train: usize) -> PathBuf {
     let dir = root.join(name);
-    std::fs::create_dir_all(&dir).expect("data dir");
     let pixels = |n: usize| -> Vec<u8> { (0..n * 784).map(|i| ((i * 37) % 256) as u8).collect() };
-    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
-    let files = [
-        idx_bytes(3, &[train as u32, 28, 28], &pixels(train)),
-        idx_bytes(1, &[train as u32], &labels(train)),
-        idx_bytes(3, &[5, 28, 28], &pixels(5)),
-        idx_bytes(1, &[5], &labels(5)),
-    ];
-    for ((name, _, _), bytes) in FILES.iter().zip(files) {
-        std::fs::write(dir.join(name), bytes).expect("write an IDX file");
-    }
+    common::write_mnist(
+        &dir,
+        (&pixels(train), &common::labels(train)),
+        (&pixels(5), &common::labels(5)),
+    );
     dir
 }
 

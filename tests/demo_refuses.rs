@@ -9,8 +9,6 @@
 
 mod common;
 
-use common::idx_bytes;
-use nn::data::mnist::FILES;
 use nn::train::data_identity;
 use nn::{Checkpoint, Mnist};
 use std::path::{Path, PathBuf};
@@ -29,22 +27,16 @@ fn demo() -> &'static Path {
 /// two different data sets of the same shape.
 fn fake_mnist(root: &Path, name: &str, train: usize, test: usize, variant: u8) -> PathBuf {
     let dir = root.join(name);
-    std::fs::create_dir_all(&dir).expect("data dir");
     let pixels = |n: usize| -> Vec<u8> {
         (0..n * 784)
             .map(|i| ((i * 37 + usize::from(variant) * 101) % 256) as u8)
             .collect()
     };
-    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
-    let files = [
-        idx_bytes(3, &[train as u32, 28, 28], &pixels(train)),
-        idx_bytes(1, &[train as u32], &labels(train)),
-        idx_bytes(3, &[test as u32, 28, 28], &pixels(test)),
-        idx_bytes(1, &[test as u32], &labels(test)),
-    ];
-    for ((name, _, _), bytes) in FILES.iter().zip(files) {
-        std::fs::write(dir.join(name), bytes).expect("write an IDX file");
-    }
+    common::write_mnist(
+        &dir,
+        (&pixels(train), &common::labels(train)),
+        (&pixels(test), &common::labels(test)),
+    );
     dir
 }
 

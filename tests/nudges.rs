@@ -9,8 +9,6 @@
 mod common;
 
 use backprop::pictures::largest_column;
-use common::idx_bytes;
-use nn::data::mnist::FILES;
 use nn::{Cost, Mnist, Network, Quadratic, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -25,7 +23,6 @@ fn example() -> &'static Path {
 /// The four MNIST files with `train` and `test` 28x28 images in `dir`, ink varying
 /// from image to image so that the neurons' nudges differ.
 fn fake_mnist(dir: &Path, train: usize, test: usize) {
-    std::fs::create_dir_all(dir).expect("data dir");
     let pixels = |n: usize| -> Vec<u8> {
         (0..n * 784)
             .map(|i| {
@@ -40,16 +37,11 @@ fn fake_mnist(dir: &Path, train: usize, test: usize) {
             })
             .collect()
     };
-    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
-    let files = [
-        idx_bytes(3, &[train as u32, 28, 28], &pixels(train)),
-        idx_bytes(1, &[train as u32], &labels(train)),
-        idx_bytes(3, &[test as u32, 28, 28], &pixels(test)),
-        idx_bytes(1, &[test as u32], &labels(test)),
-    ];
-    for ((name, _, _), bytes) in FILES.iter().zip(files) {
-        std::fs::write(dir.join(name), bytes).expect("write an IDX file");
-    }
+    common::write_mnist(
+        dir,
+        (&pixels(train), &common::labels(train)),
+        (&pixels(test), &common::labels(test)),
+    );
 }
 
 fn run(cwd: &Path, args: &[&str]) -> Output {

@@ -6,8 +6,6 @@
 
 mod common;
 
-use common::idx_bytes;
-use nn::data::mnist::FILES;
 use nn::{per_example_grads, Mnist, Network, Quadratic, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -43,18 +41,9 @@ fn images(count: usize, salt: u64) -> (Vec<u8>, Vec<u8>) {
 fn setup() -> (tempfile::TempDir, Trainer) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
     let (train, train_labels) = images(30, 1);
     let (test, test_labels) = images(5, 2);
-    let files = [
-        idx_bytes(3, &[30, 28, 28], &train),
-        idx_bytes(1, &[30], &train_labels),
-        idx_bytes(3, &[5, 28, 28], &test),
-        idx_bytes(1, &[5], &test_labels),
-    ];
-    for ((name, _, _), bytes) in FILES.iter().zip(files) {
-        std::fs::write(data.join(name), bytes).expect("write an IDX file");
-    }
+    common::write_mnist(&data, (&train, &train_labels), (&test, &test_labels));
     let trainer = Trainer::new(Network::A.recipe(), 4);
     trainer
         .checkpoint()

@@ -16,6 +16,31 @@ pub fn idx_bytes(rank: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Labels 0-9 in turn for `n` images.
+pub fn labels(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 10) as u8).collect()
+}
+
+/// The four MNIST files in `dir` (created if needed): training and test images of 28x28
+/// pixels (`pixels` holds 784 a image) with their labels.
+pub fn write_mnist(dir: &Path, train: (&[u8], &[u8]), test: (&[u8], &[u8])) {
+    std::fs::create_dir_all(dir).expect("data dir");
+    let images = |(pixels, labels): (&[u8], &[u8])| {
+        let n = labels.len() as u32;
+        assert_eq!(pixels.len(), labels.len() * 784, "784 pixels an image");
+        [
+            idx_bytes(3, &[n, 28, 28], pixels),
+            idx_bytes(1, &[n], labels),
+        ]
+    };
+    let [train_images, train_labels] = images(train);
+    let [test_images, test_labels] = images(test);
+    let files = [train_images, train_labels, test_images, test_labels];
+    for ((name, _, _), bytes) in nn::data::mnist::FILES.iter().zip(files) {
+        std::fs::write(dir.join(name), bytes).expect("write an IDX file");
+    }
+}
+
 /// Builds the example `name` with the profile `cargo test` built the libraries with
 /// (so nothing is rebuilt), and returns its executable's path: the profile's
 /// `examples` folder, two levels above this test's own binary.
@@ -59,4 +84,23 @@ pub fn output_text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Runs the example `exe` (see [`run_example`]) and checks that it failed without a
+/// panic and that its message holds every one of `parts`; returns the message.
+pub fn assert_refused(exe: &Path, cwd: &Path, args: &[&str], parts: &[&str]) -> String {
+    let out = run_example(exe, cwd, args);
+    let message = output_text(&out);
+    assert!(!out.status.success(), "{args:?} was accepted:\n{message}");
+    assert!(
+        !message.contains("panicked"),
+        "{args:?} panicked:\n{message}"
+    );
+    for part in parts {
+        assert!(
+            message.contains(part),
+            "{args:?}: {part:?} not in the message:\n{message}"
+        );
+    }
+    message
 }
