@@ -164,3 +164,15 @@ pub(crate) fn gather_parts(len: usize) -> usize {
 pub(crate) fn conv_part_len(n: usize) -> usize {
     n.div_ceil(CONV_PARTS).max(1)
 }
+
+/// Examples per part when per-example gradients of `n` examples are cut into one part
+/// per thread (each part a band of whole examples, so a result never depends on the
+/// thread count).
+pub(crate) fn examples_per_part(n: usize) -> usize {
+    n.div_ceil(pool::threads().max(1)).max(1)
+}
+
+/// How many bands of whole examples `n` per-example results are written in.
+pub(crate) fn example_parts(n: usize) -> usize {
+    pool::threads().min(n).max(1)
+}
