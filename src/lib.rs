@@ -6,6 +6,7 @@
 
 pub mod digit;
 pub mod draw;
+mod nudges;
 pub mod pictures;
 pub mod walk;
 

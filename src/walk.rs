@@ -4,7 +4,7 @@
 //! same weights, drawn on the cost over the plane of the visited weights' two top
 //! principal directions. Every gradient and cost comes from the engine's tape.
 
-use crate::draw::{json_exact, json_lists, learn, nudges};
+use crate::nudges::{json_exact, json_lists, learn, nudges};
 use autodiff::{Tape, Tensor};
 use nn::{Cost, Dataset, Model, Module, Quadratic};
 use rand::rngs::StdRng;

@@ -64,6 +64,8 @@ pub mod scalar;
 #[forbid(unsafe_code)]
 mod shape;
 #[forbid(unsafe_code)]
+mod sweep;
+#[forbid(unsafe_code)]
 mod tape;
 #[forbid(unsafe_code)]
 mod tensor;

@@ -22,15 +22,12 @@
 //! [`PerSample::why_loop`] says which op stopped the batched path.
 
 use crate::float::Float;
-use crate::kernels::conv::{conv2d_grad_bias, conv2d_grad_weight, Geometry};
-use crate::kernels::gemm::{matmul_into, MatRef};
-use crate::kernels::per_example::outer_products;
-use crate::kernels::pool;
-use crate::ops::{Op, VjpContext};
+use crate::ops::{BatchInput, BatchView, PerExampleContext, Rule, VjpContext};
 use crate::shape::Dims;
-use crate::tape::{Node, Tape, Var};
+use crate::sweep::{reaching, reverse, Contributions, Pass};
+use crate::tape::{Node, NodeId, Tape, Var};
 use crate::tensor::Tensor;
-use smallvec::SmallVec;
+use smallvec::{smallvec, SmallVec};
 
 /// A function of parameters (first slice) and a batch of inputs (second slice, each with
 /// the examples on its first axis) that returns one loss per example, shape `[n]`.
@@ -254,139 +251,178 @@ fn batched<T: Float>(
     let loss = f(&tape, &ps, &xs);
     check_losses(&loss.shape(), n);
     let root = loss.id() as usize;
-    let nodes = tape.nodes();
-    let mut kinds = Vec::with_capacity(root + 1);
-    // Whether a value depends on some parameter: only those need an adjoint.
-    let mut depends = Vec::with_capacity(root + 1);
-    for (i, node) in nodes[..=root].iter().enumerate() {
-        let input = xs.iter().any(|x| x.id() as usize == i);
-        let (kind, dep) = if matches!(node.op, Op::Leaf) {
-            if input {
-                (Kind::Rows, false)
-            } else {
-                (Kind::Shared, node.requires_grad)
-            }
-        } else {
-            let dep = node.inputs.iter().any(|&p| depends[p as usize]);
-            (classify(node, &nodes, &kinds, &depends, n), dep)
-        };
-        kinds.push(kind);
-        depends.push(dep);
-    }
+    let (kinds, depends) = {
+        let nodes = tape.nodes();
+        let is_input = |i: usize| xs.iter().any(|x| x.id() as usize == i);
+        // Whether a value depends on some parameter: only those need an adjoint.
+        let parameters =
+            (0..=root).filter(|&i| nodes[i].op.is_none() && nodes[i].requires_grad && !is_input(i));
+        let depends = reaching(root + 1, parameters, |i| {
+            nodes[i].inputs.iter().map(|&p| p as usize)
+        });
+        let mut kinds = Vec::with_capacity(root + 1);
+        for (i, node) in nodes[..=root].iter().enumerate() {
+            let kind = match &node.op {
+                None if is_input(i) => Kind::Rows,
+                None => Kind::Shared,
+                Some(op) => classify(op.as_ref(), node, &nodes, &kinds, &depends, n),
+            };
+            kinds.push(kind);
+        }
+        (kinds, depends)
+    };
     match &kinds[root] {
         Kind::Mixed(why) => return Err(why.clone()),
         Kind::Shared => return Err("the losses do not depend on the batch".into()),
         Kind::Rows => {}
     }
-    // Batch adjoints of `Rows` values; `n` stacked adjoints of `Shared` values.
-    let mut adjoints: Vec<Option<Tensor<T>>> = vec![None; root + 1];
-    let mut per_example: Vec<Option<Vec<T>>> = vec![None; root + 1];
-    if depends[root] {
-        adjoints[root] = Some(Tensor::ones([n]));
-    }
-    for i in (0..=root).rev() {
-        let node = &nodes[i];
-        if matches!(node.op, Op::Leaf) {
-            continue;
-        }
-        let values: SmallVec<[&Tensor<T>; 2]> = node
-            .inputs
-            .iter()
-            .map(|&p| &nodes[p as usize].value)
-            .collect();
-        if kinds[i] == Kind::Rows {
-            let Some(grad) = adjoints[i].take() else {
-                continue;
-            };
-            let wants: SmallVec<[bool; 2]> = node
-                .inputs
-                .iter()
-                .map(|&p| depends[p as usize] && kinds[p as usize] == Kind::Rows)
-                .collect();
-            if wants.contains(&true) {
-                for (p, g) in input_grads(node, &values, &grad, &wants) {
-                    match &mut adjoints[p] {
-                        slot @ None => *slot = Some(g),
-                        Some(acc) => *acc += &g,
-                    }
-                }
-            }
-            for (k, &p) in node.inputs.iter().enumerate() {
-                let p = p as usize;
-                if kinds[p] == Kind::Shared && depends[p] {
-                    let g = rule(&node.op, k, &values, &node.value, &grad, n);
-                    add_into(&mut per_example[p], g);
-                }
-            }
-        } else if let Some(stack) = per_example[i].take() {
-            // A value made of parameters alone: its vjp once per example.
-            let len = node.value.numel();
-            let wants: SmallVec<[bool; 2]> =
-                node.inputs.iter().map(|&p| depends[p as usize]).collect();
-            for (e, g) in stack.chunks_exact(len.max(1)).enumerate().take(n) {
-                let grad = Tensor::from_vec(g.to_vec(), node.value.shape());
-                for (p, g) in input_grads(node, &values, &grad, &wants) {
-                    let plen = g.numel();
-                    let slot = per_example[p].get_or_insert_with(|| vec![T::zero(); n * plen]);
-                    for (s, &v) in slot[e * plen..(e + 1) * plen].iter_mut().zip(g.data()) {
-                        *s += v;
-                    }
-                }
-            }
-        }
-    }
+    let seed = depends[root].then(|| Adjoint::Batch(Tensor::ones([n])));
+    let mut pass = PerExample { kinds, depends, n };
+    let mut adjoints = reverse(&tape, root, seed, &mut pass);
     let grads = ps
         .iter()
         .zip(params)
         .map(|(p, value)| {
-            let data = per_example[p.id() as usize]
-                .take()
-                .unwrap_or_else(|| vec![T::zero(); n * value.numel()]);
+            let data = match adjoints[p.id() as usize].take() {
+                Some(Adjoint::Stacked(data)) => data,
+                _ => vec![T::zero(); n * value.numel()],
+            };
             stacked(data, n, value)
         })
         .collect();
+    let losses = tape.nodes()[root].value.clone();
     Ok(PerSample {
-        losses: nodes[root].value.clone(),
+        losses,
         grads,
         batched: true,
         why_loop: None,
     })
 }
 
-/// The gradients `node`'s vjp gives the inputs in `wants`, with their node indices.
-fn input_grads<T: Float>(
-    node: &Node<T>,
-    values: &[&Tensor<T>],
-    grad: &Tensor<T>,
-    wants: &[bool],
-) -> Vec<(usize, Tensor<T>)> {
-    let ctx = VjpContext {
-        inputs: values,
-        output: &node.value,
-        grad,
-        wants,
-    };
-    node.inputs
-        .iter()
-        .zip(wants)
-        .zip(node.op.vjp(&ctx))
-        .filter_map(|((&p, &wanted), g)| g.filter(|_| wanted).map(|g| (p as usize, g)))
-        .collect()
+/// An adjoint of the batched sweep.
+#[derive(Clone)]
+enum Adjoint<T: Float> {
+    /// A `Rows` value's: the batch's adjoint, row `i` example `i`'s.
+    Batch(Tensor<T>),
+    /// A `Shared` value's: one adjoint per example, stacked (`n` times its length).
+    Stacked(Vec<T>),
 }
 
-fn add_into<T: Float>(slot: &mut Option<Vec<T>>, g: Vec<T>) {
-    match slot {
-        None => *slot = Some(g),
-        Some(acc) => {
-            for (a, v) in acc.iter_mut().zip(g) {
-                *a += v;
+/// The batched sweep seeded with ones on the losses. At a `Rows` node the ops' fast
+/// vjps carry each example's adjoint in its own row, and the shared inputs that
+/// depend on parameters get the op's per-example rule; a `Shared` node that depends
+/// on parameters (a transposed weight, say) gets the op's vjp once per example.
+struct PerExample {
+    kinds: Vec<Kind>,
+    depends: Vec<bool>,
+    n: usize,
+}
+
+impl<T: Float> Pass<T> for PerExample {
+    type Adjoint = Adjoint<T>;
+
+    fn wants(&self, _: &[Node<T>], p: NodeId) -> bool {
+        self.depends[p as usize]
+    }
+
+    fn keeps(&self, _: &Node<T>) -> bool {
+        false
+    }
+
+    fn vjp(
+        &mut self,
+        tape: &Tape<T>,
+        i: usize,
+        grad: Adjoint<T>,
+        wants: &[bool],
+    ) -> Contributions<Adjoint<T>> {
+        let n = self.n;
+        let nodes = tape.nodes();
+        let node = &nodes[i];
+        let op = node.op.as_deref().expect("op node");
+        let values: SmallVec<[&Tensor<T>; 2]> = node
+            .inputs
+            .iter()
+            .map(|&p| &nodes[p as usize].value)
+            .collect();
+        let rows = |p: NodeId| self.kinds[p as usize] == Kind::Rows;
+        match grad {
+            Adjoint::Batch(grad) => {
+                let rows_wants: SmallVec<[bool; 2]> = node
+                    .inputs
+                    .iter()
+                    .zip(wants)
+                    .map(|(&p, &w)| w && rows(p))
+                    .collect();
+                let mut out: Contributions<Adjoint<T>> = smallvec![None; node.inputs.len()];
+                if rows_wants.contains(&true) {
+                    let ctx = VjpContext {
+                        inputs: &values,
+                        output: &node.value,
+                        grad: &grad,
+                        wants: &rows_wants,
+                    };
+                    for ((slot, g), &w) in out.iter_mut().zip(op.vjp(&ctx)).zip(&rows_wants) {
+                        *slot = g.filter(|_| w).map(Adjoint::Batch);
+                    }
+                }
+                let ctx = PerExampleContext {
+                    inputs: &values,
+                    output: &node.value,
+                    grad: &grad,
+                    n,
+                };
+                for (k, &p) in node.inputs.iter().enumerate() {
+                    if wants[k] && !rows(p) {
+                        out[k] = Some(Adjoint::Stacked(op.per_example(k, &ctx)));
+                    }
+                }
+                out
             }
+            Adjoint::Stacked(stack) => {
+                // A value made of parameters alone: its vjp once per example.
+                let len = node.value.numel();
+                let mut out: SmallVec<[Option<Vec<T>>; 2]> = smallvec![None; node.inputs.len()];
+                for (e, g) in stack.chunks_exact(len.max(1)).enumerate().take(n) {
+                    let grad = Tensor::from_vec(g.to_vec(), node.value.shape());
+                    let ctx = VjpContext {
+                        inputs: &values,
+                        output: &node.value,
+                        grad: &grad,
+                        wants,
+                    };
+                    for ((slot, g), &w) in out.iter_mut().zip(op.vjp(&ctx)).zip(wants) {
+                        let Some(g) = g.filter(|_| w) else { continue };
+                        let plen = g.numel();
+                        let slot = slot.get_or_insert_with(|| vec![T::zero(); n * plen]);
+                        for (s, &v) in slot[e * plen..(e + 1) * plen].iter_mut().zip(g.data()) {
+                            *s += v;
+                        }
+                    }
+                }
+                out.into_iter().map(|s| s.map(Adjoint::Stacked)).collect()
+            }
+        }
+    }
+
+    fn add(acc: &mut Adjoint<T>, g: Adjoint<T>) {
+        match (acc, g) {
+            (Adjoint::Batch(acc), Adjoint::Batch(g)) => *acc += &g,
+            (Adjoint::Stacked(acc), Adjoint::Stacked(g)) => {
+                for (a, v) in acc.iter_mut().zip(g) {
+                    *a += v;
+                }
+            }
+            _ => unreachable!("a value is either batched or shared"),
         }
     }
 }
 
-/// The kind of a recorded op's output from its inputs' kinds.
+/// The kind of a recorded op's output from its inputs' kinds; the op itself says
+/// whether it keeps the examples apart ([`Rule::keeps_rows`]) and which shared inputs
+/// it has a per-example rule for.
 fn classify<T: Float>(
+    op: &dyn Rule<T>,
     node: &Node<T>,
     nodes: &[Node<T>],
     kinds: &[Kind],
@@ -400,213 +436,39 @@ fn classify<T: Float>(
     if ks.iter().all(|k| **k == Kind::Shared) {
         return Kind::Shared;
     }
-    let shape = |p: usize| nodes[node.inputs[p] as usize].value.shape();
-    let rows = |p: usize| *ks[p] == Kind::Rows;
     let out = node.value.shape();
-    let name = node.op.name();
+    let name = op.name();
     let mixes = |how: &str| Kind::Mixed(format!("{name} {how}"));
-    let leading = |s: &[usize]| s.first() == Some(&n);
-    if !leading(out) {
+    if out.first() != Some(&n) {
         return mixes(&format!(
             "gives shape {} from batched input: its first axis is not the examples",
             Dims(out)
         ));
     }
-    let ok = match &node.op {
-        Op::Unary(_) | Op::Softmax { axis: 1.. } | Op::LogSoftmax { axis: 1.. } => true,
-        Op::MaxPool2d { .. } | Op::AvgPool2d(_) => true,
-        Op::IndexSelect { axis, .. } => *axis != 0,
-        Op::Concat { axis } => *axis != 0 && (0..ks.len()).all(rows),
-        Op::Sum { reduced } | Op::Mean { reduced, .. } => !reduced[0],
-        Op::Max { argmax } => {
-            // Rows when every output's maximum lies in its own example.
-            let (per_in, per_out) = (
-                nodes[node.inputs[0] as usize].value.numel() / n,
-                node.value.numel() / n,
-            );
-            argmax
-                .iter()
-                .enumerate()
-                .all(|(j, &a)| a / per_in.max(1) == j / per_out.max(1))
-        }
-        // Row-major: a reshape keeping the first axis keeps each example's block.
-        Op::Reshape => leading(shape(0)),
-        Op::BroadcastTo => leading(shape(0)) && shape(0).len() == out.len(),
-        Op::Permute(perm) => perm[0] == 0,
-        // A shared operand must be broadcast over the examples, unless it is data with
-        // a row per example (a target built inside `f` from the batch's labels, say):
-        // without a gradient, its row `i` can only be read by example `i` here.
-        Op::Binary(_) => (0..2).all(|p| {
-            let s = shape(p);
-            let data = !depends[node.inputs[p] as usize];
-            rows(p) || s.len() < out.len() || s[0] == 1 || (data && s.len() == out.len())
-        }),
-        Op::MatMul => matches!(
-            (rows(0), rows(1), shape(0).len(), shape(1).len()),
-            (true, false, 2 | 3, 2) | (true, true, 3, 3)
-        ),
-        Op::Linear | Op::LinearAct(_) | Op::Conv2d { .. } => rows(0) && !(1..ks.len()).any(rows),
-        _ => false,
+    let inputs: SmallVec<[BatchInput<'_>; 2]> = node
+        .inputs
+        .iter()
+        .map(|&p| BatchInput {
+            rows: kinds[p as usize] == Kind::Rows,
+            depends: depends[p as usize],
+            shape: nodes[p as usize].value.shape(),
+        })
+        .collect();
+    let batch = BatchView {
+        n,
+        inputs: &inputs,
+        output: out,
     };
-    if !ok {
+    if !op.keeps_rows(&batch) {
         return mixes("mixes the examples of the batch (or is not known not to)");
     }
     // Every parameter that enters here beside a batched value needs a per-example rule.
-    for (k, &p) in node.inputs.iter().enumerate() {
-        let p = p as usize;
-        if kinds[p] == Kind::Shared && depends[p] && !has_rule(&node.op, k, shape(0)) {
+    for (k, input) in inputs.iter().enumerate() {
+        if !input.rows && input.depends && !op.has_per_example(k, &batch) {
             return mixes(&format!(
                 "reads a parameter (input {k}) beside batched values, and has no per-example rule for it"
             ));
         }
     }
     Kind::Rows
-}
-
-/// Whether [`rule`] covers input `k` of `op` (input 0 of shape `first`).
-fn has_rule<T: Float>(op: &Op<T>, k: usize, first: &[usize]) -> bool {
-    match op {
-        Op::Binary(_) => true,
-        Op::MatMul => k == 1 && matches!(first.len(), 2 | 3),
-        Op::Linear | Op::LinearAct(_) | Op::Conv2d { .. } => k >= 1,
-        _ => false,
-    }
-}
-
-/// Input `k`'s gradient for each example, stacked (`n` times its element count), at an
-/// op whose output rows are the examples and whose output adjoint is `g`.
-fn rule<T: Float>(
-    op: &Op<T>,
-    k: usize,
-    inputs: &[&Tensor<T>],
-    out: &Tensor<T>,
-    g: &Tensor<T>,
-    n: usize,
-) -> Vec<T> {
-    match op {
-        Op::MatMul | Op::Linear if k == 1 => weight_rule(inputs[0], g, n),
-        Op::Linear => g.data().to_vec(),
-        Op::LinearAct(act) => {
-            let pre: Vec<T> = out
-                .data()
-                .iter()
-                .zip(g.data())
-                .map(|(&y, &g)| act.vjp_from_output(y, g))
-                .collect();
-            let pre = Tensor::from_vec(pre, g.shape());
-            if k == 1 {
-                weight_rule(inputs[0], &pre, n)
-            } else {
-                pre.into_vec()
-            }
-        }
-        Op::Conv2d { geometry, .. } => conv_rule(geometry, k, inputs[0], g, n),
-        Op::Binary(b) => broadcast_rule(*b, k, inputs, out, g, n),
-        _ => unreachable!("has_rule admits no other op"),
-    }
-}
-
-/// `x_iᵀ g_i` for each example: `x` is `[n, k]` (an outer product each) or `[n, m, k]`,
-/// `g` is `[n, p]` or `[n, m, p]`.
-fn weight_rule<T: Float>(x: &Tensor<T>, g: &Tensor<T>, n: usize) -> Vec<T> {
-    let kk = *x.shape().last().unwrap_or(&1);
-    let p = *g.shape().last().unwrap_or(&1);
-    let m = x.numel() / (n * kk).max(1);
-    let (xd, gd) = (x.data(), g.data());
-    if m == 1 {
-        return outer_products(xd, gd, n, kk, p);
-    }
-    let mut out = vec![T::zero(); n * kk * p];
-    let per = n.div_ceil(crate::cpu::threads().max(1));
-    pool::for_chunks(&mut out, per * kk * p, |band, chunk| {
-        for (j, dw) in chunk.chunks_exact_mut(kk * p).enumerate() {
-            let e = band * per + j;
-            matmul_into(
-                MatRef::row_major(&xd[e * m * kk..(e + 1) * m * kk], m, kk).t(),
-                MatRef::row_major(&gd[e * m * p..(e + 1) * m * p], m, p),
-                dw,
-                false,
-            );
-        }
-    });
-    out
-}
-
-/// A convolution's weight (`k` = 1) or bias (`k` = 2) gradient for each example.
-fn conv_rule<T: Float>(
-    geometry: &Geometry,
-    k: usize,
-    x: &Tensor<T>,
-    g: &Tensor<T>,
-    n: usize,
-) -> Vec<T> {
-    let one = Geometry { n: 1, ..*geometry };
-    let o = one.o;
-    let (x_len, g_len) = (x.numel() / n, g.numel() / n);
-    let (xd, gd) = (x.data(), g.data());
-    if k == 2 {
-        // The batch kernel on each example alone: a single-example pass's arithmetic.
-        return gd
-            .chunks_exact(g_len.max(1))
-            .flat_map(|ge| conv2d_grad_bias(&one, ge))
-            .collect();
-    }
-    let w_len = o * (one.c / one.opts.groups) * one.kh * one.kw;
-    let mut out = vec![T::zero(); n * w_len];
-    let per = n.div_ceil(crate::cpu::threads().max(1));
-    pool::for_chunks(&mut out, per * w_len, |band, chunk| {
-        for (j, dw) in chunk.chunks_exact_mut(w_len).enumerate() {
-            let e = band * per + j;
-            let xe = &xd[e * x_len..(e + 1) * x_len];
-            let ge = &gd[e * g_len..(e + 1) * g_len];
-            dw.copy_from_slice(&conv2d_grad_weight(&one, ge, xe, None));
-        }
-    });
-    out
-}
-
-/// Input `k` of a broadcasting binary op, shared by the examples: its element-wise rule
-/// at every output element, summed per example over the axes it is broadcast along.
-fn broadcast_rule<T: Float>(
-    op: crate::ops::BinaryOp,
-    k: usize,
-    inputs: &[&Tensor<T>],
-    out: &Tensor<T>,
-    g: &Tensor<T>,
-    n: usize,
-) -> Vec<T> {
-    let dims = out.shape();
-    let rank = dims.len();
-    // Each input's stride along each output axis (0 where it is broadcast).
-    let strides = |s: &[usize]| -> Vec<usize> {
-        let mut st = vec![0; rank];
-        let mut acc = 1;
-        for (a, &d) in s.iter().enumerate().rev() {
-            let axis = rank - s.len() + a;
-            st[axis] = if d == 1 { 0 } else { acc };
-            acc *= d;
-        }
-        st
-    };
-    let (sa, sb) = (strides(inputs[0].shape()), strides(inputs[1].shape()));
-    let shared_len = inputs[k].numel();
-    let mut result = vec![T::zero(); n * shared_len];
-    let per_example = out.numel() / n;
-    let mut index = vec![0usize; rank];
-    let (ad, bd, yd, gd) = (inputs[0].data(), inputs[1].data(), out.data(), g.data());
-    for j in 0..out.numel() {
-        let ia: usize = index.iter().zip(&sa).map(|(i, s)| i * s).sum();
-        let ib: usize = index.iter().zip(&sb).map(|(i, s)| i * s).sum();
-        let d = op.vjp_rule(k, ad[ia], bd[ib], yd[j], gd[j]);
-        let own = if k == 0 { ia } else { ib };
-        result[(j / per_example) * shared_len + own] += d;
-        for axis in (0..rank).rev() {
-            index[axis] += 1;
-            if index[axis] < dims[axis] {
-                break;
-            }
-            index[axis] = 0;
-        }
-    }
-    result
 }

@@ -58,11 +58,73 @@
 use crate::ops::activation::Activation;
 use crate::ops::rules::Real;
 use crate::ops::{BinaryOp, UnaryOp};
+use crate::sweep::reaching;
 use crate::tape::{next_tape_id, NodeId};
 use std::cell::RefCell;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 const NO_PARENT: u32 = u32::MAX;
+
+/// An adjoint slot of the scalar tape's reverse walk: a number for `backward` (0: none
+/// arrived, and a node whose adjoint is 0 passes nothing on), a recorded `Var` for
+/// `grad`.
+trait Slot {
+    type Adjoint: Copy;
+    fn get(&self) -> Option<Self::Adjoint>;
+    fn add(&mut self, g: Self::Adjoint);
+}
+
+impl Slot for f64 {
+    type Adjoint = f64;
+    #[inline(always)]
+    fn get(&self) -> Option<f64> {
+        (*self != 0.0).then_some(*self)
+    }
+    #[inline(always)]
+    fn add(&mut self, g: f64) {
+        *self += g;
+    }
+}
+
+impl<'t> Slot for Option<Var<'t>> {
+    type Adjoint = Var<'t>;
+    fn get(&self) -> Option<Var<'t>> {
+        *self
+    }
+    fn add(&mut self, g: Var<'t>) {
+        // The first contribution is moved in, not added to a zero.
+        *self = Some(match *self {
+            None => g,
+            Some(acc) => acc + g,
+        });
+    }
+}
+
+/// The scalar tape's one reverse walk, for `backward` and `grad` alike: from the last
+/// node down to `first`, each node with an adjoint passes `edge(i, side, node, adjoint)`
+/// (`None`: nothing) to its parent on that side.
+#[inline(always)]
+fn reverse<S: Slot>(
+    adjoints: &mut [S],
+    first: usize,
+    node: impl Fn(usize) -> Node,
+    mut edge: impl FnMut(usize, usize, Node, S::Adjoint) -> Option<S::Adjoint>,
+) {
+    for i in (first..adjoints.len()).rev() {
+        let Some(g) = adjoints[i].get() else {
+            continue;
+        };
+        let nd = node(i);
+        for (side, parent) in nd.parents.into_iter().enumerate() {
+            if parent == NO_PARENT {
+                continue;
+            }
+            if let Some(dx) = edge(i, side, nd, g) {
+                adjoints[parent as usize].add(dx);
+            }
+        }
+    }
+}
 
 /// What `backward` reads: the parents and the numeric partials with respect to them.
 ///
@@ -125,6 +187,7 @@ fn split(op: UnaryOp<f64>) -> (UnaryKind, f64) {
         U::Activation(a) => (U::Activation(a), 0.0),
         U::Abs => (U::Abs, 0.0),
         U::Softplus => (U::Softplus, 0.0),
+        U::LogSigmoid => (U::LogSigmoid, 0.0),
         U::Powf(p) => (U::Powf(NoConst), p),
         U::Sin => (U::Sin, 0.0),
         U::Cos => (U::Cos, 0.0),
@@ -149,6 +212,7 @@ fn join(kind: UnaryKind, c: f64) -> UnaryOp<f64> {
         U::Activation(a) => U::Activation(a),
         U::Abs => U::Abs,
         U::Softplus => U::Softplus,
+        U::LogSigmoid => U::LogSigmoid,
         U::Powf(NoConst) => U::Powf(c),
         U::Sin => U::Sin,
         U::Cos => U::Cos,
@@ -412,19 +476,12 @@ impl<'t> Var<'t> {
         let n = self.id as usize + 1;
         let mut adjoints = vec![0.0; n];
         adjoints[n - 1] = 1.0;
-        for i in (0..n).rev() {
-            let a = adjoints[i];
-            if a == 0.0 {
-                continue;
-            }
-            let node = nodes[i];
-            for k in 0..2 {
-                let p = node.parents[k];
-                if p != NO_PARENT {
-                    adjoints[p as usize] += node.partials[k] * a;
-                }
-            }
-        }
+        reverse(
+            &mut adjoints,
+            0,
+            |i| nodes[i],
+            |_, side, node, a| Some(node.partials[side] * a),
+        );
         Gradients {
             tape_id: self.tape.id,
             adjoints,
@@ -471,25 +528,19 @@ impl<'t> Var<'t> {
         }
         let n = self.id as usize + 1;
         // needed[i]: node i is one of `wrt` or depends on one of them.
-        let mut needed = vec![false; n];
-        let mut first = n;
-        for w in wrt {
-            let i = w.id as usize;
-            if i < n {
-                needed[i] = true;
-                first = first.min(i);
-            }
-        }
-        {
+        let needed = {
             let records = tape.records.borrow();
-            for i in first..n {
-                if !needed[i] {
-                    let [p, q] = records.nodes[i].parents;
-                    needed[i] = (p != NO_PARENT && needed[p as usize])
-                        || (q != NO_PARENT && needed[q as usize]);
-                }
-            }
-        }
+            let parents = |i: usize| {
+                records.nodes[i]
+                    .parents
+                    .into_iter()
+                    .filter(|&p| p != NO_PARENT)
+            };
+            reaching(n, wrt.iter().map(|w| w.id as usize), |i| {
+                parents(i).map(|p| p as usize)
+            })
+        };
+        let first = needed.iter().position(|&x| x).unwrap_or(n);
         let values = tape.replay(n);
         debug_assert_eq!(
             values[n - 1].to_bits(),
@@ -505,31 +556,19 @@ impl<'t> Var<'t> {
         if needed[n - 1] {
             adjoints[n - 1] = Some(tape.leaf(1.0));
         }
-        for i in (first..n).rev() {
-            let Some(g) = adjoints[i] else { continue };
-            // Copied out, so that the rule can record on the tape while it runs.
-            let (op, node) = {
-                let records = tape.records.borrow();
-                (records.ops[i], records.nodes[i])
-            };
+        // Copied out, so that the rule can record on the tape while it runs.
+        let node = |i: usize| tape.records.borrow().nodes[i];
+        reverse(&mut adjoints[..], first, node, |i, side, node, g| {
             let [p, q] = node.parents;
-            if p == NO_PARENT {
-                continue; // a leaf
+            let parent = node.parents[side];
+            if !needed[parent as usize] {
+                return None;
             }
+            let op = tape.records.borrow().ops[i];
             let (a, y) = (var(p), var(i as NodeId));
             let b = if q == NO_PARENT { a } else { var(q) };
-            for (side, parent) in [p, q].into_iter().enumerate() {
-                if parent == NO_PARENT || !needed[parent as usize] {
-                    continue;
-                }
-                let dx = op.vjp_rule(node.partials[1], side, a, b, y, g);
-                let slot = &mut adjoints[parent as usize];
-                *slot = Some(match *slot {
-                    None => dx,
-                    Some(acc) => acc + dx,
-                });
-            }
-        }
+            Some(op.vjp_rule(node.partials[1], side, a, b, y, g))
+        });
         let mut zero = None;
         wrt.iter()
             .map(|w| {
@@ -647,6 +686,11 @@ impl<'t> Var<'t> {
         self.unary(UnaryOp::Activation(Activation::Sigmoid))
     }
 
+    /// `ln σ(x) = -softplus(-x)`, stable for large |x|; its derivative is `σ(-x)`.
+    pub fn log_sigmoid(self) -> Var<'t> {
+        self.unary(UnaryOp::LogSigmoid)
+    }
+
     /// `max(x, 0)`; the derivative at 0 is taken as 0, the second derivative is 0.
     pub fn relu(self) -> Var<'t> {
         self.unary(UnaryOp::Activation(Activation::Relu))
@@ -726,6 +770,9 @@ impl Real<f64> for Var<'_> {
     }
     fn sigmoid_(self) -> Self {
         self.sigmoid()
+    }
+    fn exp_(self) -> Self {
+        self.exp()
     }
     fn times_sign_of(self, x: Self) -> Self {
         self.mul_c(sign(x.value))
@@ -879,6 +926,7 @@ mod tests {
             x.cos(),
             x.tanh(),
             x.sigmoid(),
+            z.log_sigmoid(),
             z.relu(),
             x.abs(),
             z.abs(),

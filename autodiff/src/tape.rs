@@ -4,12 +4,14 @@
 
 use crate::float::Float;
 use crate::grad::Gradients;
-use crate::ops::{Op, VarJvp, VarVjp, VjpContext};
+use crate::ops::{InputGrads, Op, Rule, VarJvp, VarVjp, VjpContext};
 use crate::shape::Dims;
+use crate::sweep::{self, Contributions, Pass};
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::fmt::Write as _;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Index of a node on its tape.
@@ -22,7 +24,8 @@ pub(crate) fn next_tape_id() -> u64 {
 }
 
 pub(crate) struct Node<T: Float> {
-    pub(crate) op: Op<T>,
+    /// The op that computed the value; `None` for a leaf (a parameter or a constant).
+    pub(crate) op: Option<Op<T>>,
     pub(crate) inputs: SmallVec<[NodeId; 2]>,
     pub(crate) value: Tensor<T>,
     pub(crate) requires_grad: bool,
@@ -37,36 +40,25 @@ impl<T: Float> Node<T> {
     #[track_caller]
     pub(crate) fn value(&self, id: NodeId) -> &Tensor<T> {
         if self.released {
-            released_panic(id, &self.op);
+            released_panic(id, &self.name());
         }
         &self.value
     }
-}
 
-/// Which of node `i`'s inputs want a gradient, and their values (a panic at the
-/// caller's line if one was released).
-#[track_caller]
-fn wants_and_inputs<T: Float>(
-    nodes: &[Node<T>],
-    i: usize,
-) -> (SmallVec<[bool; 2]>, SmallVec<[&Tensor<T>; 2]>) {
-    let inputs = &nodes[i].inputs;
-    (
-        inputs
-            .iter()
-            .map(|&p| nodes[p as usize].requires_grad)
-            .collect(),
-        inputs.iter().map(|&p| nodes[p as usize].value(p)).collect(),
-    )
+    /// The op's name, as in messages.
+    pub(crate) fn name(&self) -> String {
+        self.op
+            .as_ref()
+            .map_or_else(|| "leaf".into(), |op| op.name())
+    }
 }
 
 #[cold]
 #[track_caller]
-fn released_panic<T: Float>(id: NodeId, op: &Op<T>) -> ! {
+fn released_panic(id: NodeId, name: &str) -> ! {
     panic!(
-        "tape: node #{id} ({}) was used after its value was released by backward_releasing; \
-         read what you need before that sweep, or use backward(), which keeps every value",
-        op.name()
+        "tape: node #{id} ({name}) was used after its value was released by backward_releasing; \
+         read what you need before that sweep, or use backward(), which keeps every value"
     )
 }
 
@@ -220,7 +212,7 @@ impl<T: Float> Tape<T> {
     /// Records a value that needs no gradient (input data, targets). Takes a tensor
     /// or a reference to one; a reference shares the storage, it does not copy.
     pub fn constant(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
-        self.push_node(Op::Leaf, SmallVec::new(), value.into(), false)
+        self.push_node(None, SmallVec::new(), value.into(), false)
     }
 
     /// Records a value whose gradient `backward` should compute (a parameter). Takes a
@@ -234,7 +226,7 @@ impl<T: Float> Tape<T> {
     /// assert_eq!(vars.len(), 2);
     /// ```
     pub fn param(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
-        self.push_node(Op::Leaf, SmallVec::new(), value.into(), true)
+        self.push_node(None, SmallVec::new(), value.into(), true)
     }
 
     /// Number of recorded nodes.
@@ -264,7 +256,7 @@ impl<T: Float> Tape<T> {
         id: NodeId,
         node: &Node<T>,
         grad: &Tensor<T>,
-        input_grads: &crate::ops::InputGrads<T>,
+        input_grads: &InputGrads<T>,
         nodes: &[Node<T>],
     ) {
         for g in input_grads.iter().flatten() {
@@ -272,7 +264,7 @@ impl<T: Float> Tape<T> {
                 *self.anomaly.borrow_mut() = Some(Anomaly {
                     phase: Phase::Backward,
                     node: id,
-                    op: node.op.name(),
+                    op: node.name(),
                     input_shapes: node
                         .inputs
                         .iter()
@@ -301,15 +293,11 @@ impl<T: Float> Tape<T> {
         );
         for (i, node) in nodes.iter().enumerate() {
             let style = match (&node.op, node.requires_grad) {
-                (Op::Leaf, true) => ", peripheries=2",
+                (None, true) => ", peripheries=2",
                 (_, false) => ", style=dashed",
                 _ => "",
             };
-            let name = match (&node.op, node.requires_grad) {
-                (Op::Leaf, true) => "param".to_string(),
-                (Op::Leaf, false) => "constant".to_string(),
-                (op, _) => op.name(),
-            };
+            let name = leaf_or_op_name(node.op.as_ref(), node.requires_grad);
             let shape = if node.released {
                 "released".to_string()
             } else {
@@ -336,7 +324,7 @@ impl<T: Float> Tape<T> {
     /// constant: it keeps its value but no saved state and no vjp work.
     pub(crate) fn push_node(
         &self,
-        op: Op<T>,
+        op: Option<Op<T>>,
         inputs: SmallVec<[NodeId; 2]>,
         value: Tensor<T>,
         leaf_grad: bool,
@@ -345,11 +333,7 @@ impl<T: Float> Tape<T> {
         if self.detect_anomaly.get() && self.anomaly.borrow().is_none() {
             if let Some((count, first)) = first_non_finite(&value) {
                 let id = nodes.len() as NodeId;
-                let name = match (&op, leaf_grad) {
-                    (Op::Leaf, true) => "param".to_string(),
-                    (Op::Leaf, false) => "constant".to_string(),
-                    (op, _) => op.name(),
-                };
+                let name = leaf_or_op_name(op.as_ref(), leaf_grad);
                 *self.anomaly.borrow_mut() = Some(Anomaly {
                     phase: Phase::Forward,
                     node: id,
@@ -373,7 +357,7 @@ impl<T: Float> Tape<T> {
         let (op, inputs) = if requires_grad || inputs.is_empty() {
             (op, inputs)
         } else {
-            (Op::Leaf, SmallVec::new())
+            (None, SmallVec::new())
         };
         let id = NodeId::try_from(nodes.len()).expect("tape: more than 2^32 nodes");
         nodes.push(Node {
@@ -393,10 +377,10 @@ impl<T: Float> Tape<T> {
     /// A panic inside `forward` names this crate's line, not the user's: ops check
     /// their operands' shapes before calling `record` (from `#[track_caller]` methods).
     #[track_caller]
-    pub(crate) fn record(
+    pub(crate) fn record<R: Rule<T>>(
         &self,
         inputs: &[Var<'_, T>],
-        forward: impl FnOnce(&[&Tensor<T>], bool) -> (Tensor<T>, Op<T>),
+        forward: impl FnOnce(&[&Tensor<T>], bool) -> (Tensor<T>, R),
     ) -> Var<'_, T> {
         for v in inputs {
             self.check_owns(*v);
@@ -409,7 +393,7 @@ impl<T: Float> Tape<T> {
             let wants_grad = ids.iter().any(|&i| nodes[i as usize].requires_grad);
             forward(&values, wants_grad)
         };
-        self.push_node(op, ids, value, false)
+        self.push_node(Some(Rc::new(op)), ids, value, false)
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -419,9 +403,9 @@ impl<T: Float> Tape<T> {
     /// The name of the first custom op whose first-order-only vjp was recorded where a
     /// gradient flows (so differentiating through it would be refused).
     pub(crate) fn first_order_only(&self) -> Option<String> {
-        self.nodes.borrow().iter().find_map(|node| match &node.op {
-            Op::FirstOrderOnly { name } if node.requires_grad => Some(name.to_string()),
-            _ => None,
+        self.nodes.borrow().iter().find_map(|node| {
+            let op = node.op.as_ref().filter(|_| node.requires_grad)?;
+            op.first_order_only().map(str::to_string)
         })
     }
 
@@ -438,9 +422,9 @@ impl<T: Float> Tape<T> {
         );
     }
 
-    /// The reverse sweep from `root` with adjoint `seed`. With `release`, each op
-    /// result's value is dropped as soon as the sweep has passed it (see
-    /// [`Var::backward_releasing`]).
+    /// The reverse sweep from `root` with adjoint `seed`, through each op's fast vjp.
+    /// With `release`, each op result's value is dropped as soon as the sweep has passed
+    /// it (see [`Var::backward_releasing`]).
     #[track_caller]
     pub(crate) fn backward_from(
         &self,
@@ -448,54 +432,23 @@ impl<T: Float> Tape<T> {
         seed: Tensor<T>,
         release: bool,
     ) -> Gradients<T> {
-        let mut nodes = self.nodes.borrow();
-        let root_value = nodes[root as usize].value(root);
-        assert!(
-            seed.shape() == root_value.shape(),
-            "backward_with: seed shape {} differs from the output's shape {}",
-            Dims(seed.shape()),
-            Dims(root_value.shape())
-        );
-        let root = root as usize;
-        let mut adjoints: Vec<Option<Tensor<T>>> = Vec::with_capacity(root + 1);
-        adjoints.resize_with(root + 1, || None);
-        if nodes[root].requires_grad {
-            adjoints[root] = Some(seed);
-        }
-        for i in (0..=root).rev() {
-            let node = &nodes[i];
-            // A recomputed block gets its output and adjoint by value, so that its inner
-            // sweep frees them once past the block's last op (with anomaly detection on,
-            // the adjoint is still needed after the vjp).
-            if release
-                && matches!(node.op, Op::Recompute(_))
-                && adjoints[i].is_some()
-                && !node.retain_grad
-                && !self.detect_anomaly.get()
-            {
-                let Op::Recompute(block) = &node.op else {
-                    unreachable!()
-                };
-                let block = block.clone();
-                node.value(i as NodeId); // panics if an earlier sweep released it
-                drop(nodes);
-                let output = self.release_value(i);
-                nodes = self.nodes.borrow();
-                let grad = adjoints[i].take().expect("checked above");
-                self.sweep_recompute(&nodes, i, &*block, output, grad, &mut adjoints);
-                continue;
-            }
-            self.sweep_node(&nodes, i, &mut adjoints);
-            // Node i's vjp was the last reader of its value: later vjps (of nodes < i)
-            // read only their own inputs. Leaves share the caller's storage, so
-            // dropping them would free nothing.
-            if release && !matches!(nodes[i].op, Op::Leaf) {
-                drop(nodes);
-                drop(self.release_value(i));
-                nodes = self.nodes.borrow();
-            }
-        }
-        Gradients::new(self.id, adjoints)
+        let seed = {
+            let nodes = self.nodes.borrow();
+            let node = &nodes[root as usize];
+            let root_value = node.value(root);
+            assert!(
+                seed.shape() == root_value.shape(),
+                "backward_with: seed shape {} differs from the output's shape {}",
+                Dims(seed.shape()),
+                Dims(root_value.shape())
+            );
+            node.requires_grad.then_some(seed)
+        };
+        let mut pass = Numeric { release };
+        Gradients::new(
+            self.id,
+            sweep::reverse(self, root as usize, seed, &mut pass),
+        )
     }
 
     /// Marks node `i`'s value released and hands it over.
@@ -505,87 +458,103 @@ impl<T: Float> Tape<T> {
         node.released = true;
         std::mem::replace(&mut node.value, Tensor::from_vec(Vec::new(), [0]))
     }
+}
 
-    /// [`Tape::sweep_node`] for a recomputed block whose output and adjoint the
-    /// releasing sweep hands over.
-    fn sweep_recompute(
-        &self,
-        nodes: &[Node<T>],
-        i: usize,
-        block: &crate::ops::recompute::Block<T>,
-        output: Tensor<T>,
-        grad: Tensor<T>,
-        adjoints: &mut [Option<Tensor<T>>],
-    ) {
-        let (wants, inputs) = wants_and_inputs(nodes, i);
-        let input_grads = crate::ops::recompute::vjp_owned(block, &inputs, &wants, output, grad);
-        self.accumulate(nodes, i, &wants, input_grads, adjoints);
+/// `backward`'s pass: adjoints are buffer tensors and each op's fast vjp computes them.
+struct Numeric {
+    /// Drop each op result once the sweep has passed its op.
+    release: bool,
+}
+
+impl<T: Float> Pass<T> for Numeric {
+    type Adjoint = Tensor<T>;
+
+    fn wants(&self, nodes: &[Node<T>], p: NodeId) -> bool {
+        nodes[p as usize].requires_grad
     }
 
-    /// One step of the reverse sweep: node `i`'s vjp, its adjoint consumed and its
-    /// inputs' adjoints accumulated.
+    /// Intermediate gradients are freed as soon as they are used, unless the caller
+    /// asked to keep one.
+    fn keeps(&self, node: &Node<T>) -> bool {
+        node.retain_grad
+    }
+
     #[track_caller]
-    fn sweep_node(&self, nodes: &[Node<T>], i: usize, adjoints: &mut [Option<Tensor<T>>]) {
+    fn vjp(
+        &mut self,
+        tape: &Tape<T>,
+        i: usize,
+        grad: Tensor<T>,
+        wants: &[bool],
+    ) -> Contributions<Tensor<T>> {
+        let anomaly = tape.detect_anomaly.get() && tape.anomaly.borrow().is_none();
+        let op = tape.nodes()[i]
+            .op
+            .clone()
+            .expect("the sweep visits op nodes only");
+        // An op that asks for its output and adjoint by value (a recomputed block) gets
+        // them in a releasing sweep, so that it can free them before it is done (with
+        // anomaly detection on, the adjoint is still needed after the vjp).
+        if self.release && op.takes_owned() && !tape.nodes()[i].retain_grad && !anomaly {
+            tape.nodes()[i].value(i as NodeId); // panics if an earlier sweep released it
+            let output = tape.release_value(i);
+            let nodes = tape.nodes();
+            let inputs = input_values(&nodes, i);
+            return op.vjp_owned(&inputs, wants, output, grad);
+        }
+        let nodes = tape.nodes();
         let node = &nodes[i];
-        if matches!(node.op, Op::Leaf) {
-            return; // leaves keep their gradient: it is the result
-        }
-        // Taking the adjoint frees an intermediate gradient as soon as it is used,
-        // unless the caller asked to keep it.
-        let Some(grad) = adjoints[i].take() else {
-            return;
-        };
-        if node.retain_grad {
-            adjoints[i] = Some(grad.clone()); // shares storage: no copy
-        }
-        let (wants, inputs) = wants_and_inputs(nodes, i);
+        let inputs = input_values(&nodes, i);
         let ctx = VjpContext {
             inputs: &inputs,
             output: node.value(i as NodeId),
             grad: &grad,
-            wants: &wants,
+            wants,
         };
-        let input_grads = node.op.vjp(&ctx);
-        if self.detect_anomaly.get() && self.anomaly.borrow().is_none() {
-            self.check_gradients(i as NodeId, node, &grad, &input_grads, nodes);
+        let input_grads = op.vjp(&ctx);
+        if anomaly {
+            tape.check_gradients(i as NodeId, node, &grad, &input_grads, &nodes);
         }
-        self.accumulate(nodes, i, &wants, input_grads, adjoints);
-    }
-
-    /// Adds node `i`'s vjp results into its inputs' adjoints.
-    fn accumulate(
-        &self,
-        nodes: &[Node<T>],
-        i: usize,
-        wants: &[bool],
-        input_grads: crate::ops::InputGrads<T>,
-        adjoints: &mut [Option<Tensor<T>>],
-    ) {
-        let node = &nodes[i];
-        // A vjp must answer for every input; a short list would silently drop gradients.
-        assert_eq!(
-            input_grads.len(),
-            node.inputs.len(),
-            "vjp of {} returned the wrong number of gradients",
-            node.op.name()
-        );
-        for ((&p, wanted), g) in node.inputs.iter().zip(wants.iter()).zip(input_grads) {
-            let (Some(g), true) = (g, *wanted) else {
-                continue;
-            };
-            let slot = &mut adjoints[p as usize];
-            debug_assert_eq!(
-                g.shape(),
-                nodes[p as usize].value.shape(),
-                "vjp of {} returned a wrong shape",
-                node.op.name()
-            );
-            match slot {
-                // The first contribution is moved in, not added to zeros.
-                None => *slot = Some(g),
-                Some(acc) => *acc += &g,
+        for (&p, g) in node.inputs.iter().zip(&input_grads) {
+            if let Some(g) = g {
+                debug_assert_eq!(
+                    g.shape(),
+                    nodes[p as usize].value.shape(),
+                    "vjp of {} returned a wrong shape",
+                    op.name()
+                );
             }
         }
+        input_grads
+    }
+
+    /// Node `i`'s vjp was the last reader of its value: later vjps (of nodes < i) read
+    /// only their own inputs. Leaves are not passed here: they share the caller's
+    /// storage, so dropping them would free nothing.
+    fn passed(&mut self, tape: &Tape<T>, i: usize) {
+        if self.release && !tape.nodes()[i].released {
+            drop(tape.release_value(i));
+        }
+    }
+
+    fn add(acc: &mut Tensor<T>, g: Tensor<T>) {
+        *acc += &g;
+    }
+}
+
+/// The values of node `i`'s inputs (a panic at the caller's line if one was released).
+#[track_caller]
+fn input_values<T: Float>(nodes: &[Node<T>], i: usize) -> SmallVec<[&Tensor<T>; 2]> {
+    let inputs = &nodes[i].inputs;
+    inputs.iter().map(|&p| nodes[p as usize].value(p)).collect()
+}
+
+/// A leaf's name (whether it is a parameter or a constant) or the op's.
+fn leaf_or_op_name<T: Float>(op: Option<&Op<T>>, requires_grad: bool) -> String {
+    match (op, requires_grad) {
+        (None, true) => "param".to_string(),
+        (None, false) => "constant".to_string(),
+        (Some(op), _) => op.name(),
     }
 }
 
@@ -621,70 +590,13 @@ impl<T: Float> Tape<T> {
             self.check_owns(w);
         }
         let n = root as usize + 1;
-        // needed[i]: some of `wrt` is node i or among its inputs' ancestors.
-        let mut needed = vec![false; n];
-        for w in wrt {
-            if (w.id as usize) < n {
-                needed[w.id as usize] = true;
-            }
-        }
-        {
+        let needed = {
             let nodes = self.nodes.borrow();
-            for (i, node) in nodes.iter().enumerate().take(n) {
-                if !needed[i] && node.inputs.iter().any(|&p| needed[p as usize]) {
-                    needed[i] = true;
-                }
-            }
-        }
-        let mut adjoints: Vec<Option<Var<'t, T>>> = vec![None; n];
-        if needed[n - 1] {
-            adjoints[n - 1] = Some(seed);
-        }
-        for i in (0..n).rev() {
-            let Some(grad) = adjoints[i] else { continue };
-            // The op is cloned (cheap: its large parts are shared) so that its rule can
-            // record on the tape while it runs.
-            let (op, inputs) = {
-                let nodes = self.nodes.borrow();
-                let node = &nodes[i];
-                if matches!(node.op, Op::Leaf) {
-                    continue;
-                }
-                (node.op.clone(), node.inputs.clone())
-            };
-            let wants: SmallVec<[bool; 2]> = inputs.iter().map(|&p| needed[p as usize]).collect();
-            if !wants.contains(&true) {
-                continue;
-            }
-            let input_vars: SmallVec<[Var<'t, T>; 2]> =
-                inputs.iter().map(|&id| Var { tape: self, id }).collect();
-            let ctx = VarVjp {
-                inputs: &input_vars,
-                output: Var {
-                    tape: self,
-                    id: i as NodeId,
-                },
-                grad,
-                wants: &wants,
-            };
-            let grads = op.vjp_var(&ctx);
-            assert_eq!(
-                grads.len(),
-                inputs.len(),
-                "recorded vjp of {} returned the wrong number of gradients",
-                op.name()
-            );
-            for ((&p, &wanted), g) in inputs.iter().zip(&wants).zip(grads) {
-                let (Some(g), true) = (g, wanted) else {
-                    continue;
-                };
-                let slot = &mut adjoints[p as usize];
-                *slot = Some(match *slot {
-                    None => g,
-                    Some(acc) => acc + g,
-                });
-            }
-        }
+            let ids = wrt.iter().map(|w| w.id as usize);
+            sweep::reaching(n, ids, |i| nodes[i].inputs.iter().map(|&p| p as usize))
+        };
+        let seed = needed[n - 1].then_some(seed);
+        let adjoints = sweep::reverse(self, n - 1, seed, &mut Recorded { tape: self, needed });
         wrt.iter()
             .map(|&w| adjoints.get(w.id as usize).copied().flatten())
             .collect()
@@ -725,10 +637,10 @@ impl<T: Float> Tape<T> {
             let (op, inputs) = {
                 let nodes = self.nodes.borrow();
                 let node = &nodes[i];
-                if matches!(node.op, Op::Leaf) {
+                let Some(op) = node.op.clone() else {
                     continue;
-                }
-                (node.op.clone(), node.inputs.clone())
+                };
+                (op, node.inputs.clone())
             };
             let input_tangents: SmallVec<[Option<Var<'t, T>>; 2]> =
                 inputs.iter().map(|&p| tangents[p as usize]).collect();
@@ -748,6 +660,61 @@ impl<T: Float> Tape<T> {
             tangents[i] = op.jvp_var(&ctx);
         }
         tangents[n - 1]
+    }
+}
+
+/// `grad`'s pass: adjoints are values on the tape and each op's recorded vjp computes
+/// them, so the gradients can be differentiated again. Only the nodes through which the
+/// output depends on a wanted input are visited.
+struct Recorded<'t, T: Float> {
+    tape: &'t Tape<T>,
+    needed: Vec<bool>,
+}
+
+impl<'t, T: Float> Pass<T> for Recorded<'t, T> {
+    type Adjoint = Var<'t, T>;
+
+    fn wants(&self, _: &[Node<T>], p: NodeId) -> bool {
+        self.needed[p as usize]
+    }
+
+    /// Keeping costs nothing (a handle), and a wanted input may be an op's result.
+    fn keeps(&self, _: &Node<T>) -> bool {
+        true
+    }
+
+    #[track_caller]
+    fn vjp(
+        &mut self,
+        tape: &Tape<T>,
+        i: usize,
+        grad: Var<'t, T>,
+        wants: &[bool],
+    ) -> Contributions<Var<'t, T>> {
+        // The op is cloned (a reference count) so that its rule can record on the tape
+        // while it runs.
+        let (op, inputs) = {
+            let nodes = tape.nodes();
+            let node = &nodes[i];
+            (node.op.clone().expect("op node"), node.inputs.clone())
+        };
+        let tape = self.tape;
+        let input_vars: SmallVec<[Var<'t, T>; 2]> =
+            inputs.iter().map(|&id| Var { tape, id }).collect();
+        let ctx = VarVjp {
+            inputs: &input_vars,
+            output: Var {
+                tape,
+                id: i as NodeId,
+            },
+            grad,
+            wants,
+        };
+        op.vjp_var(&ctx)
+    }
+
+    fn add(acc: &mut Var<'t, T>, g: Var<'t, T>) {
+        *acc = *acc + g;
     }
 }
 
@@ -932,8 +899,8 @@ impl<T: Float> std::fmt::Debug for Var<'_, T> {
         let nodes = self.tape.nodes();
         let node = &nodes[self.id as usize];
         if node.released {
-            return write!(f, "Var #{} ({}) released", self.id, node.op.name());
+            return write!(f, "Var #{} ({}) released", self.id, node.name());
         }
-        write!(f, "Var #{} ({}) = {}", self.id, node.op.name(), node.value)
+        write!(f, "Var #{} ({}) = {}", self.id, node.name(), node.value)
     }
 }

@@ -1,9 +1,11 @@
 //! `Tensor<T>`: contiguous row-major storage and its shape. Plain data, no autodiff:
 //! the tape (`tape.rs`) records operations on tensors. Arithmetic on tensors outside
-//! a tape (parameter updates, custom vjps) is in `Tensor`'s operator impls below.
+//! a tape (parameter updates, custom vjps) is in `Tensor`'s operator impls below, and
+//! the tensor forms of the broadcast, reduce and permute kernels (on slices) too.
 
 use crate::float::Float;
-use crate::kernels::broadcast::binary;
+pub(crate) use crate::kernels::reduce::kept_shape;
+use crate::kernels::{broadcast, permute, reduce};
 use crate::shape::{broadcast_shapes, numel, strides, Dims, Shape, ShapeError};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
@@ -340,6 +342,53 @@ impl<T: Float> From<&Tensor<T>> for Tensor<T> {
     fn from(t: &Tensor<T>) -> Self {
         t.clone()
     }
+}
+
+/// `f(a, b)` over the broadcast shape; panics naming `op` and both shapes if they have none.
+pub(crate) fn binary<T: Float>(
+    op: &'static str,
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    f: impl Fn(T, T) -> T,
+) -> Tensor<T> {
+    let (shape, data) = broadcast::binary(op, (a.data(), a.shape()), (b.data(), b.shape()), f);
+    Tensor::from_parts(shape, data)
+}
+
+/// Repeats `x` along broadcast dimensions until it has `shape` (`x` itself if it has).
+pub(crate) fn broadcast_to<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tensor<T> {
+    if x.shape() == shape {
+        return x.clone();
+    }
+    let data = broadcast::broadcast_to(x.data(), x.shape(), shape);
+    Tensor::from_parts(shape.into(), data)
+}
+
+/// Sums `grad` back down to `shape`, a broadcast operand's: [`broadcast_to`]'s inverse.
+pub(crate) fn sum_to_shape<T: Float>(grad: Tensor<T>, shape: &[usize]) -> Tensor<T> {
+    if grad.shape() == shape {
+        return grad;
+    }
+    let summed = broadcast::sum_to_shape(grad.data(), grad.shape(), shape);
+    Tensor::from_parts(shape.into(), summed)
+}
+
+/// Sum over the marked axes; the result has the keepdim shape.
+pub(crate) fn sum<T: Float>(x: &Tensor<T>, reduced: &[bool]) -> Tensor<T> {
+    let summed = reduce::sum(x.data(), x.shape(), reduced);
+    Tensor::from_parts(kept_shape(x.shape(), reduced), summed)
+}
+
+/// Max over the marked axes (keepdim shape), with each group's first argmax ([`reduce::max`]).
+pub(crate) fn max<T: Float>(x: &Tensor<T>, reduced: &[bool]) -> (Tensor<T>, Vec<usize>) {
+    let (out, arg) = reduce::max(x.data(), x.shape(), reduced);
+    (Tensor::from_parts(kept_shape(x.shape(), reduced), out), arg)
+}
+
+/// The tensor whose axis `d` is axis `perm[d]` of `x`, stored contiguously.
+pub(crate) fn permute<T: Float>(x: &Tensor<T>, perm: &[usize]) -> Tensor<T> {
+    let (shape, data) = permute::permute(x.data(), x.shape(), perm);
+    Tensor::from_parts(shape, data)
 }
 
 /// Panics naming `op` and both shapes unless they broadcast.

@@ -3,9 +3,7 @@
 //! so no layer type carries a tape lifetime.
 
 use crate::params::Bound;
-use crate::recompute::Recompute;
 use autodiff::{Float, Var};
-use std::ops::Range;
 
 /// A differentiable function of its input and some named parameters.
 pub trait Module<T: Float = f32>: Send + Sync {
@@ -16,7 +14,7 @@ pub trait Module<T: Float = f32>: Send + Sync {
 /// Layers applied one after another.
 #[derive(Default)]
 pub struct Sequential<T: Float = f32> {
-    layers: Vec<Box<dyn Module<T>>>,
+    pub(crate) layers: Vec<Box<dyn Module<T>>>,
 }
 
 impl<T: Float> Sequential<T> {
@@ -28,25 +26,6 @@ impl<T: Float> Sequential<T> {
     /// Appends a layer.
     pub fn push(&mut self, layer: impl Module<T> + 'static) {
         self.layers.push(Box::new(layer));
-    }
-
-    /// Turns the layers in `layers` into one [`Recompute`] block (what PyTorch calls
-    /// activation checkpointing): only its output stays on the tape, the values inside
-    /// are computed again during backward. The block counts as one layer afterwards.
-    ///
-    /// Panics when the range is empty or reaches past the last layer.
-    #[track_caller]
-    pub fn recompute(&mut self, layers: Range<usize>) {
-        assert!(
-            layers.start < layers.end && layers.end <= self.layers.len(),
-            "Sequential::recompute: layers {layers:?} of {}",
-            self.layers.len()
-        );
-        let block: Vec<_> = self.layers.drain(layers.clone()).collect();
-        self.layers.insert(
-            layers.start,
-            Box::new(Recompute::new(Sequential { layers: block })),
-        );
     }
 
     /// The output of every layer in turn (the last is the chain's output).

@@ -3,9 +3,10 @@
 //! activation or gradient checkpointing). Not to be confused with [`crate::checkpoint`],
 //! which saves a model to disk.
 
-use crate::module::Module;
+use crate::module::{Module, Sequential};
 use crate::params::Bound;
 use autodiff::{Float, Var};
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Runs `M` as one recomputed block: only its output stays on the tape, its
@@ -45,6 +46,27 @@ impl<M> Recompute<M> {
     /// The wrapped module.
     pub fn inner(&self) -> &M {
         &self.inner
+    }
+}
+
+impl<T: Float> Sequential<T> {
+    /// Turns the layers in `layers` into one [`Recompute`] block (what PyTorch calls
+    /// activation checkpointing): only its output stays on the tape, the values inside
+    /// are computed again during backward. The block counts as one layer afterwards.
+    ///
+    /// Panics when the range is empty or reaches past the last layer.
+    #[track_caller]
+    pub fn recompute(&mut self, layers: Range<usize>) {
+        assert!(
+            layers.start < layers.end && layers.end <= self.layers.len(),
+            "Sequential::recompute: layers {layers:?} of {}",
+            self.layers.len()
+        );
+        let block: Vec<_> = self.layers.drain(layers.clone()).collect();
+        self.layers.insert(
+            layers.start,
+            Box::new(Recompute::new(Sequential { layers: block })),
+        );
     }
 }
 

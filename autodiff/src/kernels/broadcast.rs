@@ -1,27 +1,27 @@
 //! Elementwise binary kernels under NumPy broadcasting, and the one place where
 //! broadcasting is undone: a broadcast operand's gradient is summed back to its shape.
+//! On slices and shapes; `tensor.rs` wraps them for tensors.
 
 use crate::float::Float;
 use crate::kernels::reduce;
 use crate::kernels::simd::wide;
 use crate::kernels::uninit::vec_written;
 use crate::shape::{broadcast_shapes, numel, BroadcastOffsets, Shape};
-use crate::tensor::Tensor;
 use std::mem::MaybeUninit;
 
-/// `f(a, b)` elementwise over the broadcast shape. Panics naming `op` and both shapes
-/// when they do not broadcast.
+/// `f(x, y)` elementwise over the broadcast shape of `x` (of shape `a`) and `y` (of
+/// shape `b`), with that shape. Panics naming `op` and both shapes when they do not
+/// broadcast.
 pub(crate) fn binary<T: Float>(
     op: &'static str,
-    a: &Tensor<T>,
-    b: &Tensor<T>,
+    (x, a): (&[T], &[usize]),
+    (y, b): (&[T], &[usize]),
     f: impl Fn(T, T) -> T,
-) -> Tensor<T> {
-    let (x, y) = (a.data(), b.data());
-    let out_shape = if a.shape() == b.shape() {
-        a.shape().into()
+) -> (Shape, Vec<T>) {
+    let out_shape = if a == b {
+        a.into()
     } else {
-        match broadcast_shapes(op, a.shape(), b.shape()) {
+        match broadcast_shapes(op, a, b) {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         }
@@ -29,10 +29,10 @@ pub(crate) fn binary<T: Float>(
     let n = numel(&out_shape);
     // Same shapes, a scalar operand, or one operand repeating along the leading
     // dimensions of the other (the bias case): loops over rows, compiled wide.
-    let repeats = |small: &Tensor<T>, big: &Tensor<T>| {
-        big.numel() == n && (small.numel() == 1 || is_suffix(small.shape(), &out_shape))
+    let repeats = |(small, small_shape): (&[T], &[usize]), big: &[T]| {
+        big.len() == n && (small.len() == 1 || is_suffix(small_shape, &out_shape))
     };
-    if n > 0 && (a.shape() == b.shape() || repeats(b, a) || repeats(a, b)) {
+    if n > 0 && (a == b || repeats((y, b), x) || repeats((x, a), y)) {
         let fill = |out: &mut [MaybeUninit<T>]| {
             wide(
                 #[inline(always)]
@@ -46,14 +46,13 @@ pub(crate) fn binary<T: Float>(
             )
         };
         // SAFETY: `repeat_rows` writes every element of `out` (see its doc).
-        let data = unsafe { vec_written(n, fill) };
-        return Tensor::from_parts(out_shape, data);
+        return (out_shape, unsafe { vec_written(n, fill) });
     }
-    let data: Vec<T> = BroadcastOffsets::new(&out_shape, a.shape())
-        .zip(BroadcastOffsets::new(&out_shape, b.shape()))
+    let data: Vec<T> = BroadcastOffsets::new(&out_shape, a)
+        .zip(BroadcastOffsets::new(&out_shape, b))
         .map(|(i, j)| f(x[i], y[j]))
         .collect();
-    Tensor::from_parts(out_shape, data)
+    (out_shape, data)
 }
 
 /// Writes every `out[i] = f(full[i], part[i % part.len()])`, where `full` is as long
@@ -97,40 +96,29 @@ fn is_suffix(small: &[usize], big: &[usize]) -> bool {
         && !trimmed.is_empty()
 }
 
-/// Repeats `x` along broadcast dimensions until it has `shape`.
-pub(crate) fn broadcast_to<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tensor<T> {
-    if x.shape() == shape {
-        return x.clone();
-    }
-    let src = x.data();
+/// Repeats `src` (of shape `from`) along broadcast dimensions until it has `shape`.
+pub(crate) fn broadcast_to<T: Float>(src: &[T], from: &[usize], shape: &[usize]) -> Vec<T> {
     let n = numel(shape);
-    let data: Vec<T> = if src.len() == 1 {
+    if src.len() == 1 {
         vec![src[0]; n]
-    } else if is_suffix(x.shape(), shape) {
+    } else if is_suffix(from, shape) {
         let mut data = Vec::with_capacity(n);
         for _ in 0..n / src.len() {
             data.extend_from_slice(src);
         }
         data
     } else {
-        BroadcastOffsets::new(shape, x.shape())
-            .map(|i| src[i])
-            .collect()
-    };
-    Tensor::from_parts(shape.into(), data)
+        BroadcastOffsets::new(shape, from).map(|i| src[i]).collect()
+    }
 }
 
-/// Sums `grad` (of a broadcast result's shape) back down to `shape`, the shape of the
-/// operand that was broadcast. The inverse of [`broadcast_to`] for gradients.
-pub(crate) fn sum_to_shape<T: Float>(grad: Tensor<T>, shape: &[usize]) -> Tensor<T> {
-    if grad.shape() == shape {
-        return grad;
-    }
-    let rank = grad.rank();
+/// Sums `grad` (of a broadcast result's shape `from`) back down to `shape`, the shape
+/// of the operand that was broadcast. The inverse of [`broadcast_to`] for gradients.
+pub(crate) fn sum_to_shape<T: Float>(grad: &[T], from: &[usize], shape: &[usize]) -> Vec<T> {
+    let rank = from.len();
     let pad = rank - shape.len();
     let reduced: Vec<bool> = (0..rank)
-        .map(|d| d < pad || (shape[d - pad] == 1 && grad.shape()[d] != 1))
+        .map(|d| d < pad || (shape[d - pad] == 1 && from[d] != 1))
         .collect();
-    let summed = reduce::sum(&grad, &reduced);
-    Tensor::from_parts(Shape::from_slice(shape), summed.into_vec())
+    reduce::sum(grad, from, &reduced)
 }

@@ -6,7 +6,6 @@ use crate::float::{take_scratch, with_scratch, Float, Recycled};
 use crate::kernels::gemm::{matmul_into, MatRef};
 use crate::kernels::pool;
 use crate::kernels::schedule::{conv_part_len, KEEP_COLS_MAX};
-use crate::ops::conv::Conv2dOptions;
 use smallvec::SmallVec;
 
 /// Output length along one axis, or `None` when the (dilated) kernel does not fit.
@@ -20,6 +19,41 @@ pub(crate) fn out_len(
     let span = dilation * (kernel.max(1) - 1) + 1;
     let padded = input + 2 * padding;
     (padded >= span && stride > 0).then(|| (padded - span) / stride + 1)
+}
+
+/// Stride, zero padding, dilation (each per (height, width)) and channel groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Zeros added on each side.
+    pub padding: [usize; 2],
+    /// Spacing between kernel taps.
+    pub dilation: [usize; 2],
+    /// Channel groups: input and output channels split into this many independent convolutions.
+    pub groups: usize,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dOptions {
+    /// Same stride and padding in both directions.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Conv2dOptions {
+            stride: [stride, stride],
+            padding: [padding, padding],
+            ..Self::default()
+        }
+    }
 }
 
 /// The geometry of one convolution.

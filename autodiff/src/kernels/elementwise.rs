@@ -9,27 +9,39 @@ use super::schedule::elementwise_parts;
 use super::simd::wide;
 use super::uninit::vec_written;
 use crate::float::Float;
-use crate::ops::activation::{per_activation, Activation};
-use crate::ops::elementwise::{per_op, UnaryOp};
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
+/// An elementwise function as the loops here call it per element; the unary ops and
+/// the activations implement it in `ops/` (the kernels know no op by name).
+pub(crate) trait ElementFn<T>: Copy + Sync {
+    /// The function at `x`.
+    fn f(self, x: T) -> T;
+    /// The input's gradient `g * dy/dx` at input `x` with output `y = f(x)`.
+    fn vjp(self, x: T, y: T, g: T) -> T;
+    /// `body(self)` with `self` a constant in an arm of its own variant, so that after
+    /// inlining `f` and `vjp` are straight-line code inside `body`'s loop instead of a
+    /// `match` per element.
+    fn per_variant<R>(self, body: impl FnOnce(Self) -> R) -> R;
+}
+
 /// `op(x[i])` for every element of `x`, a tensor of `shape`.
-pub(crate) fn unary<T: Float>(op: UnaryOp<T>, x: &[T], shape: &[usize]) -> Vec<T> {
+pub(crate) fn unary<T: Float, F: ElementFn<T>>(op: F, x: &[T], shape: &[usize]) -> Vec<T> {
     // SAFETY: `write_each` writes every element of its band (it asserts the lengths).
     unsafe {
         banded(
+            op,
             x.len(),
             shape,
             #[inline(always)]
-            |range, out| {
+            |o, range, out| {
                 let x = &x[range];
-                per_op!(op, |o| write_each(
+                write_each(
                     out,
                     x,
                     #[inline(always)]
-                    |v| o.f(v)
-                ))
+                    |v| o.f(v),
+                )
             },
         )
     }
@@ -37,8 +49,8 @@ pub(crate) fn unary<T: Float>(op: UnaryOp<T>, x: &[T], shape: &[usize]) -> Vec<T
 
 /// The input's gradient of `op` for every element: inputs `x`, outputs `y`, output
 /// gradients `g`, all of `shape`.
-pub(crate) fn unary_vjp<T: Float>(
-    op: UnaryOp<T>,
+pub(crate) fn unary_vjp<T: Float, F: ElementFn<T>>(
+    op: F,
     x: &[T],
     y: &[T],
     g: &[T],
@@ -47,28 +59,30 @@ pub(crate) fn unary_vjp<T: Float>(
     // SAFETY: `write_each3` writes every element of its band (it asserts the lengths).
     unsafe {
         banded(
+            op,
             x.len(),
             shape,
             #[inline(always)]
-            |range, out| {
+            |o, range, out| {
                 let (x, y, g) = (&x[range.clone()], &y[range.clone()], &g[range]);
-                per_op!(op, |o| write_each3(
+                write_each3(
                     out,
                     x,
                     y,
                     g,
                     #[inline(always)]
-                    |x, y, g| o.vjp(x, y, g)
-                ))
+                    |x, y, g| o.vjp(x, y, g),
+                )
             },
         )
     }
 }
 
 /// The input's gradient of an activation from its outputs `y` and their gradients `g`
-/// alone, for every element (a fused layer's backward pass).
-pub(crate) fn activation_vjp<T: Float>(
-    act: Activation,
+/// alone, for every element (a fused layer's backward pass): an activation's `vjp`
+/// does not read its input.
+pub(crate) fn activation_vjp<T: Float, F: ElementFn<T>>(
+    act: F,
     y: &[T],
     g: &[T],
     shape: &[usize],
@@ -76,41 +90,48 @@ pub(crate) fn activation_vjp<T: Float>(
     // SAFETY: `write_each3` writes every element of its band (it asserts the lengths).
     unsafe {
         banded(
+            act,
             y.len(),
             shape,
             #[inline(always)]
-            |range, out| {
+            |a, range, out| {
                 let (y, g) = (&y[range.clone()], &g[range]);
-                per_activation!(act, |a| write_each3(
+                write_each3(
                     out,
                     y,
                     y,
                     g,
                     #[inline(always)]
-                    |_, y, g| a.vjp_from_output(y, g)
-                ))
+                    |_, y, g| a.vjp(y, y, g),
+                )
             },
         )
     }
 }
 
-/// A new vector of `n` elements (a tensor of `shape`) written by `band(range, out)`
+/// A new vector of `n` elements (a tensor of `shape`) written by `band(op, range, out)`
 /// inside [`wide`]: in one piece, or in the bands of rows [`elementwise_parts`]
-/// chooses. The op is matched inside `band`, once per band, so in each arm it is a
-/// constant and the loop is straight-line code.
+/// chooses. The op is matched here ([`ElementFn::per_variant`]), once per band, so in
+/// each arm it is a constant and `band`'s loop is straight-line code.
 ///
 /// # Safety
 /// `band` writes every element of the `out` it is given.
 #[inline(always)]
-unsafe fn banded<T: Send>(
+unsafe fn banded<T: Send, F: ElementFn<T>>(
+    op: F,
     n: usize,
     shape: &[usize],
-    band: impl Fn(Range<usize>, &mut [MaybeUninit<T>]) + Sync,
+    band: impl Fn(F, Range<usize>, &mut [MaybeUninit<T>]) + Sync,
 ) -> Vec<T> {
     let in_wide = |range: Range<usize>, out: &mut [MaybeUninit<T>]| {
         wide(
             #[inline(always)]
-            || band(range, out),
+            || {
+                op.per_variant(
+                    #[inline(always)]
+                    |o| band(o, range, out),
+                )
+            },
         )
     };
     let fill = |out: &mut [MaybeUninit<T>]| {

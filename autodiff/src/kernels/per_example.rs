@@ -3,6 +3,7 @@
 //! the weights, and writing it is most of the work).
 
 use super::pool;
+use super::schedule::example_parts;
 use super::simd::wide;
 use super::uninit::vec_written;
 use crate::float::Float;
@@ -18,7 +19,7 @@ pub(crate) fn outer_products<T: Float>(x: &[T], g: &[T], n: usize, k: usize, p: 
         g.len()
     );
     let fill = |out: &mut [MaybeUninit<T>]| {
-        pool::for_row_bands(out, n, pool::threads().min(n).max(1), |examples, out| {
+        pool::for_row_bands(out, n, example_parts(n), |examples, out| {
             wide(
                 #[inline(always)]
                 || {

@@ -1,8 +1,8 @@
-//! Reductions (sum, max) over any set of axes, producing the keepdim shape.
+//! Reductions (sum, max) over any set of axes, producing the keepdim shape. On slices
+//! and shapes; `tensor.rs` wraps them for tensors.
 
 use crate::float::Float;
 use crate::shape::{BroadcastOffsets, Shape};
-use crate::tensor::Tensor;
 
 /// The keepdim shape of reducing `shape` over the axes marked in `reduced`.
 pub(crate) fn kept_shape(shape: &[usize], reduced: &[bool]) -> Shape {
@@ -27,16 +27,15 @@ fn contiguous_block(shape: &[usize], reduced: &[bool]) -> Option<(usize, usize, 
     }
 }
 
-/// Sum over the marked axes; the result has the keepdim shape.
-pub(crate) fn sum<T: Float>(x: &Tensor<T>, reduced: &[bool]) -> Tensor<T> {
-    let out_shape = kept_shape(x.shape(), reduced);
-    let src = x.data();
+/// Sum of `src` (of `shape`) over the marked axes, in the order of [`kept_shape`].
+pub(crate) fn sum<T: Float>(src: &[T], shape: &[usize], reduced: &[bool]) -> Vec<T> {
     if !reduced.iter().any(|&r| r) {
-        return Tensor::from_parts(out_shape, src.to_vec());
+        return src.to_vec();
     }
+    let out_shape = kept_shape(shape, reduced);
     let out_len = out_shape.iter().product();
     let mut out = vec![T::zero(); out_len];
-    match contiguous_block(x.shape(), reduced) {
+    match contiguous_block(shape, reduced) {
         Some((_, mid, 1)) if mid > 0 => {
             for (o, row) in out.iter_mut().zip(src.chunks_exact(mid)) {
                 *o = row.iter().copied().sum();
@@ -54,31 +53,31 @@ pub(crate) fn sum<T: Float>(x: &Tensor<T>, reduced: &[bool]) -> Tensor<T> {
             }
         }
         None => {
-            for (&v, i) in src.iter().zip(BroadcastOffsets::new(x.shape(), &out_shape)) {
+            for (&v, i) in src.iter().zip(BroadcastOffsets::new(shape, &out_shape)) {
                 out[i] += v;
             }
         }
     }
-    Tensor::from_parts(out_shape, out)
+    out
 }
 
-/// Max over the marked axes, with the flat index of the first maximum of each group
-/// (so ties send the gradient to one element, deterministically). NaN wins over numbers.
-pub(crate) fn max<T: Float>(x: &Tensor<T>, reduced: &[bool]) -> (Tensor<T>, Vec<usize>) {
-    let out_shape = kept_shape(x.shape(), reduced);
+/// Max of `src` (of `shape`) over the marked axes, in the order of [`kept_shape`], with
+/// the flat index of the first maximum of each group (so ties send the gradient to one
+/// element, deterministically). NaN wins over numbers.
+pub(crate) fn max<T: Float>(src: &[T], shape: &[usize], reduced: &[bool]) -> (Vec<T>, Vec<usize>) {
+    let out_shape = kept_shape(shape, reduced);
     let out_len: usize = out_shape.iter().product();
     let mut out = vec![T::neg_infinity(); out_len];
     let mut arg = vec![usize::MAX; out_len];
-    for ((flat, &v), i) in x
-        .data()
+    for ((flat, &v), i) in src
         .iter()
         .enumerate()
-        .zip(BroadcastOffsets::new(x.shape(), &out_shape))
+        .zip(BroadcastOffsets::new(shape, &out_shape))
     {
         if arg[i] == usize::MAX || v > out[i] || (v.is_nan() && !out[i].is_nan()) {
             out[i] = v;
             arg[i] = flat;
         }
     }
-    (Tensor::from_parts(out_shape, out), arg)
+    (out, arg)
 }

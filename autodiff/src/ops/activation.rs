@@ -10,6 +10,7 @@
 
 use super::rules::Real;
 use crate::float::{sigmoid, Float};
+use crate::kernels::elementwise::ElementFn;
 use crate::tape::Var;
 use std::fmt;
 use std::str::FromStr;
@@ -117,6 +118,23 @@ macro_rules! per_activation {
     };
 }
 pub(crate) use per_activation;
+
+impl<T: Float> ElementFn<T> for Activation {
+    #[inline(always)]
+    fn f(self, x: T) -> T {
+        Activation::f(self, x)
+    }
+
+    #[inline(always)]
+    fn vjp(self, _: T, y: T, g: T) -> T {
+        self.vjp_from_output(y, g)
+    }
+
+    #[inline(always)]
+    fn per_variant<R>(self, body: impl FnOnce(Self) -> R) -> R {
+        per_activation!(self, |a| body(a))
+    }
+}
 
 impl fmt::Display for Activation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,9 +1,11 @@
 //! Convolution and pooling over NCHW tensors, each forward beside its vjp. The
 //! arithmetic lives in `kernels/conv.rs` (im2col + GEMM).
 
-use super::{add_tangents, want, InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
+use super::{add_tangents, want, BatchView, InputGrads, PerExampleContext, Rule};
+use super::{VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::{Float, Recycled};
 use crate::kernels::conv::{self, out_len, Geometry, Pool};
+use crate::kernels::{pool::for_chunks, schedule::examples_per_part};
 use crate::ops::adjoint::NOWHERE;
 use crate::shape::Dims;
 use crate::tape::Var;
@@ -11,40 +13,7 @@ use crate::tensor::Tensor;
 use smallvec::smallvec;
 use std::rc::Rc;
 
-/// Stride, zero padding, dilation (each per (height, width)) and channel groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dOptions {
-    /// Step between windows.
-    pub stride: [usize; 2],
-    /// Zeros added on each side.
-    pub padding: [usize; 2],
-    /// Spacing between kernel taps.
-    pub dilation: [usize; 2],
-    /// Channel groups: input and output channels split into this many independent convolutions.
-    pub groups: usize,
-}
-
-impl Default for Conv2dOptions {
-    fn default() -> Self {
-        Conv2dOptions {
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-        }
-    }
-}
-
-impl Conv2dOptions {
-    /// Same stride and padding in both directions.
-    pub fn new(stride: usize, padding: usize) -> Self {
-        Conv2dOptions {
-            stride: [stride, stride],
-            padding: [padding, padding],
-            ..Self::default()
-        }
-    }
-}
+pub use crate::kernels::conv::Conv2dOptions;
 
 /// The convolution's sizes; panics naming both shapes when they do not fit.
 #[track_caller]
@@ -113,88 +82,114 @@ fn geometry(x: &[usize], w: &[usize], opts: Conv2dOptions) -> Geometry {
     }
 }
 
-pub(crate) fn conv2d_vjp<T: Float>(
-    g: &Geometry,
-    cols: Option<&Recycled<T>>,
-    ctx: &VjpContext<'_, T>,
-) -> InputGrads<T> {
-    let (x, w, dy) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
-    let dx = want(ctx, 0, || {
-        Tensor::from_vec(conv::conv2d_grad_input(g, dy.data(), w.data()), x.shape())
-    });
-    let dw = want(ctx, 1, || {
-        Tensor::from_vec(
-            conv::conv2d_grad_weight(g, dy.data(), x.data(), cols.map(|c| &c.0[..])),
-            w.shape(),
-        )
-    });
-    let mut grads: InputGrads<T> = smallvec![dx, dw];
-    if ctx.inputs.len() == 3 {
-        // The bias's gradient sums each output channel's plane over the batch.
-        grads.push(want(ctx, 2, || {
-            Tensor::from_vec(conv::conv2d_grad_bias(g, dy.data()), [g.o])
-        }));
+/// A convolution, with or without a bias (inputs `x`, `w`, and `b` where there is one).
+pub(crate) struct Conv2d<T: Float> {
+    geometry: Geometry,
+    /// The forward pass's im2col columns, when it kept them for the weight gradient.
+    cols: Option<Rc<Recycled<T>>>,
+}
+
+impl<T: Float> Rule<T> for Conv2d<T> {
+    fn name(&self) -> String {
+        "conv2d".into()
     }
-    grads
-}
 
-pub(crate) fn max_pool_vjp<T: Float>(
-    p: &Pool,
-    argmax: &[crate::kernels::conv::PlaneIndex],
-    ctx: &VjpContext<'_, T>,
-) -> InputGrads<T> {
-    smallvec![Some(Tensor::from_vec(
-        conv::max_pool_grad(p, argmax, ctx.grad.data()),
-        ctx.inputs[0].shape()
-    ))]
-}
-
-pub(crate) fn avg_pool_vjp<T: Float>(p: &Pool, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    smallvec![Some(Tensor::from_vec(
-        conv::avg_pool_grad(p, ctx.grad.data()),
-        ctx.inputs[0].shape()
-    ))]
-}
-
-/// Recorded: the input's gradient is a transposed convolution and the weight's a
-/// correlation of the adjoint with the input, each an op with its own vjp
-/// (`ops/adjoint.rs`); the bias's sums the adjoint's planes.
-pub(crate) fn conv2d_vjp_var<'t, T: Float>(
-    g: &Geometry,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let (x, w, dy) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
-    let mut grads: VarGrads<'t, T> = smallvec![
-        ctx.wants[0].then(|| dy.conv_grad_input(w, *g)),
-        ctx.wants[1].then(|| dy.conv_grad_weight(x, *g)),
-    ];
-    if ctx.inputs.len() == 3 {
-        grads.push(ctx.wants[2].then(|| dy.sum_axes(&[0, 2, 3], false)));
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let (g, cols) = (&self.geometry, self.cols.as_deref());
+        let (x, w, dy) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let dx = want(ctx, 0, || {
+            Tensor::from_vec(conv::conv2d_grad_input(g, dy.data(), w.data()), x.shape())
+        });
+        let dw = want(ctx, 1, || {
+            Tensor::from_vec(
+                conv::conv2d_grad_weight(g, dy.data(), x.data(), cols.map(|c| &c.0[..])),
+                w.shape(),
+            )
+        });
+        let mut grads: InputGrads<T> = smallvec![dx, dw];
+        if ctx.inputs.len() == 3 {
+            // The bias's gradient sums each output channel's plane over the batch.
+            grads.push(want(ctx, 2, || {
+                Tensor::from_vec(conv::conv2d_grad_bias(g, dy.data()), [g.o])
+            }));
+        }
+        grads
     }
-    grads
-}
 
-/// Bilinear in input and weight, plus the bias: `conv(dx, w) + conv(x, dw) + db`.
-pub(crate) fn conv2d_jvp_var<'t, T: Float>(
-    g: &Geometry,
-    cols: Option<&Rc<Recycled<T>>>,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
-    let tx = ctx.tangents[0].map(|t| t.conv2d(w, g.opts));
-    let tb = ctx.tangents.get(2).copied().flatten();
-    // The bias's tangent rides on a convolution's fused bias where there is one.
-    let (tw, tb) = match (ctx.tangents[1], tb, cols) {
-        // `conv(x, dw)` from the forward pass's columns of `x`, not gathered again.
-        (Some(t), b, Some(cols)) => (Some(x.conv2d_from_cols(t, b, *g, cols)), None),
-        (Some(t), Some(b), None) => (Some(x.conv2d_bias(t, b, g.opts)), None),
-        (t, b, _) => (t.map(|t| x.conv2d(t, g.opts)), b),
-    };
-    let tb = tb.map(|t| {
-        t.reshape([1, g.o, 1, 1])
-            .broadcast_to([g.n, g.o, g.oh, g.ow])
-    });
-    add_tangents(add_tangents(tx, tw), tb)
+    /// Recorded: the input's gradient is a transposed convolution and the weight's a
+    /// correlation of the adjoint with the input, each an op with its own vjp
+    /// (`ops/adjoint.rs`); the bias's sums the adjoint's planes.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let g = &self.geometry;
+        let (x, w, dy) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let mut grads: VarGrads<'t, T> = smallvec![
+            ctx.wants[0].then(|| dy.conv_grad_input(w, *g)),
+            ctx.wants[1].then(|| dy.conv_grad_weight(x, *g)),
+        ];
+        if ctx.inputs.len() == 3 {
+            grads.push(ctx.wants[2].then(|| dy.sum_axes(&[0, 2, 3], false)));
+        }
+        grads
+    }
+
+    /// Bilinear in input and weight, plus the bias: `conv(dx, w) + conv(x, dw) + db`.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let (g, cols) = (&self.geometry, self.cols.as_ref());
+        let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
+        let tx = ctx.tangents[0].map(|t| t.conv2d(w, g.opts));
+        let tb = ctx.tangents.get(2).copied().flatten();
+        // The bias's tangent rides on a convolution's fused bias where there is one.
+        let (tw, tb) = match (ctx.tangents[1], tb, cols) {
+            // `conv(x, dw)` from the forward pass's columns of `x`, not gathered again.
+            (Some(t), b, Some(cols)) => (Some(x.conv2d_from_cols(t, b, *g, cols)), None),
+            (Some(t), Some(b), None) => (Some(x.conv2d_bias(t, b, g.opts)), None),
+            (t, b, _) => (t.map(|t| x.conv2d(t, g.opts)), b),
+        };
+        let tb = tb.map(|t| {
+            t.reshape([1, g.o, 1, 1])
+                .broadcast_to([g.n, g.o, g.oh, g.ow])
+        });
+        add_tangents(add_tangents(tx, tw), tb)
+    }
+
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        batch.rows(0) && !(1..batch.inputs.len()).any(|p| batch.rows(p))
+    }
+
+    fn has_per_example(&self, k: usize, _: &BatchView<'_>) -> bool {
+        k >= 1
+    }
+
+    /// The weight (`k` = 1) or bias (`k` = 2) gradient for each example.
+    fn per_example(&self, k: usize, ctx: &PerExampleContext<'_, T>) -> Vec<T> {
+        let (x, g, n) = (ctx.inputs[0], ctx.grad, ctx.n);
+        let one = Geometry {
+            n: 1,
+            ..self.geometry
+        };
+        let o = one.o;
+        let (x_len, g_len) = (x.numel() / n, g.numel() / n);
+        let (xd, gd) = (x.data(), g.data());
+        if k == 2 {
+            // The batch kernel on each example alone: a single-example pass's arithmetic.
+            return gd
+                .chunks_exact(g_len.max(1))
+                .flat_map(|ge| conv::conv2d_grad_bias(&one, ge))
+                .collect();
+        }
+        let w_len = o * (one.c / one.opts.groups) * one.kh * one.kw;
+        let mut out = vec![T::zero(); n * w_len];
+        let per = examples_per_part(n);
+        for_chunks(&mut out, per * w_len, |band, chunk| {
+            for (j, dw) in chunk.chunks_exact_mut(w_len).enumerate() {
+                let e = band * per + j;
+                let xe = &xd[e * x_len..(e + 1) * x_len];
+                let ge = &gd[e * g_len..(e + 1) * g_len];
+                dw.copy_from_slice(&conv::conv2d_grad_weight(&one, ge, xe, None));
+            }
+        });
+        out
+    }
 }
 
 /// Each pooled cell's position in the flat input, from its plane and its index in the
@@ -214,31 +209,72 @@ fn flat_argmax(p: &Pool, argmax: &[conv::PlaneIndex]) -> Rc<[usize]> {
         .collect()
 }
 
-/// Recorded: the adjoint scattered to each window's maximum. Max pooling's second
-/// derivative is zero wherever it exists.
-pub(crate) fn max_pool_vjp_var<'t, T: Float>(
-    p: &Pool,
-    argmax: &[conv::PlaneIndex],
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let shape = ctx.inputs[0].shape();
-    smallvec![Some(ctx.grad.scatter_add(flat_argmax(p, argmax), &shape))]
+/// Max pooling, with each window's maximum's index in its plane.
+pub(crate) struct MaxPool2d {
+    pool: Pool,
+    argmax: Vec<conv::PlaneIndex>,
 }
 
-/// The tangent at each window's maximum.
-pub(crate) fn max_pool_jvp_var<'t, T: Float>(
-    p: &Pool,
-    argmax: &[conv::PlaneIndex],
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let t = ctx.tangents[0]?;
-    Some(t.gather(flat_argmax(p, argmax), &ctx.output.shape()))
+impl<T: Float> Rule<T> for MaxPool2d {
+    fn name(&self) -> String {
+        "max_pool2d".into()
+    }
+
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        smallvec![Some(Tensor::from_vec(
+            conv::max_pool_grad(&self.pool, &self.argmax, ctx.grad.data()),
+            ctx.inputs[0].shape()
+        ))]
+    }
+
+    /// Recorded: the adjoint scattered to each window's maximum. Max pooling's second
+    /// derivative is zero wherever it exists.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let shape = ctx.inputs[0].shape();
+        let flat = flat_argmax(&self.pool, &self.argmax);
+        smallvec![Some(ctx.grad.scatter_add(flat, &shape))]
+    }
+
+    /// The tangent at each window's maximum.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let t = ctx.tangents[0]?;
+        Some(t.gather(flat_argmax(&self.pool, &self.argmax), &ctx.output.shape()))
+    }
+
+    fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
+        true
+    }
 }
 
-/// Recorded: average pooling's adjoint, an op whose own vjp is average pooling.
-pub(crate) fn avg_pool_vjp_var<'t, T: Float>(p: &Pool, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-    let shape = ctx.inputs[0].shape();
-    smallvec![Some(ctx.grad.avg_pool_grad_with(*p, &shape))]
+/// Average pooling (padding counts as 0).
+pub(crate) struct AvgPool2d(pub(crate) Pool);
+
+impl<T: Float> Rule<T> for AvgPool2d {
+    fn name(&self) -> String {
+        "avg_pool2d".into()
+    }
+
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        smallvec![Some(Tensor::from_vec(
+            conv::avg_pool_grad(&self.0, ctx.grad.data()),
+            ctx.inputs[0].shape()
+        ))]
+    }
+
+    /// Recorded: average pooling's adjoint, an op whose own vjp is average pooling.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let shape = ctx.inputs[0].shape();
+        smallvec![Some(ctx.grad.avg_pool_grad_with(self.0, &shape))]
+    }
+
+    /// Linear: average pooling of the tangent.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        Some(ctx.tangents[0]?.avg_pool_with(self.0))
+    }
+
+    fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
+        true
+    }
 }
 
 /// The pooling's sizes; panics naming the input's shape when they do not fit.
@@ -284,7 +320,7 @@ impl<'t, T: Float> Var<'t, T> {
         let g = geometry(&self.shape(), &weight.shape(), options);
         self.tape.record(&[self, weight], move |v, wants_grad| {
             let (out, cols) = conv::conv2d_forward(&g, v[0].data(), v[1].data(), None, wants_grad);
-            let op = Op::Conv2d {
+            let op = Conv2d {
                 geometry: g,
                 cols: cols.map(Rc::new),
             };
@@ -315,7 +351,7 @@ impl<'t, T: Float> Var<'t, T> {
             .record(&[self, weight, bias], move |v, wants_grad| {
                 let (x, w, b) = (v[0].data(), v[1].data(), Some(v[2].data()));
                 let (out, cols) = conv::conv2d_forward(&g, x, w, b, wants_grad);
-                let op = Op::Conv2d {
+                let op = Conv2d {
                     geometry: g,
                     cols: cols.map(Rc::new),
                 };
@@ -339,7 +375,7 @@ impl<'t, T: Float> Var<'t, T> {
         self.tape.record(&inputs, move |v, _| {
             let b = v.get(2).map(|b| b.data());
             let out = conv::conv2d_forward_from_cols(&g, &cols.0, v[1].data(), b);
-            let op = Op::Conv2d {
+            let op = Conv2d {
                 geometry: g,
                 cols: Some(cols),
             };
@@ -355,10 +391,7 @@ impl<'t, T: Float> Var<'t, T> {
             let (out, argmax) = conv::max_pool(&p, v[0].data());
             (
                 Tensor::from_vec(out, [v[0].shape()[0], v[0].shape()[1], p.oh, p.ow]),
-                Op::MaxPool2d {
-                    pool: p,
-                    argmax: Rc::new(argmax),
-                },
+                MaxPool2d { pool: p, argmax },
             )
         })
     }
@@ -371,7 +404,7 @@ impl<'t, T: Float> Var<'t, T> {
             let out = conv::avg_pool(&p, v[0].data());
             (
                 Tensor::from_vec(out, [v[0].shape()[0], v[0].shape()[1], p.oh, p.ow]),
-                Op::AvgPool2d(p),
+                AvgPool2d(p),
             )
         })
     }

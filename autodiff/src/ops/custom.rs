@@ -1,11 +1,12 @@
 //! User-defined ops: any forward function with its own vector-Jacobian product can be
 //! recorded on a tape and checked with `gradcheck` like a built-in op.
 
-use super::{InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
+use super::{InputGrads, Rule, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
-use crate::shape::Dims;
+use crate::shape::{Dims, Shape};
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
+use smallvec::SmallVec;
 use std::rc::Rc;
 
 /// An operation defined outside this crate.
@@ -77,108 +78,136 @@ pub(crate) fn refuse_second_order(name: &str) -> ! {
     )
 }
 
-/// Recorded: the op's own differentiable vjp, or else its first-order vjp recorded as a
-/// value that refuses to be differentiated (`Op::FirstOrderOnly`).
-pub(crate) fn vjp_var<'t, T: Float>(
-    op: &Rc<dyn CustomOp<T>>,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    if let Some(grads) = op.vjp_var(ctx.inputs, ctx.output, ctx.grad) {
-        assert!(
-            grads.len() == ctx.inputs.len(),
-            "{}: vjp_var returned {} gradients for {} inputs",
-            op.name(),
-            grads.len(),
-            ctx.inputs.len()
-        );
-        return grads
-            .into_iter()
-            .zip(ctx.inputs)
-            .zip(ctx.wants)
-            .map(|((g, x), &wanted)| {
-                let (gs, xs) = (g.shape(), x.shape());
-                assert!(
-                    gs == xs,
-                    "{}: vjp_var returned a gradient of shape {} for an input of shape {}",
-                    op.name(),
-                    Dims(&gs),
-                    Dims(&xs)
-                );
-                wanted.then_some(g)
-            })
-            .collect();
+/// A recorded custom op: the user's op, with its own rules.
+pub(crate) struct Custom<T: Float>(Rc<dyn CustomOp<T>>);
+
+impl<T: Float> Rule<T> for Custom<T> {
+    fn name(&self) -> String {
+        self.0.name().into()
     }
-    let tape = ctx.output.tape();
-    let values: Vec<Tensor<T>> = ctx.inputs.iter().map(|x| x.value()).collect();
-    let refs: Vec<&Tensor<T>> = values.iter().collect();
-    let ctx_values = VjpContext {
-        inputs: &refs,
-        output: &ctx.output.value(),
-        grad: &ctx.grad.value(),
-        wants: ctx.wants,
-    };
-    let grads = vjp(op.as_ref(), &ctx_values);
-    let mut depends: Vec<Var<'t, T>> = ctx.inputs.to_vec();
-    depends.push(ctx.grad);
-    let name: Rc<str> = op.name().into();
-    grads
-        .into_iter()
-        .map(|g| {
-            g.map(|g| {
-                let name = name.clone();
-                tape.record(&depends, move |_, _| (g, Op::FirstOrderOnly { name }))
-            })
+
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let grads = self.0.vjp(ctx.inputs, ctx.output, ctx.grad);
+        checked(&*self.0, "vjp", grads, ctx.inputs, ctx.wants, |g, x| {
+            (g.shape().into(), x.shape().into())
         })
-        .collect()
-}
+    }
 
-/// The op's own tangent rule; panics naming the op when it has none.
-#[track_caller]
-pub(crate) fn jvp_var<'t, T: Float>(
-    op: &Rc<dyn CustomOp<T>>,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let tape = ctx.output.tape();
-    let tangents: Vec<Var<'t, T>> = ctx
-        .inputs
-        .iter()
-        .zip(ctx.tangents)
-        .map(|(x, t)| t.unwrap_or_else(|| tape.constant(Tensor::zeros(x.shape()))))
-        .collect();
-    match op.jvp_var(ctx.inputs, ctx.output, &tangents) {
-        Some(t) => Some(t),
-        None => panic!(
-            "custom op `{}` has no tangent rule: forward mode cannot go through it \
-             (give it one with CustomOp::jvp_var)",
-            op.name()
-        ),
+    /// Recorded: the op's own differentiable vjp, or else its first-order vjp recorded
+    /// as a value that refuses to be differentiated ([`FirstOrderOnly`]).
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let op = &self.0;
+        if let Some(grads) = op.vjp_var(ctx.inputs, ctx.output, ctx.grad) {
+            return checked(&**op, "vjp_var", grads, ctx.inputs, ctx.wants, |g, x| {
+                (g.shape(), x.shape())
+            });
+        }
+        let tape = ctx.output.tape();
+        let values: Vec<Tensor<T>> = ctx.inputs.iter().map(|x| x.value()).collect();
+        let refs: Vec<&Tensor<T>> = values.iter().collect();
+        let ctx_values = VjpContext {
+            inputs: &refs,
+            output: &ctx.output.value(),
+            grad: &ctx.grad.value(),
+            wants: ctx.wants,
+        };
+        let grads = self.vjp(&ctx_values);
+        let mut depends: Vec<Var<'t, T>> = ctx.inputs.to_vec();
+        depends.push(ctx.grad);
+        let name: Rc<str> = op.name().into();
+        grads
+            .into_iter()
+            .map(|g| {
+                g.map(|g| {
+                    let name = name.clone();
+                    tape.record(&depends, move |_, _| (g, FirstOrderOnly { name }))
+                })
+            })
+            .collect()
+    }
+
+    /// The op's own tangent rule; panics naming the op when it has none.
+    #[track_caller]
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let tape = ctx.output.tape();
+        let tangents: Vec<Var<'t, T>> = ctx
+            .inputs
+            .iter()
+            .zip(ctx.tangents)
+            .map(|(x, t)| t.unwrap_or_else(|| tape.constant(Tensor::zeros(x.shape()))))
+            .collect();
+        match self.0.jvp_var(ctx.inputs, ctx.output, &tangents) {
+            Some(t) => Some(t),
+            None => panic!(
+                "custom op `{}` has no tangent rule: forward mode cannot go through it \
+                 (give it one with CustomOp::jvp_var)",
+                self.0.name()
+            ),
+        }
     }
 }
 
-pub(crate) fn vjp<T: Float>(op: &dyn CustomOp<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    let grads = op.vjp(ctx.inputs, ctx.output, ctx.grad);
+/// The gradients that the op's `what` (`vjp` or `vjp_var`) returned, kept where wanted;
+/// panics, naming the op, unless there is one per input, of its input's shape.
+fn checked<T: Float, G, X>(
+    op: &dyn CustomOp<T>,
+    what: &str,
+    grads: Vec<G>,
+    inputs: &[X],
+    wants: &[bool],
+    shapes: impl Fn(&G, &X) -> (Shape, Shape),
+) -> SmallVec<[Option<G>; 2]> {
     assert!(
-        grads.len() == ctx.inputs.len(),
-        "{}: vjp returned {} gradients for {} inputs",
+        grads.len() == inputs.len(),
+        "{}: {what} returned {} gradients for {} inputs",
         op.name(),
         grads.len(),
-        ctx.inputs.len()
+        inputs.len()
     );
     grads
         .into_iter()
-        .zip(ctx.inputs)
-        .zip(ctx.wants)
+        .zip(inputs)
+        .zip(wants)
         .map(|((g, x), &wanted)| {
+            let (gs, xs) = shapes(&g, x);
             assert!(
-                g.shape() == x.shape(),
-                "{}: vjp returned a gradient of shape {} for an input of shape {}",
+                gs == xs,
+                "{}: {what} returned a gradient of shape {} for an input of shape {}",
                 op.name(),
-                Dims(g.shape()),
-                Dims(x.shape())
+                Dims(&gs),
+                Dims(&xs)
             );
             wanted.then_some(g)
         })
         .collect()
+}
+
+/// The first-order vjp of a custom op that gives no differentiable one: its value is
+/// right, but differentiating it again is refused, naming the op.
+pub(crate) struct FirstOrderOnly {
+    name: Rc<str>,
+}
+
+impl<T: Float> Rule<T> for FirstOrderOnly {
+    fn name(&self) -> String {
+        format!("vjp of {}", self.name)
+    }
+
+    fn vjp(&self, _: &VjpContext<'_, T>) -> InputGrads<T> {
+        refuse_second_order(&self.name)
+    }
+
+    fn vjp_var<'t>(&self, _: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        refuse_second_order(&self.name)
+    }
+
+    fn jvp_var<'t>(&self, _: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        refuse_second_order(&self.name)
+    }
+
+    fn first_order_only(&self) -> Option<&str> {
+        Some(&self.name)
+    }
 }
 
 impl<T: Float> Tape<T> {
@@ -186,6 +215,6 @@ impl<T: Float> Tape<T> {
     /// names the op's own line; mixing tapes panics at the caller's line.
     #[track_caller]
     pub fn custom<'t>(&'t self, op: impl CustomOp<T>, inputs: &[Var<'t, T>]) -> Var<'t, T> {
-        self.record(inputs, |x, _| (op.forward(x), Op::Custom(Rc::new(op))))
+        self.record(inputs, |x, _| (op.forward(x), Custom(Rc::new(op))))
     }
 }

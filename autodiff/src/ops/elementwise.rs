@@ -4,13 +4,13 @@
 
 use super::activation::{per_activation, Activation};
 use super::rules::Real;
-use super::{want, InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
+use super::{want, BatchView, InputGrads, PerExampleContext, Rule};
+use super::{VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::{softplus, Float};
-use crate::kernels::broadcast::{binary, sum_to_shape};
-use crate::kernels::elementwise;
+use crate::kernels::elementwise::{self, ElementFn};
 use crate::shape::broadcast_shapes;
 use crate::tape::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{binary, sum_to_shape, Tensor};
 use smallvec::smallvec;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
@@ -26,6 +26,8 @@ pub(crate) enum UnaryOp<T> {
     Activation(Activation),
     Abs,
     Softplus,
+    /// `ln σ(x) = -softplus(-x)`
+    LogSigmoid,
     Powf(T),
     Sin,
     Cos,
@@ -39,27 +41,6 @@ pub(crate) enum UnaryOp<T> {
 }
 
 impl<T: Float> UnaryOp<T> {
-    pub(crate) fn name(&self) -> String {
-        match self {
-            UnaryOp::Neg => "neg".into(),
-            UnaryOp::Exp => "exp".into(),
-            UnaryOp::Ln => "ln".into(),
-            UnaryOp::Sqrt => "sqrt".into(),
-            UnaryOp::Square => "square".into(),
-            UnaryOp::Activation(a) => a.name().into(),
-            UnaryOp::Abs => "abs".into(),
-            UnaryOp::Softplus => "softplus".into(),
-            UnaryOp::Powf(p) => format!("powf({p})"),
-            UnaryOp::Sin => "sin".into(),
-            UnaryOp::Cos => "cos".into(),
-            UnaryOp::Powi(n) => format!("powi({n})"),
-            UnaryOp::AddScalar(s) => format!("add({s})"),
-            UnaryOp::MulScalar(s) => format!("mul({s})"),
-            UnaryOp::SubFrom(s) => format!("{s} - x"),
-            UnaryOp::DivInto(s) => format!("{s} / x"),
-        }
-    }
-
     #[inline(always)]
     pub(crate) fn f(self, x: T) -> T {
         match self {
@@ -71,6 +52,7 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Activation(a) => a.f(x),
             UnaryOp::Abs => x.abs(),
             UnaryOp::Softplus => softplus(x),
+            UnaryOp::LogSigmoid => -softplus(-x),
             UnaryOp::Powf(p) => x.powf(p),
             UnaryOp::Sin => x.sin(),
             UnaryOp::Cos => x.cos(),
@@ -80,12 +62,6 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::SubFrom(s) => s - x,
             UnaryOp::DivInto(s) => s / x,
         }
-    }
-
-    /// The input's gradient `g * dy/dx` at input `x` with output `y = f(x)`.
-    #[inline(always)]
-    pub(crate) fn vjp(self, x: T, y: T, g: T) -> T {
-        self.vjp_rule(x, y, g)
     }
 
     /// dy/dx at input `x` with output `y = f(x)`: the rule with `g = 1`.
@@ -115,6 +91,7 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Activation(a) => a.vjp_rule(y, g),
             UnaryOp::Abs => g.times_sign_of(x),
             UnaryOp::Softplus => g * x.sigmoid_(),
+            UnaryOp::LogSigmoid => g * (-x).sigmoid_(), // σ(-x): no 1 - σ(x) cancellation
             UnaryOp::Powf(p) => g * x.powf_(p - one).mul_c(p),
             UnaryOp::Sin => g * x.cos_(),
             UnaryOp::Cos => g * -x.sin_(),
@@ -129,108 +106,90 @@ impl<T: Float> UnaryOp<T> {
     }
 }
 
-/// Runs `$body` with `$o` bound to a copy of `$op` in an arm of its own variant, so
-/// that after inlining `$o.f` / `$o.df` are straight-line code inside the loop instead
-/// of a `match` per element.
-macro_rules! per_op {
-    ($op:expr, |$o:ident| $body:expr) => {
-        match $op {
-            UnaryOp::Neg => {
-                let $o = UnaryOp::Neg;
-                $body
-            }
-            UnaryOp::Exp => {
-                let $o = UnaryOp::Exp;
-                $body
-            }
-            UnaryOp::Ln => {
-                let $o = UnaryOp::Ln;
-                $body
-            }
-            UnaryOp::Sqrt => {
-                let $o = UnaryOp::Sqrt;
-                $body
-            }
-            UnaryOp::Square => {
-                let $o = UnaryOp::Square;
-                $body
-            }
-            UnaryOp::Activation(act) => per_activation!(act, |a| {
-                let $o = UnaryOp::Activation(a);
-                $body
-            }),
-            UnaryOp::Abs => {
-                let $o = UnaryOp::Abs;
-                $body
-            }
-            UnaryOp::Softplus => {
-                let $o = UnaryOp::Softplus;
-                $body
-            }
-            UnaryOp::Powf(p) => {
-                let $o = UnaryOp::Powf(p);
-                $body
-            }
-            UnaryOp::Sin => {
-                let $o = UnaryOp::Sin;
-                $body
-            }
-            UnaryOp::Cos => {
-                let $o = UnaryOp::Cos;
-                $body
-            }
-            UnaryOp::Powi(n) => {
-                let $o = UnaryOp::Powi(n);
-                $body
-            }
-            UnaryOp::AddScalar(c) => {
-                let $o = UnaryOp::AddScalar(c);
-                $body
-            }
-            UnaryOp::MulScalar(c) => {
-                let $o = UnaryOp::MulScalar(c);
-                $body
-            }
-            UnaryOp::SubFrom(c) => {
-                let $o = UnaryOp::SubFrom(c);
-                $body
-            }
-            UnaryOp::DivInto(c) => {
-                let $o = UnaryOp::DivInto(c);
-                $body
-            }
-        }
-    };
-}
+impl<T: Float> ElementFn<T> for UnaryOp<T> {
+    #[inline(always)]
+    fn f(self, x: T) -> T {
+        UnaryOp::f(self, x)
+    }
 
-pub(crate) use per_op;
+    #[inline(always)]
+    fn vjp(self, x: T, y: T, g: T) -> T {
+        self.vjp_rule(x, y, g)
+    }
+
+    #[inline(always)]
+    fn per_variant<R>(self, body: impl FnOnce(Self) -> R) -> R {
+        match self {
+            UnaryOp::Neg => body(UnaryOp::Neg),
+            UnaryOp::Exp => body(UnaryOp::Exp),
+            UnaryOp::Ln => body(UnaryOp::Ln),
+            UnaryOp::Sqrt => body(UnaryOp::Sqrt),
+            UnaryOp::Square => body(UnaryOp::Square),
+            UnaryOp::Activation(act) => per_activation!(act, |a| body(UnaryOp::Activation(a))),
+            UnaryOp::Abs => body(UnaryOp::Abs),
+            UnaryOp::Softplus => body(UnaryOp::Softplus),
+            UnaryOp::LogSigmoid => body(UnaryOp::LogSigmoid),
+            UnaryOp::Powf(p) => body(UnaryOp::Powf(p)),
+            UnaryOp::Sin => body(UnaryOp::Sin),
+            UnaryOp::Cos => body(UnaryOp::Cos),
+            UnaryOp::Powi(n) => body(UnaryOp::Powi(n)),
+            UnaryOp::AddScalar(c) => body(UnaryOp::AddScalar(c)),
+            UnaryOp::MulScalar(c) => body(UnaryOp::MulScalar(c)),
+            UnaryOp::SubFrom(c) => body(UnaryOp::SubFrom(c)),
+            UnaryOp::DivInto(c) => body(UnaryOp::DivInto(c)),
+        }
+    }
+}
 
 pub(crate) fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
     Tensor::from_vec(elementwise::unary(op, x.data(), x.shape()), x.shape())
 }
 
-pub(crate) fn unary_vjp<T: Float>(op: UnaryOp<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    let (x, y, g) = (ctx.inputs[0].data(), ctx.output.data(), ctx.grad.data());
-    let shape = ctx.inputs[0].shape();
-    let data = elementwise::unary_vjp(op, x, y, g, shape);
-    smallvec![Some(Tensor::from_vec(data, shape))]
-}
+impl<T: Float> Rule<T> for UnaryOp<T> {
+    fn name(&self) -> String {
+        match self {
+            UnaryOp::Neg => "neg".into(),
+            UnaryOp::Exp => "exp".into(),
+            UnaryOp::Ln => "ln".into(),
+            UnaryOp::Sqrt => "sqrt".into(),
+            UnaryOp::Square => "square".into(),
+            UnaryOp::Activation(a) => a.name().into(),
+            UnaryOp::Abs => "abs".into(),
+            UnaryOp::Softplus => "softplus".into(),
+            UnaryOp::LogSigmoid => "log_sigmoid".into(),
+            UnaryOp::Powf(p) => format!("powf({p})"),
+            UnaryOp::Sin => "sin".into(),
+            UnaryOp::Cos => "cos".into(),
+            UnaryOp::Powi(n) => format!("powi({n})"),
+            UnaryOp::AddScalar(s) => format!("add({s})"),
+            UnaryOp::MulScalar(s) => format!("mul({s})"),
+            UnaryOp::SubFrom(s) => format!("{s} - x"),
+            UnaryOp::DivInto(s) => format!("{s} / x"),
+        }
+    }
 
-/// The recorded vjp: the op's rule on tape values.
-pub(crate) fn unary_vjp_var<'t, T: Float>(
-    op: UnaryOp<T>,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    smallvec![Some(op.vjp_rule(ctx.inputs[0], ctx.output, ctx.grad))]
-}
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let (x, y, g) = (ctx.inputs[0].data(), ctx.output.data(), ctx.grad.data());
+        let shape = ctx.inputs[0].shape();
+        let data = elementwise::unary_vjp(*self, x, y, g, shape);
+        smallvec![Some(Tensor::from_vec(data, shape))]
+    }
 
-/// The tangent `t f'(x)`: the same rule with the tangent in place of the adjoint.
-pub(crate) fn unary_jvp_var<'t, T: Float>(
-    op: UnaryOp<T>,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let t = ctx.tangents[0]?;
-    Some(op.vjp_rule(ctx.inputs[0], ctx.output, t))
+    /// The recorded vjp: the op's rule on tape values.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        smallvec![Some(self.vjp_rule(ctx.inputs[0], ctx.output, ctx.grad))]
+    }
+
+    /// The tangent `t f'(x)`: the same rule with the tangent in place of the adjoint.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let t = ctx.tangents[0]?;
+        Some(self.vjp_rule(ctx.inputs[0], ctx.output, t))
+    }
+
+    /// Row `i` of the output is `f` of row `i` alone.
+    fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
+        true
+    }
 }
 
 /// `values[i] = act(values[i])` in place: a linear layer's fused activation, applied by
@@ -294,66 +253,121 @@ impl BinaryOp {
     }
 }
 
-pub(crate) fn binary_vjp<T: Float>(op: BinaryOp, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
-    let (ga, gb) = match op {
-        BinaryOp::Add => (want(ctx, 0, || g.clone()), want(ctx, 1, || g.clone())),
-        BinaryOp::Sub => (want(ctx, 0, || g.clone()), want(ctx, 1, || g.map(|v| -v))),
-        BinaryOp::Mul => (
-            want(ctx, 0, || binary("mul", g, b, |p, q| p * q)),
-            want(ctx, 1, || binary("mul", g, a, |p, q| p * q)),
-        ),
-        BinaryOp::Div => (
-            want(ctx, 0, || binary("div", g, b, |p, q| p / q)),
-            // d(a/b)/db = -a/b² = -y/b
-            want(ctx, 1, || {
-                let gy = binary("mul", g, ctx.output, |p, q| p * q);
-                binary("div", &gy, b, |p, q| -p / q)
-            }),
-        ),
-    };
-    smallvec![
-        ga.map(|t| sum_to_shape(t, a.shape())),
-        gb.map(|t| sum_to_shape(t, b.shape()))
-    ]
-}
+impl<T: Float> Rule<T> for BinaryOp {
+    fn name(&self) -> String {
+        BinaryOp::name(self).into()
+    }
 
-/// The recorded vjp: each side's rule, with the broadcast undone by a sum.
-pub(crate) fn binary_vjp_var<'t, T: Float>(
-    op: BinaryOp,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
-    let side = |k: usize| {
-        ctx.wants[k].then(|| {
-            let g = op.vjp_rule(k, a, b, ctx.output, ctx.grad);
-            g.sum_to(&ctx.inputs[k].shape())
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let (ga, gb) = match self {
+            BinaryOp::Add => (want(ctx, 0, || g.clone()), want(ctx, 1, || g.clone())),
+            BinaryOp::Sub => (want(ctx, 0, || g.clone()), want(ctx, 1, || g.map(|v| -v))),
+            BinaryOp::Mul => (
+                want(ctx, 0, || binary("mul", g, b, |p, q| p * q)),
+                want(ctx, 1, || binary("mul", g, a, |p, q| p * q)),
+            ),
+            BinaryOp::Div => (
+                want(ctx, 0, || binary("div", g, b, |p, q| p / q)),
+                // d(a/b)/db = -a/b² = -y/b
+                want(ctx, 1, || {
+                    let gy = binary("mul", g, ctx.output, |p, q| p * q);
+                    binary("div", &gy, b, |p, q| -p / q)
+                }),
+            ),
+        };
+        smallvec![
+            ga.map(|t| sum_to_shape(t, a.shape())),
+            gb.map(|t| sum_to_shape(t, b.shape()))
+        ]
+    }
+
+    /// The recorded vjp: each side's rule, with the broadcast undone by a sum.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
+        let side = |k: usize| {
+            ctx.wants[k].then(|| {
+                let g = self.vjp_rule(k, a, b, ctx.output, ctx.grad);
+                g.sum_to(&ctx.inputs[k].shape())
+            })
+        };
+        smallvec![side(0), side(1)]
+    }
+
+    /// The tangent: the sum of each side's rule applied to that side's tangent.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let (a, b, y) = (ctx.inputs[0], ctx.inputs[1], ctx.output);
+        let ta = ctx.tangents[0].map(|t| self.vjp_rule(0, a, b, y, t));
+        let tb = ctx.tangents[1].map(|t| self.vjp_rule(1, a, b, y, t));
+        let t = super::add_tangents(ta, tb)?;
+        let shape = y.shape();
+        Some(if t.shape() == shape {
+            t
+        } else {
+            t.broadcast_to(&shape)
         })
-    };
-    smallvec![side(0), side(1)]
-}
+    }
 
-/// The tangent: the sum of each side's rule applied to that side's tangent.
-pub(crate) fn binary_jvp_var<'t, T: Float>(
-    op: BinaryOp,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let (a, b, y) = (ctx.inputs[0], ctx.inputs[1], ctx.output);
-    let ta = ctx.tangents[0].map(|t| op.vjp_rule(0, a, b, y, t));
-    let tb = ctx.tangents[1].map(|t| op.vjp_rule(1, a, b, y, t));
-    let t = super::add_tangents(ta, tb)?;
-    let shape = y.shape();
-    Some(if t.shape() == shape {
-        t
-    } else {
-        t.broadcast_to(&shape)
-    })
+    /// A shared operand must be broadcast over the examples, unless it is data with a
+    /// row per example (a target built inside `f` from the batch's labels, say): without
+    /// a gradient, its row `i` can only be read by example `i` here.
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        let out = batch.output;
+        batch.inputs.iter().all(|p| {
+            let (s, data) = (p.shape, !p.depends);
+            p.rows || s.len() < out.len() || s[0] == 1 || (data && s.len() == out.len())
+        })
+    }
+
+    fn has_per_example(&self, _: usize, _: &BatchView<'_>) -> bool {
+        true
+    }
+
+    /// Input `k`, shared by the examples: its element-wise rule at every output element,
+    /// summed per example over the axes it is broadcast along.
+    fn per_example(&self, k: usize, ctx: &PerExampleContext<'_, T>) -> Vec<T> {
+        let (inputs, out, g, n) = (ctx.inputs, ctx.output, ctx.grad, ctx.n);
+        let dims = out.shape();
+        let rank = dims.len();
+        // Each input's stride along each output axis (0 where it is broadcast).
+        let strides = |s: &[usize]| -> Vec<usize> {
+            let mut st = vec![0; rank];
+            let mut acc = 1;
+            for (a, &d) in s.iter().enumerate().rev() {
+                let axis = rank - s.len() + a;
+                st[axis] = if d == 1 { 0 } else { acc };
+                acc *= d;
+            }
+            st
+        };
+        let (sa, sb) = (strides(inputs[0].shape()), strides(inputs[1].shape()));
+        let shared_len = inputs[k].numel();
+        let mut result = vec![T::zero(); n * shared_len];
+        let per_example = out.numel() / n;
+        let mut index = vec![0usize; rank];
+        let (ad, bd, yd, gd) = (inputs[0].data(), inputs[1].data(), out.data(), g.data());
+        for j in 0..out.numel() {
+            let ia: usize = index.iter().zip(&sa).map(|(i, s)| i * s).sum();
+            let ib: usize = index.iter().zip(&sb).map(|(i, s)| i * s).sum();
+            let d = self.vjp_rule(k, ad[ia], bd[ib], yd[j], gd[j]);
+            let own = if k == 0 { ia } else { ib };
+            result[(j / per_example) * shared_len + own] += d;
+            for axis in (0..rank).rev() {
+                index[axis] += 1;
+                if index[axis] < dims[axis] {
+                    break;
+                }
+                index[axis] = 0;
+            }
+        }
+        result
+    }
 }
 
 impl<'t, T: Float> Var<'t, T> {
     pub(crate) fn unary(self, op: UnaryOp<T>) -> Var<'t, T> {
         self.tape
-            .record(&[self], |x, _| (unary_forward(op, x[0]), Op::Unary(op)))
+            .record(&[self], |x, _| (unary_forward(op, x[0]), op))
     }
 
     /// Records `self op other`, first checking (at the caller's line) that the
@@ -367,9 +381,8 @@ impl<'t, T: Float> Var<'t, T> {
                 panic!("{e}");
             }
         }
-        self.tape.record(&[self, other], |x, _| {
-            (op.apply(x[0], x[1]), Op::Binary(op))
-        })
+        self.tape
+            .record(&[self, other], |x, _| (op.apply(x[0], x[1]), op))
     }
 
     /// `e^x`
@@ -411,6 +424,11 @@ impl<'t, T: Float> Var<'t, T> {
     /// `ln(1 + e^x)`, stable for large |x|.
     pub fn softplus(self) -> Self {
         self.unary(UnaryOp::Softplus)
+    }
+    /// `ln σ(x) = -softplus(-x)` (PyTorch's `logsigmoid`), stable for large |x|; its
+    /// derivative is `σ(-x)`.
+    pub fn log_sigmoid(self) -> Self {
+        self.unary(UnaryOp::LogSigmoid)
     }
 }
 
@@ -500,7 +518,7 @@ scalar_lhs_ops!(f32, f64);
 mod tests {
     use super::*;
 
-    /// The gradient `unary_vjp` passes to the input of `op` at `x` (output `y`).
+    /// The gradient the fast vjp passes to the input of `op` at `x` (output `y`).
     fn vjp_of(op: UnaryOp<f32>, x: &Tensor<f32>, y: &Tensor<f32>, g: &Tensor<f32>) -> Tensor<f32> {
         let inputs = [x];
         let ctx = VjpContext {
@@ -509,7 +527,7 @@ mod tests {
             grad: g,
             wants: &[true],
         };
-        unary_vjp(op, &ctx)[0].clone().expect("a gradient")
+        Rule::vjp(&op, &ctx)[0].clone().expect("a gradient")
     }
 
     /// Elementwise ops on a matrix large enough to be computed in bands of rows give
@@ -565,6 +583,7 @@ mod tests {
             UnaryOp::Activation(Activation::Relu),
             UnaryOp::Abs,
             UnaryOp::Softplus,
+            UnaryOp::LogSigmoid,
             UnaryOp::Powf(1.5),
             UnaryOp::Sin,
             UnaryOp::Cos,

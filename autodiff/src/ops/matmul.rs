@@ -3,12 +3,14 @@
 
 use super::activation::Activation;
 use super::elementwise::activate_in_place;
-use super::{add_tangents, want, InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
+use super::{add_tangents, want, BatchView, InputGrads, PerExampleContext, Rule};
+use super::{VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
 use crate::kernels::elementwise::activation_vjp;
 use crate::kernels::gemm::{
     matmul_bias_epilogue_vec, matmul_bias_vec, matmul_into, matmul_vec, MatRef,
 };
+use crate::kernels::per_example::outer_products;
 use crate::kernels::simd::wide;
 use crate::kernels::{pool, schedule};
 use crate::shape::{Dims, Shape};
@@ -96,105 +98,205 @@ fn forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
     Tensor::from_vec(out, out_shape)
 }
 
-/// dA = G Bᵀ and dB = Aᵀ G, with the transposes taken as strided views.
-pub(crate) fn vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
-    let l = layout(a.shape(), b.shape());
-    let (m, k, n) = (l.m, l.k, l.n);
-    let ga = want(ctx, 0, || {
-        if l.shared_rhs {
-            let gm = MatRef::row_major(g.data(), l.batch * m, n);
-            let out = matmul_vec(gm, MatRef::row_major(b.data(), k, n).t());
-            return Tensor::from_vec(out, a.shape());
-        }
-        let mut out = vec![T::zero(); a.numel()];
-        for i in 0..l.batch {
-            let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
-            let bm = MatRef::row_major(&b.data()[i * k * n..(i + 1) * k * n], k, n);
-            matmul_into(gm, bm.t(), &mut out[i * m * k..(i + 1) * m * k], false);
-        }
-        Tensor::from_vec(out, a.shape())
-    });
-    let gb = want(ctx, 1, || {
-        if l.shared_rhs {
-            let am = MatRef::row_major(a.data(), l.batch * m, k);
-            let out = matmul_vec(am.t(), MatRef::row_major(g.data(), l.batch * m, n));
-            return Tensor::from_vec(out, b.shape());
-        }
-        let mut out = vec![T::zero(); b.numel()];
-        for i in 0..l.batch {
-            let am = MatRef::row_major(&a.data()[i * m * k..(i + 1) * m * k], m, k);
-            let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
-            matmul_into(am.t(), gm, &mut out[i * k * n..(i + 1) * k * n], false);
-        }
-        Tensor::from_vec(out, b.shape())
-    });
-    smallvec![ga, gb]
+/// The matrix product ([`Var::matmul`]).
+pub(crate) struct MatMul;
+
+impl<T: Float> Rule<T> for MatMul {
+    fn name(&self) -> String {
+        "matmul".into()
+    }
+
+    /// dA = G Bᵀ and dB = Aᵀ G, with the transposes taken as strided views.
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let l = layout(a.shape(), b.shape());
+        let (m, k, n) = (l.m, l.k, l.n);
+        let ga = want(ctx, 0, || {
+            if l.shared_rhs {
+                let gm = MatRef::row_major(g.data(), l.batch * m, n);
+                let out = matmul_vec(gm, MatRef::row_major(b.data(), k, n).t());
+                return Tensor::from_vec(out, a.shape());
+            }
+            let mut out = vec![T::zero(); a.numel()];
+            for i in 0..l.batch {
+                let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
+                let bm = MatRef::row_major(&b.data()[i * k * n..(i + 1) * k * n], k, n);
+                matmul_into(gm, bm.t(), &mut out[i * m * k..(i + 1) * m * k], false);
+            }
+            Tensor::from_vec(out, a.shape())
+        });
+        let gb = want(ctx, 1, || {
+            if l.shared_rhs {
+                let am = MatRef::row_major(a.data(), l.batch * m, k);
+                let out = matmul_vec(am.t(), MatRef::row_major(g.data(), l.batch * m, n));
+                return Tensor::from_vec(out, b.shape());
+            }
+            let mut out = vec![T::zero(); b.numel()];
+            for i in 0..l.batch {
+                let am = MatRef::row_major(&a.data()[i * m * k..(i + 1) * m * k], m, k);
+                let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
+                matmul_into(am.t(), gm, &mut out[i * k * n..(i + 1) * k * n], false);
+            }
+            Tensor::from_vec(out, b.shape())
+        });
+        smallvec![ga, gb]
+    }
+
+    /// Recorded: `dA = G Bᵀ`, `dB = Aᵀ G` (for a batch against one matrix, the batch is
+    /// folded into the rows first).
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let (sa, sb) = (a.shape(), b.shape());
+        let ga = ctx.wants[0].then(|| g.matmul(b.t()));
+        let gb = ctx.wants[1].then(|| {
+            if sa.len() == 3 && sb.len() == 2 {
+                let rows = sa[0] * sa[1];
+                a.reshape([rows, sa[2]])
+                    .t()
+                    .matmul(g.reshape([rows, sb[1]]))
+            } else {
+                a.t().matmul(g)
+            }
+        });
+        smallvec![ga, gb]
+    }
+
+    /// The product rule: `dA B + A dB`.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
+        let ta = ctx.tangents[0].map(|t| t.matmul(b));
+        let tb = ctx.tangents[1].map(|t| a.matmul(t));
+        add_tangents(ta, tb)
+    }
+
+    /// Rows: a batch against one shared matrix, or two batches example by example.
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        let ranks = (batch.inputs[0].shape.len(), batch.inputs[1].shape.len());
+        matches!(
+            (batch.rows(0), batch.rows(1), ranks.0, ranks.1),
+            (true, false, 2 | 3, 2) | (true, true, 3, 3)
+        )
+    }
+
+    fn has_per_example(&self, k: usize, batch: &BatchView<'_>) -> bool {
+        k == 1 && matches!(batch.inputs[0].shape.len(), 2 | 3)
+    }
+
+    fn per_example(&self, _: usize, ctx: &PerExampleContext<'_, T>) -> Vec<T> {
+        weight_rule(ctx.inputs[0], ctx.grad, ctx.n)
+    }
 }
 
-/// Recorded: `dA = G Bᵀ`, `dB = Aᵀ G` (for a batch against one matrix, the batch is
-/// folded into the rows first).
-pub(crate) fn vjp_var<'t, T: Float>(ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-    let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
-    let (sa, sb) = (a.shape(), b.shape());
-    let ga = ctx.wants[0].then(|| g.matmul(b.t()));
-    let gb = ctx.wants[1].then(|| {
-        if sa.len() == 3 && sb.len() == 2 {
-            let rows = sa[0] * sa[1];
-            a.reshape([rows, sa[2]])
-                .t()
-                .matmul(g.reshape([rows, sb[1]]))
+/// `x_iᵀ g_i` for each example: `x` is `[n, k]` (an outer product each) or `[n, m, k]`,
+/// `g` is `[n, p]` or `[n, m, p]`.
+fn weight_rule<T: Float>(x: &Tensor<T>, g: &Tensor<T>, n: usize) -> Vec<T> {
+    let kk = *x.shape().last().unwrap_or(&1);
+    let p = *g.shape().last().unwrap_or(&1);
+    let m = x.numel() / (n * kk).max(1);
+    let (xd, gd) = (x.data(), g.data());
+    if m == 1 {
+        return outer_products(xd, gd, n, kk, p);
+    }
+    let mut out = vec![T::zero(); n * kk * p];
+    let per = schedule::examples_per_part(n);
+    pool::for_chunks(&mut out, per * kk * p, |band, chunk| {
+        for (j, dw) in chunk.chunks_exact_mut(kk * p).enumerate() {
+            let e = band * per + j;
+            matmul_into(
+                MatRef::row_major(&xd[e * m * kk..(e + 1) * m * kk], m, kk).t(),
+                MatRef::row_major(&gd[e * m * p..(e + 1) * m * p], m, p),
+                dw,
+                false,
+            );
+        }
+    });
+    out
+}
+
+/// `act(x w + b)` ([`Var::linear_with`]); `x w + b` ([`Var::linear`]) is the identity's.
+pub(crate) struct Linear {
+    act: Activation,
+}
+
+impl<T: Float> Rule<T> for Linear {
+    fn name(&self) -> String {
+        match self.act {
+            Activation::Identity => "linear".into(),
+            act => format!("linear+{act}"),
+        }
+    }
+
+    /// dx = G wᵀ, dw = xᵀ G, db = column sums of G; with an activation, G is the
+    /// output's gradient through it first (one pass, split by rows like the other
+    /// elementwise ops).
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        if self.act == Activation::Identity {
+            return linear_grads(ctx, ctx.grad);
+        }
+        let (y, g, shape) = (ctx.output.data(), ctx.grad.data(), ctx.output.shape());
+        let data = activation_vjp(self.act, y, g, shape);
+        linear_grads(ctx, &Tensor::from_vec(data, shape))
+    }
+
+    /// Recorded: through the activation from the output (its rule), then `dx = G wᵀ`,
+    /// `dw = xᵀ G`, `db = Σ_rows G`.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
+        let g = self.act.vjp_rule(ctx.output, ctx.grad);
+        smallvec![
+            ctx.wants[0].then(|| g.matmul(w.t())),
+            ctx.wants[1].then(|| x.t().matmul(g)),
+            ctx.wants[2].then(|| g.sum_axes(&[0], false)),
+        ]
+    }
+
+    /// The tangent of `act(x w + b)`: `act'(z) (dx w + x dw + db)`, the activation's
+    /// factor from the output as in its vjp.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
+        let tx = ctx.tangents[0].map(|t| t.matmul(w));
+        // The bias's tangent rides on a product's fused bias where there is one.
+        let (tw, tb) = match (ctx.tangents[1], ctx.tangents[2]) {
+            (Some(t), Some(b)) => (Some(x.linear(t, b)), None),
+            (t, b) => (t.map(|t| x.matmul(t)), b),
+        };
+        let tz = add_tangents(add_tangents(tx, tw), tb)?;
+        let shape = ctx.output.shape();
+        let tz = if tz.shape() == shape {
+            tz
         } else {
-            a.t().matmul(g)
+            tz.broadcast_to(&shape)
+        };
+        Some(self.act.vjp_rule(ctx.output, tz))
+    }
+
+    /// Rows where only `x` is batched.
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        batch.rows(0) && !(1..batch.inputs.len()).any(|p| batch.rows(p))
+    }
+
+    fn has_per_example(&self, k: usize, _: &BatchView<'_>) -> bool {
+        k >= 1
+    }
+
+    /// The weight's (`k` = 1) or the bias's gradient for each example, from the output's
+    /// adjoint through the activation (the identity's is the adjoint itself, no pass).
+    fn per_example(&self, k: usize, ctx: &PerExampleContext<'_, T>) -> Vec<T> {
+        let pre = match self.act {
+            Activation::Identity => ctx.grad.clone(),
+            act => {
+                let pre: Vec<T> = (ctx.output.data().iter().zip(ctx.grad.data()))
+                    .map(|(&y, &g)| act.vjp_from_output(y, g))
+                    .collect();
+                Tensor::from_vec(pre, ctx.grad.shape())
+            }
+        };
+        if k == 1 {
+            weight_rule(ctx.inputs[0], &pre, ctx.n)
+        } else {
+            pre.into_vec()
         }
-    });
-    smallvec![ga, gb]
-}
-
-/// The product rule: `dA B + A dB`.
-pub(crate) fn jvp_var<'t, T: Float>(ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
-    let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
-    let ta = ctx.tangents[0].map(|t| t.matmul(b));
-    let tb = ctx.tangents[1].map(|t| a.matmul(t));
-    add_tangents(ta, tb)
-}
-
-/// Recorded: through the activation from the output (its rule), then `dx = G wᵀ`,
-/// `dw = xᵀ G`, `db = Σ_rows G`.
-pub(crate) fn linear_vjp_var<'t, T: Float>(
-    act: Activation,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
-    let g = act.vjp_rule(ctx.output, ctx.grad);
-    smallvec![
-        ctx.wants[0].then(|| g.matmul(w.t())),
-        ctx.wants[1].then(|| x.t().matmul(g)),
-        ctx.wants[2].then(|| g.sum_axes(&[0], false)),
-    ]
-}
-
-/// The tangent of `act(x w + b)`: `act'(z) (dx w + x dw + db)`, the activation's
-/// factor from the output as in its vjp.
-pub(crate) fn linear_jvp_var<'t, T: Float>(
-    act: Activation,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
-    let tx = ctx.tangents[0].map(|t| t.matmul(w));
-    // The bias's tangent rides on a product's fused bias where there is one.
-    let (tw, tb) = match (ctx.tangents[1], ctx.tangents[2]) {
-        (Some(t), Some(b)) => (Some(x.linear(t, b)), None),
-        (t, b) => (t.map(|t| x.matmul(t)), b),
-    };
-    let tz = add_tangents(add_tangents(tx, tw), tb)?;
-    let shape = ctx.output.shape();
-    let tz = if tz.shape() == shape {
-        tz
-    } else {
-        tz.broadcast_to(&shape)
-    };
-    Some(act.vjp_rule(ctx.output, tz))
+    }
 }
 
 /// Panics naming the three shapes unless they are `[n, k]`, `[k, m]` and `[m]`.
@@ -231,19 +333,6 @@ fn linear_forward<T: Float>(
         act => matmul_bias_epilogue_vec(xm, wm, b.data(), &|c| activate_in_place(act, c)),
     };
     Tensor::from_vec(out, [n, m])
-}
-
-/// The vjp of `act(x w + b)`: the output's gradient through the activation (one pass,
-/// split by rows like the other elementwise ops), then [`linear_vjp`]'s products.
-pub(crate) fn linear_act_vjp<T: Float>(act: Activation, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    let (y, g, shape) = (ctx.output.data(), ctx.grad.data(), ctx.output.shape());
-    let data = activation_vjp(act, y, g, shape);
-    linear_grads(ctx, &Tensor::from_vec(data, shape))
-}
-
-/// dx = G wᵀ, dw = xᵀ G, db = column sums of G.
-pub(crate) fn linear_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    linear_grads(ctx, ctx.grad)
 }
 
 fn linear_grads<T: Float>(ctx: &VjpContext<'_, T>, g: &Tensor<T>) -> InputGrads<T> {
@@ -299,13 +388,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// `w: [k, m]`, `b: [m]`, as one fused op (same values as `x.matmul(w) + b`).
     #[track_caller]
     pub fn linear(self, w: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
-        self.check_linear(w, b);
-        self.tape.record(&[self, w, b], |v, _| {
-            (
-                linear_forward(v[0], v[1], v[2], Activation::Identity),
-                Op::Linear,
-            )
-        })
+        self.linear_with(w, b, Activation::Identity)
     }
 
     /// `act(x w + b)` as one op: [`Var::linear`] with each thread applying the
@@ -315,12 +398,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// included.
     #[track_caller]
     pub fn linear_with(self, w: Var<'t, T>, b: Var<'t, T>, act: Activation) -> Var<'t, T> {
-        if act == Activation::Identity {
-            return self.linear(w, b);
-        }
         self.check_linear(w, b);
         self.tape.record(&[self, w, b], |v, _| {
-            (linear_forward(v[0], v[1], v[2], act), Op::LinearAct(act))
+            (linear_forward(v[0], v[1], v[2], act), Linear { act })
         })
     }
 
@@ -359,6 +439,6 @@ impl<'t, T: Float> Var<'t, T> {
         self.tape.check_owns(other);
         layout(&self.shape(), &other.shape());
         self.tape
-            .record(&[self, other], |x, _| (forward(x[0], x[1]), Op::MatMul))
+            .record(&[self, other], |x, _| (forward(x[0], x[1]), MatMul))
     }
 }

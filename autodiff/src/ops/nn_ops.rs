@@ -1,90 +1,142 @@
 //! Ops that neural networks lean on, fused for stability: softmax and log-softmax along
-//! an axis, and cross-entropy straight from logits (never `ln(softmax(x))`).
+//! an axis, and cross-entropy straight from logits (never `ln(softmax(x))`); and
+//! `masked_fill`, for attention's masks.
 
-use super::{InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
+use super::rules::Real;
+use super::{BatchView, InputGrads, Rule, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
 use crate::kernels::softmax::{self, lane_vjp, log_softmax};
-use crate::shape::{check_axis, Dims};
+use crate::shape::{check_axis, numel, Dims};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
 use std::rc::Rc;
 
-/// dx = y ⊙ (g - Σ g ⊙ y)
-pub(crate) fn softmax_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    smallvec![Some(lane_vjp(
-        ctx.output,
-        ctx.grad,
-        axis,
-        |y, g| y * g,
-        |y, g, s| y * (g - s)
-    ))]
+/// Softmax: dx = y ⊙ (g - Σ g ⊙ y). The Jacobian is symmetric, so the tangent rule is
+/// the same expression with the tangent for `g`. Like each lane rule here, it is
+/// `r(y, g, Σ w(y, g))` along the axis, written once over [`Real`]: on elements it is
+/// the fast vjp (`lane_vjp`), on `Var`s the recorded one ([`on_tape`]).
+fn softmax_weight<T: Float, R: Real<T>>(y: R, g: R) -> R {
+    y * g
+}
+fn softmax_rule<T: Float, R: Real<T>>(y: R, g: R, s: R) -> R {
+    y * (g - s)
 }
 
-/// dx = g - softmax(x) Σ g, with softmax(x) = e^y
-pub(crate) fn log_softmax_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    smallvec![Some(lane_vjp(
-        ctx.output,
-        ctx.grad,
-        axis,
-        |_, g| g,
-        |y, g, s| g - y.exp() * s
-    ))]
+/// Log-softmax: dx = g - softmax(x) Σ g, with softmax(x) = e^y.
+fn log_softmax_weight<T: Float, R: Real<T>>(_: R, g: R) -> R {
+    g
+}
+fn log_softmax_rule<T: Float, R: Real<T>>(y: R, g: R, s: R) -> R {
+    g - y.exp_() * s
 }
 
-/// d mean_i(-log p[i, t_i]) / d logits = (p - onehot(t)) / n
-pub(crate) fn cross_entropy_vjp<T: Float>(
-    targets: &[usize],
-    probs: &Tensor<T>,
-    ctx: &VjpContext<'_, T>,
-) -> InputGrads<T> {
-    let n = targets.len();
-    let classes = probs.shape()[1];
-    let scale = ctx.grad.item() / T::from_usize(n.max(1));
-    let mut out = probs.clone();
-    for (row, &t) in out.data_mut().chunks_exact_mut(classes).zip(targets) {
-        row[t] -= T::one();
-        row.iter_mut().for_each(|v| *v *= scale);
+/// A lane rule recorded on the tape.
+fn on_tape<'t, T: Float>(
+    axis: usize,
+    (y, g): (Var<'t, T>, Var<'t, T>),
+    w: fn(Var<'t, T>, Var<'t, T>) -> Var<'t, T>,
+    r: fn(Var<'t, T>, Var<'t, T>, Var<'t, T>) -> Var<'t, T>,
+) -> Var<'t, T> {
+    let s = w(y, g).sum_axes(&[axis], true);
+    r(y, g, s)
+}
+
+pub(crate) struct Softmax {
+    axis: usize,
+}
+
+impl<T: Float> Rule<T> for Softmax {
+    fn name(&self) -> String {
+        format!("softmax(axis {})", self.axis)
     }
-    smallvec![Some(out)]
+
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let (w, r) = (softmax_weight::<T, T>, softmax_rule::<T, T>);
+        smallvec![Some(lane_vjp(ctx.output, ctx.grad, self.axis, w, r))]
+    }
+
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let (w, r) = (softmax_weight::<T, _>, softmax_rule::<T, _>);
+        smallvec![Some(on_tape(self.axis, (ctx.output, ctx.grad), w, r))]
+    }
+
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let (w, r) = (softmax_weight::<T, _>, softmax_rule::<T, _>);
+        Some(on_tape(self.axis, (ctx.output, ctx.tangents[0]?), w, r))
+    }
+
+    fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
+        self.axis != 0
+    }
 }
 
-/// Recorded: `y ⊙ (g - Σ g ⊙ y)`. The Jacobian is symmetric, so the tangent rule is
-/// the same expression.
-pub(crate) fn softmax_vjp_var<'t, T: Float>(
+pub(crate) struct LogSoftmax {
     axis: usize,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    smallvec![Some(softmax_rule(axis, ctx.output, ctx.grad))]
 }
 
-pub(crate) fn softmax_jvp_var<'t, T: Float>(
-    axis: usize,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    Some(softmax_rule(axis, ctx.output, ctx.tangents[0]?))
+impl<T: Float> Rule<T> for LogSoftmax {
+    fn name(&self) -> String {
+        format!("log_softmax(axis {})", self.axis)
+    }
+
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let (w, r) = (log_softmax_weight::<T, T>, log_softmax_rule::<T, T>);
+        smallvec![Some(lane_vjp(ctx.output, ctx.grad, self.axis, w, r))]
+    }
+
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let (w, r) = (log_softmax_weight::<T, _>, log_softmax_rule::<T, _>);
+        smallvec![Some(on_tape(self.axis, (ctx.output, ctx.grad), w, r))]
+    }
+
+    /// The tangent of `x - logsumexp(x)`: `t - Σ softmax(x) t`.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let (y, t) = (ctx.output, ctx.tangents[0]?);
+        Some(t - (y.exp() * t).sum_axes(&[self.axis], true))
+    }
+
+    fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
+        self.axis != 0
+    }
 }
 
-fn softmax_rule<'t, T: Float>(axis: usize, y: Var<'t, T>, g: Var<'t, T>) -> Var<'t, T> {
-    y * (g - (g * y).sum_axes(&[axis], true))
+/// Mean cross-entropy of `[n, classes]` logits against class indices.
+pub(crate) struct CrossEntropy<T: Float> {
+    targets: Rc<[usize]>,
+    /// The forward pass's softmax (empty when no gradient was wanted).
+    probs: Tensor<T>,
 }
 
-/// Recorded: `g - e^y Σ g`.
-pub(crate) fn log_softmax_vjp_var<'t, T: Float>(
-    axis: usize,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let (y, g) = (ctx.output, ctx.grad);
-    smallvec![Some(g - y.exp() * g.sum_axes(&[axis], true))]
-}
+impl<T: Float> Rule<T> for CrossEntropy<T> {
+    fn name(&self) -> String {
+        "cross_entropy".into()
+    }
 
-/// The tangent of `x - logsumexp(x)`: `t - Σ softmax(x) t`.
-pub(crate) fn log_softmax_jvp_var<'t, T: Float>(
-    axis: usize,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let (y, t) = (ctx.output, ctx.tangents[0]?);
-    Some(t - (y.exp() * t).sum_axes(&[axis], true))
+    /// d mean_i(-log p[i, t_i]) / d logits = (p - onehot(t)) / n
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let classes = self.probs.shape()[1];
+        let scale = ctx.grad.item() / T::from_usize(self.targets.len().max(1));
+        let mut out = self.probs.clone();
+        for (row, &t) in out.data_mut().chunks_exact_mut(classes).zip(&*self.targets) {
+            row[t] -= T::one();
+            row.iter_mut().for_each(|v| *v *= scale);
+        }
+        smallvec![Some(out)]
+    }
+
+    /// Recorded: `(softmax(x) - onehot) g / n`, with the softmax recomputed on the tape
+    /// so that it is differentiated again.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let slope = cross_entropy_slope(ctx.inputs[0], &self.targets);
+        smallvec![Some(slope * ctx.grad)]
+    }
+
+    /// The tangent: `Σ (softmax(x) - onehot) ⊙ t / n`.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let t = ctx.tangents[0]?;
+        Some((cross_entropy_slope(ctx.inputs[0], &self.targets) * t).sum())
+    }
 }
 
 /// `softmax(x) - onehot(targets)` for logits `x`, divided by the row count: the
@@ -100,31 +152,76 @@ fn cross_entropy_slope<'t, T: Float>(x: Var<'t, T>, targets: &[usize]) -> Var<'t
     (x.softmax(1) - x.tape().constant(onehot)) * (T::one() / n)
 }
 
-/// Recorded: `(softmax(x) - onehot) g / n`, with the softmax recomputed on the tape so
-/// that it is differentiated again.
-pub(crate) fn cross_entropy_vjp_var<'t, T: Float>(
-    targets: &Rc<[usize]>,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    smallvec![Some(cross_entropy_slope(ctx.inputs[0], targets) * ctx.grad)]
+/// `x` with `value` where `mask` is true, the mask repeated over `x`'s leading axes.
+/// Its adjoint (and tangent) is itself with 0, so it is closed under differentiation: a
+/// masked position passes no gradient, by a choice rather than a multiply, so a `-inf`
+/// fill never puts inf or NaN into one.
+pub(crate) struct MaskedFill {
+    mask: Rc<[bool]>,
 }
 
-/// The tangent: `Σ (softmax(x) - onehot) ⊙ t / n`.
-pub(crate) fn cross_entropy_jvp_var<'t, T: Float>(
-    targets: &Rc<[usize]>,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let t = ctx.tangents[0]?;
-    Some((cross_entropy_slope(ctx.inputs[0], targets) * t).sum())
+fn masked_fill<T: Float>(x: &Tensor<T>, mask: &[bool], value: T) -> Tensor<T> {
+    let data = x.data().iter().zip(mask.iter().cycle());
+    let data = data.map(|(&v, &m)| if m { value } else { v }).collect();
+    Tensor::from_vec(data, x.shape())
+}
+
+impl<T: Float> Rule<T> for MaskedFill {
+    fn name(&self) -> String {
+        "masked_fill".into()
+    }
+
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        smallvec![Some(masked_fill(ctx.grad, &self.mask, T::zero()))]
+    }
+
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        smallvec![Some(ctx.grad.masked_fill_rc(self.mask.clone(), T::zero()))]
+    }
+
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        Some(ctx.tangents[0]?.masked_fill_rc(self.mask.clone(), T::zero()))
+    }
+
+    /// The mask is data, the same for every example, and no position reads another.
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        batch.rows(0)
+    }
 }
 
 impl<'t, T: Float> Var<'t, T> {
+    /// `self` with `value` wherever `mask` is true (PyTorch's `masked_fill`). The mask
+    /// covers the last axes: its length is the product of some trailing dimensions, and
+    /// it repeats over the leading ones, so a `[t, t]` causal mask applies to
+    /// `[batch, heads, t, t]`. Masked positions get no gradient; a `-inf` fill before a
+    /// [`Var::softmax`] gives them probability 0 and keeps every gradient finite.
+    ///
+    /// Panics if `mask.len()` is not the product of some trailing dimensions.
+    #[track_caller]
+    pub fn masked_fill(self, mask: &[bool], value: T) -> Var<'t, T> {
+        let shape = self.shape();
+        assert!(
+            (0..=shape.len()).any(|k| numel(&shape[k..]) == mask.len()),
+            "masked_fill: a mask of {} elements does not cover the last axes of {}",
+            mask.len(),
+            Dims(&shape)
+        );
+        self.masked_fill_rc(mask.into(), value)
+    }
+
+    /// [`Var::masked_fill`] with the mask shared (its rules record it again).
+    pub(crate) fn masked_fill_rc(self, mask: Rc<[bool]>, value: T) -> Var<'t, T> {
+        self.tape.record(&[self], |x, _| {
+            (masked_fill(x[0], &mask, value), MaskedFill { mask })
+        })
+    }
+
     /// Softmax along `axis`, computed stably (the maximum is subtracted first).
     #[track_caller]
     pub fn softmax(self, axis: usize) -> Var<'t, T> {
         check_axis("softmax", axis, &self.shape());
         self.tape.record(&[self], |x, _| {
-            (softmax::softmax(x[0], axis), Op::Softmax { axis })
+            (softmax::softmax(x[0], axis), Softmax { axis })
         })
     }
 
@@ -134,7 +231,7 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
         check_axis("log_softmax", axis, &self.shape());
         self.tape.record(&[self], |x, _| {
-            (log_softmax(x[0], axis), Op::LogSoftmax { axis })
+            (log_softmax(x[0], axis), LogSoftmax { axis })
         })
     }
 
@@ -169,7 +266,7 @@ impl<'t, T: Float> Var<'t, T> {
             let probs = probs.unwrap_or_else(|| Tensor::zeros([0, classes]));
             (
                 loss,
-                Op::CrossEntropy {
+                CrossEntropy {
                     targets: targets.into(),
                     probs,
                 },

@@ -2,7 +2,7 @@
 //! of ops whose intermediate values are not kept on the tape but computed again when a
 //! gradient needs them. Memory for a second forward pass of the block.
 
-use super::{InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
+use super::{InputGrads, Rule, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
 use crate::shape::Dims;
 use crate::tape::{Tape, Var};
@@ -38,49 +38,6 @@ fn run_scratch<T: Float, R>(
     then(&scratch, &xs, y)
 }
 
-/// Fast vjp: the block again on a scratch tape that records what its backward needs,
-/// then that tape's releasing reverse sweep from the output. The scratch tape, with
-/// what is left of the recomputed intermediates, is dropped before the outer sweep
-/// goes on.
-pub(crate) fn vjp<T: Float>(block: &Block<T>, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    vjp_owned(
-        block,
-        ctx.inputs,
-        ctx.wants,
-        ctx.output.clone(),
-        ctx.grad.clone(),
-    )
-}
-
-/// [`vjp`] given the block's output and its adjoint by value (clones share storage):
-/// a releasing outer sweep hands over its own, so that both are freed as soon as the
-/// inner sweep has passed the block's last op, not after the whole block.
-pub(crate) fn vjp_owned<T: Float>(
-    block: &Block<T>,
-    inputs: &[&Tensor<T>],
-    wants: &[bool],
-    output: Tensor<T>,
-    grad: Tensor<T>,
-) -> InputGrads<T> {
-    run_scratch(
-        block,
-        inputs,
-        |i| wants[i],
-        |scratch, xs, y| {
-            // The recomputed output equals the kept one; sharing the kept one frees the
-            // copy for the rest of the block's backward.
-            scratch.share_value(y, output);
-            // The releasing sweep drops each recomputed value once the sweep has passed
-            // it, so at most the rest of the block is live beside the outer tape.
-            let mut grads = scratch.backward_from(y.id(), grad, true);
-            xs.iter()
-                .zip(wants)
-                .map(|(&x, &wanted)| if wanted { grads.take(x) } else { None })
-                .collect()
-        },
-    )
-}
-
 /// The block again on the outer tape, on an identity of each input (so that the block's
 /// nodes come after this one and each input position has its own gradient, even when
 /// one value is passed twice).
@@ -92,36 +49,83 @@ fn rerun<'t, T: Float>(block: &Block<T>, inputs: &[Var<'t, T>]) -> (Vec<Var<'t, 
     (proxies, y)
 }
 
-/// Recorded vjp (for [`Var::grad`]): the block recorded again on the outer tape, then
-/// the recorded reverse sweep through those nodes, so the gradient is differentiable
-/// again. Differentiating it keeps the block's intermediates on the tape.
-pub(crate) fn vjp_var<'t, T: Float>(block: &Block<T>, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-    let (proxies, y) = rerun(block, ctx.inputs);
-    let wrt: Vec<Var<'t, T>> = proxies
-        .iter()
-        .zip(ctx.wants)
-        .filter(|(_, &w)| w)
-        .map(|(&p, _)| p)
-        .collect();
-    let mut grads = y.tape().grad_sweep(y.id(), ctx.grad, &wrt).into_iter();
-    ctx.wants
-        .iter()
-        .map(|&w| if w { grads.next().flatten() } else { None })
-        .collect()
-}
+/// A recorded block ([`Tape::recompute`]): only its output is kept.
+pub(crate) struct Recompute<T: Float>(Rc<Block<T>>);
 
-/// Tangent rule: forward mode through the block recorded again on the outer tape.
-pub(crate) fn jvp_var<'t, T: Float>(
-    block: &Block<T>,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let (proxies, y) = rerun(block, ctx.inputs);
-    let seeds: Vec<_> = proxies
-        .iter()
-        .zip(ctx.tangents)
-        .filter_map(|(&p, &t)| Some((p, t?)))
-        .collect();
-    y.tape().jvp_from(y.id(), &seeds)
+impl<T: Float> Rule<T> for Recompute<T> {
+    fn name(&self) -> String {
+        "recompute".into()
+    }
+
+    /// Fast vjp: the block again on a scratch tape that records what its backward needs,
+    /// then that tape's releasing reverse sweep from the output. The scratch tape, with
+    /// what is left of the recomputed intermediates, is dropped before the outer sweep
+    /// goes on.
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        self.vjp_owned(ctx.inputs, ctx.wants, ctx.output.clone(), ctx.grad.clone())
+    }
+
+    fn takes_owned(&self) -> bool {
+        true
+    }
+
+    /// [`Rule::vjp`] given the block's output and its adjoint by value (clones share
+    /// storage): a releasing outer sweep hands over its own, so that both are freed as
+    /// soon as the inner sweep has passed the block's last op, not after the whole block.
+    fn vjp_owned(
+        &self,
+        inputs: &[&Tensor<T>],
+        wants: &[bool],
+        output: Tensor<T>,
+        grad: Tensor<T>,
+    ) -> InputGrads<T> {
+        run_scratch(
+            &*self.0,
+            inputs,
+            |i| wants[i],
+            |scratch, xs, y| {
+                // The recomputed output equals the kept one; sharing the kept one frees the
+                // copy for the rest of the block's backward.
+                scratch.share_value(y, output);
+                // The releasing sweep drops each recomputed value once the sweep has passed
+                // it, so at most the rest of the block is live beside the outer tape.
+                let mut grads = scratch.backward_from(y.id(), grad, true);
+                xs.iter()
+                    .zip(wants)
+                    .map(|(&x, &wanted)| if wanted { grads.take(x) } else { None })
+                    .collect()
+            },
+        )
+    }
+
+    /// Recorded vjp (for [`Var::grad`]): the block recorded again on the outer tape, then
+    /// the recorded reverse sweep through those nodes, so the gradient is differentiable
+    /// again. Differentiating it keeps the block's intermediates on the tape.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let (proxies, y) = rerun(&*self.0, ctx.inputs);
+        let wrt: Vec<Var<'t, T>> = proxies
+            .iter()
+            .zip(ctx.wants)
+            .filter(|(_, &w)| w)
+            .map(|(&p, _)| p)
+            .collect();
+        let mut grads = y.tape().grad_sweep(y.id(), ctx.grad, &wrt).into_iter();
+        ctx.wants
+            .iter()
+            .map(|&w| if w { grads.next().flatten() } else { None })
+            .collect()
+    }
+
+    /// Tangent rule: forward mode through the block recorded again on the outer tape.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let (proxies, y) = rerun(&*self.0, ctx.inputs);
+        let seeds: Vec<_> = proxies
+            .iter()
+            .zip(ctx.tangents)
+            .filter_map(|(&p, &t)| Some((p, t?)))
+            .collect();
+        y.tape().jvp_from(y.id(), &seeds)
+    }
 }
 
 impl<T: Float> Tape<T> {
@@ -183,7 +187,7 @@ impl<T: Float> Tape<T> {
         self.record(inputs, |values, _| {
             // Recomputed during backward, so nothing is recorded for it here.
             let value = run_scratch(&*block, values, |_| false, |_, _, y| y.value());
-            (value, Op::Recompute(block))
+            (value, Recompute(block))
         })
     }
 

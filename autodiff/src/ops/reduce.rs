@@ -1,13 +1,11 @@
 //! Reductions: sum, mean and max over all axes or a chosen set, with or without keepdim.
 //! Their vjps broadcast the output's adjoint back over the reduced axes.
 
-use super::{InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
+use super::{BatchView, InputGrads, Rule, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
-use crate::kernels::broadcast::broadcast_to;
-use crate::kernels::reduce::{self, kept_shape};
-use crate::shape::{check_axis, Dims, Shape};
+use crate::shape::{check_axis, numel, Dims, Shape};
 use crate::tape::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{self, broadcast_to, kept_shape, Tensor};
 use smallvec::{smallvec, SmallVec};
 use std::rc::Rc;
 
@@ -43,67 +41,107 @@ fn out_shape(shape: &[usize], reduced: &[bool], keepdim: bool) -> Shape {
     }
 }
 
-/// Sum and mean: every input element gets the adjoint of its output (divided by the
-/// count for a mean).
-pub(crate) fn sum_vjp<T: Float>(
-    reduced: &[bool],
+/// A sum over the `reduced` axes; with the reduced `count`, a mean (the sum times
+/// `1 / count`).
+pub(crate) struct Sum {
+    reduced: Mask,
     count: Option<usize>,
-    ctx: &VjpContext<'_, T>,
-) -> InputGrads<T> {
-    let x = ctx.inputs[0];
-    let g = ctx.grad.clone().reshape(kept_shape(x.shape(), reduced));
-    let mut full = broadcast_to(&g, x.shape());
-    if let Some(n) = count {
-        full *= T::one() / T::from_usize(n.max(1));
+}
+
+impl<T: Float> Rule<T> for Sum {
+    fn name(&self) -> String {
+        (if self.count.is_some() { "mean" } else { "sum" }).into()
     }
-    smallvec![Some(full)]
-}
 
-/// Max: the adjoint goes to the first maximal element of each group.
-pub(crate) fn max_vjp<T: Float>(argmax: &[usize], ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    let x = ctx.inputs[0];
-    let mut out = Tensor::zeros(x.shape());
-    for (&i, &g) in argmax.iter().zip(ctx.grad.data()) {
-        out.data_mut()[i] += g;
+    /// Every input element gets the adjoint of its output (divided by the count for a
+    /// mean).
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let x = ctx.inputs[0];
+        let g = ctx
+            .grad
+            .clone()
+            .reshape(kept_shape(x.shape(), &self.reduced));
+        let mut full = broadcast_to(&g, x.shape());
+        if let Some(n) = self.count {
+            full *= T::one() / T::from_usize(n.max(1));
+        }
+        smallvec![Some(full)]
     }
-    smallvec![Some(out)]
+
+    /// Recorded: the adjoint broadcast back over the reduced axes (scaled for a mean).
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let shape = ctx.inputs[0].shape();
+        let g = ctx
+            .grad
+            .reshape(kept_shape(&shape, &self.reduced))
+            .broadcast_to(&shape);
+        let g = match self.count {
+            Some(n) => g * (T::one() / T::from_usize(n.max(1))),
+            None => g,
+        };
+        smallvec![Some(g)]
+    }
+
+    /// Linear: the same reduction of the tangent.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let t = ctx.tangents[0]?;
+        let reduced = &self.reduced;
+        let axes: Vec<usize> = (0..reduced.len()).filter(|&a| reduced[a]).collect();
+        let r = match self.count {
+            None => t.sum_axes(&axes, true),
+            Some(_) => t.mean_axes(&axes, true),
+        };
+        Some(r.reshape(ctx.output.shape()))
+    }
+
+    fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
+        !self.reduced[0]
+    }
 }
 
-/// Recorded: the adjoint broadcast back over the reduced axes (scaled for a mean).
-pub(crate) fn sum_vjp_var<'t, T: Float>(
-    reduced: &[bool],
-    count: Option<usize>,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let shape = ctx.inputs[0].shape();
-    let g = ctx
-        .grad
-        .reshape(kept_shape(&shape, reduced))
-        .broadcast_to(&shape);
-    let g = match count {
-        Some(n) => g * (T::one() / T::from_usize(n.max(1))),
-        None => g,
-    };
-    smallvec![Some(g)]
+/// A max over some axes: the flat index of each output's maximum.
+pub(crate) struct Max {
+    /// Shared, not copied: the forward pass's own vector.
+    argmax: Rc<Vec<usize>>,
 }
 
-/// Recorded: the adjoint scattered to the maxima. The max's second derivative is zero
-/// wherever it exists (the choice of maxima is a constant).
-pub(crate) fn max_vjp_var<'t, T: Float>(
-    argmax: &[usize],
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let shape = ctx.inputs[0].shape();
-    smallvec![Some(ctx.grad.scatter_add(argmax.into(), &shape))]
-}
+impl<T: Float> Rule<T> for Max {
+    fn name(&self) -> String {
+        "max".into()
+    }
 
-/// The tangent of a max: the tangent at each maximum.
-pub(crate) fn max_jvp_var<'t, T: Float>(
-    argmax: &[usize],
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    let t = ctx.tangents[0]?;
-    Some(t.gather(argmax.into(), &ctx.output.shape()))
+    /// The adjoint goes to the first maximal element of each group.
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let x = ctx.inputs[0];
+        let mut out = Tensor::zeros(x.shape());
+        for (&i, &g) in self.argmax.iter().zip(ctx.grad.data()) {
+            out.data_mut()[i] += g;
+        }
+        smallvec![Some(out)]
+    }
+
+    /// Recorded: the adjoint scattered to the maxima. The max's second derivative is zero
+    /// wherever it exists (the choice of maxima is a constant).
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let shape = ctx.inputs[0].shape();
+        smallvec![Some(ctx.grad.scatter_add(self.argmax[..].into(), &shape))]
+    }
+
+    /// The tangent at each maximum.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let t = ctx.tangents[0]?;
+        Some(t.gather(self.argmax[..].into(), &ctx.output.shape()))
+    }
+
+    /// Rows when every output's maximum lies in its own example.
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        let n = batch.n;
+        let (per_in, per_out) = (numel(batch.inputs[0].shape) / n, numel(batch.output) / n);
+        self.argmax
+            .iter()
+            .enumerate()
+            .all(|(j, &a)| a / per_in.max(1) == j / per_out.max(1))
+    }
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -121,8 +159,9 @@ impl<'t, T: Float> Var<'t, T> {
         let reduced = mask("sum", &self.shape(), axes);
         self.tape.record(&[self], move |x, _| {
             let out =
-                reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
-            (out, Op::Sum { reduced })
+                tensor::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim));
+            let count = None;
+            (out, Sum { reduced, count })
         })
     }
 
@@ -147,9 +186,10 @@ impl<'t, T: Float> Var<'t, T> {
                 .map(|(&d, _)| d)
                 .product();
             let out =
-                reduce::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim))
+                tensor::sum(x[0], &reduced).reshape(out_shape(x[0].shape(), &reduced, keepdim))
                     * (T::one() / T::from_usize(count.max(1)));
-            (out, Op::Mean { reduced, count })
+            let count = Some(count);
+            (out, Sum { reduced, count })
         })
     }
 
@@ -178,13 +218,10 @@ impl<'t, T: Float> Var<'t, T> {
             Dims(&shape)
         );
         self.tape.record(&[self], move |x, _| {
-            let (out, argmax) = reduce::max(x[0], &reduced);
-            (
-                out.reshape(out_shape(x[0].shape(), &reduced, keepdim)),
-                Op::Max {
-                    argmax: Rc::new(argmax),
-                },
-            )
+            let (out, argmax) = tensor::max(x[0], &reduced);
+            let out = out.reshape(out_shape(x[0].shape(), &reduced, keepdim));
+            let argmax = Rc::new(argmax);
+            (out, Max { argmax })
         })
     }
 }

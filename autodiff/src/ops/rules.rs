@@ -45,6 +45,8 @@ pub trait Real<T: Float>:
     fn powi_(self, n: i32) -> Self;
     /// the logistic function
     fn sigmoid_(self) -> Self;
+    /// `e^self`
+    fn exp_(self) -> Self;
     /// `self * sign(x)` (sign 0 at 0): the sign is a constant, not differentiated.
     fn times_sign_of(self, x: Self) -> Self;
     /// `self` where `y > 0`, else 0: on elements and tensors a choice, so that a NaN in
@@ -85,6 +87,10 @@ impl<T: Float> Real<T> for T {
     #[inline(always)]
     fn sigmoid_(self) -> T {
         sigmoid(self)
+    }
+    #[inline(always)]
+    fn exp_(self) -> T {
+        self.exp()
     }
     #[inline(always)]
     fn times_sign_of(self, x: T) -> T {
@@ -136,6 +142,9 @@ impl<'t, T: Float> Real<T> for Var<'t, T> {
     }
     fn sigmoid_(self) -> Self {
         self.sigmoid()
+    }
+    fn exp_(self) -> Self {
+        self.exp()
     }
     fn times_sign_of(self, x: Self) -> Self {
         let signs: Tensor<T> = x.with_value(|v| v.map(sign));

@@ -1,147 +1,216 @@
 //! Ops that move data without arithmetic: reshape, permute/transpose, broadcast,
 //! row selection (gather) and concatenation. Their vjps move the adjoint back.
 
-use super::{InputGrads, Op, VarGrads, VarJvp, VarVjp, VjpContext};
+use super::{BatchView, InputGrads, Rule, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
-use crate::kernels::broadcast::{broadcast_to, sum_to_shape};
-use crate::kernels::permute::permute;
 use crate::shape::{broadcast_shapes, check_axis, numel, split_at_axis, Dims, Shape};
 use crate::tape::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{broadcast_to, permute, sum_to_shape, Tensor};
 use smallvec::{smallvec, SmallVec};
 use std::rc::Rc;
 
-pub(crate) fn reshape_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    smallvec![Some(ctx.grad.clone().reshape(ctx.inputs[0].shape()))]
+/// The same elements under the output's shape ([`Var::reshape`]).
+pub(crate) struct Reshape;
+
+impl<T: Float> Rule<T> for Reshape {
+    fn name(&self) -> String {
+        "reshape".into()
+    }
+
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        smallvec![Some(ctx.grad.clone().reshape(ctx.inputs[0].shape()))]
+    }
+
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        smallvec![Some(ctx.grad.reshape(ctx.inputs[0].shape()))]
+    }
+
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        Some(ctx.tangents[0]?.reshape(ctx.output.shape()))
+    }
+
+    /// Row-major: a reshape keeping the first axis keeps each example's block.
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        batch.leading(batch.inputs[0].shape)
+    }
 }
 
-pub(crate) fn permute_vjp<T: Float>(perm: &[usize], ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+/// Output axis `d` is input axis `perm[d]` ([`Var::permute`]).
+pub(crate) struct Permute(Shape);
+
+impl<T: Float> Rule<T> for Permute {
+    fn name(&self) -> String {
+        format!("permute{:?}", self.0.as_slice())
+    }
+
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        smallvec![Some(permute(ctx.grad, &inverse(&self.0)))]
+    }
+
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        smallvec![Some(ctx.grad.permute(&inverse(&self.0)))]
+    }
+
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        Some(ctx.tangents[0]?.permute(&self.0))
+    }
+
+    fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
+        self.0[0] == 0
+    }
+}
+
+/// The permutation back (the adjoint's).
+fn inverse(perm: &[usize]) -> Vec<usize> {
     let mut inverse = vec![0; perm.len()];
     for (d, &p) in perm.iter().enumerate() {
         inverse[p] = d;
     }
-    smallvec![Some(permute(ctx.grad, &inverse))]
+    inverse
 }
 
-pub(crate) fn broadcast_to_vjp<T: Float>(ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    smallvec![Some(sum_to_shape(ctx.grad.clone(), ctx.inputs[0].shape()))]
+/// Repeats along broadcast axes ([`Var::broadcast_to`]).
+pub(crate) struct BroadcastTo;
+
+impl<T: Float> Rule<T> for BroadcastTo {
+    fn name(&self) -> String {
+        "broadcast_to".into()
+    }
+
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        smallvec![Some(sum_to_shape(ctx.grad.clone(), ctx.inputs[0].shape()))]
+    }
+
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        smallvec![Some(ctx.grad.sum_to(&ctx.inputs[0].shape()))]
+    }
+
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        Some(ctx.tangents[0]?.broadcast_to(ctx.output.shape()))
+    }
+
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        let from = batch.inputs[0].shape;
+        batch.leading(from) && from.len() == batch.output.len()
+    }
 }
 
-/// Scatter-adds the selected slices' adjoints back to the rows they came from.
-pub(crate) fn index_select_vjp<T: Float>(
+/// The slices `indices` along `axis` ([`Var::index_select`]).
+pub(crate) struct IndexSelect {
     axis: usize,
-    indices: &[usize],
-    ctx: &VjpContext<'_, T>,
-) -> InputGrads<T> {
-    let x = ctx.inputs[0];
-    let (outer, len, inner) = split_at_axis(x.shape(), axis);
-    let mut out = Tensor::zeros(x.shape());
-    let (dst, g) = (out.data_mut(), ctx.grad.data());
-    for o in 0..outer {
-        for (k, &i) in indices.iter().enumerate() {
-            let from = &g[(o * indices.len() + k) * inner..][..inner];
-            let to = &mut dst[(o * len + i) * inner..][..inner];
-            for (t, &f) in to.iter_mut().zip(from) {
-                *t += f;
+    indices: Rc<[usize]>,
+}
+
+impl<T: Float> Rule<T> for IndexSelect {
+    fn name(&self) -> String {
+        format!("index_select(axis {})", self.axis)
+    }
+
+    /// Scatter-adds the selected slices' adjoints back to the rows they came from.
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let x = ctx.inputs[0];
+        let (outer, len, inner) = split_at_axis(x.shape(), self.axis);
+        let mut out = Tensor::zeros(x.shape());
+        let (dst, g) = (out.data_mut(), ctx.grad.data());
+        for o in 0..outer {
+            for (k, &i) in self.indices.iter().enumerate() {
+                let from = &g[(o * self.indices.len() + k) * inner..][..inner];
+                let to = &mut dst[(o * len + i) * inner..][..inner];
+                for (t, &f) in to.iter_mut().zip(from) {
+                    *t += f;
+                }
             }
         }
+        smallvec![Some(out)]
     }
-    smallvec![Some(out)]
-}
 
-/// Each input gets its own slice of the adjoint back.
-pub(crate) fn concat_vjp<T: Float>(axis: usize, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-    let (outer, total, inner) = split_at_axis(ctx.output.shape(), axis);
-    let g = ctx.grad.data();
-    let mut start = 0;
-    let mut grads: InputGrads<T> = SmallVec::new();
-    for (input, &wanted) in ctx.inputs.iter().zip(ctx.wants) {
-        let len = input.shape()[axis];
-        if wanted {
-            let mut data = Vec::with_capacity(input.numel());
-            for o in 0..outer {
-                data.extend_from_slice(
-                    &g[(o * total + start) * inner..(o * total + start + len) * inner],
-                );
+    /// Recorded: the selected slices' adjoints scattered back to where they came from.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let shape = ctx.inputs[0].shape();
+        let (outer, len, inner) = split_at_axis(&shape, self.axis);
+        let mut to = Vec::with_capacity(outer * self.indices.len() * inner);
+        for o in 0..outer {
+            for &i in self.indices.iter() {
+                to.extend((0..inner).map(|j| (o * len + i) * inner + j));
             }
-            grads.push(Some(Tensor::from_vec(data, input.shape())));
-        } else {
-            grads.push(None);
         }
-        start += len;
+        smallvec![Some(ctx.grad.scatter_add(Rc::from(to), &shape))]
     }
-    grads
-}
 
-pub(crate) fn reshape_vjp_var<'t, T: Float>(ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-    smallvec![Some(ctx.grad.reshape(ctx.inputs[0].shape()))]
-}
-
-pub(crate) fn permute_vjp_var<'t, T: Float>(
-    perm: &[usize],
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let mut inverse = vec![0; perm.len()];
-    for (d, &p) in perm.iter().enumerate() {
-        inverse[p] = d;
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        Some(ctx.tangents[0]?.index_select(self.axis, &self.indices))
     }
-    smallvec![Some(ctx.grad.permute(&inverse))]
+
+    fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
+        self.axis != 0
+    }
 }
 
-pub(crate) fn broadcast_to_vjp_var<'t, T: Float>(ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-    smallvec![Some(ctx.grad.sum_to(&ctx.inputs[0].shape()))]
-}
-
-/// Recorded: the selected slices' adjoints scattered back to where they came from.
-pub(crate) fn index_select_vjp_var<'t, T: Float>(
+/// The inputs joined along `axis` ([`Var::concat`]).
+pub(crate) struct Concat {
     axis: usize,
-    indices: &[usize],
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let shape = ctx.inputs[0].shape();
-    let (outer, len, inner) = split_at_axis(&shape, axis);
-    let mut to = Vec::with_capacity(outer * indices.len() * inner);
-    for o in 0..outer {
-        for &i in indices {
-            to.extend((0..inner).map(|j| (o * len + i) * inner + j));
+}
+
+impl<T: Float> Rule<T> for Concat {
+    fn name(&self) -> String {
+        format!("concat(axis {})", self.axis)
+    }
+
+    /// Each input gets its own slice of the adjoint back.
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let (outer, total, inner) = split_at_axis(ctx.output.shape(), self.axis);
+        let g = ctx.grad.data();
+        let mut start = 0;
+        let mut grads: InputGrads<T> = SmallVec::new();
+        for (input, &wanted) in ctx.inputs.iter().zip(ctx.wants) {
+            let len = input.shape()[self.axis];
+            if wanted {
+                let mut data = Vec::with_capacity(input.numel());
+                for o in 0..outer {
+                    data.extend_from_slice(
+                        &g[(o * total + start) * inner..(o * total + start + len) * inner],
+                    );
+                }
+                grads.push(Some(Tensor::from_vec(data, input.shape())));
+            } else {
+                grads.push(None);
+            }
+            start += len;
         }
+        grads
     }
-    smallvec![Some(ctx.grad.scatter_add(Rc::from(to), &shape))]
-}
 
-/// Recorded: each input gets its slice of the adjoint.
-pub(crate) fn concat_vjp_var<'t, T: Float>(
-    axis: usize,
-    ctx: &VarVjp<'_, 't, T>,
-) -> VarGrads<'t, T> {
-    let mut start = 0;
-    let mut grads: VarGrads<'t, T> = SmallVec::new();
-    for (input, &wanted) in ctx.inputs.iter().zip(ctx.wants) {
-        let len = input.shape()[axis];
-        let range: Vec<usize> = (start..start + len).collect();
-        grads.push(wanted.then(|| ctx.grad.index_select(axis, &range)));
-        start += len;
+    /// Recorded: each input gets its slice of the adjoint.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let mut start = 0;
+        let mut grads: VarGrads<'t, T> = SmallVec::new();
+        for (input, &wanted) in ctx.inputs.iter().zip(ctx.wants) {
+            let len = input.shape()[self.axis];
+            let range: Vec<usize> = (start..start + len).collect();
+            grads.push(wanted.then(|| ctx.grad.index_select(self.axis, &range)));
+            start += len;
+        }
+        grads
     }
-    grads
-}
 
-/// The tangent of a concatenation: the tangents concatenated (zeros for the inputs
-/// without one).
-pub(crate) fn concat_jvp_var<'t, T: Float>(
-    axis: usize,
-    ctx: &VarJvp<'_, 't, T>,
-) -> Option<Var<'t, T>> {
-    if ctx.tangents.iter().all(Option::is_none) {
-        return None;
+    /// The tangents concatenated (zeros for the inputs without one).
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        if ctx.tangents.iter().all(Option::is_none) {
+            return None;
+        }
+        let tape = ctx.output.tape();
+        let parts: Vec<Var<'t, T>> = ctx
+            .inputs
+            .iter()
+            .zip(ctx.tangents)
+            .map(|(x, t)| t.unwrap_or_else(|| tape.constant(Tensor::zeros(x.shape()))))
+            .collect();
+        Some(Var::concat(&parts, self.axis))
     }
-    let tape = ctx.output.tape();
-    let parts: Vec<Var<'t, T>> = ctx
-        .inputs
-        .iter()
-        .zip(ctx.tangents)
-        .map(|(x, t)| t.unwrap_or_else(|| tape.constant(Tensor::zeros(x.shape()))))
-        .collect();
-    Some(Var::concat(&parts, axis))
+
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        self.axis != 0 && (0..batch.inputs.len()).all(|p| batch.rows(p))
+    }
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -173,7 +242,7 @@ impl<'t, T: Float> Var<'t, T> {
             Dims(shape)
         );
         self.tape
-            .record(&[self], |x, _| (x[0].clone().reshape(shape), Op::Reshape))
+            .record(&[self], |x, _| (x[0].clone().reshape(shape), Reshape))
     }
 
     /// Reorders the axes: output axis `d` is input axis `perm[d]`.
@@ -195,7 +264,7 @@ impl<'t, T: Float> Var<'t, T> {
             Dims(&shape)
         );
         self.tape.record(&[self], |x, _| {
-            (permute(x[0], perm), Op::Permute(Shape::from_slice(perm)))
+            (permute(x[0], perm), Permute(Shape::from_slice(perm)))
         })
     }
 
@@ -237,7 +306,7 @@ impl<'t, T: Float> Var<'t, T> {
             Dims(shape)
         );
         self.tape
-            .record(&[self], |x, _| (broadcast_to(x[0], shape), Op::BroadcastTo))
+            .record(&[self], |x, _| (broadcast_to(x[0], shape), BroadcastTo))
     }
 
     /// Picks the slices `indices` along `axis` (a gather; indices may repeat).
@@ -267,7 +336,7 @@ impl<'t, T: Float> Var<'t, T> {
             shape[axis] = indices.len();
             (
                 Tensor::from_vec(data, shape),
-                Op::IndexSelect {
+                IndexSelect {
                     axis,
                     indices: indices.into(),
                 },
@@ -318,7 +387,7 @@ impl<'t, T: Float> Var<'t, T> {
             }
             let mut shape: Shape = first.into();
             shape[axis] = total;
-            (Tensor::from_vec(data, shape), Op::Concat { axis })
+            (Tensor::from_vec(data, shape), Concat { axis })
         })
     }
 }
