@@ -194,7 +194,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// covers the last axes: its length is the product of some trailing dimensions, and
     /// it repeats over the leading ones, so a `[t, t]` causal mask applies to
     /// `[batch, heads, t, t]`. Masked positions get no gradient; a `-inf` fill before a
-    /// [`Var::softmax`] gives them probability 0 and keeps every gradient finite.
+    /// [`Var::softmax`] gives them probability 0 and keeps gradients finite (where each
+    /// lane keeps an unmasked position: a lane of `-inf` alone is NaN, as in PyTorch).
     ///
     /// Panics if `mask.len()` is not the product of some trailing dimensions.
     #[track_caller]
