@@ -87,6 +87,9 @@ fn shape_panics_report_the_callers_file_and_line() {
     expect_here("cross_entropy", &|| {
         let _ = m43.cross_entropy(&[0]);
     });
+    expect_here("masked_fill", &|| {
+        let _ = m23.masked_fill(&[true; 4], 0.0);
+    });
     expect_here("sum_axes", &|| {
         let _ = m23.sum_axes(&[3], false);
     });
