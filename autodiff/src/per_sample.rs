@@ -22,7 +22,7 @@
 //! [`PerSample::why_loop`] says which op stopped the batched path.
 
 use crate::float::Float;
-use crate::ops::{BatchInput, BatchView, PerExampleContext, Rule, VjpContext};
+use crate::ops::{BatchInput, BatchView, Rule, VjpContext};
 use crate::shape::Dims;
 use crate::sweep::{reaching, reverse, Contributions, Pass};
 use crate::tape::{Node, NodeId, Tape, Var};
@@ -355,26 +355,20 @@ impl<T: Float> Pass<T> for PerExample {
                     .map(|(&p, &w)| w && rows(p))
                     .collect();
                 let mut out: Contributions<Adjoint<T>> = smallvec![None; node.inputs.len()];
+                let ctx = VjpContext {
+                    inputs: &values,
+                    output: &node.value,
+                    grad: &grad,
+                    wants: &rows_wants,
+                };
                 if rows_wants.contains(&true) {
-                    let ctx = VjpContext {
-                        inputs: &values,
-                        output: &node.value,
-                        grad: &grad,
-                        wants: &rows_wants,
-                    };
                     for ((slot, g), &w) in out.iter_mut().zip(op.vjp(&ctx)).zip(&rows_wants) {
                         *slot = g.filter(|_| w).map(Adjoint::Batch);
                     }
                 }
-                let ctx = PerExampleContext {
-                    inputs: &values,
-                    output: &node.value,
-                    grad: &grad,
-                    n,
-                };
                 for (k, &p) in node.inputs.iter().enumerate() {
                     if wants[k] && !rows(p) {
-                        out[k] = Some(Adjoint::Stacked(op.per_example(k, &ctx)));
+                        out[k] = Some(Adjoint::Stacked(op.per_example(k, &ctx, n)));
                     }
                 }
                 out

@@ -177,51 +177,18 @@ type UnaryKind = UnaryOp<NoConst>;
 /// `op` as its kind and its constant (0 where it has none).
 #[inline(always)]
 fn split(op: UnaryOp<f64>) -> (UnaryKind, f64) {
-    use UnaryOp as U;
-    match op {
-        U::Neg => (U::Neg, 0.0),
-        U::Exp => (U::Exp, 0.0),
-        U::Ln => (U::Ln, 0.0),
-        U::Sqrt => (U::Sqrt, 0.0),
-        U::Square => (U::Square, 0.0),
-        U::Activation(a) => (U::Activation(a), 0.0),
-        U::Abs => (U::Abs, 0.0),
-        U::Softplus => (U::Softplus, 0.0),
-        U::LogSigmoid => (U::LogSigmoid, 0.0),
-        U::Powf(p) => (U::Powf(NoConst), p),
-        U::Sin => (U::Sin, 0.0),
-        U::Cos => (U::Cos, 0.0),
-        U::Powi(n) => (U::Powi(n), 0.0),
-        U::AddScalar(c) => (U::AddScalar(NoConst), c),
-        U::MulScalar(c) => (U::MulScalar(NoConst), c),
-        U::SubFrom(c) => (U::SubFrom(NoConst), c),
-        U::DivInto(c) => (U::DivInto(NoConst), c),
-    }
+    let mut c = 0.0;
+    let kind = op.map_const(|v| {
+        c = v;
+        NoConst
+    });
+    (kind, c)
 }
 
 /// The [`UnaryOp`] that [`split`] took apart.
 #[inline(always)]
 fn join(kind: UnaryKind, c: f64) -> UnaryOp<f64> {
-    use UnaryOp as U;
-    match kind {
-        U::Neg => U::Neg,
-        U::Exp => U::Exp,
-        U::Ln => U::Ln,
-        U::Sqrt => U::Sqrt,
-        U::Square => U::Square,
-        U::Activation(a) => U::Activation(a),
-        U::Abs => U::Abs,
-        U::Softplus => U::Softplus,
-        U::LogSigmoid => U::LogSigmoid,
-        U::Powf(NoConst) => U::Powf(c),
-        U::Sin => U::Sin,
-        U::Cos => U::Cos,
-        U::Powi(n) => U::Powi(n),
-        U::AddScalar(NoConst) => U::AddScalar(c),
-        U::MulScalar(NoConst) => U::MulScalar(c),
-        U::SubFrom(NoConst) => U::SubFrom(c),
-        U::DivInto(NoConst) => U::DivInto(c),
-    }
+    kind.map_const(|NoConst| c)
 }
 
 /// The rule language of `ops/rules.rs` with what the two scalar-only rules (`pow`,

@@ -742,12 +742,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// Panics if the output has more than one element (use [`Var::grad_with`]).
     #[track_caller]
     pub fn grad(&self, wrt: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
-        let shape = self.shape();
-        assert!(
-            shape.iter().product::<usize>() == 1,
-            "grad: output has shape {}; grad() needs a single element, use grad_with(seed, ..)",
-            Dims(&shape)
-        );
+        let shape = self.single_element("grad", "grad_with(seed, ..)");
         let seed = self.tape.constant(Tensor::ones(&shape));
         self.tape.grad_from(self.id, seed, wrt)
     }
@@ -819,12 +814,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// Panics if the output has more than one element: use [`Var::backward_with`].
     #[track_caller]
     pub fn backward(&self) -> Gradients<T> {
-        let shape = self.shape();
-        assert!(
-            shape.iter().product::<usize>() == 1,
-            "backward: output has shape {}; backward() needs a single element, use backward_with(seed)",
-            Dims(&shape)
-        );
+        let shape = self.single_element("backward", "backward_with(seed)");
         self.tape
             .backward_from(self.id, Tensor::ones(&shape), false)
     }
@@ -862,13 +852,21 @@ impl<'t, T: Float> Var<'t, T> {
     /// Panics if the output has more than one element.
     #[track_caller]
     pub fn backward_releasing(&self) -> Gradients<T> {
+        let shape = self.single_element("backward_releasing", "backward_with(seed)");
+        self.tape.backward_from(self.id, Tensor::ones(&shape), true)
+    }
+
+    /// The shape of this output, which `what` needs to have one element (else a panic
+    /// at the caller's line that points to `instead`).
+    #[track_caller]
+    fn single_element(&self, what: &str, instead: &str) -> crate::Shape {
         let shape = self.shape();
         assert!(
             shape.iter().product::<usize>() == 1,
-            "backward_releasing: output has shape {}; it needs a single element",
+            "{what}: output has shape {}; {what}() needs a single element, use {instead}",
             Dims(&shape)
         );
-        self.tape.backward_from(self.id, Tensor::ones(&shape), true)
+        shape
     }
 
     /// Backpropagates from this output with adjoint `seed` (same shape as the output):

@@ -78,37 +78,6 @@ pub(crate) fn unary_vjp<T: Float, F: ElementFn<T>>(
     }
 }
 
-/// The input's gradient of an activation from its outputs `y` and their gradients `g`
-/// alone, for every element (a fused layer's backward pass): an activation's `vjp`
-/// does not read its input.
-pub(crate) fn activation_vjp<T: Float, F: ElementFn<T>>(
-    act: F,
-    y: &[T],
-    g: &[T],
-    shape: &[usize],
-) -> Vec<T> {
-    // SAFETY: `write_each3` writes every element of its band (it asserts the lengths).
-    unsafe {
-        banded(
-            act,
-            y.len(),
-            shape,
-            #[inline(always)]
-            |a, range, out| {
-                let (y, g) = (&y[range.clone()], &g[range]);
-                write_each3(
-                    out,
-                    y,
-                    y,
-                    g,
-                    #[inline(always)]
-                    |_, y, g| a.vjp(y, y, g),
-                )
-            },
-        )
-    }
-}
-
 /// A new vector of `n` elements (a tensor of `shape`) written by `band(op, range, out)`
 /// inside [`wide`]: in one piece, or in the bands of rows [`elementwise_parts`]
 /// chooses. The op is matched here ([`ElementFn::per_variant`]), once per band, so in

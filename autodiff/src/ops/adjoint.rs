@@ -54,17 +54,14 @@ impl<T: Float> Rule<T> for Gather {
     fn name(&self) -> String {
         "gather".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let shape = ctx.inputs[0].shape();
         smallvec![Some(scatter_add(ctx.grad.data(), &self.indices, shape))]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let shape = ctx.inputs[0].shape();
         smallvec![Some(ctx.grad.scatter_add(self.indices.clone(), &shape))]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let t = ctx.tangents[0]?;
         Some(t.gather(self.indices.clone(), &ctx.output.shape()))
@@ -81,17 +78,14 @@ impl<T: Float> Rule<T> for ScatterAdd {
     fn name(&self) -> String {
         "scatter_add".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let shape = ctx.inputs[0].shape();
         smallvec![Some(gather(ctx.grad.data(), &self.indices, shape))]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let shape = ctx.inputs[0].shape();
         smallvec![Some(ctx.grad.gather(self.indices.clone(), &shape))]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let t = ctx.tangents[0]?;
         Some(t.scatter_add(self.indices.clone(), &ctx.output.shape()))
@@ -107,15 +101,12 @@ impl<T: Float> Rule<T> for Gate {
     fn name(&self) -> String {
         "gate".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         smallvec![Some(gate(ctx.grad, &self.open))]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         smallvec![Some(ctx.grad.gated(self.open.clone()))]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         Some(ctx.tangents[0]?.gated(self.open.clone()))
     }
@@ -129,7 +120,6 @@ impl<T: Float> Rule<T> for ConvGradInput {
     fn name(&self) -> String {
         "conv2d_grad_input".into()
     }
-
     /// d⟨G, dx(dy, w)⟩: by `dy` a convolution of G with `w`; by `w` the weight gradient
     /// with G in the input's place.
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
@@ -147,7 +137,6 @@ impl<T: Float> Rule<T> for ConvGradInput {
         });
         smallvec![d_dy, d_w]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let g = &self.0;
         let (dy, w, gg) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
@@ -156,7 +145,6 @@ impl<T: Float> Rule<T> for ConvGradInput {
             ctx.wants[1].then(|| dy.conv_grad_weight(gg, *g)),
         ]
     }
-
     /// Bilinear (as is the weight gradient): the tangent is the sum over the two
     /// inputs' tangents.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
@@ -175,7 +163,6 @@ impl<T: Float> Rule<T> for ConvGradWeight {
     fn name(&self) -> String {
         "conv2d_grad_weight".into()
     }
-
     /// d⟨G, dw(dy, x)⟩: by `dy` a convolution of `x` with G as the weights; by `x` the
     /// input gradient with G as the weights.
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
@@ -189,7 +176,6 @@ impl<T: Float> Rule<T> for ConvGradWeight {
             .then(|| Tensor::from_vec(conv::conv2d_grad_input(g, dy.data(), gg.data()), x.shape()));
         smallvec![d_dy, d_x]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let g = &self.0;
         let (dy, x, gg) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
@@ -198,7 +184,6 @@ impl<T: Float> Rule<T> for ConvGradWeight {
             ctx.wants[1].then(|| dy.conv_grad_input(gg, *g)),
         ]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let (dy, x) = (ctx.inputs[0], ctx.inputs[1]);
         let a = ctx.tangents[0].map(|t| t.conv_grad_weight(x, self.0));
@@ -214,16 +199,13 @@ impl<T: Float> Rule<T> for AvgPoolGrad {
     fn name(&self) -> String {
         "avg_pool2d_grad".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let out = conv::avg_pool(&self.0, ctx.grad.data());
         smallvec![Some(Tensor::from_vec(out, ctx.inputs[0].shape()))]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         smallvec![Some(ctx.grad.avg_pool_with(self.0))]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let t = ctx.tangents[0]?;
         Some(t.avg_pool_grad_with(self.0, &ctx.output.shape()))

@@ -1,7 +1,7 @@
 //! Convolution and pooling over NCHW tensors, each forward beside its vjp. The
 //! arithmetic lives in `kernels/conv.rs` (im2col + GEMM).
 
-use super::{add_tangents, want, BatchView, InputGrads, PerExampleContext, Rule};
+use super::{add_tangents, want, BatchView, InputGrads, Rule};
 use super::{VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::{Float, Recycled};
 use crate::kernels::conv::{self, out_len, Geometry, Pool};
@@ -93,7 +93,6 @@ impl<T: Float> Rule<T> for Conv2d<T> {
     fn name(&self) -> String {
         "conv2d".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let (g, cols) = (&self.geometry, self.cols.as_deref());
         let (x, w, dy) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
@@ -115,7 +114,6 @@ impl<T: Float> Rule<T> for Conv2d<T> {
         }
         grads
     }
-
     /// Recorded: the input's gradient is a transposed convolution and the weight's a
     /// correlation of the adjoint with the input, each an op with its own vjp
     /// (`ops/adjoint.rs`); the bias's sums the adjoint's planes.
@@ -131,7 +129,6 @@ impl<T: Float> Rule<T> for Conv2d<T> {
         }
         grads
     }
-
     /// Bilinear in input and weight, plus the bias: `conv(dx, w) + conv(x, dw) + db`.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let (g, cols) = (&self.geometry, self.cols.as_ref());
@@ -151,18 +148,15 @@ impl<T: Float> Rule<T> for Conv2d<T> {
         });
         add_tangents(add_tangents(tx, tw), tb)
     }
-
     fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
         batch.rows(0) && !(1..batch.inputs.len()).any(|p| batch.rows(p))
     }
-
     fn has_per_example(&self, k: usize, _: &BatchView<'_>) -> bool {
         k >= 1
     }
-
     /// The weight (`k` = 1) or bias (`k` = 2) gradient for each example.
-    fn per_example(&self, k: usize, ctx: &PerExampleContext<'_, T>) -> Vec<T> {
-        let (x, g, n) = (ctx.inputs[0], ctx.grad, ctx.n);
+    fn per_example(&self, k: usize, ctx: &VjpContext<'_, T>, n: usize) -> Vec<T> {
+        let (x, g) = (ctx.inputs[0], ctx.grad);
         let one = Geometry {
             n: 1,
             ..self.geometry
@@ -219,14 +213,12 @@ impl<T: Float> Rule<T> for MaxPool2d {
     fn name(&self) -> String {
         "max_pool2d".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         smallvec![Some(Tensor::from_vec(
             conv::max_pool_grad(&self.pool, &self.argmax, ctx.grad.data()),
             ctx.inputs[0].shape()
         ))]
     }
-
     /// Recorded: the adjoint scattered to each window's maximum. Max pooling's second
     /// derivative is zero wherever it exists.
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
@@ -234,13 +226,11 @@ impl<T: Float> Rule<T> for MaxPool2d {
         let flat = flat_argmax(&self.pool, &self.argmax);
         smallvec![Some(ctx.grad.scatter_add(flat, &shape))]
     }
-
     /// The tangent at each window's maximum.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let t = ctx.tangents[0]?;
         Some(t.gather(flat_argmax(&self.pool, &self.argmax), &ctx.output.shape()))
     }
-
     fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
         true
     }
@@ -253,25 +243,21 @@ impl<T: Float> Rule<T> for AvgPool2d {
     fn name(&self) -> String {
         "avg_pool2d".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         smallvec![Some(Tensor::from_vec(
             conv::avg_pool_grad(&self.0, ctx.grad.data()),
             ctx.inputs[0].shape()
         ))]
     }
-
     /// Recorded: average pooling's adjoint, an op whose own vjp is average pooling.
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let shape = ctx.inputs[0].shape();
         smallvec![Some(ctx.grad.avg_pool_grad_with(self.0, &shape))]
     }
-
     /// Linear: average pooling of the tangent.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         Some(ctx.tangents[0]?.avg_pool_with(self.0))
     }
-
     fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
         true
     }

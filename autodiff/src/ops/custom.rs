@@ -85,14 +85,12 @@ impl<T: Float> Rule<T> for Custom<T> {
     fn name(&self) -> String {
         self.0.name().into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let grads = self.0.vjp(ctx.inputs, ctx.output, ctx.grad);
         checked(&*self.0, "vjp", grads, ctx.inputs, ctx.wants, |g, x| {
             (g.shape().into(), x.shape().into())
         })
     }
-
     /// Recorded: the op's own differentiable vjp, or else its first-order vjp recorded
     /// as a value that refuses to be differentiated ([`FirstOrderOnly`]).
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
@@ -125,7 +123,6 @@ impl<T: Float> Rule<T> for Custom<T> {
             })
             .collect()
     }
-
     /// The op's own tangent rule; panics naming the op when it has none.
     #[track_caller]
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
@@ -192,19 +189,15 @@ impl<T: Float> Rule<T> for FirstOrderOnly {
     fn name(&self) -> String {
         format!("vjp of {}", self.name)
     }
-
     fn vjp(&self, _: &VjpContext<'_, T>) -> InputGrads<T> {
         refuse_second_order(&self.name)
     }
-
     fn vjp_var<'t>(&self, _: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         refuse_second_order(&self.name)
     }
-
     fn jvp_var<'t>(&self, _: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         refuse_second_order(&self.name)
     }
-
     fn first_order_only(&self) -> Option<&str> {
         Some(&self.name)
     }

@@ -4,7 +4,7 @@
 
 use super::activation::{per_activation, Activation};
 use super::rules::Real;
-use super::{want, BatchView, InputGrads, PerExampleContext, Rule};
+use super::{want, BatchView, InputGrads, Rule};
 use super::{VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::{softplus, Float};
 use crate::kernels::elementwise::{self, ElementFn};
@@ -38,6 +38,34 @@ pub(crate) enum UnaryOp<T> {
     SubFrom(T),
     /// `s / x`
     DivInto(T),
+}
+
+impl<C> UnaryOp<C> {
+    /// The same op with its constant, if it has one, mapped by `f` (the scalar tape keeps
+    /// the constant apart from the op).
+    #[inline(always)]
+    pub(crate) fn map_const<D>(self, f: impl FnOnce(C) -> D) -> UnaryOp<D> {
+        use UnaryOp as U;
+        match self {
+            U::Neg => U::Neg,
+            U::Exp => U::Exp,
+            U::Ln => U::Ln,
+            U::Sqrt => U::Sqrt,
+            U::Square => U::Square,
+            U::Activation(a) => U::Activation(a),
+            U::Abs => U::Abs,
+            U::Softplus => U::Softplus,
+            U::LogSigmoid => U::LogSigmoid,
+            U::Powf(p) => U::Powf(f(p)),
+            U::Sin => U::Sin,
+            U::Cos => U::Cos,
+            U::Powi(n) => U::Powi(n),
+            U::AddScalar(c) => U::AddScalar(f(c)),
+            U::MulScalar(c) => U::MulScalar(f(c)),
+            U::SubFrom(c) => U::SubFrom(f(c)),
+            U::DivInto(c) => U::DivInto(f(c)),
+        }
+    }
 }
 
 impl<T: Float> UnaryOp<T> {
@@ -167,25 +195,21 @@ impl<T: Float> Rule<T> for UnaryOp<T> {
             UnaryOp::DivInto(s) => format!("{s} / x"),
         }
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let (x, y, g) = (ctx.inputs[0].data(), ctx.output.data(), ctx.grad.data());
         let shape = ctx.inputs[0].shape();
         let data = elementwise::unary_vjp(*self, x, y, g, shape);
         smallvec![Some(Tensor::from_vec(data, shape))]
     }
-
     /// The recorded vjp: the op's rule on tape values.
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         smallvec![Some(self.vjp_rule(ctx.inputs[0], ctx.output, ctx.grad))]
     }
-
     /// The tangent `t f'(x)`: the same rule with the tangent in place of the adjoint.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let t = ctx.tangents[0]?;
         Some(self.vjp_rule(ctx.inputs[0], ctx.output, t))
     }
-
     /// Row `i` of the output is `f` of row `i` alone.
     fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
         true
@@ -257,7 +281,6 @@ impl<T: Float> Rule<T> for BinaryOp {
     fn name(&self) -> String {
         BinaryOp::name(self).into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
         let (ga, gb) = match self {
@@ -281,7 +304,6 @@ impl<T: Float> Rule<T> for BinaryOp {
             gb.map(|t| sum_to_shape(t, b.shape()))
         ]
     }
-
     /// The recorded vjp: each side's rule, with the broadcast undone by a sum.
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
@@ -293,7 +315,6 @@ impl<T: Float> Rule<T> for BinaryOp {
         };
         smallvec![side(0), side(1)]
     }
-
     /// The tangent: the sum of each side's rule applied to that side's tangent.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let (a, b, y) = (ctx.inputs[0], ctx.inputs[1], ctx.output);
@@ -307,7 +328,6 @@ impl<T: Float> Rule<T> for BinaryOp {
             t.broadcast_to(&shape)
         })
     }
-
     /// A shared operand must be broadcast over the examples, unless it is data with a
     /// row per example (a target built inside `f` from the batch's labels, say): without
     /// a gradient, its row `i` can only be read by example `i` here.
@@ -318,15 +338,13 @@ impl<T: Float> Rule<T> for BinaryOp {
             p.rows || s.len() < out.len() || s[0] == 1 || (data && s.len() == out.len())
         })
     }
-
     fn has_per_example(&self, _: usize, _: &BatchView<'_>) -> bool {
         true
     }
-
     /// Input `k`, shared by the examples: its element-wise rule at every output element,
     /// summed per example over the axes it is broadcast along.
-    fn per_example(&self, k: usize, ctx: &PerExampleContext<'_, T>) -> Vec<T> {
-        let (inputs, out, g, n) = (ctx.inputs, ctx.output, ctx.grad, ctx.n);
+    fn per_example(&self, k: usize, ctx: &VjpContext<'_, T>, n: usize) -> Vec<T> {
+        let (inputs, out, g) = (ctx.inputs, ctx.output, ctx.grad);
         let dims = out.shape();
         let rank = dims.len();
         // Each input's stride along each output axis (0 where it is broadcast).

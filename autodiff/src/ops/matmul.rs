@@ -3,10 +3,10 @@
 
 use super::activation::Activation;
 use super::elementwise::activate_in_place;
-use super::{add_tangents, want, BatchView, InputGrads, PerExampleContext, Rule};
+use super::{add_tangents, want, BatchView, InputGrads, Rule};
 use super::{VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
-use crate::kernels::elementwise::activation_vjp;
+use crate::kernels::elementwise::unary_vjp;
 use crate::kernels::gemm::{
     matmul_bias_epilogue_vec, matmul_bias_vec, matmul_into, matmul_vec, MatRef,
 };
@@ -105,7 +105,6 @@ impl<T: Float> Rule<T> for MatMul {
     fn name(&self) -> String {
         "matmul".into()
     }
-
     /// dA = G Bᵀ and dB = Aᵀ G, with the transposes taken as strided views.
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
@@ -141,7 +140,6 @@ impl<T: Float> Rule<T> for MatMul {
         });
         smallvec![ga, gb]
     }
-
     /// Recorded: `dA = G Bᵀ`, `dB = Aᵀ G` (for a batch against one matrix, the batch is
     /// folded into the rows first).
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
@@ -160,7 +158,6 @@ impl<T: Float> Rule<T> for MatMul {
         });
         smallvec![ga, gb]
     }
-
     /// The product rule: `dA B + A dB`.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
@@ -168,7 +165,6 @@ impl<T: Float> Rule<T> for MatMul {
         let tb = ctx.tangents[1].map(|t| a.matmul(t));
         add_tangents(ta, tb)
     }
-
     /// Rows: a batch against one shared matrix, or two batches example by example.
     fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
         let ranks = (batch.inputs[0].shape.len(), batch.inputs[1].shape.len());
@@ -177,13 +173,11 @@ impl<T: Float> Rule<T> for MatMul {
             (true, false, 2 | 3, 2) | (true, true, 3, 3)
         )
     }
-
     fn has_per_example(&self, k: usize, batch: &BatchView<'_>) -> bool {
         k == 1 && matches!(batch.inputs[0].shape.len(), 2 | 3)
     }
-
-    fn per_example(&self, _: usize, ctx: &PerExampleContext<'_, T>) -> Vec<T> {
-        weight_rule(ctx.inputs[0], ctx.grad, ctx.n)
+    fn per_example(&self, _: usize, ctx: &VjpContext<'_, T>, n: usize) -> Vec<T> {
+        weight_rule(ctx.inputs[0], ctx.grad, n)
     }
 }
 
@@ -225,7 +219,6 @@ impl<T: Float> Rule<T> for Linear {
             act => format!("linear+{act}"),
         }
     }
-
     /// dx = G wᵀ, dw = xᵀ G, db = column sums of G; with an activation, G is the
     /// output's gradient through it first (one pass, split by rows like the other
     /// elementwise ops).
@@ -234,10 +227,10 @@ impl<T: Float> Rule<T> for Linear {
             return linear_grads(ctx, ctx.grad);
         }
         let (y, g, shape) = (ctx.output.data(), ctx.grad.data(), ctx.output.shape());
-        let data = activation_vjp(self.act, y, g, shape);
+        // An activation's vjp reads its output alone: the output stands in for the input.
+        let data = unary_vjp(self.act, y, y, g, shape);
         linear_grads(ctx, &Tensor::from_vec(data, shape))
     }
-
     /// Recorded: through the activation from the output (its rule), then `dx = G wᵀ`,
     /// `dw = xᵀ G`, `db = Σ_rows G`.
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
@@ -249,7 +242,6 @@ impl<T: Float> Rule<T> for Linear {
             ctx.wants[2].then(|| g.sum_axes(&[0], false)),
         ]
     }
-
     /// The tangent of `act(x w + b)`: `act'(z) (dx w + x dw + db)`, the activation's
     /// factor from the output as in its vjp.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
@@ -269,19 +261,16 @@ impl<T: Float> Rule<T> for Linear {
         };
         Some(self.act.vjp_rule(ctx.output, tz))
     }
-
     /// Rows where only `x` is batched.
     fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
         batch.rows(0) && !(1..batch.inputs.len()).any(|p| batch.rows(p))
     }
-
     fn has_per_example(&self, k: usize, _: &BatchView<'_>) -> bool {
         k >= 1
     }
-
     /// The weight's (`k` = 1) or the bias's gradient for each example, from the output's
     /// adjoint through the activation (the identity's is the adjoint itself, no pass).
-    fn per_example(&self, k: usize, ctx: &PerExampleContext<'_, T>) -> Vec<T> {
+    fn per_example(&self, k: usize, ctx: &VjpContext<'_, T>, n: usize) -> Vec<T> {
         let pre = match self.act {
             Activation::Identity => ctx.grad.clone(),
             act => {
@@ -292,7 +281,7 @@ impl<T: Float> Rule<T> for Linear {
             }
         };
         if k == 1 {
-            weight_rule(ctx.inputs[0], &pre, ctx.n)
+            weight_rule(ctx.inputs[0], &pre, n)
         } else {
             pre.into_vec()
         }

@@ -93,15 +93,6 @@ impl BatchView<'_> {
     }
 }
 
-/// What a per-example rule sees: the op's input values, its output, the output's
-/// batch adjoint (examples on the first axis) and the batch size.
-pub(crate) struct PerExampleContext<'a, T: Float> {
-    pub(crate) inputs: &'a [&'a Tensor<T>],
-    pub(crate) output: &'a Tensor<T>,
-    pub(crate) grad: &'a Tensor<T>,
-    pub(crate) n: usize,
-}
-
 /// Everything the engine knows about one kind of recorded op. The forward is the op's
 /// public method on [`Var`]; it records an instance of the op's type, holding whatever
 /// its rules need beyond the input and output values.
@@ -165,11 +156,12 @@ pub(crate) trait Rule<T: Float>: 'static {
         false
     }
 
-    /// Input `k`'s gradient for each example, stacked (`n` times its element count),
-    /// where the output's rows are the examples and `k` is shared by them. Called only
-    /// where [`Rule::has_per_example`] said so.
-    fn per_example(&self, k: usize, ctx: &PerExampleContext<'_, T>) -> Vec<T> {
-        let _ = ctx;
+    /// Input `k`'s gradient for each of the `n` examples, stacked (`n` times its
+    /// element count), where the output's rows are the examples and `k` is shared by
+    /// them; `ctx.grad` is the output's batch adjoint. Called only where
+    /// [`Rule::has_per_example`] said so.
+    fn per_example(&self, k: usize, ctx: &VjpContext<'_, T>, n: usize) -> Vec<T> {
+        let _ = (ctx, n);
         unreachable!("{}: no per-example rule for input {k}", self.name())
     }
 

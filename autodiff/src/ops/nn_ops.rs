@@ -42,60 +42,54 @@ fn on_tape<'t, T: Float>(
     r(y, g, s)
 }
 
+/// Softmax or, with `log`, log-softmax along `axis`.
 pub(crate) struct Softmax {
     axis: usize,
+    log: bool,
 }
 
 impl<T: Float> Rule<T> for Softmax {
     fn name(&self) -> String {
-        format!("softmax(axis {})", self.axis)
+        let log = if self.log { "log_" } else { "" };
+        format!("{log}softmax(axis {})", self.axis)
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-        let (w, r) = (softmax_weight::<T, T>, softmax_rule::<T, T>);
-        smallvec![Some(lane_vjp(ctx.output, ctx.grad, self.axis, w, r))]
+        let (y, g, axis) = (ctx.output, ctx.grad, self.axis);
+        smallvec![Some(if self.log {
+            lane_vjp(
+                y,
+                g,
+                axis,
+                log_softmax_weight::<T, T>,
+                log_softmax_rule::<T, T>,
+            )
+        } else {
+            lane_vjp(y, g, axis, softmax_weight::<T, T>, softmax_rule::<T, T>)
+        })]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-        let (w, r) = (softmax_weight::<T, _>, softmax_rule::<T, _>);
-        smallvec![Some(on_tape(self.axis, (ctx.output, ctx.grad), w, r))]
+        let (y, g, axis) = (ctx.output, ctx.grad, self.axis);
+        smallvec![Some(if self.log {
+            on_tape(
+                axis,
+                (y, g),
+                log_softmax_weight::<T, _>,
+                log_softmax_rule::<T, _>,
+            )
+        } else {
+            on_tape(axis, (y, g), softmax_weight::<T, _>, softmax_rule::<T, _>)
+        })]
     }
-
+    /// Softmax's tangent is its vjp's rule; log-softmax's, of `x - logsumexp(x)`, is
+    /// `t - Σ softmax(x) t`.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
-        let (w, r) = (softmax_weight::<T, _>, softmax_rule::<T, _>);
-        Some(on_tape(self.axis, (ctx.output, ctx.tangents[0]?), w, r))
+        let (y, t, axis) = (ctx.output, ctx.tangents[0]?, self.axis);
+        Some(if self.log {
+            t - (y.exp() * t).sum_axes(&[axis], true)
+        } else {
+            on_tape(axis, (y, t), softmax_weight::<T, _>, softmax_rule::<T, _>)
+        })
     }
-
-    fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
-        self.axis != 0
-    }
-}
-
-pub(crate) struct LogSoftmax {
-    axis: usize,
-}
-
-impl<T: Float> Rule<T> for LogSoftmax {
-    fn name(&self) -> String {
-        format!("log_softmax(axis {})", self.axis)
-    }
-
-    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-        let (w, r) = (log_softmax_weight::<T, T>, log_softmax_rule::<T, T>);
-        smallvec![Some(lane_vjp(ctx.output, ctx.grad, self.axis, w, r))]
-    }
-
-    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-        let (w, r) = (log_softmax_weight::<T, _>, log_softmax_rule::<T, _>);
-        smallvec![Some(on_tape(self.axis, (ctx.output, ctx.grad), w, r))]
-    }
-
-    /// The tangent of `x - logsumexp(x)`: `t - Σ softmax(x) t`.
-    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
-        let (y, t) = (ctx.output, ctx.tangents[0]?);
-        Some(t - (y.exp() * t).sum_axes(&[self.axis], true))
-    }
-
     fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
         self.axis != 0
     }
@@ -112,7 +106,6 @@ impl<T: Float> Rule<T> for CrossEntropy<T> {
     fn name(&self) -> String {
         "cross_entropy".into()
     }
-
     /// d mean_i(-log p[i, t_i]) / d logits = (p - onehot(t)) / n
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let classes = self.probs.shape()[1];
@@ -124,14 +117,12 @@ impl<T: Float> Rule<T> for CrossEntropy<T> {
         }
         smallvec![Some(out)]
     }
-
     /// Recorded: `(softmax(x) - onehot) g / n`, with the softmax recomputed on the tape
     /// so that it is differentiated again.
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let slope = cross_entropy_slope(ctx.inputs[0], &self.targets);
         smallvec![Some(slope * ctx.grad)]
     }
-
     /// The tangent: `Σ (softmax(x) - onehot) ⊙ t / n`.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let t = ctx.tangents[0]?;
@@ -170,19 +161,15 @@ impl<T: Float> Rule<T> for MaskedFill {
     fn name(&self) -> String {
         "masked_fill".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         smallvec![Some(masked_fill(ctx.grad, &self.mask, T::zero()))]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         smallvec![Some(ctx.grad.masked_fill_rc(self.mask.clone(), T::zero()))]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         Some(ctx.tangents[0]?.masked_fill_rc(self.mask.clone(), T::zero()))
     }
-
     /// The mask is data, the same for every example, and no position reads another.
     fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
         batch.rows(0)
@@ -222,7 +209,7 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn softmax(self, axis: usize) -> Var<'t, T> {
         check_axis("softmax", axis, &self.shape());
         self.tape.record(&[self], |x, _| {
-            (softmax::softmax(x[0], axis), Softmax { axis })
+            (softmax::softmax(x[0], axis), Softmax { axis, log: false })
         })
     }
 
@@ -232,7 +219,7 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
         check_axis("log_softmax", axis, &self.shape());
         self.tape.record(&[self], |x, _| {
-            (log_softmax(x[0], axis), LogSoftmax { axis })
+            (log_softmax(x[0], axis), Softmax { axis, log: true })
         })
     }
 

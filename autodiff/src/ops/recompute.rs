@@ -56,7 +56,6 @@ impl<T: Float> Rule<T> for Recompute<T> {
     fn name(&self) -> String {
         "recompute".into()
     }
-
     /// Fast vjp: the block again on a scratch tape that records what its backward needs,
     /// then that tape's releasing reverse sweep from the output. The scratch tape, with
     /// what is left of the recomputed intermediates, is dropped before the outer sweep
@@ -64,11 +63,9 @@ impl<T: Float> Rule<T> for Recompute<T> {
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         self.vjp_owned(ctx.inputs, ctx.wants, ctx.output.clone(), ctx.grad.clone())
     }
-
     fn takes_owned(&self) -> bool {
         true
     }
-
     /// [`Rule::vjp`] given the block's output and its adjoint by value (clones share
     /// storage): a releasing outer sweep hands over its own, so that both are freed as
     /// soon as the inner sweep has passed the block's last op, not after the whole block.
@@ -97,7 +94,6 @@ impl<T: Float> Rule<T> for Recompute<T> {
             },
         )
     }
-
     /// Recorded vjp (for [`Var::grad`]): the block recorded again on the outer tape, then
     /// the recorded reverse sweep through those nodes, so the gradient is differentiable
     /// again. Differentiating it keeps the block's intermediates on the tape.
@@ -115,7 +111,6 @@ impl<T: Float> Rule<T> for Recompute<T> {
             .map(|&w| if w { grads.next().flatten() } else { None })
             .collect()
     }
-
     /// Tangent rule: forward mode through the block recorded again on the outer tape.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let (proxies, y) = rerun(&*self.0, ctx.inputs);

@@ -52,7 +52,6 @@ impl<T: Float> Rule<T> for Sum {
     fn name(&self) -> String {
         (if self.count.is_some() { "mean" } else { "sum" }).into()
     }
-
     /// Every input element gets the adjoint of its output (divided by the count for a
     /// mean).
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
@@ -67,7 +66,6 @@ impl<T: Float> Rule<T> for Sum {
         }
         smallvec![Some(full)]
     }
-
     /// Recorded: the adjoint broadcast back over the reduced axes (scaled for a mean).
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let shape = ctx.inputs[0].shape();
@@ -81,7 +79,6 @@ impl<T: Float> Rule<T> for Sum {
         };
         smallvec![Some(g)]
     }
-
     /// Linear: the same reduction of the tangent.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let t = ctx.tangents[0]?;
@@ -93,7 +90,6 @@ impl<T: Float> Rule<T> for Sum {
         };
         Some(r.reshape(ctx.output.shape()))
     }
-
     fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
         !self.reduced[0]
     }
@@ -109,7 +105,6 @@ impl<T: Float> Rule<T> for Max {
     fn name(&self) -> String {
         "max".into()
     }
-
     /// The adjoint goes to the first maximal element of each group.
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let x = ctx.inputs[0];
@@ -119,20 +114,17 @@ impl<T: Float> Rule<T> for Max {
         }
         smallvec![Some(out)]
     }
-
     /// Recorded: the adjoint scattered to the maxima. The max's second derivative is zero
     /// wherever it exists (the choice of maxima is a constant).
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let shape = ctx.inputs[0].shape();
         smallvec![Some(ctx.grad.scatter_add(self.argmax[..].into(), &shape))]
     }
-
     /// The tangent at each maximum.
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let t = ctx.tangents[0]?;
         Some(t.gather(self.argmax[..].into(), &ctx.output.shape()))
     }
-
     /// Rows when every output's maximum lies in its own example.
     fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
         let n = batch.n;

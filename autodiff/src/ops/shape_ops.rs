@@ -16,19 +16,15 @@ impl<T: Float> Rule<T> for Reshape {
     fn name(&self) -> String {
         "reshape".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         smallvec![Some(ctx.grad.clone().reshape(ctx.inputs[0].shape()))]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         smallvec![Some(ctx.grad.reshape(ctx.inputs[0].shape()))]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         Some(ctx.tangents[0]?.reshape(ctx.output.shape()))
     }
-
     /// Row-major: a reshape keeping the first axis keeps each example's block.
     fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
         batch.leading(batch.inputs[0].shape)
@@ -42,19 +38,15 @@ impl<T: Float> Rule<T> for Permute {
     fn name(&self) -> String {
         format!("permute{:?}", self.0.as_slice())
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         smallvec![Some(permute(ctx.grad, &inverse(&self.0)))]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         smallvec![Some(ctx.grad.permute(&inverse(&self.0)))]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         Some(ctx.tangents[0]?.permute(&self.0))
     }
-
     fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
         self.0[0] == 0
     }
@@ -76,19 +68,15 @@ impl<T: Float> Rule<T> for BroadcastTo {
     fn name(&self) -> String {
         "broadcast_to".into()
     }
-
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         smallvec![Some(sum_to_shape(ctx.grad.clone(), ctx.inputs[0].shape()))]
     }
-
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         smallvec![Some(ctx.grad.sum_to(&ctx.inputs[0].shape()))]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         Some(ctx.tangents[0]?.broadcast_to(ctx.output.shape()))
     }
-
     fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
         let from = batch.inputs[0].shape;
         batch.leading(from) && from.len() == batch.output.len()
@@ -105,7 +93,6 @@ impl<T: Float> Rule<T> for IndexSelect {
     fn name(&self) -> String {
         format!("index_select(axis {})", self.axis)
     }
-
     /// Scatter-adds the selected slices' adjoints back to the rows they came from.
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let x = ctx.inputs[0];
@@ -123,7 +110,6 @@ impl<T: Float> Rule<T> for IndexSelect {
         }
         smallvec![Some(out)]
     }
-
     /// Recorded: the selected slices' adjoints scattered back to where they came from.
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let shape = ctx.inputs[0].shape();
@@ -136,11 +122,9 @@ impl<T: Float> Rule<T> for IndexSelect {
         }
         smallvec![Some(ctx.grad.scatter_add(Rc::from(to), &shape))]
     }
-
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         Some(ctx.tangents[0]?.index_select(self.axis, &self.indices))
     }
-
     fn keeps_rows(&self, _: &BatchView<'_>) -> bool {
         self.axis != 0
     }
@@ -155,7 +139,6 @@ impl<T: Float> Rule<T> for Concat {
     fn name(&self) -> String {
         format!("concat(axis {})", self.axis)
     }
-
     /// Each input gets its own slice of the adjoint back.
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let (outer, total, inner) = split_at_axis(ctx.output.shape(), self.axis);
@@ -179,7 +162,6 @@ impl<T: Float> Rule<T> for Concat {
         }
         grads
     }
-
     /// Recorded: each input gets its slice of the adjoint.
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let mut start = 0;
@@ -192,7 +174,6 @@ impl<T: Float> Rule<T> for Concat {
         }
         grads
     }
-
     /// The tangents concatenated (zeros for the inputs without one).
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         if ctx.tangents.iter().all(Option::is_none) {
@@ -207,7 +188,6 @@ impl<T: Float> Rule<T> for Concat {
             .collect();
         Some(Var::concat(&parts, self.axis))
     }
-
     fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
         self.axis != 0 && (0..batch.inputs.len()).all(|p| batch.rows(p))
     }
