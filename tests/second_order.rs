@@ -120,6 +120,7 @@ fn cases() -> Vec<Case> {
         case!("tanh", |_, v| v[0].tanh(), [x.clone()]).exact(),
         case!("abs", |_, v| v[0].abs(), [away.clone()]).exact(),
         case!("softplus", |_, v| v[0].softplus(), [x.clone()]).exact(),
+        case!("log_sigmoid", |_, v| v[0].log_sigmoid(), [x.clone()]).exact(),
         case!("powf(1.7)", |_, v| v[0].powf(1.7), [pos.clone()]).exact(),
         case!("powf(-1.5)", |_, v| v[0].powf(-1.5), [pos.clone()]).exact(),
         case!("sin", |_, v| v[0].sin(), [x.clone()]).exact(),
@@ -213,7 +214,13 @@ fn cases() -> Vec<Case> {
             [distinct(&[2, 3, 4], 26)]
         )
         .exact(),
-        // Softmax family.
+        // Softmax family, and the mask that goes before it.
+        case!(
+            "masked_fill",
+            |_, v| v[0].masked_fill(&[true, false, false, true], -1.5),
+            [x.clone()]
+        )
+        .exact(),
         case!(
             "softmax axis 0",
             |_, v| v[0].softmax(0),

@@ -1,6 +1,7 @@
-//! How work is split over threads: every tuning constant of the engine, and every
-//! decision that depends on the thread count, in one place. Each constant says in a
-//! line what it trades; the measurements behind them are in docs/performance.md
+//! How work is split over threads: every constant that decides how work is cut, and
+//! every decision that depends on the thread count, in one place (the pool's own
+//! mechanism, how long an idle helper spins, stays in `pool.rs`). Each constant says in
+//! a line what it trades; the measurements behind them are in docs/performance.md
 //! ("Tuning constants"). Kernels ask this module how many parts to cut their work
 //! into; what a part computes never depends on the answer, except where a sum is split
 //! (the inner dimension of a product), which is why results are bit-identical for a

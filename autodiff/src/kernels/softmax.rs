@@ -5,16 +5,16 @@
 use crate::float::{exp_nonpositive, Float};
 use crate::kernels::simd::wide;
 use crate::shape::split_at_axis;
-use crate::tensor::Tensor;
 
-/// Calls `f(lane)` with a gather/scatter view of each 1-D lane along `axis`.
+/// Calls `f(lane)` with a gather/scatter view of each 1-D lane along `axis` of `src`, a
+/// tensor of `shape`.
 fn for_each_lane<T: Float>(
-    x: &Tensor<T>,
+    src: &[T],
+    shape: &[usize],
     axis: usize,
     mut f: impl FnMut(&[T], &mut [T]),
-) -> Tensor<T> {
-    let (outer, len, inner) = split_at_axis(x.shape(), axis);
-    let src = x.data();
+) -> Vec<T> {
+    let (outer, len, inner) = split_at_axis(shape, axis);
     let mut out = vec![T::zero(); src.len()];
     if inner == 1 {
         for (lane, dst) in src
@@ -38,7 +38,7 @@ fn for_each_lane<T: Float>(
             }
         }
     }
-    Tensor::from_parts(x.shape().into(), out)
+    out
 }
 
 fn lane_max<T: Float>(lane: &[T]) -> T {
@@ -46,8 +46,8 @@ fn lane_max<T: Float>(lane: &[T]) -> T {
 }
 
 /// softmax(x)_j = exp(x_j - m) / sum_k exp(x_k - m), m = max_k x_k.
-pub(crate) fn softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
-    for_each_lane(x, axis, |lane, out| {
+pub(crate) fn softmax<T: Float>(x: &[T], shape: &[usize], axis: usize) -> Vec<T> {
+    for_each_lane(x, shape, axis, |lane, out| {
         let m = lane_max(lane);
         let mut total = T::zero();
         for (o, &v) in out.iter_mut().zip(lane) {
@@ -61,11 +61,11 @@ pub(crate) fn softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
 }
 
 /// log_softmax(x)_j = x_j - m - ln sum_k exp(x_k - m).
-pub(crate) fn log_softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
-    if axis + 1 == x.rank() {
-        return log_softmax_rows(x, false).0;
+pub(crate) fn log_softmax<T: Float>(x: &[T], shape: &[usize], axis: usize) -> Vec<T> {
+    if axis + 1 == shape.len() {
+        return log_softmax_rows(x, shape, false).0;
     }
-    for_each_lane(x, axis, |lane, out| {
+    for_each_lane(x, shape, axis, |lane, out| {
         let m = lane_max(lane);
         let total: T = lane.iter().map(|&v| exp_nonpositive(v - m)).sum();
         let lse = m + total.ln();
@@ -80,11 +80,11 @@ pub(crate) fn log_softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
 /// lane first, then one `exp` pass over all of them, which vectorises (lane by lane it
 /// stays scalar; docs/performance.md), then per lane `ln` of the sum. The softmax is `e / sum`, the exponentials already at hand.
 pub(crate) fn log_softmax_rows<T: Float>(
-    x: &Tensor<T>,
+    src: &[T],
+    shape: &[usize],
     probs: bool,
-) -> (Tensor<T>, Option<Tensor<T>>) {
-    let len = x.shape().last().copied().unwrap_or(1).max(1);
-    let src = x.data();
+) -> (Vec<T>, Option<Vec<T>>) {
+    let len = shape.last().copied().unwrap_or(1).max(1);
     let mut shifted = Vec::with_capacity(src.len());
     for lane in src.chunks_exact(len) {
         let m = lane_max(lane);
@@ -111,21 +111,18 @@ pub(crate) fn log_softmax_rows<T: Float>(
             }
         }
     }
-    let shape = x.shape();
-    let probs = probs.then(|| Tensor::from_parts(shape.into(), e));
-    (Tensor::from_parts(shape.into(), shifted), probs)
+    (shifted, probs.then_some(e))
 }
 
 /// Combines a lane-wise gradient rule: `out_j = f(y_j, g_j, s)` with `s = sum_k h(y_k, g_k)`.
 pub(crate) fn lane_vjp<T: Float>(
-    y: &Tensor<T>,
-    g: &Tensor<T>,
+    (ys, gs): (&[T], &[T]),
+    shape: &[usize],
     axis: usize,
     h: impl Fn(T, T) -> T,
     f: impl Fn(T, T, T) -> T,
-) -> Tensor<T> {
-    let (outer, len, inner) = split_at_axis(y.shape(), axis);
-    let (ys, gs) = (y.data(), g.data());
+) -> Vec<T> {
+    let (outer, len, inner) = split_at_axis(shape, axis);
     let mut out = vec![T::zero(); ys.len()];
     for o in 0..outer {
         for i in 0..inner {
@@ -136,7 +133,7 @@ pub(crate) fn lane_vjp<T: Float>(
             }
         }
     }
-    Tensor::from_parts(y.shape().into(), out)
+    out
 }
 
 #[cfg(test)]
@@ -167,15 +164,11 @@ mod tests {
             .copy_from_slice(&[80.0, -80.0, 79.5, 0.0, 1e-30, -1e-30, 3.0, 80.0, -5.0, 2.0]);
         data[25] = f32::NEG_INFINITY;
         data[33] = f32::NAN;
-        let x = Tensor::from_vec(data.clone(), [7, 10]);
-        let (logp, probs) = log_softmax_rows(&x, true);
+        let (logp, probs) = log_softmax_rows(&data, &[7, 10], true);
         let probs = probs.expect("asked for the probabilities");
-        assert_eq!(logp.shape(), &[7, 10]);
+        assert_eq!(logp.len(), 70);
         for (row, lane) in data.chunks_exact(10).enumerate() {
-            let (got, p) = (
-                &logp.data()[row * 10..][..10],
-                &probs.data()[row * 10..][..10],
-            );
+            let (got, p) = (&logp[row * 10..][..10], &probs[row * 10..][..10]);
             if lane.iter().any(|v| v.is_nan()) {
                 assert!(
                     got.iter().chain(p).all(|v| v.is_nan()),
@@ -200,13 +193,12 @@ mod tests {
         }
         // The log-softmax alone gives the same values, and an axis other than the
         // last still goes lane by lane to the same formula.
-        let bits = |t: &Tensor<f32>| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&log_softmax(&x, 1)), bits(&logp));
-        let t = Tensor::from_vec(data[..20].to_vec(), [10, 2]);
-        let by_lane = log_softmax(&t, 0);
+        let bits = |t: &[f32]| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&log_softmax(&data, &[7, 10], 1)), bits(&logp));
+        let by_lane = log_softmax(&data[..20], &[10, 2], 0);
         let column: Vec<f32> = (0..10).map(|i| data[2 * i]).collect();
         for (i, want) in reference(&column).into_iter().enumerate() {
-            assert!((f64::from(by_lane.data()[2 * i]) - want).abs() < 1e-5);
+            assert!((f64::from(by_lane[2 * i]) - want).abs() < 1e-5);
         }
     }
 }

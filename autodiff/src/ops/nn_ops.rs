@@ -54,18 +54,20 @@ impl<T: Float> Rule<T> for Softmax {
         format!("{log}softmax(axis {})", self.axis)
     }
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-        let (y, g, axis) = (ctx.output, ctx.grad, self.axis);
-        smallvec![Some(if self.log {
-            lane_vjp(
-                y,
-                g,
-                axis,
-                log_softmax_weight::<T, T>,
-                log_softmax_rule::<T, T>,
-            )
+        let (yg, shape) = ((ctx.output.data(), ctx.grad.data()), ctx.output.shape());
+        let dx = if self.log {
+            let (w, r) = (log_softmax_weight::<T, T>, log_softmax_rule::<T, T>);
+            lane_vjp(yg, shape, self.axis, w, r)
         } else {
-            lane_vjp(y, g, axis, softmax_weight::<T, T>, softmax_rule::<T, T>)
-        })]
+            lane_vjp(
+                yg,
+                shape,
+                self.axis,
+                softmax_weight::<T, T>,
+                softmax_rule::<T, T>,
+            )
+        };
+        smallvec![Some(Tensor::from_vec(dx, shape))]
     }
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let (y, g, axis) = (ctx.output, ctx.grad, self.axis);
@@ -209,7 +211,11 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn softmax(self, axis: usize) -> Var<'t, T> {
         check_axis("softmax", axis, &self.shape());
         self.tape.record(&[self], |x, _| {
-            (softmax::softmax(x[0], axis), Softmax { axis, log: false })
+            let y = softmax::softmax(x[0].data(), x[0].shape(), axis);
+            (
+                Tensor::from_vec(y, x[0].shape()),
+                Softmax { axis, log: false },
+            )
         })
     }
 
@@ -219,7 +225,11 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
         check_axis("log_softmax", axis, &self.shape());
         self.tape.record(&[self], |x, _| {
-            (log_softmax(x[0], axis), Softmax { axis, log: true })
+            let y = log_softmax(x[0].data(), x[0].shape(), axis);
+            (
+                Tensor::from_vec(y, x[0].shape()),
+                Softmax { axis, log: true },
+            )
         })
     }
 
@@ -243,15 +253,17 @@ impl<'t, T: Float> Var<'t, T> {
         self.tape.record(&[self], |x, wants_grad| {
             let logits = x[0];
             // The probabilities (for the gradient) come with the log-probabilities.
-            let (logp, probs) = softmax::log_softmax_rows(logits, wants_grad);
+            let (logp, probs) = softmax::log_softmax_rows(logits.data(), &shape, wants_grad);
             let total: T = logp
-                .data()
                 .chunks_exact(classes.max(1))
                 .zip(targets)
                 .map(|(row, &t)| -row[t])
                 .sum();
             let loss = Tensor::scalar(total / T::from_usize(targets.len().max(1)));
-            let probs = probs.unwrap_or_else(|| Tensor::zeros([0, classes]));
+            let probs = probs.map_or_else(
+                || Tensor::zeros([0, classes]),
+                |p| Tensor::from_vec(p, &shape),
+            );
             (
                 loss,
                 CrossEntropy {
