@@ -24,9 +24,14 @@
 //! Second derivatives of ReLU, `abs`, `max` and max pooling are zero wherever they
 //! exist (they are piecewise linear); at their kinks the chosen first derivative is
 //! used, as in PyTorch and JAX.
+//!
+//! A function given to more than one transform is either a named `fn` generic over the
+//! tape's lifetime, as `f` above, or a closure wrapped in [`function`] (see there), which
+//! may capture data of its own; pass it as `&f` to use it again. [`batch_function`] does
+//! the same for [`per_sample`]'s closures.
 
 pub use crate::per_sample::{
-    per_sample, per_sample_grads, BatchFunction, PerSample, PerSamplePath,
+    batch_function, per_sample, per_sample_grads, BatchFunction, PerSample, PerSamplePath,
 };
 
 use crate::float::Float;
@@ -34,9 +39,54 @@ use crate::grad::Gradients;
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 
-/// A function of some tensors built on the tape it is given.
+/// A function of some tensors built on the tape it is given: any
+/// `for<'t> Fn(&'t Tape<T>, &[Var<'t, T>]) -> Var<'t, T>`, a reference to one included
+/// (so `&f` lends `f` to a transform and keeps it). A closure written in a call's
+/// argument list has this type; one stored in a variable first needs [`function`].
 pub trait Function<T: Float>: for<'t> Fn(&'t Tape<T>, &[Var<'t, T>]) -> Var<'t, T> {}
 impl<T: Float, F> Function<T> for F where F: for<'t> Fn(&'t Tape<T>, &[Var<'t, T>]) -> Var<'t, T> {}
+
+/// Returns `f` unchanged, its type fixed to a [`Function`]: a closure to store in a
+/// variable and give to more than one transform ([`grad`], [`hvp`], [`jvp`],
+/// [`crate::gradcheck`], ...).
+///
+/// A closure's argument types are inferred where it is written. Given straight to a
+/// transform, it takes the transform's `for<'t> Fn(&'t Tape<T>, &[Var<'t, T>])` bound,
+/// one signature for every tape lifetime. Stored first with `let f = |tape, p| ...`, it
+/// has no bound to learn from: the compiler asks for type annotations (E0282), and with
+/// them (`|tape: &Tape<f64>, p: &[Var<f64>]| -> Var<f64>`) it picks one lifetime for
+/// every use, so the transform answers "lifetime may not live long enough" or "one type
+/// is more general than the other". `function` gives the closure the bound where it is
+/// written. The result is the closure itself: `Copy` where its captures are (references,
+/// numbers), else lent as `&f`, which is a [`Function`] too.
+///
+/// ```
+/// use autodiff::func::{function, grad, hvp};
+/// use autodiff::Tensor;
+///
+/// // f(x) = ½ xᵀA x - bᵀx, with A (symmetric) and b owned here and moved into the
+/// // closure: ∇f = A x - b, and the Hessian is A, so H v = A v.
+/// let a = Tensor::from_vec(vec![2.0, 1.0, 1.0, 3.0], [2, 2]);
+/// let b = Tensor::from_vec(vec![1.0, -1.0], [2]);
+/// let f = function(move |tape, p| {
+///     let x = p[0].reshape([2, 1]);
+///     let ax = tape.constant(&a).matmul(x).reshape([2]);
+///     (p[0] * ax).sum() * 0.5 - (p[0] * tape.constant(&b)).sum()
+/// });
+///
+/// let x = Tensor::from_vec(vec![1.0, 2.0], [2]);
+/// let g = grad(&f, &[x.clone()]); // A x - b = [4 - 1, 7 + 1]
+/// assert_eq!(g[0].data(), &[3.0, 8.0]);
+/// let v = Tensor::from_vec(vec![1.0, -1.0], [2]);
+/// let hv = hvp(&f, &[x], &[v]); // A v = [2 - 1, 1 - 3]
+/// assert_eq!(hv[0].data(), &[1.0, -2.0]);
+/// ```
+pub fn function<T: Float, F>(f: F) -> F
+where
+    F: for<'t> Fn(&'t Tape<T>, &[Var<'t, T>]) -> Var<'t, T>,
+{
+    f
+}
 
 /// Records `primals` as parameters on `tape` and applies `f`.
 fn record<'t, T: Float>(

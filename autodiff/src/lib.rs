@@ -9,6 +9,11 @@
 //! backward pass itself as ops, so a gradient can be differentiated again; [`func`]
 //! has JAX-style transforms (`grad`, `vjp`, forward-mode `jvp`, `hvp`, `jacobian`,
 //! `hessian`); [`gradgradcheck`] checks second derivatives against finite differences.
+//! A closure kept in a variable for more than one of them is wrapped in
+//! [`func::function`] first.
+//!
+//! Random tensors ([`Tensor::randn`]) take the generators of [`rand`], this crate's
+//! `rand` re-exported: `autodiff::rand::rngs::StdRng`.
 //!
 //! ```
 //! use autodiff::{gradcheck, scalar, GradcheckOptions, Tape, Tensor};
@@ -78,6 +83,22 @@ pub mod internals {
     pub use crate::kernels::gemm::{matmul_into, MatRef};
     pub use crate::kernels::schedule::with_gemm_split_min_work;
 }
+
+/// The `rand` crate (0.9) this crate is built with. Functions that take an RNG
+/// ([`Tensor::randn`], [`Tensor::rand_uniform`]) take its generators; one from another
+/// major version of `rand` (`cargo add rand` picks the newest) fails with a trait error
+/// naming two versions of `rand`. Import the generators from here (or depend on
+/// `rand = "0.9"`):
+///
+/// ```
+/// use autodiff::rand::{rngs::StdRng, SeedableRng};
+/// use autodiff::Tensor;
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let x = Tensor::<f64>::randn([2, 3], &mut rng);
+/// assert_eq!(x.shape(), &[2, 3]);
+/// ```
+pub use rand;
 
 pub use cpu::{threads, with_threads};
 pub use error::Error;

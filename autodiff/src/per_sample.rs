@@ -44,6 +44,37 @@ impl<T: Float, F> BatchFunction<T> for F where
 {
 }
 
+/// Returns `f` unchanged, its type fixed to a [`BatchFunction`]: a closure to store in a
+/// variable and give to more than one call ([`per_sample`], [`per_sample_grads`]). As
+/// with [`crate::func::function`], a closure stored with a plain `let` has no bound to
+/// learn its argument types from, and annotating them fixes one tape lifetime ("lifetime
+/// may not live long enough"). Lend the result as `&f` to keep it.
+///
+/// ```
+/// use autodiff::func::{batch_function, per_sample, per_sample_grads, PerSamplePath};
+/// use autodiff::Tensor;
+///
+/// // Per-example squared error of a linear model with a fixed bias `b`, captured.
+/// let b = Tensor::from_vec(vec![0.1], [1]);
+/// let losses = batch_function(move |tape, p, batch| {
+///     (batch[0].matmul(p[0]) + tape.constant(&b) - batch[1]).square().sum_axes(&[1], false)
+/// });
+/// let w = Tensor::<f64>::from_vec(vec![0.5, -1.0], [2, 1]);
+/// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2]);
+/// let y = Tensor::from_vec(vec![0.0, 1.0], [2, 1]);
+/// let g = per_sample_grads(&losses, &[w.clone()], &[x.clone(), y.clone()]);
+/// let looped = per_sample(&losses, &[w], &[x, y], PerSamplePath::Loop);
+/// // Example 0: r = 0.5 - 2 + 0.1 = -1.4, dL/dw = 2 r x = [-2.8, -5.6].
+/// assert!((g[0].data()[0] + 2.8).abs() < 1e-12 && (g[0].data()[1] + 5.6).abs() < 1e-12);
+/// assert!((looped.grads[0].data()[1] - g[0].data()[1]).abs() < 1e-12);
+/// ```
+pub fn batch_function<T: Float, F>(f: F) -> F
+where
+    F: for<'t> Fn(&'t Tape<T>, &[Var<'t, T>], &[Var<'t, T>]) -> Var<'t, T>,
+{
+    f
+}
+
 /// Which way [`per_sample`] computes the gradients.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PerSamplePath {

@@ -74,10 +74,14 @@ fn released_panic(id: NodeId, name: &str) -> ! {
 /// [`Tape::constant`]; both take a [`Tensor`] by value or by reference (a reference
 /// costs no copy: clones share storage).
 ///
-/// A cost used in more than one place is best kept as a named function generic over the
-/// tape's lifetime. A closure stored in a variable cannot be: its lifetime is fixed at
-/// its first use, and passing it to [`crate::gradcheck`], which needs
-/// `for<'t> Fn(&'t Tape, ..)`, fails with a confusing lifetime error.
+/// A cost used in more than one place is kept as a named function generic over the
+/// tape's lifetime, or as a closure wrapped in [`crate::func::function`]. A closure
+/// stored with a plain `let` cannot be used that way: without annotations the compiler
+/// asks for them (E0282), and with them its lifetime is fixed at its first use, so
+/// passing it to [`crate::gradcheck`] or [`crate::func::grad`], which need
+/// `for<'t> Fn(&'t Tape, ..)`, fails with "lifetime may not live long enough" or "one
+/// type is more general than the other". `function` gives the closure that shape where
+/// it is written.
 ///
 /// ```
 /// use autodiff::{gradcheck, GradcheckOptions, Tape, Tensor, Var};
@@ -94,6 +98,24 @@ fn released_panic(id: NodeId, name: &str) -> ! {
 /// let grads = cost(&tape, &[x]).backward();
 /// assert_eq!(grads[x].data(), &[-1.0, -2.0]); // d/dw mean((w - t)²) = (w - t)
 /// assert!(gradcheck(cost, &[w], GradcheckOptions::default()).is_ok());
+/// ```
+///
+/// The same cost as a closure that captures its target, used on a tape and then lent
+/// (`&cost`) to `gradcheck`:
+///
+/// ```
+/// use autodiff::func::function;
+/// use autodiff::{gradcheck, GradcheckOptions, Tape, Tensor};
+///
+/// let target = Tensor::from_vec(vec![1.0, 2.0], [2]);
+/// let cost = function(|tape, p| (p[0] - tape.constant(&target)).square().mean());
+///
+/// let w = Tensor::from_vec(vec![0.0, 0.0], [2]);
+/// let tape = Tape::new();
+/// let x = tape.param(&w);
+/// let grads = cost(&tape, &[x]).backward();
+/// assert_eq!(grads[x].data(), &[-1.0, -2.0]);
+/// assert!(gradcheck(&cost, &[w], GradcheckOptions::default()).is_ok());
 /// ```
 pub struct Tape<T: Float> {
     id: u64,

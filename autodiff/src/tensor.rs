@@ -140,6 +140,19 @@ impl<T: Float> Tensor<T> {
     }
 
     /// Samples from the standard normal distribution N(0, 1), reproducibly for a seeded `rng`.
+    ///
+    /// `rng` is one of [`crate::rand`]'s generators (this crate's `rand`, 0.9): a
+    /// generator from another major version of `rand` (`cargo add rand` picks the
+    /// newest) does not implement this `Rng`.
+    ///
+    /// ```
+    /// use autodiff::rand::{rngs::StdRng, SeedableRng};
+    /// use autodiff::Tensor;
+    ///
+    /// let mut rng = StdRng::seed_from_u64(42);
+    /// let w = Tensor::<f32>::randn([3, 2], &mut rng);
+    /// assert_eq!(w, Tensor::randn([3, 2], &mut StdRng::seed_from_u64(42)));
+    /// ```
     pub fn randn<R: Rng + ?Sized>(shape: impl AsRef<[usize]>, rng: &mut R) -> Self {
         let shape = shape.as_ref();
         let data = (0..numel(shape))
@@ -152,6 +165,17 @@ impl<T: Float> Tensor<T> {
     }
 
     /// Samples uniformly from `[low, high)`, reproducibly for a seeded `rng`.
+    ///
+    /// `rng` is one of [`crate::rand`]'s generators (this crate's `rand`, 0.9), as for
+    /// [`Tensor::randn`].
+    ///
+    /// ```
+    /// use autodiff::rand::{rngs::StdRng, SeedableRng};
+    /// use autodiff::Tensor;
+    ///
+    /// let u = Tensor::<f64>::rand_uniform([4], -1.0, 1.0, &mut StdRng::seed_from_u64(7));
+    /// assert!(u.data().iter().all(|&x| (-1.0..1.0).contains(&x)));
+    /// ```
     ///
     /// Panics if `low >= high` or either bound is not finite.
     #[track_caller]

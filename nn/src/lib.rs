@@ -68,3 +68,7 @@ pub use recipe::{Network, Recipe};
 pub use recompute::Recompute;
 pub use schedule::Schedule;
 pub use train::{EpochStats, Trainer};
+
+/// The `rand` (0.9) of `autodiff` and this crate: functions taking an RNG need its
+/// generators (`use nn::rand::{rngs::StdRng, SeedableRng};`), not a newer `rand`'s.
+pub use autodiff::rand;
