@@ -24,8 +24,8 @@ pub const GRID: usize = 11;
 pub fn flatten(model: &Model<f32>) -> Vec<f32> {
     model
         .params()
-        .iter()
-        .flat_map(|(_, t)| t.data().iter().copied())
+        .values()
+        .flat_map(|t| t.data().iter().copied())
         .collect()
 }
 

@@ -119,7 +119,7 @@ impl Small {
     }
 
     fn params(&self) -> Vec<Tensor<f64>> {
-        self.model.params().iter().map(|(_, t)| t.clone()).collect()
+        self.model.params().to_values()
     }
 
     /// The whole Hessian, `[n, n]`, symmetrised (it is symmetric to rounding).

@@ -198,6 +198,29 @@ fn data_the_network_cannot_read_or_learn_from_is_refused() {
 }
 
 #[test]
+fn a_batch_larger_than_the_training_set_is_refused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cwd = root.path();
+    let data = fake_mnist(cwd, "digits", 20, 10, 0);
+    let out = train(cwd, &data, "1", &["--batch", "21"]);
+    let message = text(&out);
+    assert!(!out.status.success(), "--batch 21 was accepted:\n{message}");
+    for part in [
+        "--batch 21 is more than the 20 training images",
+        "pass --batch 20 or less",
+    ] {
+        assert!(
+            message.contains(part),
+            "{part:?} not in the message:\n{message}"
+        );
+    }
+    assert!(!cwd.join("checkpoints").exists(), "it wrote a checkpoint");
+    // The whole set as one batch is still a choice a run may make.
+    let out = train(cwd, &data, "1", &["--batch", "20"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
 fn a_run_on_other_data_writes_beside_the_checkpoint_it_would_replace() {
     let root = tempfile::tempdir().expect("tempdir");
     let cwd = root.path();

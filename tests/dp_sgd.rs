@@ -49,7 +49,7 @@ fn single(model: &Model<f64>, x: &Tensor<f64>, labels: &[usize], i: usize) -> Ve
     let out = model.forward(&bound, tape.constant(row));
     let cost = nn::Cost::cost(&CrossEntropy, out, &labels[i..i + 1]);
     let grads = bound.grads(cost.backward()).unwrap();
-    grads.iter().flat_map(|(_, g)| g.data().to_vec()).collect()
+    grads.values().flat_map(|g| g.data().to_vec()).collect()
 }
 
 /// The batch gradient (of the mean cost) by one backward pass.
@@ -66,11 +66,11 @@ fn norm(v: &[f64]) -> f64 {
 }
 
 fn flat(grads: &nn::Grads<f64>) -> Vec<f64> {
-    grads.iter().flat_map(|(_, g)| g.data().to_vec()).collect()
+    grads.values().flat_map(|g| g.data().to_vec()).collect()
 }
 
 fn flat_params(params: &ParamStore<f64>) -> Vec<f64> {
-    params.iter().flat_map(|(_, p)| p.data().to_vec()).collect()
+    params.values().flat_map(|p| p.data().to_vec()).collect()
 }
 
 /// Largest |a - b| over largest |b|.

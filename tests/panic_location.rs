@@ -3,6 +3,7 @@
 //! race on.
 
 use autodiff::{Conv2dOptions, CustomOp, Tape, Tensor, Var};
+use nn::{Activation, Init, Model, Module};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
@@ -128,6 +129,12 @@ fn shape_panics_report_the_callers_file_and_line() {
     let (x, y) = (scalar.var(1.0), scalar_other.var(2.0));
     expect_here("scalar mixed tapes", &|| {
         let _ = x * y;
+    });
+    // Through the model's chain of boxed layers to the one that cannot read the input.
+    let model = Model::new(&[3, 4, 2], Activation::Relu, Activation::Relu, Init::He, 1);
+    let bound = model.params().bind(&tape);
+    expect_here("model forward, wrong width", &|| {
+        let _ = model.forward(&bound, tape.constant(Tensor::zeros([2, 2])));
     });
 
     panic::set_hook(previous);

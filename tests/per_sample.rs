@@ -70,7 +70,7 @@ fn single<T: Float>(
     let out = model.forward(&bound, tape.constant(row));
     let c = cost.cost_of(out, nn::Target::from(&labels[i..i + 1]));
     let grads = bound.grads(c.backward()).unwrap();
-    grads.iter().map(|(_, g)| g.clone()).collect()
+    grads.into_values()
 }
 
 /// Largest |a - b| over largest |b|.

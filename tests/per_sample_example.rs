@@ -97,8 +97,8 @@ fn norms_and_cosines(
     );
     let rows: Vec<Vec<f64>> = (0..n)
         .map(|i| {
-            each.iter()
-                .flat_map(|(_, g)| {
+            each.values()
+                .flat_map(|g| {
                     let per = g.numel() / n;
                     g.data()[i * per..(i + 1) * per]
                         .iter()

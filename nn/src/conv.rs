@@ -55,15 +55,47 @@ impl Conv2d {
             options,
         }
     }
+
+    /// The layer's name: the prefix of its parameters' names (`conv1`).
+    pub fn name(&self) -> &str {
+        self.weight.strip_suffix(".weight").unwrap_or(&self.weight)
+    }
 }
 
 impl<T: Float> Module<T> for Conv2d {
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
-        x.conv2d_bias(
-            params.get(&self.weight),
-            params.get(&self.bias),
-            self.options,
-        )
+        let weight = params.get(&self.weight);
+        // Weight [out, in / groups, k, k]: the input needs `in` channels.
+        let (shape, w) = (x.shape(), weight.shape());
+        let channels = w.get(1).map(|c| c * self.options.groups.max(1));
+        if let (4, Some(channels)) = (w.len(), channels) {
+            // Only built for the message: a closure that panics would report its own line.
+            let layer = || {
+                format!(
+                    "{} (conv2d {channels} -> {}, kernel {}x{})",
+                    self.name(),
+                    w[0],
+                    w[2],
+                    w[3]
+                )
+            };
+            if shape.len() != 4 {
+                panic!(
+                    "{}: input {:?} is not a batch of images [n, {channels}, height, width]",
+                    layer(),
+                    shape.as_slice()
+                );
+            }
+            if shape[1] != channels {
+                panic!(
+                    "{}: input {:?} has {} channels, expected {channels}",
+                    layer(),
+                    shape.as_slice(),
+                    shape[1]
+                );
+            }
+        }
+        x.conv2d_bias(weight, params.get(&self.bias), self.options)
     }
 }
 
@@ -116,7 +148,21 @@ impl<T: Float> Module<T> for Flatten {
 
 impl<T: Float> Module<T> for Unflatten {
     fn forward<'t>(&self, _: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
-        let mut shape = vec![x.shape()[0]];
+        let input = x.shape();
+        let want: usize = self.shape.iter().product();
+        let has: Option<usize> = input.get(1..).map(|rest| rest.iter().product());
+        if has != Some(want) {
+            panic!(
+                "unflatten to {:?}: input {:?} {}, expected {want}",
+                self.shape,
+                input.as_slice(),
+                match has {
+                    Some(k) => format!("has {k} features per example"),
+                    None => "has no examples axis".into(),
+                }
+            );
+        }
+        let mut shape = vec![input[0]];
         shape.extend_from_slice(&self.shape);
         x.reshape(shape)
     }

@@ -79,12 +79,39 @@ impl Linear {
     pub fn bias_name(&self) -> &str {
         &self.bias
     }
+
+    /// The layer's name: the prefix of its parameters' names (`layers.1`).
+    pub fn name(&self) -> &str {
+        self.weight.strip_suffix(".weight").unwrap_or(&self.weight)
+    }
+
+    /// Panics at the caller's line, naming the layer, unless `shape` ends in
+    /// `in_features`.
+    #[track_caller]
+    fn check_input(&self, shape: &[usize]) {
+        let features = shape.last().copied();
+        if features != Some(self.in_features) {
+            let has = match features {
+                Some(k) => format!("has {k} features"),
+                None => "has no features axis".into(),
+            };
+            panic!(
+                "{} (linear {} -> {}): input {shape:?} {has}, expected {}",
+                self.name(),
+                self.in_features,
+                self.out_features,
+                self.in_features
+            );
+        }
+    }
 }
 
 impl<T: Float> Module<T> for Linear {
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        let shape = x.shape();
+        self.check_input(&shape);
         let (w, b) = (params.get(&self.weight), params.get(&self.bias));
-        if x.shape().len() == 2 {
+        if shape.len() == 2 {
             // Fused: the product accumulates onto the bias rows, then the activation.
             x.linear_with(w, b, self.activation)
         } else {

@@ -169,13 +169,16 @@ impl<T: Float> Model<T> {
     /// Every layer's activations for `x` (after its activation function), first hidden
     /// layer first and the output last: the values the video draws as glowing neurons.
     /// (For LeNet: the output of every module of its chain.)
+    #[track_caller]
     pub fn activations<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Vec<Var<'t, T>> {
         // Each layer of a perceptron is one `Linear` with its activation fused in.
         self.net.forward_each(params, x)
     }
 
     /// The network's outputs for a batch `[n, inputs]`, computed on a tape that records
-    /// no gradient state.
+    /// no gradient state. An input of the wrong width panics at the caller's line,
+    /// naming the layer that cannot read it.
+    #[track_caller]
     pub fn predict(&self, x: &Tensor<T>) -> Tensor<T> {
         let tape = Tape::new();
         let bound = self.params.bind_constants(&tape);
@@ -186,5 +189,53 @@ impl<T: Float> Model<T> {
 impl<T: Float> Module<T> for Model<T> {
     fn forward<'t>(&self, params: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
         self.net.forward(params, x)
+    }
+}
+
+#[cfg(test)]
+mod wrong_input_tests {
+    use super::*;
+
+    fn perceptron() -> Model<f32> {
+        Model::new(
+            &[3, 4, 2],
+            Activation::Sigmoid,
+            Activation::Identity,
+            Init::Xavier,
+            1,
+        )
+    }
+
+    #[test]
+    #[should_panic(expected = "layers.0 (linear 3 -> 4): input [2, 2] has 2 features, expected 3")]
+    fn predict_names_the_layer_that_cannot_read_the_input() {
+        perceptron().predict(&Tensor::zeros([2, 2]));
+    }
+
+    #[test]
+    #[should_panic(expected = "layers.0 (linear 3 -> 4): input [5] has 5 features, expected 3")]
+    fn forward_names_the_layer_for_a_single_row() {
+        let model = perceptron();
+        let tape = Tape::new();
+        let bound = model.params().bind(&tape);
+        model.forward(&bound, tape.constant(Tensor::zeros([5])));
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "unflatten to [1, 28, 28]: input [2, 700] has 700 features per example, expected 784"
+    )]
+    fn lenet_refuses_rows_that_are_not_28x28_images() {
+        Model::<f32>::lenet(Init::He, 1).predict(&Tensor::zeros([2, 700]));
+    }
+
+    #[test]
+    fn the_right_width_still_runs() {
+        assert_eq!(
+            perceptron().predict(&Tensor::zeros([2, 3])).shape(),
+            &[2, 2]
+        );
+        let lenet = Model::<f32>::lenet(Init::He, 1).recompute(&[1..4, 4..7]);
+        assert_eq!(lenet.predict(&Tensor::zeros([1, 784])).shape(), &[1, 10]);
     }
 }

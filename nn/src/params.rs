@@ -51,6 +51,33 @@ impl<T: Float> ParamStore<T> {
         self.params.iter_mut().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The values in creation order, without their names.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &Tensor<T>> + DoubleEndedIterator {
+        self.params.values()
+    }
+
+    /// The values in creation order as a list: what [`autodiff::func`]'s transforms
+    /// take. Each is a clone, which shares its storage with the store's tensor (no
+    /// element is copied); writing to either one copies it first.
+    ///
+    /// ```
+    /// use nn::{Activation, Init, Model};
+    ///
+    /// let model = Model::<f32>::new(&[2, 3, 2], Activation::Relu, Activation::Identity, Init::He, 1);
+    /// let values = model.params().to_values();
+    /// assert_eq!(values.len(), 4);
+    /// assert_eq!(values[0].shape(), &[2, 3]);
+    /// assert_eq!(&values[1], model.params().get("layers.0.bias").unwrap());
+    /// ```
+    pub fn to_values(&self) -> Vec<Tensor<T>> {
+        self.params.values().cloned().collect()
+    }
+
+    /// The values in creation order as a list, dropping the names.
+    pub fn into_values(self) -> Vec<Tensor<T>> {
+        self.params.into_values().collect()
+    }
+
     /// Number of parameter tensors.
     pub fn len(&self) -> usize {
         self.params.len()
@@ -101,7 +128,7 @@ impl<T: Float> ParamStore<T> {
     ///
     /// let model = Model::<f64>::new(&[2, 3, 2], Activation::Sigmoid, Activation::Sigmoid, Init::Xavier, 1);
     /// let x = Tensor::from_vec(vec![0.1, 0.9, 0.4, 0.2], [2, 2]);
-    /// let values: Vec<Tensor<f64>> = model.params().iter().map(|(_, t)| t.clone()).collect();
+    /// let values = model.params().to_values();
     /// let v: Vec<Tensor<f64>> = values.iter().map(|t| Tensor::ones(t.shape())).collect();
     /// // H v for the Hessian of the cost with respect to every parameter.
     /// let hv = func::hvp(|tape, p| {
@@ -177,6 +204,7 @@ pub struct Bound<'t, T: Float = f32> {
 impl<'t, T: Float> Bound<'t, T> {
     /// The tape handle of parameter `name`. Panics with the known names if there is
     /// no such parameter (a layer and its store disagree: a programming error).
+    #[track_caller]
     pub fn get(&self, name: &str) -> Var<'t, T> {
         match self.vars.get(name) {
             Some(v) => *v,
@@ -243,6 +271,36 @@ impl<T: Float> Grads<T> {
         self.grads.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The gradients in store order, without their names.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &Tensor<T>> + DoubleEndedIterator {
+        self.grads.values()
+    }
+
+    /// The gradients in store order as a list; each a clone that shares its storage
+    /// with this one's (no element is copied).
+    pub fn to_values(&self) -> Vec<Tensor<T>> {
+        self.grads.values().cloned().collect()
+    }
+
+    /// The gradients in store order as a list, dropping the names.
+    ///
+    /// ```
+    /// use autodiff::{Tape, Tensor};
+    /// use nn::{Activation, Cost, CrossEntropy, Init, Model, Module};
+    ///
+    /// let model = Model::<f32>::new(&[2, 3, 2], Activation::Relu, Activation::Identity, Init::He, 1);
+    /// let tape = Tape::new();
+    /// let bound = model.params().bind(&tape);
+    /// let out = model.forward(&bound, tape.constant(Tensor::from_vec(vec![0.5, -1.0], [1, 2])));
+    /// let grads = bound.grads(CrossEntropy.cost(out, &[1]).backward()).unwrap();
+    /// let list = grads.into_values();
+    /// let shapes: Vec<&[usize]> = list.iter().map(|g| g.shape()).collect();
+    /// assert_eq!(shapes, [&[2, 3][..], &[3], &[3, 2], &[2]]);
+    /// ```
+    pub fn into_values(self) -> Vec<Tensor<T>> {
+        self.grads.into_values().collect()
+    }
+
     /// Number of gradients.
     pub fn len(&self) -> usize {
         self.grads.len()
@@ -251,5 +309,48 @@ impl<T: Float> Grads<T> {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod values_tests {
+    use super::*;
+
+    fn store() -> ParamStore<f32> {
+        let mut s = ParamStore::new();
+        s.insert("b", Tensor::from_vec(vec![1.0, 2.0], [2]));
+        s.insert("a", Tensor::from_vec(vec![3.0], [1]));
+        s
+    }
+
+    #[test]
+    fn values_come_in_store_order_and_share_storage() {
+        let s = store();
+        let listed: Vec<&Tensor<f32>> = s.values().collect();
+        assert_eq!(listed, [s.get("b").unwrap(), s.get("a").unwrap()]);
+        assert_eq!(s.values().len(), 2);
+        let cloned = s.to_values();
+        assert_eq!(cloned.len(), 2);
+        for (c, (_, t)) in cloned.iter().zip(s.iter()) {
+            assert_eq!(
+                c.data().as_ptr(),
+                t.data().as_ptr(),
+                "a clone copied its data"
+            );
+        }
+        let owned = s.clone().into_values();
+        assert_eq!(owned, cloned);
+    }
+
+    #[test]
+    fn gradient_values_come_in_store_order() {
+        let s = store();
+        let grads = Grads::from_map(s.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
+        assert_eq!(
+            grads.values().collect::<Vec<_>>(),
+            s.values().collect::<Vec<_>>()
+        );
+        assert_eq!(grads.to_values(), s.to_values());
+        assert_eq!(grads.into_values(), s.into_values());
     }
 }

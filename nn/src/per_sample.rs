@@ -28,6 +28,11 @@ impl<T: Float> PerExample<T> {
         self.grads.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The per-example gradients in store order, without their names.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &Tensor<T>> + DoubleEndedIterator {
+        self.grads.values()
+    }
+
     /// The number of examples.
     pub fn len(&self) -> usize {
         self.costs.numel()
@@ -95,7 +100,7 @@ pub fn per_example_grads<'a, T: Float + 'a>(
         x.shape(),
         target.shape()
     );
-    let values: Vec<Tensor<T>> = params.iter().map(|(_, t)| t.clone()).collect();
+    let values = params.to_values();
     let result = per_sample(
         |_, p, batch| {
             let bound = params.bind_vars(p);

@@ -93,6 +93,8 @@ impl Trainer {
 
     /// Trains one epoch over `data`; `on_batch(done, total, cost)` after each batch.
     /// A non-finite cost stops training with an error naming the epoch and batch.
+    /// Data the model cannot read panics at the caller's line, naming the layer.
+    #[track_caller]
     pub fn train_epoch(
         &mut self,
         data: &Dataset,
@@ -157,6 +159,7 @@ impl Trainer {
     }
 
     /// Binds the parameters to `tape` and records the model's cost on `batch`.
+    #[track_caller]
     fn record_cost<'t>(
         &self,
         tape: &'t Tape<f32>,
@@ -201,6 +204,7 @@ impl Trainer {
     }
 
     /// Test accuracy and the confusion matrix over `data`, in chunks.
+    #[track_caller]
     pub fn evaluate(&self, data: &Dataset) -> (f64, ConfusionMatrix) {
         let classes = *self.recipe.sizes.last().unwrap_or(&10);
         let mut confusion = ConfusionMatrix::new(classes);
@@ -308,5 +312,19 @@ impl Trainer {
         // Checkpoints from before data identities were recorded have none.
         trainer.trained_on = checkpoint.info.get("data").cloned();
         Ok(trainer)
+    }
+}
+
+#[cfg(test)]
+mod wrong_data_tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(
+        expected = "layers.0 (linear 784 -> 16): input [2, 10] has 10 features, expected 784"
+    )]
+    fn training_on_rows_of_the_wrong_width_names_the_layer() {
+        let data = Dataset::from_bytes(vec![0; 20], 10, vec![3, 4]);
+        let _ = Trainer::new(Network::A.recipe(), 1).train_epoch(&data, |_, _, _| {});
     }
 }
