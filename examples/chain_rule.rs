@@ -512,8 +512,9 @@ const TRAIN_ONE: &str =
     "train one with `cargo run --release --example mnist` (network a, the default)";
 
 /// Reads a network A checkpoint into an f64 model, refusing anything else with a
-/// message that names the file and says how to write one.
-pub fn load_network_a(path: &Path) -> Result<(Model<f64>, usize), Box<dyn Error>> {
+/// message that names the file and says how to write one; also returns one line about
+/// the checkpoint (epochs, test accuracy, data: [`Checkpoint::summary`]).
+pub fn load_network_a(path: &Path) -> Result<(Model<f64>, String), Box<dyn Error>> {
     if !path.exists() {
         return Err(format!(
             "no checkpoint at {}: {TRAIN_ONE}, or pass --checkpoint PATH",
@@ -532,6 +533,7 @@ pub fn load_network_a(path: &Path) -> Result<(Model<f64>, usize), Box<dyn Error>
         format!("{e}\n(this example reads the checkpoints the mnist example writes: {TRAIN_ONE})")
     };
     let checkpoint = Checkpoint::<f32>::load(path).map_err(explain)?;
+    let about = checkpoint.summary();
     let trainer = Trainer::from_checkpoint(checkpoint).map_err(explain)?;
     let recipe = &trainer.recipe;
     if recipe.network != Network::A {
@@ -552,7 +554,7 @@ pub fn load_network_a(path: &Path) -> Result<(Model<f64>, usize), Box<dyn Error>
         .params_mut()
         .assign_from(store)
         .map_err(|m| format!("{}: does not fit network a: {m}", path.display()))?;
-    Ok((model, trainer.epoch))
+    Ok((model, about))
 }
 
 /// Refuses weights outside network A before anything is read.
@@ -655,7 +657,7 @@ fn agreement(hand: f64, tape: f64) -> String {
 
 pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     check_args(&args)?;
-    let (model, epoch) = load_network_a(&args.checkpoint)?;
+    let (model, about) = load_network_a(&args.checkpoint)?;
     let layers = Layers::of(&model)?;
     let data = Mnist::load(args.data_dir.as_deref())?;
     if data.test.features() != layers.sizes[0] {
@@ -686,11 +688,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let side = (inputs as f64).sqrt().round() as usize;
     let guess = argmax(&f.a[2], |a| a);
 
-    println!(
-        "network a {:?} (epoch {epoch}) from {}, parameters cast to f64",
-        layers.sizes,
-        args.checkpoint.display()
-    );
+    println!("checkpoint {}: {about}", args.checkpoint.display());
+    println!("network a {:?}, parameters cast to f64", layers.sizes);
     println!(
         "test image {} of {} (MNIST from {}): a {label}; the network reads it as {guess} ({:.3})",
         args.index,

@@ -483,6 +483,8 @@ pub struct Network64 {
     pub cost: Box<dyn Cost<f64>>,
     /// Epochs it was trained for.
     pub epoch: usize,
+    /// One line about the checkpoint: network, epochs, test accuracy, data.
+    pub about: String,
 }
 
 /// How to get a checkpoint this example can read.
@@ -503,6 +505,7 @@ pub fn load_network(path: &Path) -> Result<Network64, Box<dyn Error>> {
         format!("{e}\n(this example reads the checkpoints the mnist example writes: {TRAIN_ONE})")
     };
     let checkpoint = Checkpoint::<f32>::load(path).map_err(explain)?;
+    let about = checkpoint.summary();
     let trainer = Trainer::from_checkpoint(checkpoint).map_err(explain)?;
     let recipe = &trainer.recipe;
     if recipe.network == Network::D {
@@ -542,6 +545,7 @@ pub fn load_network(path: &Path) -> Result<Network64, Box<dyn Error>> {
         model,
         cost,
         epoch: trainer.epoch,
+        about,
     })
 }
 
@@ -607,6 +611,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     check_args(&args)?;
     let started = Instant::now();
     let net = load_network(&args.checkpoint)?;
+    println!("checkpoint {}: {}", args.checkpoint.display(), net.about);
     let data = Mnist::load(args.data_dir.as_deref())?;
     println!(
         "MNIST from {}: {} training images",
@@ -636,7 +641,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let batch = data.train.slice(0, args.batch);
     let images = batch.images.cast::<f64>();
     let f = batch_cost(&net.model, net.cost.as_ref(), &images, &batch.labels);
-    let params: Vec<Tensor<f64>> = net.model.params().iter().map(|(_, t)| t.clone()).collect();
+    let params = net.model.params().to_values();
     let layout = Layout::of(&params);
     let n = layout.numel();
     println!(

@@ -47,7 +47,13 @@ fn run(args: Args) -> Result<(), NnError> {
         }
     };
     let trainer = if args.checkpoint.exists() {
-        Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?)?
+        let checkpoint = Checkpoint::load(&args.checkpoint)?;
+        println!(
+            "checkpoint {}: {}",
+            args.checkpoint.display(),
+            checkpoint.summary()
+        );
+        Trainer::from_checkpoint(checkpoint)?
     } else {
         let Some(data) = &data else {
             return Err(NnError::Data(format!(

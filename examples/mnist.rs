@@ -6,6 +6,7 @@
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use nn::checkpoint::previous_path;
 use nn::train::data_identity;
 use nn::{Activation, Checkpoint, Init, Mnist, Network, Schedule, Trainer};
 use std::error::Error;
@@ -32,7 +33,8 @@ struct Args {
     /// Learning rate, a finite number above 0; default per network.
     #[arg(long, value_parser = learning_rate, allow_hyphen_values = true)]
     lr: Option<f64>,
-    /// Minibatch size, at least 1; default per network.
+    /// Minibatch size, at least 1 and at most the number of training images; default
+    /// per network.
     #[arg(long, value_parser = at_least_one, allow_negative_numbers = true)]
     batch: Option<usize>,
     /// Seed for initialisation and shuffling.
@@ -64,7 +66,7 @@ struct Args {
     threads: Option<usize>,
     /// Where to write the checkpoint. By default checkpoints/mnist-<net>.safetensors, or,
     /// when that file holds a model trained on other data, a name beside it that ends in
-    /// this data's identity.
+    /// this data's identity. A file already there is kept as <path>.prev.
     #[arg(long)]
     save: Option<PathBuf>,
     /// Load a checkpoint and report its test accuracy without training.
@@ -325,6 +327,17 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     }
     let data = load_data()?;
     check_data(&data, &trainer, true)?;
+    if let Some(batch) = args.batch.filter(|&b| b > data.train.len()) {
+        // One step an epoch on the whole set, each a batch this large: not minibatch
+        // training, and what looks like a working run learns next to nothing.
+        return Err(format!(
+            "--batch {batch} is more than the {} training images in {}: pass --batch {} or less",
+            data.train.len(),
+            data.dir.display(),
+            data.train.len()
+        )
+        .into());
+    }
     let identity = data_identity(&data.train);
     if let (Some(path), Some(trained_on)) = (&args.resume, &trainer.trained_on) {
         if *trained_on != identity {
@@ -343,6 +356,14 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         Some(path) => path.clone(),
         None => default_checkpoint(trainer.recipe.network, &identity)?,
     };
+    if let Some((old, _)) = replaced(&save) {
+        println!(
+            "note: {} holds {old}; this run replaces it and keeps it as {} \
+             (choose another file with --save PATH)",
+            save.display(),
+            previous_path(&save).display()
+        );
+    }
     let r = &trainer.recipe;
     println!(
         "network {}: {:?}, {} hidden, {} output, {} cost, {}, lr {} ({} schedule), batch {}, init {}, {}seed {}, {} parameters",
@@ -405,12 +426,72 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         trainer.epoch
     );
     println!("confusion matrix (rows: true digit, columns: predicted)\n{confusion}");
-    trainer.checkpoint().save(&save)?;
-    println!("checkpoint written to {}", save.display());
+    save_checkpoint(&trainer, &data, accuracy, &save)?;
     match write_pictures(&trainer, &data, &save, &costs, &accuracies, &confusion) {
         Ok(paths) => println!("pictures written: {}", paths.join(", ")),
         // The checkpoint is what matters; a picture that fails is reported, not fatal.
         Err(e) => eprintln!("warning: could not write the pictures: {e}"),
+    }
+    Ok(())
+}
+
+/// What the file at `path` holds before this run replaces it: one line about it and
+/// its recorded test accuracy; `None` when there is no file.
+fn replaced(path: &Path) -> Option<(String, Option<f64>)> {
+    if !path.is_file() {
+        return None;
+    }
+    Some(match Checkpoint::<f32>::load(path) {
+        Ok(c) => {
+            let accuracy = c.info.get("test_accuracy").and_then(|a| a.parse().ok());
+            (c.summary(), accuracy)
+        }
+        Err(_) => (
+            "a file that is not a checkpoint this demo can read".into(),
+            None,
+        ),
+    })
+}
+
+/// Writes the trainer's checkpoint to `path` with the test accuracy and the data it was
+/// trained on, keeping the file it replaces at `<path>.prev`, and says what it wrote
+/// and what it replaced.
+fn save_checkpoint(
+    trainer: &Trainer,
+    data: &Mnist,
+    accuracy: f64,
+    path: &Path,
+) -> Result<(), Box<dyn Error>> {
+    let mut checkpoint = trainer.checkpoint();
+    checkpoint
+        .info
+        .insert("test_accuracy".into(), format!("{accuracy:?}"));
+    let dir = std::fs::canonicalize(&data.dir).unwrap_or_else(|_| data.dir.clone());
+    checkpoint
+        .info
+        .insert("data_dir".into(), dir.display().to_string());
+    // Read again now: the file may have changed while this run trained.
+    let old = replaced(path);
+    let kept = checkpoint.save_keeping_previous(path)?;
+    println!(
+        "checkpoint written to {}: {}",
+        path.display(),
+        checkpoint.summary()
+    );
+    if let (Some(prev), Some((old, old_accuracy))) = (kept, old) {
+        println!(
+            "it replaces {old}, kept as {} (to go back: mv {} {})",
+            prev.display(),
+            prev.display(),
+            path.display()
+        );
+        if let Some(old_accuracy) = old_accuracy.filter(|&a| a > accuracy) {
+            println!(
+                "note: the replaced model's test accuracy was higher ({:.2}% against {:.2}%)",
+                old_accuracy * 100.0,
+                accuracy * 100.0
+            );
+        }
     }
     Ok(())
 }

@@ -189,7 +189,9 @@ fn run(args: Args) -> Result<(), NnError> {
             args.checkpoint.display()
         )));
     }
-    let trainer = Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?)?;
+    let checkpoint = Checkpoint::load(&args.checkpoint)?;
+    let about = checkpoint.summary();
+    let trainer = Trainer::from_checkpoint(checkpoint)?;
     if trainer.recipe.network != Network::A {
         return Err(NnError::Data(format!(
             "{} holds network {}; the nudges picture is drawn for network a",
@@ -197,6 +199,7 @@ fn run(args: Args) -> Result<(), NnError> {
             trainer.recipe.network
         )));
     }
+    println!("checkpoint {}: {about}", args.checkpoint.display());
     let data = Mnist::load(args.data_dir.as_deref())?;
     if args.index >= data.test.len() {
         return Err(NnError::Data(format!(

@@ -5,7 +5,8 @@
 //! The examples whose gradients are longest pull hardest on the step; those whose
 //! gradient points away from the mean (lowest cosine) disagree most with the rest of
 //! the batch. Both are printed as a table and drawn as rows of digits, each with its
-//! label, prediction, gradient norm and cosine under it.
+//! label, prediction, gradient norm and cosine under it. The picture goes beside the
+//! checkpoint unless `--out PATH` says where.
 //!
 //! cargo run --release --example mnist -- --net a             # writes the checkpoint
 //! cargo run --release --example per_sample -- --seed 3         # then this
@@ -15,7 +16,7 @@ use clap::Parser;
 use nn::{per_example_grads, Checkpoint, Mnist, Network, NnError, Quadratic, Trainer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -38,9 +39,10 @@ struct Args {
     /// How many examples each row of the table and picture shows.
     #[arg(long, default_value_t = 8)]
     top: usize,
-    /// Where to write the picture (SVG).
-    #[arg(long, default_value = "docs/per-sample-a.svg")]
-    out: PathBuf,
+    /// Where to write the picture, an SVG file (default: beside the checkpoint,
+    /// `<checkpoint stem>.per-sample.svg`, e.g. checkpoints/mnist-a.per-sample.svg).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Directory holding the MNIST files (default: $MNIST_DIR or the cache).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -54,6 +56,16 @@ struct Example {
     cost: f64,
     norm: f64,
     cosine: f64,
+}
+
+/// Where the picture goes without `--out`: beside the checkpoint, as the mnist demo's
+/// pictures do, `<stem>.per-sample.svg`.
+fn default_picture(checkpoint: &Path) -> PathBuf {
+    let stem = checkpoint
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "network".into());
+    checkpoint.with_file_name(format!("{stem}.per-sample.svg"))
 }
 
 fn main() -> ExitCode {
@@ -86,7 +98,9 @@ fn run(args: Args) -> Result<(), NnError> {
             args.checkpoint.display()
         )));
     }
-    let trainer = Trainer::from_checkpoint(Checkpoint::load(&args.checkpoint)?)?;
+    let checkpoint = Checkpoint::load(&args.checkpoint)?;
+    let about = checkpoint.summary();
+    let trainer = Trainer::from_checkpoint(checkpoint)?;
     if trainer.recipe.network != Network::A {
         return Err(NnError::Data(format!(
             "{} holds network {}; this example is drawn for network a",
@@ -94,6 +108,7 @@ fn run(args: Args) -> Result<(), NnError> {
             trainer.recipe.network
         )));
     }
+    println!("checkpoint {}: {about}", args.checkpoint.display());
     let train = Mnist::load(args.data_dir.as_deref())?.train;
     if args.batch > train.len() {
         return Err(NnError::Data(format!(
@@ -135,7 +150,7 @@ fn run(args: Args) -> Result<(), NnError> {
     let n = each.len();
     // The batch's mean gradient, the step SGD would take (negated), as one flat vector.
     let mut mean: Vec<f64> = Vec::new();
-    for (_, g) in each.iter() {
+    for g in each.values() {
         let per = g.numel() / n;
         let mut sum = vec![0.0f64; per];
         for row in g.data().chunks_exact(per) {
@@ -148,7 +163,7 @@ fn run(args: Args) -> Result<(), NnError> {
     let mean_norm = mean.iter().map(|v| v * v).sum::<f64>().sqrt();
     let mut dots = vec![0.0f64; n];
     let mut offset = 0;
-    for (_, g) in each.iter() {
+    for g in each.values() {
         let per = g.numel() / n;
         for (dot, row) in dots.iter_mut().zip(g.data().chunks_exact(per)) {
             *dot += row
@@ -241,14 +256,18 @@ fn run(args: Args) -> Result<(), NnError> {
             })
             .collect()
     };
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_picture(&args.checkpoint));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| NnError::Io {
             path: dir.to_path_buf(),
             source: e,
         })?;
     }
     digit_rows(
-        &args.out,
+        &out,
         &[
             format!("What each example of one minibatch wants: network A, {which}"),
             "Each example's gradient g_i of its own cost, against the batch's mean gradient:"
@@ -269,6 +288,6 @@ fn run(args: Args) -> Result<(), NnError> {
         ],
     )
     .map_err(|e| NnError::Data(e.to_string()))?;
-    println!("picture written: {}", args.out.display());
+    println!("picture written: {}", out.display());
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Checkpoints in the safetensors format: parameters under their own names, optimizer
 //! state under `optimizer.*`, a CRC-32 of every tensor's bytes in the metadata.
 //! Writes are atomic (temporary file, fsync, rename), so an interrupted save leaves the
-//! previous checkpoint intact.
+//! previous checkpoint intact; [`Checkpoint::save_keeping_previous`] also keeps the file
+//! it replaces at `<path>.prev`.
 
 use crate::error::NnError;
 use crate::optim::OptimizerState;
@@ -270,6 +271,83 @@ impl<T: Float> Checkpoint<T> {
         write_atomically(path, |f| f.write_all(&bytes)).map_err(|e| NnError::io(path, e))
     }
 
+    /// Writes the checkpoint atomically like [`Checkpoint::save`], and keeps the file it
+    /// replaces at [`previous_path`] (`<path>.prev`, replacing an older one) instead of
+    /// losing it. The old file moves aside only once the new one is fully written and
+    /// synced, and `path` is never missing on the way, so an interrupted save loses
+    /// nothing. Returns where the replaced file now is, or `None` when `path` held none.
+    ///
+    /// ```
+    /// use nn::{checkpoint::previous_path, Checkpoint, ParamStore};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("keep-doc-{}", std::process::id()));
+    /// let path = dir.join("model.safetensors");
+    /// let mut first = Checkpoint::<f32>::new(ParamStore::new());
+    /// first.info.insert("epoch".into(), "1".into());
+    /// assert_eq!(first.save_keeping_previous(&path)?, None);
+    /// let mut second = first.clone();
+    /// second.info.insert("epoch".into(), "2".into());
+    /// assert_eq!(second.save_keeping_previous(&path)?, Some(previous_path(&path)));
+    /// assert_eq!(Checkpoint::<f32>::load(&path)?, second);
+    /// assert_eq!(Checkpoint::<f32>::load(previous_path(&path))?, first);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), nn::NnError>(())
+    /// ```
+    pub fn save_keeping_previous(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> Result<Option<PathBuf>, NnError> {
+        let path = path.as_ref();
+        let bytes = self.to_bytes().map_err(|m| NnError::checkpoint(path, m))?;
+        write_keeping_previous(path, |f| f.write_all(&bytes)).map_err(|e| NnError::io(path, e))
+    }
+
+    /// One line about the model, from the information the demo records: its network,
+    /// epochs trained, test accuracy and training data, as far as they are known
+    /// (`info.network`, `info.epoch`, `info.test_accuracy` (a fraction),
+    /// `info.data_dir` and `info.data`); older checkpoints say what they lack.
+    ///
+    /// ```
+    /// use nn::{Checkpoint, ParamStore};
+    ///
+    /// let mut c = Checkpoint::<f32>::new(ParamStore::new());
+    /// c.info.insert("network".into(), "a".into());
+    /// c.info.insert("epoch".into(), "3".into());
+    /// c.info.insert("test_accuracy".into(), "0.9512".into());
+    /// assert_eq!(c.summary(), "network a, 3 epochs, test accuracy 95.12%");
+    /// ```
+    pub fn summary(&self) -> String {
+        let info = |k: &str| self.info.get(k).map(String::as_str);
+        let mut parts = Vec::new();
+        if let Some(network) = info("network") {
+            parts.push(format!("network {network}"));
+        }
+        match info("epoch") {
+            Some("1") => parts.push("1 epoch".into()),
+            Some(epoch) => parts.push(format!("{epoch} epochs")),
+            None => {}
+        }
+        match info("test_accuracy").map(|a| a.parse::<f64>()) {
+            Some(Ok(a)) => parts.push(format!("test accuracy {:.2}%", a * 100.0)),
+            Some(Err(_)) => parts.push(format!(
+                "test accuracy {:?} (not a number)",
+                info("test_accuracy").unwrap_or_default()
+            )),
+            None => parts.push("test accuracy not recorded".into()),
+        }
+        let identity = info("data").map(|d| {
+            let hex = d.strip_prefix("sha256:").unwrap_or(d);
+            hex[..hex.len().min(12)].to_string()
+        });
+        match (info("data_dir"), identity) {
+            (Some(dir), Some(id)) => parts.push(format!("trained on {dir} (data {id})")),
+            (Some(dir), None) => parts.push(format!("trained on {dir}")),
+            (None, Some(id)) => parts.push(format!("data {id}")),
+            (None, None) => {}
+        }
+        parts.join(", ")
+    }
+
     /// Reads and verifies a checkpoint.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, NnError> {
         let path = path.as_ref();
@@ -300,12 +378,59 @@ impl<T: Float> Checkpoint<T> {
     }
 }
 
+/// Where [`Checkpoint::save_keeping_previous`] keeps the file it replaces: `path` with
+/// `.prev` appended (`mnist-a.safetensors.prev`).
+pub fn previous_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".prev");
+    path.with_file_name(name)
+}
+
 /// Writes through `write` into a temporary file beside `path`, fsyncs it, then renames
 /// it over `path`. On any error the temporary file is removed and `path` is unchanged.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    write_beside(path, false, write).map(|_| ())
+}
+
+/// [`write_atomically`], keeping the file `path` held at [`previous_path`] (replacing an
+/// older one there). Once the new file is fully written and synced, the old one gets a
+/// second name (a hard link, renamed over the `.prev`; where hard links fail, the old
+/// file is renamed to the `.prev`), and only then does the new file take `path`. On any
+/// error `path` and the `.prev` are as they were, except after the fallback rename,
+/// which leaves the old file at the `.prev` and the new one unwritten. Returns where
+/// the old file now is, or `None` when `path` held no file.
+pub fn write_keeping_previous(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<Option<PathBuf>> {
+    write_beside(path, true, write)
+}
+
+/// Gives the file at `path` the name `prev` too (replacing what `prev` held), leaving
+/// `path` in place where the filesystem allows hard links, moving it otherwise.
+fn keep_previous(path: &Path, prev: &Path, dir: &Path) -> std::io::Result<()> {
+    let prev_name = prev
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint.prev".into());
+    let link = dir.join(format!(".{prev_name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    match std::fs::hard_link(path, &link) {
+        Ok(()) => std::fs::rename(&link, prev).inspect_err(|_| {
+            let _ = std::fs::remove_file(&link);
+        }),
+        Err(_) => std::fs::rename(path, prev),
+    }
+}
+
+fn write_beside(
+    path: &Path,
+    keep: bool,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<Option<PathBuf>> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -321,12 +446,20 @@ pub fn write_atomically(
         write(&mut f)?;
         f.sync_all()?;
         drop(f);
+        // Only a plain file is kept: a directory at `path` makes the rename below fail.
+        let kept = if keep && path.is_file() {
+            let prev = previous_path(path);
+            keep_previous(path, &prev, &dir)?;
+            Some(prev)
+        } else {
+            None
+        };
         std::fs::rename(&tmp, path)?;
-        // Persist the rename itself; not every platform can open a directory.
+        // Persist the renames themselves; not every platform can open a directory.
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
         }
-        Ok(())
+        Ok(kept)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
