@@ -5,6 +5,13 @@
 //! op for its vector-Jacobian product. [`gradcheck`] compares those gradients with
 //! central finite differences.
 //!
+//! ```toml
+//! [dependencies]
+//! autodiff = { package = "backprop-autodiff", version = "0.1" }
+//! [profile.dev.package.backprop-autodiff]
+//! opt-level = 3 # the engine optimised in debug builds too (about 10x faster there)
+//! ```
+//!
 //! Derivatives of any order: [`Var::grad`] (and [`scalar::Var::grad`]) records the
 //! backward pass itself as ops, so a gradient can be differentiated again; [`func`]
 //! has JAX-style transforms (`grad`, `vjp`, forward-mode `jvp`, `hvp`, `jacobian`,

@@ -5,6 +5,14 @@
 //! in this crate writes a derivative. Parameters live in a named [`ParamStore`] that is
 //! bound onto each training step's fresh tape.
 //!
+//! ```toml
+//! [dependencies]
+//! autodiff = { package = "backprop-autodiff", version = "0.1" }
+//! nn = { package = "backprop-nn", version = "0.1" }
+//! [profile.dev.package.backprop-autodiff]
+//! opt-level = 3 # the engine optimised in debug builds too (about 10x faster there)
+//! ```
+//!
 //! ```
 //! use autodiff::{Tape, Tensor};
 //! use nn::{Activation, Cost, Init, Model, Module, Optimizer, Quadratic, Sgd};
