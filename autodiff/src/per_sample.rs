@@ -25,7 +25,7 @@ use crate::float::Float;
 use crate::ops::{BatchInput, BatchView, Rule, VjpContext};
 use crate::shape::Dims;
 use crate::sweep::{reaching, reverse, Contributions, Pass};
-use crate::tape::{Node, NodeId, Tape, Var};
+use crate::tape::{input_values, Node, NodeId, Tape, Var};
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
 
@@ -371,11 +371,7 @@ impl<T: Float> Pass<T> for PerExample {
         let nodes = tape.nodes();
         let node = &nodes[i];
         let op = node.op.as_deref().expect("op node");
-        let values: SmallVec<[&Tensor<T>; 2]> = node
-            .inputs
-            .iter()
-            .map(|&p| &nodes[p as usize].value)
-            .collect();
+        let values = input_values(&nodes, i);
         let rows = |p: NodeId| self.kinds[p as usize] == Kind::Rows;
         match grad {
             Adjoint::Batch(grad) => {

@@ -566,7 +566,7 @@ impl<T: Float> Pass<T> for Numeric {
 
 /// The values of node `i`'s inputs (a panic at the caller's line if one was released).
 #[track_caller]
-fn input_values<T: Float>(nodes: &[Node<T>], i: usize) -> SmallVec<[&Tensor<T>; 2]> {
+pub(crate) fn input_values<T: Float>(nodes: &[Node<T>], i: usize) -> SmallVec<[&Tensor<T>; 2]> {
     let inputs = &nodes[i].inputs;
     inputs.iter().map(|&p| nodes[p as usize].value(p)).collect()
 }

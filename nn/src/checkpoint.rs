@@ -412,11 +412,7 @@ pub fn write_keeping_previous(
 /// Gives the file at `path` the name `prev` too (replacing what `prev` held), leaving
 /// `path` in place where the filesystem allows hard links, moving it otherwise.
 fn keep_previous(path: &Path, prev: &Path, dir: &Path) -> std::io::Result<()> {
-    let prev_name = prev
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint.prev".into());
-    let link = dir.join(format!(".{prev_name}.tmp-{}", std::process::id()));
+    let link = temp_beside(dir, prev);
     let _ = std::fs::remove_file(&link);
     match std::fs::hard_link(path, &link) {
         Ok(()) => std::fs::rename(&link, prev).inspect_err(|_| {
@@ -424,6 +420,15 @@ fn keep_previous(path: &Path, prev: &Path, dir: &Path) -> std::io::Result<()> {
         }),
         Err(_) => std::fs::rename(path, prev),
     }
+}
+
+/// A hidden name in `dir` for a file on its way to `path`, unique to this process.
+fn temp_beside(dir: &Path, path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    dir.join(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 fn write_beside(
@@ -436,11 +441,7 @@ fn write_beside(
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = temp_beside(&dir, path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         write(&mut f)?;

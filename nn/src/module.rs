@@ -113,13 +113,7 @@ mod wrong_input_tests {
         expected = "conv1 (conv2d 1 -> 6, kernel 5x5): input [1, 3, 8, 8] has 3 channels, expected 1"
     )]
     fn a_convolution_names_itself_and_the_channels() {
-        let mut rng = StdRng::seed_from_u64(1);
-        let mut params = ParamStore::<f32>::new();
-        let opts = Conv2dOptions::new(1, 0);
-        let conv = Conv2d::new(&mut params, "conv1", 1, 6, 5, opts, Init::He, &mut rng);
-        let tape = Tape::new();
-        let bound = params.bind(&tape);
-        conv.forward(&bound, tape.constant(Tensor::zeros([1, 3, 8, 8])));
+        conv1_forward([1, 3, 8, 8]);
     }
 
     #[test]
@@ -127,12 +121,17 @@ mod wrong_input_tests {
         expected = "conv1 (conv2d 1 -> 6, kernel 5x5): input [2, 784] is not a batch of images [n, 1, height, width]"
     )]
     fn a_convolution_refuses_rows() {
+        conv1_forward([2, 784]);
+    }
+
+    /// A 1 -> 6 channel, 5x5 convolution named `conv1`, given zeros of `shape`.
+    fn conv1_forward(shape: impl AsRef<[usize]>) {
         let mut rng = StdRng::seed_from_u64(1);
         let mut params = ParamStore::<f32>::new();
         let opts = Conv2dOptions::new(1, 0);
         let conv = Conv2d::new(&mut params, "conv1", 1, 6, 5, opts, Init::He, &mut rng);
         let tape = Tape::new();
         let bound = params.bind(&tape);
-        conv.forward(&bound, tape.constant(Tensor::zeros([2, 784])));
+        conv.forward(&bound, tape.constant(Tensor::zeros(shape.as_ref())));
     }
 }
