@@ -20,6 +20,20 @@ impl CustomOp<f32> for Identity {
     }
 }
 
+/// A vjp that returns a gradient of the wrong shape.
+struct WrongGradShape;
+impl CustomOp<f32> for WrongGradShape {
+    fn name(&self) -> &str {
+        "wrong_grad_shape"
+    }
+    fn forward(&self, inputs: &[&Tensor<f32>]) -> Tensor<f32> {
+        inputs[0].clone()
+    }
+    fn vjp(&self, _: &[&Tensor<f32>], _: &Tensor<f32>, _: &Tensor<f32>) -> Vec<Tensor<f32>> {
+        vec![Tensor::zeros([1])]
+    }
+}
+
 #[test]
 fn shape_panics_report_the_callers_file_and_line() {
     let seen: Arc<Mutex<Option<(String, u32, String)>>> = Arc::default();
@@ -136,6 +150,32 @@ fn shape_panics_report_the_callers_file_and_line() {
     expect_here("model forward, wrong width", &|| {
         let _ = model.forward(&bound, tape.constant(Tensor::zeros([2, 2])));
     });
+
+    // A custom op whose vjp breaks its contract panics inside the engine, at the sweep;
+    // the message names the op and the line that applied it.
+    let applied = line!() + 1;
+    let y = tape.custom(WrongGradShape, &[m23]);
+    *seen.lock().unwrap() = None;
+    let result = panic::catch_unwind(AssertUnwindSafe(|| y.sum().backward()));
+    let message = seen
+        .lock()
+        .unwrap()
+        .take()
+        .map(|(_, _, m)| m)
+        .unwrap_or_default();
+    let expected = format!(
+        "custom op `wrong_grad_shape` (applied at {}:{applied}:",
+        file!()
+    );
+    if result.is_ok()
+        || !message.contains(&expected)
+        || !message.contains("[1] for input 0, of shape [2, 3]")
+    {
+        failures
+            .lock()
+            .unwrap()
+            .push(format!("custom vjp of the wrong shape: {message:?}"));
+    }
 
     panic::set_hook(previous);
     let failures = failures.into_inner().unwrap();

@@ -5,8 +5,8 @@
 //! the output, its name); the unfused op ([`Var::activation`] and the named methods),
 //! the fused layer and `nn`'s layers all use this definition.
 //!
-//! Adding one: a variant, its arms in `f`, `df_from_output`, `name` and
-//! [`per_activation!`], and its public method on [`Var`].
+//! Adding one: a variant, its arms in `f`, `vjp_rule` (the derivative, written once for
+//! every form), `name` and [`per_activation!`], and its public method on [`Var`].
 
 use super::rules::Real;
 use crate::float::{sigmoid, Float};

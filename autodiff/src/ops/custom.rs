@@ -7,6 +7,7 @@ use crate::shape::{Dims, Shape};
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
+use std::panic::Location;
 use std::rc::Rc;
 
 /// An operation defined outside this crate.
@@ -78,25 +79,29 @@ pub(crate) fn refuse_second_order(name: &str) -> ! {
     )
 }
 
-/// A recorded custom op: the user's op, with its own rules.
-pub(crate) struct Custom<T: Float>(Rc<dyn CustomOp<T>>);
+/// A recorded custom op: the user's op, with its own rules, and the line that applied it
+/// (named when its rules break their contract: the panic itself is raised in here).
+pub(crate) struct Custom<T: Float> {
+    op: Rc<dyn CustomOp<T>>,
+    at: &'static Location<'static>,
+}
 
 impl<T: Float> Rule<T> for Custom<T> {
     fn name(&self) -> String {
-        self.0.name().into()
+        self.op.name().into()
     }
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
-        let grads = self.0.vjp(ctx.inputs, ctx.output, ctx.grad);
-        checked(&*self.0, "vjp", grads, ctx.inputs, ctx.wants, |g, x| {
+        let grads = self.op.vjp(ctx.inputs, ctx.output, ctx.grad);
+        self.checked("vjp", grads, ctx.inputs, ctx.wants, |g, x| {
             (g.shape().into(), x.shape().into())
         })
     }
     /// Recorded: the op's own differentiable vjp, or else its first-order vjp recorded
     /// as a value that refuses to be differentiated ([`FirstOrderOnly`]).
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-        let op = &self.0;
+        let op = &self.op;
         if let Some(grads) = op.vjp_var(ctx.inputs, ctx.output, ctx.grad) {
-            return checked(&**op, "vjp_var", grads, ctx.inputs, ctx.wants, |g, x| {
+            return self.checked("vjp_var", grads, ctx.inputs, ctx.wants, |g, x| {
                 (g.shape(), x.shape())
             });
         }
@@ -133,50 +138,56 @@ impl<T: Float> Rule<T> for Custom<T> {
             .zip(ctx.tangents)
             .map(|(x, t)| t.unwrap_or_else(|| tape.constant(Tensor::zeros(x.shape()))))
             .collect();
-        match self.0.jvp_var(ctx.inputs, ctx.output, &tangents) {
+        match self.op.jvp_var(ctx.inputs, ctx.output, &tangents) {
             Some(t) => Some(t),
             None => panic!(
-                "custom op `{}` has no tangent rule: forward mode cannot go through it \
-                 (give it one with CustomOp::jvp_var)",
-                self.0.name()
+                "custom op `{}` (applied at {}) has no tangent rule: forward mode cannot go \
+                 through it (give it one with CustomOp::jvp_var)",
+                self.op.name(),
+                self.at
             ),
         }
     }
 }
 
-/// The gradients that the op's `what` (`vjp` or `vjp_var`) returned, kept where wanted;
-/// panics, naming the op, unless there is one per input, of its input's shape.
-fn checked<T: Float, G, X>(
-    op: &dyn CustomOp<T>,
-    what: &str,
-    grads: Vec<G>,
-    inputs: &[X],
-    wants: &[bool],
-    shapes: impl Fn(&G, &X) -> (Shape, Shape),
-) -> SmallVec<[Option<G>; 2]> {
-    assert!(
-        grads.len() == inputs.len(),
-        "{}: {what} returned {} gradients for {} inputs",
-        op.name(),
-        grads.len(),
-        inputs.len()
-    );
-    grads
-        .into_iter()
-        .zip(inputs)
-        .zip(wants)
-        .map(|((g, x), &wanted)| {
-            let (gs, xs) = shapes(&g, x);
-            assert!(
-                gs == xs,
-                "{}: {what} returned a gradient of shape {} for an input of shape {}",
-                op.name(),
-                Dims(&gs),
-                Dims(&xs)
-            );
-            wanted.then_some(g)
-        })
-        .collect()
+impl<T: Float> Custom<T> {
+    /// The gradients that the op's `what` (`vjp` or `vjp_var`) returned, kept where
+    /// wanted; panics, naming the op and the line that applied it, unless there is one
+    /// per input, of its input's shape.
+    fn checked<G, X>(
+        &self,
+        what: &str,
+        grads: Vec<G>,
+        inputs: &[X],
+        wants: &[bool],
+        shapes: impl Fn(&G, &X) -> (Shape, Shape),
+    ) -> SmallVec<[Option<G>; 2]> {
+        let (name, at) = (self.op.name(), self.at);
+        assert!(
+            grads.len() == inputs.len(),
+            "custom op `{name}` (applied at {at}): its {what} returned {} gradients for {} \
+             inputs",
+            grads.len(),
+            inputs.len()
+        );
+        grads
+            .into_iter()
+            .zip(inputs)
+            .zip(wants)
+            .enumerate()
+            .map(|(i, ((g, x), &wanted))| {
+                let (gs, xs) = shapes(&g, x);
+                assert!(
+                    gs == xs,
+                    "custom op `{name}` (applied at {at}): its {what} returned a gradient of \
+                     shape {} for input {i}, of shape {}",
+                    Dims(&gs),
+                    Dims(&xs)
+                );
+                wanted.then_some(g)
+            })
+            .collect()
+    }
 }
 
 /// The first-order vjp of a custom op that gives no differentiable one: its value is
@@ -208,6 +219,15 @@ impl<T: Float> Tape<T> {
     /// names the op's own line; mixing tapes panics at the caller's line.
     #[track_caller]
     pub fn custom<'t>(&'t self, op: impl CustomOp<T>, inputs: &[Var<'t, T>]) -> Var<'t, T> {
-        self.record(inputs, |x, _| (op.forward(x), Custom(Rc::new(op))))
+        let at = Location::caller();
+        self.record(inputs, |x, _| {
+            (
+                op.forward(x),
+                Custom {
+                    op: Rc::new(op),
+                    at,
+                },
+            )
+        })
     }
 }
