@@ -63,8 +63,10 @@ fn documented_dependency_lines_name_the_packages_and_their_libraries() {
         "README.md",
         "autodiff/README.md",
         "nn/README.md",
+        "src/lib.rs",
         "autodiff/src/lib.rs",
         "nn/src/lib.rs",
+        "tests/new_user/Cargo.toml",
     ];
     for file in files {
         let text = fs::read_to_string(file).unwrap();
