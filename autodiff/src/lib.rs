@@ -113,11 +113,11 @@ pub use float::{sigmoid, softplus, Float};
 pub use grad::Gradients;
 pub use gradcheck::{
     gradcheck, gradcheck_scalar, gradgradcheck, gradgradcheck_scalar, GradcheckError,
-    GradcheckOptions, Location, Report,
+    GradcheckLocation, GradcheckOptions, GradcheckReport,
 };
 pub use ops::activation::Activation;
 pub use ops::conv::Conv2dOptions;
 pub use ops::CustomOp;
 pub use shape::{broadcast_shapes, Shape, ShapeError};
-pub use tape::{Anomaly, NodeId, Phase, Tape, Var};
+pub use tape::{Anomaly, AnomalyPhase, NodeId, Tape, Var};
 pub use tensor::Tensor;
