@@ -71,7 +71,7 @@ pub use mlp::Model;
 pub use module::{Module, Sequential};
 pub use optim::{Adam, Optimizer, OptimizerState, Sgd};
 pub use params::{Bound, Grads, ParamStore};
-pub use per_sample::{per_example_grads, PerExample};
+pub use per_sample::{per_sample_grads, PerSampleGrads};
 pub use recipe::{Network, Recipe};
 pub use recompute::Recompute;
 pub use schedule::Schedule;
