@@ -198,7 +198,7 @@ impl DrawServer {
                 CANVAS,
             ))
         };
-        let classes = *self.lock().sizes().last().unwrap_or(&10);
+        let classes = self.lock().outputs();
         match (method, path) {
             (tiny_http::Method::Post, "/predict") => {
                 let input = input()?;

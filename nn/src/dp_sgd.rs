@@ -5,7 +5,7 @@
 
 use crate::error::NnError;
 use crate::loss::{Cost, Target};
-use crate::mlp::Model;
+use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::params::{Grads, ParamStore};
 use crate::per_sample::{per_sample_grads, PerSampleGrads};
