@@ -54,7 +54,7 @@
 #![deny(unsafe_code)]
 
 #[forbid(unsafe_code)]
-pub mod cpu;
+mod cpu;
 #[forbid(unsafe_code)]
 mod error;
 #[forbid(unsafe_code)]
@@ -107,7 +107,7 @@ pub mod internals {
 /// ```
 pub use rand;
 
-pub use cpu::{threads, with_threads};
+pub use cpu::{threads, update_in_parallel, with_threads, TensorUpdate};
 pub use error::Error;
 pub use float::{sigmoid, softplus, Float};
 pub use grad::Gradients;
