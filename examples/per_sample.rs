@@ -175,7 +175,7 @@ fn run(args: Args) -> Result<(), NnError> {
         offset += per;
     }
     let norms = each.norms();
-    let predicted = nn::metrics::argmax_rows(&model.predict(&batch.images));
+    let predicted = nn::argmax_rows(&model.predict(&batch.images));
     let examples: Vec<Example> = (0..n)
         .map(|i| Example {
             image: images[i],

@@ -1,7 +1,7 @@
 //! Data: the IDX reader, MNIST location/fetching/verification, and seeded minibatches.
 
 pub mod idx;
-pub mod mnist;
+pub(crate) mod mnist;
 
 use autodiff::Tensor;
 use rand::seq::SliceRandom;
