@@ -95,11 +95,7 @@ pub(crate) fn gather_rows<S: Copy + Sync, T: Send>(
     capacity_rows: usize,
     map: impl Fn(S) -> T + Sync,
 ) -> Vec<T> {
-    let rows = if row_len == 0 {
-        0
-    } else {
-        source.len() / row_len
-    };
+    let rows = source.len().checked_div(row_len).unwrap_or(0);
     assert!(
         source.len() == rows * row_len,
         "gather_rows: {} values are not rows of {row_len}",
