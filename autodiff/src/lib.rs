@@ -22,6 +22,12 @@
 //! Random tensors ([`Tensor::randn`]) take the generators of [`rand`], this crate's
 //! `rand` re-exported: `autodiff::rand::rngs::StdRng`.
 //!
+//! Kernels split their work over every core; [`with_threads`] sets how many for a
+//! closure, on the calling thread only. Code outside the engine gets the same parallel
+//! machinery through [`update_in_parallel`] (an element-wise update of many tensors
+//! in one job: an optimizer's step) and [`Tensor::gather_rows`] (rows picked into a
+//! batch: a data loader).
+//!
 //! ```
 //! use autodiff::{gradcheck, scalar, GradcheckOptions, Tape, Tensor};
 //!
