@@ -229,7 +229,7 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
     drop(train);
     let mut model = recipe.model(args.seed);
     let blocks = match &args.recompute {
-        Some(spec) => parse_blocks(spec, network, model.sizes().len() - 1)?,
+        Some(spec) => parse_blocks(spec, network, model.sizes().map_or(0, |s| s.len() - 1))?,
         None => Vec::new(),
     };
     model = model.recompute(&blocks);

@@ -104,12 +104,15 @@ pub struct Layers {
 impl Layers {
     /// The parameters of `model`, which must be a perceptron with three layers.
     pub fn of(model: &Model<f64>) -> Result<Self, String> {
-        let sizes: [usize; 4] = model.sizes().try_into().map_err(|_| {
-            format!(
-                "a network of layer sizes {:?}; the chain rule is written out for three layers of weights",
-                model.sizes()
-            )
-        })?;
+        let sizes: [usize; 4] = model
+            .sizes()
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| match model.sizes() {
+                Some(sizes) => format!(
+                    "a network of layer sizes {sizes:?}; the chain rule is written out for three layers of weights"
+                ),
+                None => "LeNet; the chain rule is written out for a perceptron".to_string(),
+            })?;
         let get = |name: String, len: usize| -> Result<Vec<f64>, String> {
             let t = model
                 .params()

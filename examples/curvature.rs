@@ -618,14 +618,13 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         data.dir.display(),
         data.train.len()
     );
-    let sizes = net.model.sizes();
-    if data.train.features() != sizes[0] {
+    if data.train.features() != net.model.inputs() {
         return Err(format!(
             "{} holds images of {} pixels, but network {} reads {}",
             data.dir.display(),
             data.train.features(),
             net.network,
-            sizes[0]
+            net.model.inputs()
         )
         .into());
     }
@@ -644,10 +643,13 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let params = net.model.params().to_values();
     let layout = Layout::of(&params);
     let n = layout.numel();
+    let layers = net
+        .model
+        .sizes()
+        .map_or_else(|| "LeNet-5".to_string(), |s| format!("{s:?}"));
     println!(
-        "network {} {:?} (epoch {}): {} cost over the first {} training images, as a function of all {n} parameters (f64)",
+        "network {} {layers} (epoch {}): {} cost over the first {} training images, as a function of all {n} parameters (f64)",
         net.network,
-        sizes,
         net.epoch,
         net.cost.name(),
         args.batch

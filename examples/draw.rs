@@ -75,7 +75,7 @@ fn run(args: Args) -> Result<(), NnError> {
         eprintln!("test accuracy {:.2}%", accuracy * 100.0);
         trainer
     };
-    if trainer.model.sizes()[0] != 784 {
+    if trainer.model.inputs() != 784 {
         return Err(NnError::Data(format!(
             "{} is not a 28x28-input network",
             args.checkpoint.display()

@@ -6,8 +6,8 @@
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use nn::checkpoint::previous_path;
-use nn::train::data_identity;
+use nn::data_identity;
+use nn::previous_path;
 use nn::{Activation, Checkpoint, Init, Mnist, Network, Schedule, Trainer};
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -536,7 +536,7 @@ fn write_pictures(
     let mut start = 0;
     while wrong.len() < 24 && start < data.test.len() {
         let batch = data.test.slice(start, start + 1000);
-        let predicted = nn::metrics::argmax_rows(&trainer.model.predict(&batch.images));
+        let predicted = nn::argmax_rows(&trainer.model.predict(&batch.images));
         let features = data.test.features();
         for (k, (&p, &t)) in predicted.iter().zip(&batch.labels).enumerate() {
             if p != t && wrong.len() < 24 {

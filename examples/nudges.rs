@@ -232,7 +232,7 @@ fn run(args: Args) -> Result<(), NnError> {
         source: e,
     })?;
     let output = one.activations.last().cloned().unwrap_or_default();
-    let predicted = nn::metrics::argmax_rows(&autodiff::Tensor::from_vec(
+    let predicted = nn::argmax_rows(&autodiff::Tensor::from_vec(
         output.clone(),
         [1, output.len()],
     ))[0];

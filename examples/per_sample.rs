@@ -1,5 +1,5 @@
 //! What each example wants: for one minibatch of training images and a trained network
-//! A checkpoint, every example's own gradient (`nn::per_example_grads`, one batched
+//! A checkpoint, every example's own gradient (`nn::per_sample_grads`, one batched
 //! pass), compared with the batch's mean gradient, the step SGD would take.
 //!
 //! The examples whose gradients are longest pull hardest on the step; those whose
@@ -13,7 +13,7 @@
 
 use backprop::pictures::{digit_rows, readable, signed_readable, DigitRow, Thumbnail};
 use clap::Parser;
-use nn::{per_example_grads, Checkpoint, Mnist, Network, NnError, Quadratic, Trainer};
+use nn::{per_sample_grads, Checkpoint, Mnist, Network, NnError, Quadratic, Trainer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
@@ -140,7 +140,7 @@ fn run(args: Args) -> Result<(), NnError> {
 
     // Network A's cost is the quadratic one it was trained with.
     let model = &trainer.model;
-    let each = per_example_grads(
+    let each = per_sample_grads(
         model,
         model.params(),
         &Quadratic,
@@ -175,7 +175,7 @@ fn run(args: Args) -> Result<(), NnError> {
         offset += per;
     }
     let norms = each.norms();
-    let predicted = nn::metrics::argmax_rows(&model.predict(&batch.images));
+    let predicted = nn::argmax_rows(&model.predict(&batch.images));
     let examples: Vec<Example> = (0..n)
         .map(|i| Example {
             image: images[i],

@@ -57,7 +57,7 @@ pub fn predict(model: &Model<f32>, pixels: &[f32]) -> Prediction {
         .split_last()
         .map(|(o, h)| (o.clone(), h.to_vec()))
         .unwrap_or_default();
-    let digit = nn::metrics::argmax_rows(&Tensor::from_vec(outputs.clone(), [1, outputs.len()]))[0];
+    let digit = nn::argmax_rows(&Tensor::from_vec(outputs.clone(), [1, outputs.len()]))[0];
     Prediction {
         digit,
         outputs,
@@ -198,7 +198,7 @@ impl DrawServer {
                 CANVAS,
             ))
         };
-        let classes = *self.lock().sizes().last().unwrap_or(&10);
+        let classes = self.lock().outputs();
         match (method, path) {
             (tiny_http::Method::Post, "/predict") => {
                 let input = input()?;

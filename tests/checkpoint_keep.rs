@@ -6,7 +6,7 @@
 
 mod common;
 
-use nn::checkpoint::{previous_path, write_keeping_previous};
+use nn::{previous_path, write_keeping_previous};
 use nn::{Checkpoint, ParamStore};
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -9,7 +9,7 @@
 
 mod common;
 
-use nn::train::data_identity;
+use nn::data_identity;
 use nn::{Checkpoint, Mnist};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -6,7 +6,7 @@
 
 use autodiff::{Tape, Tensor};
 use nn::{
-    clipped_sum, per_example_grads, Activation, Adam, CrossEntropy, DpSgd, Init, Model, Module,
+    clipped_sum, per_sample_grads, Activation, Adam, CrossEntropy, DpSgd, Init, Model, Module,
     Optimizer, ParamStore, Sgd,
 };
 use rand::rngs::StdRng;
@@ -116,7 +116,7 @@ fn clipping_bounds_every_examples_contribution() {
     // Each example's contribution: the library's clipped sum over that example alone.
     for (i, g) in singles.iter().enumerate() {
         let (xi, li) = rows(&x, &labels, &[i]);
-        let each = per_example_grads(&model, model.params(), &CrossEntropy, &xi, &li);
+        let each = per_sample_grads(&model, model.params(), &CrossEntropy, &xi, &li);
         let got = flat(&clipped_sum(&each, c).unwrap().sum);
         assert!(
             norm(&got) <= c * (1.0 + 1e-12),
@@ -136,7 +136,7 @@ fn clipping_bounds_every_examples_contribution() {
             *w += scale * v;
         }
     }
-    let each = per_example_grads(&model, model.params(), &CrossEntropy, &x, &labels);
+    let each = per_sample_grads(&model, model.params(), &CrossEntropy, &x, &labels);
     let sum = clipped_sum(&each, c).unwrap();
     let r = rel(&flat(&sum.sum), &want);
     assert!(r <= 1e-12, "clipped sum off by {r:e}");
@@ -150,7 +150,7 @@ fn clipping_bounds_every_examples_contribution() {
 fn replacing_one_example_moves_the_clipped_sum_by_at_most_2c() {
     let model = model();
     let (x, labels) = batch(16, 2);
-    let each = per_example_grads(&model, model.params(), &CrossEntropy, &x, &labels);
+    let each = per_sample_grads(&model, model.params(), &CrossEntropy, &x, &labels);
     let c = {
         let mut s = each.norms();
         s.sort_by(f64::total_cmp);
@@ -158,7 +158,7 @@ fn replacing_one_example_moves_the_clipped_sum_by_at_most_2c() {
     };
     let (mut x2, mut labels2) = (x.clone(), labels.clone());
     make_outlier(&mut x2, &mut labels2, 5);
-    let each2 = per_example_grads(&model, model.params(), &CrossEntropy, &x2, &labels2);
+    let each2 = per_sample_grads(&model, model.params(), &CrossEntropy, &x2, &labels2);
 
     let moved = |bound: f64| {
         let a = flat(&clipped_sum(&each, bound).unwrap().sum);
@@ -188,7 +188,7 @@ fn same_as_plain_step(make: impl Fn() -> Box<dyn Optimizer<f64>>) {
     for _ in 0..2 {
         let mut m = self::model();
         m.params_mut().assign_from(ours.clone()).unwrap();
-        let each = per_example_grads(&m, m.params(), &CrossEntropy, &x, &labels);
+        let each = per_sample_grads(&m, m.params(), &CrossEntropy, &x, &labels);
         let step = dp.step(&mut ours, &each).unwrap();
         assert_eq!(step.clipped, 0);
 
@@ -215,7 +215,7 @@ fn noise_of(
     x: &Tensor<f64>,
     labels: &[usize],
 ) -> Vec<f64> {
-    let each = per_example_grads(model, model.params(), &CrossEntropy, x, labels);
+    let each = per_sample_grads(model, model.params(), &CrossEntropy, x, labels);
     let mut noisy = model.params().clone();
     dp.step(&mut noisy, &each).unwrap();
     let mut clean = model.params().clone();
@@ -234,7 +234,7 @@ fn noise_is_seeded_and_has_std_sigma_c_over_n() {
     let model = model();
     let (x, labels) = batch(8, 4);
     let (c, sigma, n) = (0.5, 1.3, 8.0);
-    let each = per_example_grads(&model, model.params(), &CrossEntropy, &x, &labels);
+    let each = per_sample_grads(&model, model.params(), &CrossEntropy, &x, &labels);
     let after = |seed: u64| {
         let mut p = model.params().clone();
         let step = DpSgd::new(Sgd::new(1.0), c, sigma, seed)
@@ -269,8 +269,8 @@ fn noise_is_seeded_and_has_std_sigma_c_over_n() {
 fn bad_settings_and_batches_are_refused_and_change_nothing() {
     let model = model();
     let (x, labels) = batch(4, 5);
-    let each = per_example_grads(&model, model.params(), &CrossEntropy, &x, &labels);
-    let refused = |dp: &mut DpSgd<Sgd<f64>>, each: &nn::PerExample<f64>, why: &str| {
+    let each = per_sample_grads(&model, model.params(), &CrossEntropy, &x, &labels);
+    let refused = |dp: &mut DpSgd<Sgd<f64>>, each: &nn::PerSampleGrads<f64>, why: &str| {
         let mut params = model.params().clone();
         let err = dp.step(&mut params, each).unwrap_err().to_string();
         assert!(err.contains(why), "{why:?} not in {err:?}");
@@ -294,7 +294,7 @@ fn bad_settings_and_batches_are_refused_and_change_nothing() {
     }
     let mut dp = DpSgd::new(Sgd::new(1.0), 1.0, 1.0, 0);
 
-    let empty = per_example_grads(
+    let empty = per_sample_grads(
         &model,
         model.params(),
         &CrossEntropy,
@@ -305,7 +305,7 @@ fn bad_settings_and_batches_are_refused_and_change_nothing() {
 
     let mut bad = x.clone();
     bad.data_mut()[2 * PIXELS + 17] = f64::NAN;
-    let nan = per_example_grads(&model, model.params(), &CrossEntropy, &bad, &labels);
+    let nan = per_sample_grads(&model, model.params(), &CrossEntropy, &bad, &labels);
     refused(&mut dp, &nan, "example 2");
 
     // Gradients of another model: the wrapped optimizer refuses them before any update.
@@ -316,7 +316,7 @@ fn bad_settings_and_batches_are_refused_and_change_nothing() {
         Init::He,
         1,
     );
-    let foreign = per_example_grads(&other, other.params(), &CrossEntropy, &x, &labels);
+    let foreign = per_sample_grads(&other, other.params(), &CrossEntropy, &x, &labels);
     refused(&mut dp, &foreign, "shape");
 
     // And the same wrapper still steps on a good batch afterwards.

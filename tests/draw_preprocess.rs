@@ -30,7 +30,7 @@ fn accuracy(trainer: &Trainer, inputs: &[f32], labels: &[usize]) -> f64 {
         inputs.to_vec(),
         [labels.len(), SIDE * SIDE],
     ));
-    let predicted = nn::metrics::argmax_rows(&outputs);
+    let predicted = nn::argmax_rows(&outputs);
     let right = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
     right as f64 / labels.len() as f64
 }

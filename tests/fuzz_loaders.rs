@@ -8,7 +8,7 @@
 use autodiff::Tensor;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use nn::data::idx::parse_idx;
+use nn::idx::parse_idx;
 use nn::{Checkpoint, ParamStore};
 use proptest::prelude::*;
 use proptest::sample::Index;

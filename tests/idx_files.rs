@@ -6,8 +6,7 @@ mod common;
 use common::idx_bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use nn::data::idx::{read_images, read_labels, IdxProblem, MAX_PAYLOAD};
-use nn::data::mnist::FILES;
+use nn::idx::{read_images, read_labels, IdxProblem, MAX_PAYLOAD};
 use nn::{Mnist, NnError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,7 +28,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 fn assert_both_fail(
     name: &str,
     bytes: &[u8],
-    read: fn(&Path) -> Result<nn::data::idx::IdxArray, nn::data::idx::IdxError>,
+    read: fn(&Path) -> Result<nn::idx::IdxArray, nn::idx::IdxError>,
     check: fn(&IdxProblem) -> bool,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -162,15 +161,21 @@ fn write_mnist_dir(dir: &Path, train: usize, test: usize, gz: bool) {
     let labels = |n: usize| (0..n).map(|i| (i % 10) as u8).collect::<Vec<u8>>();
     let files = [
         (
-            FILES[0].0,
+            Mnist::FILES[0].0,
             idx_bytes(3, &[train as u32, 2, 2], &pixels(train)),
         ),
-        (FILES[1].0, idx_bytes(1, &[train as u32], &labels(train))),
         (
-            FILES[2].0,
+            Mnist::FILES[1].0,
+            idx_bytes(1, &[train as u32], &labels(train)),
+        ),
+        (
+            Mnist::FILES[2].0,
             idx_bytes(3, &[test as u32, 2, 2], &pixels(test)),
         ),
-        (FILES[3].0, idx_bytes(1, &[test as u32], &labels(test))),
+        (
+            Mnist::FILES[3].0,
+            idx_bytes(1, &[test as u32], &labels(test)),
+        ),
     ];
     for (name, bytes) in files {
         if gz {
@@ -206,11 +211,17 @@ fn any_idx_files_in_the_mnist_layout_load_raw_or_gzipped() {
 fn image_and_label_counts_that_differ_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_mnist_dir(dir.path(), 12, 5, false);
-    write(dir.path(), FILES[1].0, &idx_bytes(1, &[11], &[1; 11]));
+    write(
+        dir.path(),
+        Mnist::FILES[1].0,
+        &idx_bytes(1, &[11], &[1; 11]),
+    );
     let err = Mnist::load(Some(dir.path())).expect_err("count mismatch");
     let text = err.to_string();
     assert!(
-        text.contains("11 labels") && text.contains("12 images") && text.contains(FILES[1].0),
+        text.contains("11 labels")
+            && text.contains("12 images")
+            && text.contains(Mnist::FILES[1].0),
         "{text}"
     );
 }

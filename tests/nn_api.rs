@@ -2,12 +2,12 @@
 //! initialisers, costs and metrics.
 
 use autodiff::{Float, Tape, Tensor};
-use nn::checkpoint::write_atomically;
-use nn::loss::{one_hot, quadratic};
+use nn::write_atomically;
 use nn::{
     accuracy, Activation, Adam, Checkpoint, ConfusionMatrix, Cost, CrossEntropy, Grads, Init,
     MeanSquaredError, Model, Module, NnError, Optimizer, ParamStore, Quadratic, Sgd,
 };
+use nn::{one_hot, quadratic};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::io::Write;
@@ -420,7 +420,7 @@ fn linear_layers_with_an_activation_match_the_layer_then_the_activation() {
 
 #[test]
 fn checkpoints_record_which_data_the_model_was_trained_on() {
-    use nn::train::data_identity;
+    use nn::data_identity;
     use nn::{Dataset, Network, Trainer};
     let pixels: Vec<u8> = (0..20 * 784).map(|i| (i * 7 % 256) as u8).collect();
     let labels: Vec<usize> = (0..20).map(|i| i % 10).collect();

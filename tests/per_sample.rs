@@ -4,10 +4,7 @@
 
 use autodiff::func::{per_sample, per_sample_grads, PerSamplePath};
 use autodiff::{Float, Tape, Tensor, Var};
-use nn::{
-    per_example_grads, Activation, Cost, CrossEntropy, Init, MeanSquaredError, Model, Module,
-    Quadratic,
-};
+use nn::{Activation, Cost, CrossEntropy, Init, MeanSquaredError, Model, Module, Quadratic};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -93,7 +90,7 @@ fn rows_match_single_passes(name: char, n: usize, tol: f64) {
     let model = network(name);
     let cost = cost_of(name);
     let (x, labels) = batch(n, 10 + name as u64);
-    let each = per_example_grads(&model, model.params(), cost.as_ref(), &x, &labels);
+    let each = nn::per_sample_grads(&model, model.params(), cost.as_ref(), &x, &labels);
     assert!(each.batched(), "network {name} takes the batched path");
     assert_eq!(each.len(), n);
     let mut worst = 0.0f64;
@@ -139,7 +136,7 @@ fn f32_rows_agree_to_rounding() {
     );
     let (x, labels) = batch(8, 5);
     let x = x.cast::<f32>();
-    let each = per_example_grads(&model, model.params(), &CrossEntropy, &x, &labels);
+    let each = nn::per_sample_grads(&model, model.params(), &CrossEntropy, &x, &labels);
     for i in 0..8 {
         let want = single(&model, &CrossEntropy, &x, &labels, i);
         for ((pname, got), want) in each.iter().zip(&want) {
@@ -157,7 +154,7 @@ fn the_mean_of_the_rows_is_the_batch_gradient() {
         let cost = cost_of(name);
         let n = if name == 'd' { 5 } else { 10 };
         let (x, labels) = batch(n, 20);
-        let each = per_example_grads(&model, model.params(), cost.as_ref(), &x, &labels);
+        let each = nn::per_sample_grads(&model, model.params(), cost.as_ref(), &x, &labels);
         let tape = Tape::new();
         let bound = model.params().bind(&tape);
         let c = cost.cost_of(
@@ -323,7 +320,7 @@ fn regression_costs_have_per_example_forms_whose_mean_is_the_cost() {
     let mut rng = StdRng::seed_from_u64(4);
     let y = Tensor::randn([6, 3], &mut rng);
     for cost in [&MeanSquaredError as &dyn Cost<f64>, &Quadratic] {
-        let each = per_example_grads(&model, model.params(), cost, &x, &y);
+        let each = nn::per_sample_grads(&model, model.params(), cost, &x, &y);
         assert!(each.batched());
         let tape = Tape::new();
         let bound = model.params().bind(&tape);

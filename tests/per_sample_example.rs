@@ -6,7 +6,7 @@
 
 mod common;
 
-use nn::{per_example_grads, Mnist, Network, Quadratic, Trainer};
+use nn::{per_sample_grads, Mnist, Network, Quadratic, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
@@ -88,7 +88,7 @@ fn norms_and_cosines(
         .train
         .slice(start, start + n);
     let model = &trainer.model;
-    let each = per_example_grads(
+    let each = per_sample_grads(
         model,
         model.params(),
         &Quadratic,

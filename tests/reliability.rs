@@ -1,7 +1,7 @@
 //! Numerics at extreme inputs, f32 against f64, anomaly detection, and graphs far
 //! longer than any recursion could walk.
 
-use autodiff::{Phase, Tape, Tensor};
+use autodiff::{AnomalyPhase, Tape, Tensor};
 use nn::{Activation, Cost, Init, Model, Module, Quadratic};
 
 #[test]
@@ -89,7 +89,7 @@ fn anomaly_detection_names_the_first_op_in_either_pass() {
     let a = tape.anomaly().expect("ln(-2) is NaN");
     assert_eq!(
         (a.phase, a.node, a.op.as_str(), a.count),
-        (Phase::Forward, 2, "ln", 1)
+        (AnomalyPhase::Forward, 2, "ln", 1)
     );
     assert!(a.inputs_finite);
     assert!(a.to_string().contains("op ln (node #2, inputs [2])"), "{a}");
@@ -102,7 +102,7 @@ fn anomaly_detection_names_the_first_op_in_either_pass() {
     assert!(tape.anomaly().is_none());
     let _ = y.backward();
     let a = tape.anomaly().expect("d sqrt(0) is infinite");
-    assert_eq!((a.phase, a.op.as_str()), (Phase::Backward, "sqrt"));
+    assert_eq!((a.phase, a.op.as_str()), (AnomalyPhase::Backward, "sqrt"));
 
     // Off by default: nothing is recorded.
     let tape = Tape::<f32>::new();

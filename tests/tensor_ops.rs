@@ -2,7 +2,7 @@
 //! inputs for the stable ops, and the tape's behaviour (no_grad, repeatability, dot).
 
 use autodiff::{
-    gradcheck, CustomOp, GradcheckError, GradcheckOptions, Location, Tape, Tensor, Var,
+    gradcheck, CustomOp, GradcheckError, GradcheckLocation, GradcheckOptions, Tape, Tensor, Var,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -495,7 +495,7 @@ fn gradcheck_catches_a_wrong_derivative_and_says_where() {
             // The largest error is at x = -2: analytic -6 against numeric -4.
             assert_eq!(
                 *location,
-                Location::Element {
+                GradcheckLocation::Element {
                     flat: 1,
                     index: vec![1]
                 }
@@ -525,7 +525,7 @@ fn gradcheck_catches_a_wrong_derivative_and_says_where() {
     assert!(matches!(
         err,
         Err(GradcheckError::Mismatch {
-            location: Location::Direction(_),
+            location: GradcheckLocation::Direction(_),
             ..
         })
     ));

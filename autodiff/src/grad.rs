@@ -4,7 +4,10 @@ use crate::float::Float;
 use crate::tape::Var;
 use crate::tensor::Tensor;
 
-/// The gradients of one backward pass, indexed by the [`Var`] of each parameter.
+/// The gradients of one backward pass, indexed by the [`Var`] of each parameter: keyed
+/// by tape handle, so they are read while the tape lives. (`nn` turns them into its
+/// `Grads`, keyed by parameter name, through its `Bound`, the parameters' handles on
+/// one tape.)
 ///
 /// Only leaves recorded with [`crate::Tape::param`] keep a gradient, and values marked
 /// with [`Var::retain_grad`]; other intermediate gradients are freed during the sweep.

@@ -44,9 +44,9 @@ impl Default for GradcheckOptions {
     }
 }
 
-/// What a passing check covered.
+/// What a passing [`gradcheck`] (or [`gradgradcheck`] and their scalar forms) covered.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Report {
+pub struct GradcheckReport {
     /// Number of derivatives compared (elements plus directions).
     pub checks: usize,
     /// Largest `|analytic - numeric|` seen.
@@ -59,9 +59,9 @@ pub struct Report {
     pub max_rel_error: f64,
 }
 
-/// Where a derivative was compared.
+/// Where a [`gradcheck`] compared a derivative: named in [`GradcheckError::Mismatch`].
 #[derive(Clone, Debug, PartialEq)]
-pub enum Location {
+pub enum GradcheckLocation {
     /// One element, by flat and multi-dimensional index.
     Element {
         /// Row-major index.
@@ -73,11 +73,13 @@ pub enum Location {
     Direction(usize),
 }
 
-impl fmt::Display for Location {
+impl fmt::Display for GradcheckLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::Element { flat, index } => write!(f, "element {index:?} (flat {flat})"),
-            Location::Direction(k) => write!(f, "random direction {k}"),
+            GradcheckLocation::Element { flat, index } => {
+                write!(f, "element {index:?} (flat {flat})")
+            }
+            GradcheckLocation::Direction(k) => write!(f, "random direction {k}"),
         }
     }
 }
@@ -97,7 +99,7 @@ pub enum GradcheckError {
         /// That input's shape.
         shape: Vec<usize>,
         /// Which element or direction.
-        location: Location,
+        location: GradcheckLocation,
         /// The derivative from backward.
         analytic: f64,
         /// The central finite difference.
@@ -105,7 +107,7 @@ pub enum GradcheckError {
         /// `|analytic - numeric|`.
         abs_error: f64,
         /// `|analytic - numeric| / max(|numeric|, atol / rtol)`, as in
-        /// [`Report::max_rel_error`].
+        /// [`GradcheckReport::max_rel_error`].
         rel_error: f64,
         /// The tolerance that was exceeded.
         allowed: f64,
@@ -135,7 +137,7 @@ pub fn gradcheck<F>(
     f: F,
     inputs: &[Tensor<f64>],
     options: GradcheckOptions,
-) -> Result<Report, GradcheckError>
+) -> Result<GradcheckReport, GradcheckError>
 where
     F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
 {
@@ -207,7 +209,7 @@ pub fn gradgradcheck<F>(
     f: F,
     inputs: &[Tensor<f64>],
     options: GradcheckOptions,
-) -> Result<Report, GradcheckError>
+) -> Result<GradcheckReport, GradcheckError>
 where
     F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
 {
@@ -263,7 +265,7 @@ pub fn gradcheck_scalar<F>(
     f: F,
     inputs: &[f64],
     options: GradcheckOptions,
-) -> Result<Report, GradcheckError>
+) -> Result<GradcheckReport, GradcheckError>
 where
     F: for<'t> Fn(&'t scalar::Tape, &[scalar::Var<'t>]) -> scalar::Var<'t>,
 {
@@ -310,7 +312,7 @@ pub fn gradgradcheck_scalar<F>(
     f: F,
     inputs: &[f64],
     options: GradcheckOptions,
-) -> Result<Report, GradcheckError>
+) -> Result<GradcheckReport, GradcheckError>
 where
     F: for<'t> Fn(&'t scalar::Tape, &[scalar::Var<'t>]) -> scalar::Var<'t>,
 {
@@ -366,15 +368,19 @@ fn compare(
     eval: impl Fn(&[Vec<f64>]) -> f64,
     options: &GradcheckOptions,
     rng: &mut StdRng,
-) -> Result<Report, GradcheckError> {
-    let mut report = Report {
+) -> Result<GradcheckReport, GradcheckError> {
+    let mut report = GradcheckReport {
         checks: 0,
         max_abs_error: 0.0,
         max_rel_error: 0.0,
     };
     let mut worst: Option<(f64, GradcheckError)> = None;
     let mut work = points.to_vec();
-    let mut record = |input: usize, location: Location, a: f64, n: f64, report: &mut Report| {
+    let mut record = |input: usize,
+                      location: GradcheckLocation,
+                      a: f64,
+                      n: f64,
+                      report: &mut GradcheckReport| {
         let abs_error = (a - n).abs();
         let rel_error = relative_error(abs_error, n, options);
         let allowed = options.atol + options.rtol * n.abs();
@@ -429,7 +435,7 @@ fn compare(
                     .collect();
                 record(
                     input,
-                    Location::Element { flat: i, index },
+                    GradcheckLocation::Element { flat: i, index },
                     analytic[input][i],
                     numeric,
                     &mut report,
@@ -462,7 +468,7 @@ fn compare(
                 let numeric = (up - down) / (2.0 * h);
                 record(
                     input,
-                    Location::Direction(k),
+                    GradcheckLocation::Direction(k),
                     dot(&analytic[input], &dir),
                     numeric,
                     &mut report,
@@ -476,7 +482,7 @@ fn compare(
     }
 }
 
-impl fmt::Display for Report {
+impl fmt::Display for GradcheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

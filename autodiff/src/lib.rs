@@ -22,6 +22,12 @@
 //! Random tensors ([`Tensor::randn`]) take the generators of [`rand`], this crate's
 //! `rand` re-exported: `autodiff::rand::rngs::StdRng`.
 //!
+//! Kernels split their work over every core; [`with_threads`] sets how many for a
+//! closure, on the calling thread only. Code outside the engine gets the same parallel
+//! machinery through [`update_in_parallel`] (an element-wise update of many tensors
+//! in one job: an optimizer's step) and [`Tensor::gather_rows`] (rows picked into a
+//! batch: a data loader).
+//!
 //! ```
 //! use autodiff::{gradcheck, scalar, GradcheckOptions, Tape, Tensor};
 //!
@@ -54,7 +60,7 @@
 #![deny(unsafe_code)]
 
 #[forbid(unsafe_code)]
-pub mod cpu;
+mod cpu;
 #[forbid(unsafe_code)]
 mod error;
 #[forbid(unsafe_code)]
@@ -107,17 +113,17 @@ pub mod internals {
 /// ```
 pub use rand;
 
-pub use cpu::{threads, with_threads};
+pub use cpu::{threads, update_in_parallel, with_threads, TensorUpdate};
 pub use error::Error;
 pub use float::{sigmoid, softplus, Float};
 pub use grad::Gradients;
 pub use gradcheck::{
     gradcheck, gradcheck_scalar, gradgradcheck, gradgradcheck_scalar, GradcheckError,
-    GradcheckOptions, Location, Report,
+    GradcheckLocation, GradcheckOptions, GradcheckReport,
 };
 pub use ops::activation::Activation;
 pub use ops::conv::Conv2dOptions;
 pub use ops::CustomOp;
 pub use shape::{broadcast_shapes, Shape, ShapeError};
-pub use tape::{Anomaly, NodeId, Phase, Tape, Var};
+pub use tape::{Anomaly, AnomalyPhase, NodeId, Tape, Var};
 pub use tensor::Tensor;

@@ -34,7 +34,7 @@ use smallvec::{smallvec, SmallVec};
 ///
 /// Examples must not meet: example `i`'s loss may depend on the parameters and on row
 /// `i` of each input only (no batch norm, no mean over the batch inside). Write the
-/// per-example loss, not the batch mean: with `nn`, `Cost::per_example_of`.
+/// per-example loss, not the batch mean: with `nn`, `Cost::per_sample_of`.
 pub trait BatchFunction<T: Float>:
     for<'t> Fn(&'t Tape<T>, &[Var<'t, T>], &[Var<'t, T>]) -> Var<'t, T>
 {

@@ -124,9 +124,10 @@ pub struct Tape<T: Float> {
     anomaly: RefCell<Option<Anomaly>>,
 }
 
-/// Where anomaly detection found a non-finite value.
+/// The pass in which anomaly detection ([`Tape::detect_anomaly`]) found a non-finite
+/// value: [`Anomaly::phase`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
+pub enum AnomalyPhase {
     /// An op's output.
     Forward,
     /// A gradient an op's vjp produced for one of its inputs.
@@ -138,7 +139,7 @@ pub enum Phase {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Anomaly {
     /// Forward value or backward gradient.
-    pub phase: Phase,
+    pub phase: AnomalyPhase,
     /// The node whose op produced it.
     pub node: NodeId,
     /// The op's name.
@@ -166,8 +167,8 @@ impl std::fmt::Display for Anomaly {
             f,
             "{} pass: op {} (node #{}, inputs {}) produced {} non-finite value(s) ({}) in a tensor of shape {}{}",
             match self.phase {
-                Phase::Forward => "forward",
-                Phase::Backward => "backward",
+                AnomalyPhase::Forward => "forward",
+                AnomalyPhase::Backward => "backward",
             },
             self.op,
             self.node,
@@ -284,7 +285,7 @@ impl<T: Float> Tape<T> {
         for g in input_grads.iter().flatten() {
             if let Some((count, first)) = first_non_finite(g) {
                 *self.anomaly.borrow_mut() = Some(Anomaly {
-                    phase: Phase::Backward,
+                    phase: AnomalyPhase::Backward,
                     node: id,
                     op: node.name(),
                     input_shapes: node
@@ -357,7 +358,7 @@ impl<T: Float> Tape<T> {
                 let id = nodes.len() as NodeId;
                 let name = leaf_or_op_name(op.as_ref(), leaf_grad);
                 *self.anomaly.borrow_mut() = Some(Anomaly {
-                    phase: Phase::Forward,
+                    phase: AnomalyPhase::Forward,
                     node: id,
                     op: name,
                     input_shapes: inputs

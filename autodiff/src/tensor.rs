@@ -5,7 +5,7 @@
 
 use crate::float::Float;
 pub(crate) use crate::kernels::reduce::kept_shape;
-use crate::kernels::{broadcast, permute, reduce};
+use crate::kernels::{broadcast, permute, reduce, rows};
 use crate::shape::{broadcast_shapes, numel, strides, Dims, Shape, ShapeError};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
@@ -197,6 +197,48 @@ impl<T: Float> Tensor<T> {
             shape: SmallVec::from_slice(shape),
             data: Arc::new(data),
         }
+    }
+
+    /// A batch: rows `indices` of the row-major matrix `source` (rows of `row_len`
+    /// values of any `Copy` type, bytes say), each value converted by `map`, as a
+    /// `[indices.len(), row_len]` tensor. A large batch is written in one band of rows
+    /// per thread ([`crate::with_threads`]), the bands a matrix product of it splits
+    /// into, so each core then multiplies the rows it wrote; the values never depend on
+    /// the split.
+    ///
+    /// ```
+    /// use autodiff::Tensor;
+    /// // Three 2-pixel images as bytes; a batch of images 2 and 0, scaled to [0, 1].
+    /// let pixels = [0u8, 255, 51, 102, 255, 0];
+    /// let batch = Tensor::<f32>::gather_rows(&pixels, 2, &[2, 0], |p| f32::from(p) / 255.0);
+    /// assert_eq!(batch.shape(), &[2, 2]);
+    /// assert_eq!(batch.data(), &[1.0, 0.0, 0.0, 1.0]);
+    /// ```
+    ///
+    /// Panics if `source` is not whole rows or an index is past its last row.
+    #[track_caller]
+    pub fn gather_rows<S: Copy + Sync>(
+        source: &[S],
+        row_len: usize,
+        indices: &[usize],
+        map: impl Fn(S) -> T + Sync,
+    ) -> Self {
+        Self::gather_rows_with_capacity(source, row_len, indices, indices.len(), map)
+    }
+
+    /// [`Tensor::gather_rows`] into storage with room for at least `capacity_rows`
+    /// rows. A loader that gives every batch, a short last one too, the full batch's
+    /// room has the allocator hand each step the same blocks.
+    #[track_caller]
+    pub fn gather_rows_with_capacity<S: Copy + Sync>(
+        source: &[S],
+        row_len: usize,
+        indices: &[usize],
+        capacity_rows: usize,
+        map: impl Fn(S) -> T + Sync,
+    ) -> Self {
+        let data = rows::gather_rows(source, row_len, indices, capacity_rows, map);
+        Tensor::from_vec(data, [indices.len(), row_len])
     }
 
     /// The dimensions, outermost first.

@@ -278,7 +278,7 @@ impl<T: Float> Checkpoint<T> {
     /// nothing. Returns where the replaced file now is, or `None` when `path` held none.
     ///
     /// ```
-    /// use nn::{checkpoint::previous_path, Checkpoint, ParamStore};
+    /// use nn::{previous_path, Checkpoint, ParamStore};
     ///
     /// let dir = std::env::temp_dir().join(format!("keep-doc-{}", std::process::id()));
     /// let path = dir.join("model.safetensors");

@@ -5,10 +5,10 @@
 
 use crate::error::NnError;
 use crate::loss::{Cost, Target};
-use crate::mlp::Model;
+use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::params::{Grads, ParamStore};
-use crate::per_sample::{per_example_grads, PerExample};
+use crate::per_sample::{per_sample_grads, PerSampleGrads};
 use autodiff::{Float, Tensor};
 use indexmap::IndexMap;
 use rand::rngs::StdRng;
@@ -48,7 +48,7 @@ fn count_clipped(scales: &[f64]) -> usize {
 /// batch, and an example whose cost or gradient is not finite (clipping would turn an
 /// infinite gradient into NaN, and NaN is no bound).
 pub fn clipped_sum<T: Float>(
-    each: &PerExample<T>,
+    each: &PerSampleGrads<T>,
     max_grad_norm: f64,
 ) -> Result<ClippedSum<T>, NnError> {
     check_max_grad_norm(max_grad_norm)?;
@@ -76,7 +76,7 @@ struct Sums {
     scales: Vec<f64>,
 }
 
-fn clip_and_sum<T: Float>(each: &PerExample<T>, max_grad_norm: f64) -> Result<Sums, NnError> {
+fn clip_and_sum<T: Float>(each: &PerSampleGrads<T>, max_grad_norm: f64) -> Result<Sums, NnError> {
     let n = each.len();
     if n == 0 {
         return Err(dp_error("the batch is empty: there is no gradient to clip"));
@@ -251,12 +251,12 @@ impl<O> DpSgd<O> {
     }
 
     /// One step from the per-example gradients `each` of the parameters `params`
-    /// (from [`per_example_grads`]): the way to use DP-SGD with a model whose
+    /// (from [`per_sample_grads`]): the way to use DP-SGD with a model whose
     /// parameters are stored apart from it.
     pub fn step<T: Float>(
         &mut self,
         params: &mut ParamStore<T>,
-        each: &PerExample<T>,
+        each: &PerSampleGrads<T>,
     ) -> Result<DpStep, NnError>
     where
         O: Optimizer<T>,
@@ -303,7 +303,7 @@ impl<O> DpSgd<O> {
     }
 
     /// One step of `model` on the batch `x` (examples on the first axis) against
-    /// `target`, by `cost`'s per-example form: [`per_example_grads`] then
+    /// `target`, by `cost`'s per-example form: [`per_sample_grads`] then
     /// [`DpSgd::step`].
     #[track_caller]
     pub fn step_on_batch<'a, T: Float + 'a>(
@@ -316,7 +316,7 @@ impl<O> DpSgd<O> {
     where
         O: Optimizer<T>,
     {
-        let each = per_example_grads(model, model.params(), cost, x, target);
+        let each = per_sample_grads(model, model.params(), cost, x, target);
         self.step(model.params_mut(), &each)
     }
 }

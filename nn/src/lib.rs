@@ -32,50 +32,103 @@
 //! }
 //! assert!(costs[19] < costs[0]);
 //! ```
+//!
+//! # What is where
+//!
+//! Every item is at the crate's root (`nn::Model`, `nn::Sgd`), except the IDX file
+//! format, in [`idx`].
+//!
+//! - **Models and layers**: [`Model`] (a perceptron or LeNet-5 that owns its
+//!   parameters); the [`Module`] trait and [`Sequential`]; layers [`Linear`],
+//!   [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`Flatten`], [`Unflatten`], [`Recompute`]
+//!   (a block recomputed during backward); activations [`Activation`], [`Sigmoid`],
+//!   [`ReLU`], [`Tanh`]; initialisation [`Init`].
+//! - **Parameters and gradients**: [`ParamStore`], [`Bound`], [`Grads`] (below).
+//! - **Costs**: the [`Cost`] trait and its [`Target`]; [`Quadratic`], [`CrossEntropy`],
+//!   [`MeanSquaredError`], and the functions [`quadratic`], [`mean_squared_error`],
+//!   [`one_hot`].
+//! - **Optimizers**: the [`Optimizer`] trait and its [`OptimizerState`]; [`Sgd`],
+//!   [`Adam`]; learning-rate [`Schedule`]; differential privacy: [`DpSgd`], [`DpStep`],
+//!   [`clipped_sum`], [`ClippedSum`].
+//! - **Per-sample gradients**: [`per_sample_grads`] and its [`PerSampleGrads`], each
+//!   example's gradient by parameter name.
+//! - **Data**: [`Dataset`], [`Batch`], [`Mnist`]; the IDX reader in [`idx`].
+//! - **Training**: [`Trainer`] and its [`EpochStats`]; the networks of the video,
+//!   [`Network`] and their [`Recipe`]; metrics [`accuracy`], [`argmax_rows`],
+//!   [`ConfusionMatrix`]; [`data_identity`], [`epoch_rng`], [`augment_rng`].
+//! - **Checkpoints**: [`Checkpoint`]; [`write_atomically`], [`write_keeping_previous`],
+//!   [`previous_path`].
+//! - **Errors**: [`NnError`]. **Random numbers**: [`rand`], the version the crates take.
+//!
+//! # Parameters, and three kinds of gradients
+//!
+//! A [`ParamStore`] owns a model's parameters by name (`layers.0.weight`). Each
+//! training step binds it to a fresh tape: [`ParamStore::bind`] gives a [`Bound`], the
+//! parameters' [`Var`](autodiff::Var) handles on that tape, by name. The cost's
+//! `backward()` returns [`autodiff::Gradients`], keyed by those handles and useful only
+//! while the tape lives; [`Bound::grads`] turns it into [`Grads`], keyed by parameter
+//! name, owned, and what [`Optimizer::step`] reads.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod activation;
-pub mod checkpoint;
-pub mod conv;
-pub mod data;
-pub mod dp_sgd;
-pub mod error;
-pub mod init;
-pub mod linear;
-pub mod loss;
-pub mod metrics;
-pub mod mlp;
-pub mod module;
-pub mod optim;
-pub mod params;
-pub mod per_sample;
-pub mod recipe;
-pub mod recompute;
-pub mod schedule;
-pub mod train;
+mod activation;
+mod checkpoint;
+mod conv;
+mod data;
+mod dp_sgd;
+mod error;
+mod init;
+mod linear;
+mod loss;
+mod metrics;
+mod model;
+mod module;
+mod optim;
+mod params;
+mod per_sample;
+mod recipe;
+mod recompute;
+mod schedule;
+mod train;
 
+// Models and layers.
 pub use activation::{Activation, ReLU, Sigmoid, Tanh};
-pub use checkpoint::Checkpoint;
 pub use conv::{AvgPool2d, Conv2d, Flatten, MaxPool2d, Unflatten};
-pub use data::mnist::Mnist;
-pub use data::{Batch, Dataset};
-pub use dp_sgd::{clipped_sum, ClippedSum, DpSgd, DpStep};
-pub use error::NnError;
 pub use init::Init;
 pub use linear::Linear;
+pub use model::Model;
+pub use module::{Module, Sequential};
+pub use recompute::Recompute;
+
+// Parameters and gradients.
+pub use params::{Bound, Grads, ParamStore};
+
+// Costs.
 pub use loss::{mean_squared_error, one_hot, quadratic, Cost, Target};
 pub use loss::{CrossEntropy, MeanSquaredError, Quadratic};
-pub use metrics::{accuracy, ConfusionMatrix};
-pub use mlp::Model;
-pub use module::{Module, Sequential};
+
+// Optimizers.
+pub use dp_sgd::{clipped_sum, ClippedSum, DpSgd, DpStep};
 pub use optim::{Adam, Optimizer, OptimizerState, Sgd};
-pub use params::{Bound, Grads, ParamStore};
-pub use per_sample::{per_example_grads, PerExample};
-pub use recipe::{Network, Recipe};
-pub use recompute::Recompute;
 pub use schedule::Schedule;
-pub use train::{EpochStats, Trainer};
+
+// Per-sample gradients.
+pub use per_sample::{per_sample_grads, PerSampleGrads};
+
+// Data.
+pub use data::idx;
+pub use data::mnist::Mnist;
+pub use data::{Batch, Dataset};
+
+// Training.
+pub use metrics::{accuracy, argmax_rows, ConfusionMatrix};
+pub use recipe::{Network, Recipe};
+pub use train::{augment_rng, data_identity, epoch_rng, EpochStats, Trainer};
+
+// Checkpoints.
+pub use checkpoint::{previous_path, write_atomically, write_keeping_previous, Checkpoint};
+
+pub use error::NnError;
 
 /// The `rand` (0.9) of `autodiff` and this crate: functions taking an RNG need its
 /// generators (`use nn::rand::{rngs::StdRng, SeedableRng};`), not a newer `rand`'s.

@@ -69,7 +69,7 @@ pub trait Cost<T: Float = f32>: Send + Sync {
     /// Each example's cost, shape `[n]`, whose mean is [`Cost::cost_of`] (to rounding):
     /// what `autodiff::func::per_sample_grads` and DP-SGD differentiate.
     /// Panics like [`Cost::cost_of`].
-    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T>;
+    fn per_sample_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T>;
 
     /// A short name for logs and messages.
     fn name(&self) -> &'static str;
@@ -92,8 +92,8 @@ impl<T: Float, C: Cost<T> + ?Sized> Cost<T> for Box<C> {
         (**self).cost_of(output, target)
     }
     #[track_caller]
-    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
-        (**self).per_example_of(output, target)
+    fn per_sample_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
+        (**self).per_sample_of(output, target)
     }
     fn name(&self) -> &'static str {
         (**self).name()
@@ -186,7 +186,7 @@ impl<T: Float> Cost<T> for Quadratic {
         quadratic(output, target_of("quadratic", output, target))
     }
     #[track_caller]
-    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
+    fn per_sample_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
         let y = target_of("quadratic", output, target);
         (output - y).square().sum_axes(&but_first(&output), false) * T::from_f64(0.5)
     }
@@ -201,7 +201,7 @@ impl<T: Float> Cost<T> for MeanSquaredError {
         mean_squared_error(output, target_of("mse", output, target))
     }
     #[track_caller]
-    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
+    fn per_sample_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
         let y = target_of("mse", output, target);
         (output - y).square().mean_axes(&but_first(&output), false)
     }
@@ -224,7 +224,7 @@ impl<T: Float> Cost<T> for CrossEntropy {
         }
     }
     #[track_caller]
-    fn per_example_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
+    fn per_sample_of<'t>(&self, output: Var<'t, T>, target: Target<'_, T>) -> Var<'t, T> {
         if let Target::Values(y) = target {
             self.cost_of(output, Target::Values(y)); // panics, saying why
         }

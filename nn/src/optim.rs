@@ -4,8 +4,7 @@
 
 use crate::error::NnError;
 use crate::params::{Grads, ParamStore};
-use autodiff::cpu::{update_in_parallel, wide, UpdateSlices};
-use autodiff::{Float, Tensor};
+use autodiff::{update_in_parallel, Float, Tensor, TensorUpdate};
 use indexmap::IndexMap;
 
 /// Everything an optimizer needs to resume exactly: its kind, hyper-parameters, step
@@ -169,57 +168,48 @@ fn check_state<T: Float>(
 
 // The updates are functions taking their constants by value: captured by reference
 // inside the closures that split them, the constants were reloaded for every element
-// and the loops stayed scalar.
+// and the loops stayed scalar. They are `#[inline(always)]`, and so are the closures
+// that call them, so that they are compiled into `update_in_parallel`'s widest-vector
+// code.
 
 /// Plain SGD with (L2) weight decay.
+#[inline(always)]
 fn sgd_update<T: Float>(w: &mut [T], g: &[T], lr: T, wd: T) {
-    #[inline(always)]
-    fn each<T: Float>(w: &mut [T], g: &[T], lr: T, wd: T) {
-        for (w, &d) in w.iter_mut().zip(g) {
-            *w -= lr * (d + wd * *w);
-        }
+    for (w, &d) in w.iter_mut().zip(g) {
+        *w -= lr * (d + wd * *w);
     }
-    wide(
-        #[inline(always)]
-        || each(w, g, lr, wd),
-    )
 }
 
 /// SGD with momentum `mu` (zero on the first step, which starts the velocity at the
 /// gradient) and (L2) weight decay.
+#[inline(always)]
 fn momentum_update<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd: T) {
-    #[inline(always)]
-    fn each<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd: T) {
-        for ((w, &d), vel) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-            // Read once, stored once (see `adam_update_plain`).
-            let w0 = *w;
-            let v1 = mu * *vel + (d + wd * w0);
-            *w = w0 - lr * v1;
-            *vel = v1;
-        }
+    for ((w, &d), vel) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+        // Read once, stored once (see `adam_update`).
+        let w0 = *w;
+        let v1 = mu * *vel + (d + wd * w0);
+        *w = w0 - lr * v1;
+        *vel = v1;
     }
-    wide(
-        #[inline(always)]
-        || each(w, g, v, lr, mu, wd),
-    )
 }
 
 /// Applies an elementwise update to every parameter, as one parallel job of the engine
 /// ([`update_in_parallel`]: large tensors split by contiguous ranges, one per thread,
-/// the smaller ones whole). Each element sees the same arithmetic whatever the split,
-/// so results do not depend on the thread count.
+/// the smaller ones whole, each range in the widest vectors the CPU has). Each element
+/// sees the same arithmetic whatever the split, so results do not depend on the thread
+/// count.
 fn for_each_chunk<T: Float, const N: usize>(
     params: &mut ParamStore<T>,
     grads: &Grads<T>,
     states: [&mut IndexMap<String, Tensor<T>>; N],
     update: impl Fn(&mut [T], &[T], [&mut [T]; N]) + Sync,
 ) {
-    let mut states = states.map(|s| state_slices(s, params).into_iter());
+    let mut states = states.map(|s| state_tensors(s, params).into_iter());
     let tensors = params
         .iter_mut()
-        .map(|(name, p)| UpdateSlices {
-            grad: grads.get(name).expect("checked by the caller").data(),
-            values: p.data_mut(),
+        .map(|(name, p)| TensorUpdate {
+            grad: grads.get(name).expect("checked by the caller"),
+            values: p,
             states: states
                 .each_mut()
                 .map(|s| s.next().expect("one state per parameter")),
@@ -230,10 +220,10 @@ fn for_each_chunk<T: Float, const N: usize>(
 
 /// The state tensor of every parameter (created as zeros where missing), in the order
 /// of the store.
-fn state_slices<'a, T: Float>(
+fn state_tensors<'a, T: Float>(
     states: &'a mut IndexMap<String, Tensor<T>>,
     params: &ParamStore<T>,
-) -> Vec<&'a mut [T]> {
+) -> Vec<&'a mut Tensor<T>> {
     for (name, p) in params.iter() {
         if !states.contains_key(name) {
             states.insert(name.to_string(), Tensor::zeros(p.shape()));
@@ -246,10 +236,7 @@ fn state_slices<'a, T: Float>(
     let mut slots: Vec<Option<&mut Tensor<T>>> = states.values_mut().map(Some).collect();
     index
         .into_iter()
-        .map(|i| {
-            let t = slots[i].take().expect("parameter names are distinct");
-            t.data_mut()
-        })
+        .map(|i| slots[i].take().expect("parameter names are distinct"))
         .collect()
 }
 
@@ -263,13 +250,23 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             T::from_f64(self.weight_decay),
         );
         if self.momentum == 0.0 {
-            for_each_chunk(params, grads, [], |w, g, []| sgd_update(w, g, lr, wd));
+            for_each_chunk(
+                params,
+                grads,
+                [],
+                #[inline(always)]
+                |w, g, []| sgd_update(w, g, lr, wd),
+            );
         } else {
             // The first step starts the velocity at the gradient.
             let mu = if self.step == 0 { T::zero() } else { mu };
-            for_each_chunk(params, grads, [&mut self.velocity], |w, g, [v]| {
-                momentum_update(w, g, v, lr, mu, wd)
-            });
+            for_each_chunk(
+                params,
+                grads,
+                [&mut self.velocity],
+                #[inline(always)]
+                |w, g, [v]| momentum_update(w, g, v, lr, mu, wd),
+            );
         }
         self.step += 1;
         Ok(())
@@ -385,20 +382,13 @@ struct AdamConsts<T> {
     shrink: T,
 }
 
-/// One Adam step over a tensor, in the widest vectors the CPU has
-/// ([`autodiff::cpu::wide`]). The update is a square root and a division per
+/// One Adam step over a tensor's range. Run by [`update_in_parallel`], it is compiled
+/// for the widest vectors the CPU has: the update is a square root and a division per
 /// element, four at a time in the baseline x86-64 build (SSE2) and sixteen with
-/// AVX-512. The arithmetic is the same on every
-/// path (no fused multiply-adds), so are the results.
-fn adam_update<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
-    wide(
-        #[inline(always)]
-        || adam_update_plain(k, w, g, m, v),
-    )
-}
-
+/// AVX-512. The arithmetic is the same on every path (no fused multiply-adds), so are
+/// the results.
 #[inline(always)]
-fn adam_update_plain<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+fn adam_update<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
     let one = T::one();
     for (((w, &d), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         // Branch-free so the loop vectorizes: AdamW shrinks the weight, Adam adds the
@@ -447,9 +437,13 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             l2,
             shrink,
         };
-        for_each_chunk(params, grads, [&mut self.m, &mut self.v], |w, g, [m, v]| {
-            adam_update(&k, w, g, m, v)
-        });
+        for_each_chunk(
+            params,
+            grads,
+            [&mut self.m, &mut self.v],
+            #[inline(always)]
+            |w, g, [m, v]| adam_update(&k, w, g, m, v),
+        );
         Ok(())
     }
 
@@ -543,12 +537,28 @@ mod vector_path_tests {
             gen(3),
             gen(4).iter().map(|x| x.abs()).collect::<Vec<_>>(),
         );
-        let (mut w2, mut m2, mut v2) = (w1.clone(), m1.clone(), v1.clone());
+        let (mut w2, mut m2, mut v2) = (
+            Tensor::from_vec(w1.clone(), [n]),
+            Tensor::from_vec(m1.clone(), [n]),
+            Tensor::from_vec(v1.clone(), [n]),
+        );
+        // The plain loop, called here (baseline code) ...
         adam_update(&k, &mut w1, &g, &mut m1, &mut v1);
-        adam_update_plain(&k, &mut w2, &g, &mut m2, &mut v2);
+        // ... and the same loop as the optimizer runs it, in the widest vectors.
+        let g = Tensor::from_vec(g, [n]);
+        let update = TensorUpdate {
+            values: &mut w2,
+            grad: &g,
+            states: [&mut m2, &mut v2],
+        };
+        update_in_parallel(
+            vec![update],
+            #[inline(always)]
+            |w, g, [m, v]| adam_update(&k, w, g, m, v),
+        );
         let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&w1), bits(&w2));
-        assert_eq!(bits(&m1), bits(&m2));
-        assert_eq!(bits(&v1), bits(&v2));
+        assert_eq!(bits(w2.data()), bits(&w1));
+        assert_eq!(bits(m2.data()), bits(&m1));
+        assert_eq!(bits(v2.data()), bits(&v1));
     }
 }

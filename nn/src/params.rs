@@ -196,7 +196,13 @@ impl<T: Float> ParamStore<T> {
     }
 }
 
-/// A model's parameters recorded on one tape, looked up by name inside `forward`.
+/// A model's parameters recorded on one tape ([`ParamStore::bind`]): a [`Var`] per
+/// parameter, looked up by name inside `forward`, living as long as that tape.
+///
+/// One of three gradient-related types, each keyed differently: a `Bound` maps names
+/// to this tape's handles; the backward pass returns an [`autodiff::Gradients`], keyed by
+/// those handles; [`Bound::grads`] turns it into [`Grads`], keyed by parameter name,
+/// which outlives the tape and is what an optimizer reads.
 pub struct Bound<'t, T: Float = f32> {
     vars: IndexMap<String, Var<'t, T>>,
 }
@@ -248,7 +254,10 @@ impl<'t, T: Float> Bound<'t, T> {
     }
 }
 
-/// One gradient per parameter, by name, in store order.
+/// One gradient per parameter, keyed by parameter name (as in the [`ParamStore`]), in
+/// store order: what [`Bound::grads`] makes of a backward pass's
+/// [`autodiff::Gradients`] (keyed by the tape's [`Var`] handles) and what an
+/// [`Optimizer`](crate::Optimizer) reads. Owned tensors, so it outlives the tape.
 #[derive(Clone, Debug)]
 pub struct Grads<T: Float = f32> {
     grads: IndexMap<String, Tensor<T>>,

@@ -1,5 +1,5 @@
 //! What each example wants: every parameter's gradient per example of a batch, by name
-//! ([`per_example_grads`]), over `autodiff::func::per_sample`.
+//! ([`per_sample_grads`]), over `autodiff::func::per_sample`.
 
 use crate::loss::{Cost, Target};
 use crate::module::Module;
@@ -8,16 +8,18 @@ use autodiff::func::{per_sample, PerSamplePath};
 use autodiff::{Float, Tensor};
 use indexmap::IndexMap;
 
-/// Per-example costs and gradients of a model on one batch, from [`per_example_grads`].
+/// Per-sample costs and gradients of a model on one batch, from [`per_sample_grads`]:
+/// `autodiff::func::PerSample` (gradients by position) with each parameter's gradients
+/// under its name in the store.
 #[derive(Clone, Debug)]
-pub struct PerExample<T: Float = f32> {
+pub struct PerSampleGrads<T: Float = f32> {
     /// Each example's cost, `[n]` (their mean is the batch's cost).
     pub costs: Tensor<T>,
     grads: IndexMap<String, Tensor<T>>,
     batched: bool,
 }
 
-impl<T: Float> PerExample<T> {
+impl<T: Float> PerSampleGrads<T> {
     /// Parameter `name`'s gradients, `[n, ..parameter's shape]`: row `i` is example `i`'s.
     pub fn get(&self, name: &str) -> Option<&Tensor<T>> {
         self.grads.get(name)
@@ -62,29 +64,29 @@ impl<T: Float> PerExample<T> {
     }
 }
 
-/// Each example's gradient of `cost` (its [`Cost::per_example_of`]) for `model` with
+/// Each example's gradient of `cost` (its [`Cost::per_sample_of`]) for `model` with
 /// parameters `params` on the batch `x` (examples on the first axis) against `target`
 /// (labels, or a tensor with the examples on its first axis). The mean of the rows is
 /// the batch gradient that `cost.cost(..).backward()` gives.
 ///
 /// ```
 /// use autodiff::Tensor;
-/// use nn::{per_example_grads, Activation, CrossEntropy, Init, Model};
+/// use nn::{per_sample_grads, Activation, CrossEntropy, Init, Model};
 ///
 /// let model = Model::<f64>::new(&[3, 4, 2], Activation::Relu, Activation::Identity, Init::He, 1);
 /// let x = Tensor::from_vec(vec![0.1, 0.9, 0.4, 0.2, 0.5, 0.7], [2, 3]);
-/// let each = per_example_grads(&model, model.params(), &CrossEntropy, &x, &[1, 0]);
+/// let each = per_sample_grads(&model, model.params(), &CrossEntropy, &x, &[1, 0]);
 /// assert_eq!(each.get("layers.0.weight").unwrap().shape(), &[2, 3, 4]);
 /// assert_eq!(each.norms().len(), 2);
 /// ```
 #[track_caller]
-pub fn per_example_grads<'a, T: Float + 'a>(
+pub fn per_sample_grads<'a, T: Float + 'a>(
     model: &impl Module<T>,
     params: &ParamStore<T>,
     cost: &(impl Cost<T> + ?Sized),
     x: &Tensor<T>,
     target: impl Into<Target<'a, T>>,
-) -> PerExample<T> {
+) -> PerSampleGrads<T> {
     // The target travels as a second input, so that each example gets its own row.
     let (target, labels) = match target.into() {
         Target::Labels(l) => (
@@ -95,7 +97,7 @@ pub fn per_example_grads<'a, T: Float + 'a>(
     };
     assert!(
         x.rank() >= 1 && target.shape().first() == x.shape().first(),
-        "per_example_grads: a batch of shape {:?} with targets of shape {:?}: they need one \
+        "per_sample_grads: a batch of shape {:?} with targets of shape {:?}: they need one \
          row per example each",
         x.shape(),
         target.shape()
@@ -108,16 +110,16 @@ pub fn per_example_grads<'a, T: Float + 'a>(
             if labels {
                 let l: Vec<usize> = batch[1]
                     .with_value(|t| t.data().iter().map(|&c| c.as_f64() as usize).collect());
-                cost.per_example_of(out, Target::Labels(&l))
+                cost.per_sample_of(out, Target::Labels(&l))
             } else {
-                cost.per_example_of(out, Target::Values(&batch[1].value()))
+                cost.per_sample_of(out, Target::Values(&batch[1].value()))
             }
         },
         &values,
         &[x.clone(), target],
         PerSamplePath::Auto,
     );
-    PerExample {
+    PerSampleGrads {
         costs: result.losses,
         grads: params
             .iter()

@@ -5,7 +5,7 @@
 use crate::activation::Activation;
 use crate::init::Init;
 use crate::loss::{Cost, CrossEntropy, Quadratic};
-use crate::mlp::Model;
+use crate::model::Model;
 use crate::optim::{Adam, Optimizer, Sgd};
 use crate::schedule::Schedule;
 use std::fmt;

@@ -8,7 +8,7 @@ use crate::data::{Batch, Dataset};
 use crate::error::NnError;
 use crate::loss::Cost;
 use crate::metrics::ConfusionMatrix;
-use crate::mlp::Model;
+use crate::model::Model;
 use crate::module::Module;
 use crate::optim::Optimizer;
 use crate::params::Bound;
@@ -206,7 +206,7 @@ impl Trainer {
     /// Test accuracy and the confusion matrix over `data`, in chunks.
     #[track_caller]
     pub fn evaluate(&self, data: &Dataset) -> (f64, ConfusionMatrix) {
-        let classes = *self.recipe.sizes.last().unwrap_or(&10);
+        let classes = self.model.outputs();
         let mut confusion = ConfusionMatrix::new(classes);
         let chunk = 1000;
         let mut start = 0;

@@ -36,7 +36,7 @@ pub fn write_mnist(dir: &Path, train: (&[u8], &[u8]), test: (&[u8], &[u8])) {
     let [train_images, train_labels] = images(train);
     let [test_images, test_labels] = images(test);
     let files = [train_images, train_labels, test_images, test_labels];
-    for ((name, _, _), bytes) in nn::data::mnist::FILES.iter().zip(files) {
+    for ((name, _, _), bytes) in nn::Mnist::FILES.iter().zip(files) {
         std::fs::write(dir.join(name), bytes).expect("write an IDX file");
     }
 }

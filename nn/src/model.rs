@@ -1,6 +1,6 @@
-//! [`Model`], a network that owns its parameters: a multilayer perceptron built from
-//! layer sizes (`Linear` layers named `layers.{i}`, each with its activation fused in),
-//! or LeNet-5.
+//! [`Model`], a network that owns its parameters, and the two it builds: a multilayer
+//! perceptron from layer widths (`Linear` layers named `layers.{i}`, each with its
+//! activation fused in), and LeNet-5 (convolutions, then dense layers).
 
 use crate::activation::Activation;
 use crate::conv::{Conv2d, Flatten, MaxPool2d, Unflatten};
@@ -18,7 +18,12 @@ use std::ops::Range;
 pub struct Model<T: Float = f32> {
     params: ParamStore<T>,
     net: Sequential<T>,
-    sizes: Vec<usize>,
+    /// The widths a perceptron was built from; LeNet has none.
+    sizes: Option<Vec<usize>>,
+    /// The width of an input row.
+    inputs: usize,
+    /// The width of an output row (its last layer's): the number of classes.
+    outputs: usize,
 }
 
 impl<T: Float> Model<T> {
@@ -57,7 +62,9 @@ impl<T: Float> Model<T> {
         Model {
             params,
             net,
-            sizes: sizes.to_vec(),
+            sizes: Some(sizes.to_vec()),
+            inputs: sizes[0],
+            outputs: sizes[layers],
         }
     }
 
@@ -117,7 +124,9 @@ impl<T: Float> Model<T> {
         Model {
             params,
             net,
-            sizes: vec![784, 120, 84, 10],
+            sizes: None,
+            inputs: 28 * 28,
+            outputs: dense[dense.len() - 1],
         }
     }
 
@@ -161,9 +170,28 @@ impl<T: Float> Model<T> {
         &mut self.params
     }
 
-    /// Input width, the widths of the dense layers, and the number of classes last.
-    pub fn sizes(&self) -> &[usize] {
-        &self.sizes
+    /// The layer widths a perceptron was built from ([`Model::new`]): the input width
+    /// first, the number of classes last. `None` for LeNet, which is no chain of widths.
+    pub fn sizes(&self) -> Option<&[usize]> {
+        self.sizes.as_deref()
+    }
+
+    /// The width of an input row (784 for MNIST's 28x28 images).
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// The width of an output row, that of the last layer: the number of classes.
+    ///
+    /// ```
+    /// use nn::{Activation, Init, Model};
+    /// let a = Model::<f32>::new(&[784, 16, 16, 10], Activation::Sigmoid, Activation::Sigmoid, Init::Xavier, 1);
+    /// assert_eq!((a.inputs(), a.outputs(), a.sizes()), (784, 10, Some(&[784, 16, 16, 10][..])));
+    /// let lenet = Model::<f32>::lenet(Init::He, 1);
+    /// assert_eq!((lenet.inputs(), lenet.outputs(), lenet.sizes()), (784, 10, None));
+    /// ```
+    pub fn outputs(&self) -> usize {
+        self.outputs
     }
 
     /// Every layer's activations for `x` (after its activation function), first hidden
@@ -237,5 +265,13 @@ mod wrong_input_tests {
         );
         let lenet = Model::<f32>::lenet(Init::He, 1).recompute(&[1..4, 4..7]);
         assert_eq!(lenet.predict(&Tensor::zeros([1, 784])).shape(), &[1, 10]);
+    }
+
+    #[test]
+    fn inputs_and_outputs_are_the_widths_the_model_reads_and_writes() {
+        for model in [perceptron(), Model::lenet(Init::He, 1)] {
+            let out = model.predict(&Tensor::zeros([2, model.inputs()]));
+            assert_eq!(out.shape(), &[2, model.outputs()]);
+        }
     }
 }
