@@ -12,8 +12,10 @@
 //! changes and "reset" restores.
 
 use crate::digit::{parse_canvas, preprocess, CANVAS};
+pub use crate::notation::{signed_three_digits, three_digits};
 use crate::nudges::json_exact;
 pub use crate::nudges::{learn, nudges, Nudges};
+pub use crate::step::{learn_step, output_slopes, OutputStep, StepReport, FAR, SATURATED};
 use autodiff::{Tape, Tensor};
 use nn::{Dataset, Model, NnError, ParamStore};
 use std::io::Read;
@@ -129,18 +131,30 @@ fn lr_of(url: &str) -> Result<f64, String> {
         .ok_or_else(|| "give ?lr= a learning rate in (0, 1000]".into())
 }
 
-/// The JSON for one example: the network's reading and, with a label, its nudges.
+/// The JSON for one example: the network's reading and, with a label, its nudges and
+/// each output's σ'(z) (`slopes`, null where a nudge is exactly 0).
 fn example_json(model: &Model<f32>, input: &[f32], label: Option<usize>) -> String {
     let p = predict(model, input);
-    let nudges = label.map_or("null".into(), |l| nudges(model, input, &[l]).to_json());
+    let nudges = label.map(|l| nudges(model, input, &[l]));
+    let slopes = nudges.as_ref().map_or("null".into(), |n| {
+        let items: Vec<String> = output_slopes(n)
+            .iter()
+            .map(|s| {
+                s.filter(|s| s.is_finite())
+                    .map_or("null".into(), |s| format!("{s:e}"))
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    });
     format!(
-        "{{\"prediction\":{},\"outputs\":{},\"hidden\":[{}],\"input\":{},\"label\":{},\"nudges\":{}}}",
+        "{{\"prediction\":{},\"outputs\":{},\"hidden\":[{}],\"input\":{},\"label\":{},\"nudges\":{},\"slopes\":{}}}",
         p.digit,
         json_exact(&p.outputs),
         p.hidden.iter().map(|h| json_exact(h)).collect::<Vec<_>>().join(","),
         json_exact(input),
         label.map_or("null".into(), |l| l.to_string()),
-        nudges
+        nudges.map_or("null".into(), |n| n.to_json()),
+        slopes
     )
 }
 
@@ -215,11 +229,13 @@ impl DrawServer {
                 let input = input()?;
                 let mut model = self.lock();
                 let before = predict(&model, &input).outputs;
-                learn(&mut model, &input, &[label], lr).map_err(|e| (500, e.to_string()))?;
+                let step =
+                    learn_step(&mut model, &input, label, lr).map_err(|e| (500, e.to_string()))?;
                 let after = example_json(&model, &input, Some(label));
                 Ok(format!(
-                    "{{\"before\":{},{}",
+                    "{{\"before\":{},\"step\":{},{}",
                     json_exact(&before),
+                    step.to_json(),
                     &after[1..]
                 ))
             }

@@ -11,8 +11,10 @@ pub mod tour {}
 
 pub mod digit;
 pub mod draw;
+mod notation;
 mod nudges;
 pub mod pictures;
+mod step;
 pub mod walk;
 
 pub use autodiff;
