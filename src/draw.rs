@@ -15,7 +15,9 @@ use crate::digit::{parse_canvas, preprocess, CANVAS};
 pub use crate::notation::{signed_three_digits, three_digits};
 use crate::nudges::json_exact;
 pub use crate::nudges::{learn, nudges, Nudges};
-pub use crate::step::{learn_step, output_slopes, OutputStep, StepReport, FAR, SATURATED};
+pub use crate::step::{
+    barely_moves, learn_step, output_slopes, OutputStep, StepReport, FAR, SATURATED,
+};
 use autodiff::{Tape, Tensor};
 use nn::{Dataset, Model, NnError, ParamStore};
 use std::io::Read;
@@ -131,30 +133,45 @@ fn lr_of(url: &str) -> Result<f64, String> {
         .ok_or_else(|| "give ?lr= a learning rate in (0, 1000]".into())
 }
 
-/// The JSON for one example: the network's reading and, with a label, its nudges and
-/// each output's σ'(z) (`slopes`, null where a nudge is exactly 0).
+/// The JSON for one example: the network's reading and, with a label, its nudges,
+/// each output's σ'(z) (`slopes`, null where a nudge is exactly 0) and whether a step
+/// can barely move it (`stuck`, [`barely_moves`]).
 fn example_json(model: &Model<f32>, input: &[f32], label: Option<usize>) -> String {
     let p = predict(model, input);
     let nudges = label.map(|l| nudges(model, input, &[l]));
-    let slopes = nudges.as_ref().map_or("null".into(), |n| {
-        let items: Vec<String> = output_slopes(n)
+    let (slopes, stuck) = nudges.as_ref().map_or(("null".into(), "null".into()), |n| {
+        let slopes = output_slopes(n);
+        let numbers: Vec<String> = slopes
             .iter()
             .map(|s| {
                 s.filter(|s| s.is_finite())
                     .map_or("null".into(), |s| format!("{s:e}"))
             })
             .collect();
-        format!("[{}]", items.join(","))
+        let stuck: Vec<String> = n
+            .nudges
+            .last()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .zip(&slopes)
+            .map(|(&nudge, &slope)| barely_moves(nudge, slope).to_string())
+            .collect();
+        (
+            format!("[{}]", numbers.join(",")),
+            format!("[{}]", stuck.join(",")),
+        )
     });
     format!(
-        "{{\"prediction\":{},\"outputs\":{},\"hidden\":[{}],\"input\":{},\"label\":{},\"nudges\":{},\"slopes\":{}}}",
+        "{{\"prediction\":{},\"outputs\":{},\"hidden\":[{}],\"input\":{},\"label\":{},\"nudges\":{},\"slopes\":{},\"stuck\":{}}}",
         p.digit,
         json_exact(&p.outputs),
         p.hidden.iter().map(|h| json_exact(h)).collect::<Vec<_>>().join(","),
         json_exact(input),
         label.map_or("null".into(), |l| l.to_string()),
         nudges.map_or("null".into(), |n| n.to_json()),
-        slopes
+        slopes,
+        stuck
     )
 }
 

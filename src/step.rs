@@ -35,7 +35,7 @@ impl OutputStep {
 
     /// Far from its target with a saturated sigmoid: it can barely move.
     pub fn stuck(&self) -> bool {
-        self.nudge.abs() > FAR && self.slope.is_some_and(|s| s < SATURATED)
+        barely_moves(self.nudge, self.slope)
     }
 }
 
@@ -52,6 +52,13 @@ pub struct StepReport {
     pub cost_after: f32,
     /// Every output, digit by digit.
     pub outputs: Vec<OutputStep>,
+}
+
+/// Whether an output with desired nudge `nudge` and σ'(z) `slope` is far from its
+/// target (more than [`FAR`]) with a saturated sigmoid (σ'(z) below [`SATURATED`]), so
+/// that a step can barely move it.
+pub fn barely_moves(nudge: f32, slope: Option<f32>) -> bool {
+    nudge.abs() > FAR && slope.is_some_and(|s| s < SATURATED)
 }
 
 /// Each output's σ'(z) for one example, read from the tape: `dC/dz ÷ dC/da`, the

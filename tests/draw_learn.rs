@@ -114,6 +114,9 @@ fn learning_a_saturated_output_says_it_barely_moves_because_its_slope_is_tiny() 
     );
     assert_eq!(nine["slope_text"], three_digits(slope).as_str());
     assert_eq!(nine["stuck"], true);
+    // The network view marks it too (after the step, still stuck), and no other output.
+    let stuck: Vec<bool> = (0..10).map(|d| reply["stuck"][d] == true).collect();
+    assert_eq!(stuck, (0..10).map(|d| d == 9).collect::<Vec<_>>());
 
     // The change itself, with its digits.
     let change = nine["after"].as_f64().expect("after") - a;
