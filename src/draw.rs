@@ -12,8 +12,12 @@
 //! changes and "reset" restores.
 
 use crate::digit::{parse_canvas, preprocess, CANVAS};
+pub use crate::notation::{signed_three_digits, three_digits};
 use crate::nudges::json_exact;
 pub use crate::nudges::{learn, nudges, Nudges};
+pub use crate::step::{
+    barely_moves, learn_step, output_slopes, OutputStep, StepReport, FAR, SATURATED,
+};
 use autodiff::{Tape, Tensor};
 use nn::{Dataset, Model, NnError, ParamStore};
 use std::io::Read;
@@ -129,18 +133,45 @@ fn lr_of(url: &str) -> Result<f64, String> {
         .ok_or_else(|| "give ?lr= a learning rate in (0, 1000]".into())
 }
 
-/// The JSON for one example: the network's reading and, with a label, its nudges.
+/// The JSON for one example: the network's reading and, with a label, its nudges,
+/// each output's σ'(z) (`slopes`, null where a nudge is exactly 0) and whether a step
+/// can barely move it (`stuck`, [`barely_moves`]).
 fn example_json(model: &Model<f32>, input: &[f32], label: Option<usize>) -> String {
     let p = predict(model, input);
-    let nudges = label.map_or("null".into(), |l| nudges(model, input, &[l]).to_json());
+    let nudges = label.map(|l| nudges(model, input, &[l]));
+    let (slopes, stuck) = nudges.as_ref().map_or(("null".into(), "null".into()), |n| {
+        let slopes = output_slopes(n);
+        let numbers: Vec<String> = slopes
+            .iter()
+            .map(|s| {
+                s.filter(|s| s.is_finite())
+                    .map_or("null".into(), |s| format!("{s:e}"))
+            })
+            .collect();
+        let stuck: Vec<String> = n
+            .nudges
+            .last()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .zip(&slopes)
+            .map(|(&nudge, &slope)| barely_moves(nudge, slope).to_string())
+            .collect();
+        (
+            format!("[{}]", numbers.join(",")),
+            format!("[{}]", stuck.join(",")),
+        )
+    });
     format!(
-        "{{\"prediction\":{},\"outputs\":{},\"hidden\":[{}],\"input\":{},\"label\":{},\"nudges\":{}}}",
+        "{{\"prediction\":{},\"outputs\":{},\"hidden\":[{}],\"input\":{},\"label\":{},\"nudges\":{},\"slopes\":{},\"stuck\":{}}}",
         p.digit,
         json_exact(&p.outputs),
         p.hidden.iter().map(|h| json_exact(h)).collect::<Vec<_>>().join(","),
         json_exact(input),
         label.map_or("null".into(), |l| l.to_string()),
-        nudges
+        nudges.map_or("null".into(), |n| n.to_json()),
+        slopes,
+        stuck
     )
 }
 
@@ -215,11 +246,13 @@ impl DrawServer {
                 let input = input()?;
                 let mut model = self.lock();
                 let before = predict(&model, &input).outputs;
-                learn(&mut model, &input, &[label], lr).map_err(|e| (500, e.to_string()))?;
+                let step =
+                    learn_step(&mut model, &input, label, lr).map_err(|e| (500, e.to_string()))?;
                 let after = example_json(&model, &input, Some(label));
                 Ok(format!(
-                    "{{\"before\":{},{}",
+                    "{{\"before\":{},\"step\":{},{}",
                     json_exact(&before),
+                    step.to_json(),
                     &after[1..]
                 ))
             }

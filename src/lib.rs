@@ -57,8 +57,10 @@ pub struct ReadmeDoctests;
 
 pub mod digit;
 pub mod draw;
+mod notation;
 mod nudges;
 pub mod pictures;
+mod step;
 pub mod walk;
 
 pub use autodiff;

@@ -17,7 +17,8 @@ pub const BATCH: usize = 100;
 pub const FULL: usize = 2000;
 /// Steps of each walk.
 pub const STEPS: usize = 15;
-/// Cost samples per side of the drawn plane.
+/// Cost samples per side of the drawn plane, its edges included (the page shades
+/// between them).
 pub const GRID: usize = 11;
 
 /// Every parameter, in store order, as one vector.

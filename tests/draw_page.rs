@@ -1,14 +1,16 @@
 //! End to end: the draw page in headless Chromium, driven over WebDriver
 //! (chromedriver): draw a stroke, read the prediction, press its label and compare
-//! every desired nudge the page prints with the engine's gradients for the same input
-//! (computed here with `nn`), open one neuron's levers, learn the example and see its
-//! output rise, open the minibatch view, take a screenshot. Needs Debian's `chromium` and `chromium-driver`, which `.ci/run`
-//! installs; without them the test fails under CI and is skipped with a notice
-//! elsewhere.
+//! every desired nudge and each output's σ'(z) the page prints with the engine's
+//! gradients for the same input (computed here with `nn`), check that the page's number
+//! format is Rust's, open one neuron's levers (their bars in line), learn the example
+//! and see its output rise by the change printed, open the minibatch view (its note on
+//! the bars' scales, the walk's shading covering the plot), take a screenshot. Needs
+//! Debian's `chromium` and `chromium-driver`, which `.ci/run` installs; without them the
+//! test fails under CI and is skipped with a notice elsewhere.
 
 use autodiff::{Tape, Tensor};
 use backprop::digit::{preprocess, CANVAS};
-use backprop::draw::DrawServer;
+use backprop::draw::{signed_three_digits, DrawServer};
 use base64::Engine;
 use nn::{Cost, Mnist, Network, Quadratic, Trainer};
 use serde_json::{json, Value};
@@ -276,7 +278,8 @@ fn drawing_a_digit_and_naming_it_shows_the_tapes_nudges_and_learning_raises_its_
     let shown = wait_for(
         "const n = [...document.querySelectorAll('.nudge')]; return n.length === 42 && \
          {ink: window.inkBytes(), outputs: [...document.querySelectorAll('.bar')].map(b => +b.dataset.value), \
-          nudges: n.map(e => [+e.dataset.layer, +e.dataset.neuron, e.textContent])}",
+          nudges: n.map(e => [+e.dataset.layer, +e.dataset.neuron, e.textContent]), \
+          slopes: [...document.querySelectorAll('.slope')].map(e => e.textContent)}",
         "the nudges",
     );
     let ink: Vec<f32> = shown["ink"]
@@ -300,6 +303,30 @@ fn drawing_a_digit_and_naming_it_shows_the_tapes_nudges_and_learning_raises_its_
             agrees(text, want[l][j]),
             "layer {l} neuron {j}: the page shows {text}, the tape says {:e}",
             want[l][j]
+        );
+    }
+    // Beside each output its σ'(z), which for a sigmoid is a(1 - a).
+    let slopes = shown["slopes"].as_array().expect("the slopes");
+    assert_eq!(slopes.len(), 10, "one σ'(z) per output");
+    for (d, s) in slopes.iter().enumerate() {
+        let a = shown["outputs"][d].as_f64().expect("an output") as f32;
+        let text = s.as_str().expect("a slope's text");
+        assert!(
+            agrees(text, a * (1.0 - a)),
+            "output {d}: σ'(z) shown {text}, a = {a}"
+        );
+    }
+    // The page's number format is Rust's, digit for digit.
+    let samples = [
+        0.0, 0.9173, -0.04214, 0.009996, 0.00994, 4.21e-5, -3.62e-8, 2.1e-5, 12.34, 999.6, -1234.0,
+        0.25, 1.0,
+    ];
+    let printed = script(&format!("return {}.map(v => fmt(v))", json!(samples)));
+    for (v, shown) in samples.iter().zip(printed.as_array().expect("formatted")) {
+        assert_eq!(
+            shown.as_str(),
+            Some(signed_three_digits(*v).as_str()),
+            "{v:e}"
         );
     }
     // The wanted direction: the labelled output up, every other output down.
@@ -328,6 +355,16 @@ fn drawing_a_digit_and_naming_it_shows_the_tapes_nudges_and_learning_raises_its_
     );
     // Neuron 5's asks are one share of what layer 1 wants: at most as many as its size.
     assert_eq!(asks.as_array().map(Vec::len), Some(16));
+    // Rows 10-15 line up with rows 0-9: one left edge for the bars of each panel.
+    let lefts = script(
+        "return [...document.querySelectorAll('#levers .lever')].map(p => \
+         new Set([...p.querySelectorAll('.track')].map(e => e.getBoundingClientRect().left)).size)",
+    );
+    assert_eq!(
+        lefts,
+        json!([0, 1, 1]),
+        "distinct bar positions per lever panel"
+    );
 
     // Learn this example: the labelled output rises.
     let before = shown["outputs"][1].as_f64().expect("output 1");
@@ -342,6 +379,24 @@ fn drawing_a_digit_and_naming_it_shows_the_tapes_nudges_and_learning_raises_its_
         after > before,
         "learning the example moved output 1 from {before} to {after}"
     );
+    // The change itself is printed, with its digits, and so is the cost's.
+    let change = script(
+        "return [document.getElementById('learned-change').textContent, \
+         document.getElementById('learned-cost').textContent, \
+         document.querySelectorAll('table.steps tr[data-digit]').length]",
+    );
+    let printed = change[0].as_str().expect("the change as printed");
+    assert!(
+        agrees(printed, (after - before) as f32),
+        "the page prints the change {printed}, the bars moved by {:e}",
+        after - before
+    );
+    assert!(
+        change[1].as_str().is_some_and(|c| c.starts_with('-')),
+        "the step lowers the cost: {}",
+        change[1]
+    );
+    assert_eq!(change[2], json!(10), "a row per output");
 
     // The minibatch view and its walk.
     click("#minibatch");
@@ -350,6 +405,22 @@ fn drawing_a_digit_and_naming_it_shows_the_tapes_nudges_and_learning_raises_its_
         "the minibatch view",
     );
     assert_eq!(walk.as_u64(), Some(42), "the batch's nudges, all layers");
+    // The cost's shading covers the whole plot: no transparent or white pixel.
+    let unshaded = script(
+        "const c = document.getElementById('walk'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+         let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] < 255 || (d[i] > 245 && d[i + 1] > 245 && d[i + 2] > 245)) n++; \
+         return n",
+    );
+    assert_eq!(unshaded, json!(0), "unshaded pixels in the drunk walk");
+    let scale_note = script(
+        "return document.getElementById('batchview').textContent.includes('own scale') && \
+         document.body.textContent.includes(\"Each column's bars have their own scale\")",
+    );
+    assert_eq!(
+        scale_note,
+        json!(true),
+        "the page says each column has its own scale"
+    );
     click(".neuron[data-layer='0'][data-neuron='3']");
     wait_for(
         "return !!document.getElementById('lever-weights')",
