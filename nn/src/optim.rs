@@ -475,17 +475,7 @@ impl<T: Float> Adam<T> {
     /// negative or not finite.
     #[track_caller]
     pub fn new(lr: f64) -> Self {
-        let adam = Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-            step: 0,
-            m: IndexMap::new(),
-            v: IndexMap::new(),
-        };
+        let adam = Self::unchecked(lr);
         or_panic(adam.check());
         adam
     }
@@ -497,15 +487,29 @@ impl<T: Float> Adam<T> {
         let adamw = Adam {
             weight_decay,
             decoupled: true,
-            ..Self::new(lr)
+            ..Self::unchecked(lr)
         };
         or_panic(adamw.check());
         adamw
     }
 
+    fn unchecked(lr: f64) -> Self {
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            step: 0,
+            m: IndexMap::new(),
+            v: IndexMap::new(),
+        }
+    }
+
     fn check(&self) -> Result<(), NnError> {
         check_hypers(
-            if self.decoupled { "AdamW" } else { "Adam" },
+            self.name(),
             &[
                 ("lr", self.lr, Allowed::AtLeastZero),
                 ("beta1", self.beta1, Allowed::ZeroToBelowOne),
@@ -514,6 +518,15 @@ impl<T: Float> Adam<T> {
                 ("weight_decay", self.weight_decay, Allowed::AtLeastZero),
             ],
         )
+    }
+
+    /// The name errors give it.
+    fn name(&self) -> &'static str {
+        if self.decoupled {
+            "AdamW"
+        } else {
+            "Adam"
+        }
     }
 
     fn kind(&self) -> &'static str {
@@ -630,7 +643,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
 
     fn load_state(&mut self, mut state: OptimizerState<T>) -> Result<(), NnError> {
         check_kind(&state, self.kind())?;
-        let [m, v] = split_tensors("Adam", std::mem::take(&mut state.tensors), ["m", "v"])?;
+        let [m, v] = split_tensors(self.name(), std::mem::take(&mut state.tensors), ["m", "v"])?;
         let loaded = Adam {
             lr: hyper(&state, "lr")?,
             beta1: hyper(&state, "beta1")?,

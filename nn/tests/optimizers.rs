@@ -432,6 +432,10 @@ fn hyper_parameters_out_of_range_are_refused_by_name() {
             "AdamW: weight_decay must be finite and at least 0, not -0.01",
         ),
         (
+            Box::new(|| drop(Adam::<f32>::adamw(-1e-3, 0.01))),
+            "AdamW: lr must be finite and at least 0, not -0.001",
+        ),
+        (
             Box::new(|| drop(Adam::<f32>::new(-1e-3))),
             "Adam: lr must be finite and at least 0, not -0.001",
         ),
