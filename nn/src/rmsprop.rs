@@ -141,9 +141,14 @@ fn rmsprop_update<T: Float>(
     w: &mut [T],
     g: &[T],
     square_avg: &mut [T],
-    mut grad_avg: Option<&mut [T]>,
-    mut momentum_buffer: Option<&mut [T]>,
+    grad_avg: Option<&mut [T]>,
+    momentum_buffer: Option<&mut [T]>,
 ) {
+    // Every slice cut to the range's length, so that indexing needs no bounds checks.
+    let n = w.len();
+    let square_avg = &mut square_avg[..n];
+    let mut grad_avg = grad_avg.map(|m| &mut m[..n]);
+    let mut momentum_buffer = momentum_buffer.map(|b| &mut b[..n]);
     let one = T::one();
     for (i, (w, &d)) in w.iter_mut().zip(g).enumerate() {
         let w0 = *w;
