@@ -43,6 +43,19 @@ fn a96_learns_and_its_schedule_ends_at_the_floor() {
 
 #[test]
 fn a96_resumed_mid_schedule_is_bit_identical_to_an_uninterrupted_run() {
+    // A schedule over the run's steps, and a decay once an epoch (PyTorch's StepLR).
+    for schedule in [
+        Schedule::Cosine,
+        Schedule::Step {
+            step_size: 1,
+            gamma: 0.7,
+        },
+    ] {
+        resumed_mid_schedule_is_bit_identical(schedule);
+    }
+}
+
+fn resumed_mid_schedule_is_bit_identical(schedule: Schedule) {
     autodiff::with_threads(1, || {
         let data = mnist().train.take(4000);
         let mut recipe = Network::A96.recipe();
@@ -51,7 +64,7 @@ fn a96_resumed_mid_schedule_is_bit_identical_to_an_uninterrupted_run() {
         recipe.hidden = Activation::Sigmoid;
         recipe.weight_decay = 0.01;
         recipe.shift = 2;
-        recipe.schedule = Schedule::Cosine;
+        recipe.schedule = schedule;
         let mut straight = Trainer::new(recipe.clone(), 7);
         for _ in 0..3 {
             straight.train_epoch(&data, |_, _, _| {}).expect("training");
@@ -69,6 +82,13 @@ fn a96_resumed_mid_schedule_is_bit_identical_to_an_uninterrupted_run() {
         }
         assert_eq!(resumed.model.params(), straight.model.params());
         assert_eq!(resumed.optimizer.state(), straight.optimizer.state());
+        let per_epoch = data.num_batches(recipe.batch);
+        let last = recipe.lr * schedule.factor(3 * per_epoch - 1, per_epoch, 3);
+        assert_eq!(
+            resumed.optimizer.learning_rate(),
+            last,
+            "{schedule}: the last step's rate"
+        );
     })
 }
 

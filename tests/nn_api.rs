@@ -4,8 +4,9 @@
 use autodiff::{Float, Tape, Tensor};
 use nn::write_atomically;
 use nn::{
-    accuracy, Activation, Adam, Checkpoint, ConfusionMatrix, Cost, CrossEntropy, Grads, Init,
-    MeanSquaredError, Model, Module, NnError, Optimizer, ParamStore, Quadratic, Sgd,
+    accuracy, Activation, Adadelta, Adagrad, Adam, Checkpoint, ConfusionMatrix, Cost, CrossEntropy,
+    Grads, Init, MeanSquaredError, Model, Module, NnError, Optimizer, ParamStore, Quadratic,
+    RmsProp, Sgd,
 };
 use nn::{one_hot, quadratic};
 use rand::rngs::StdRng;
@@ -347,10 +348,16 @@ fn optimizer_steps_do_not_depend_on_the_thread_count() {
             .collect::<Vec<_>>()
     };
     type MakeOptimizer = fn() -> Box<dyn Optimizer<f32>>;
-    let makers: [MakeOptimizer; 3] = [
+    let makers: [MakeOptimizer; 9] = [
         || Box::new(Adam::new(1e-2)),
+        || Box::new(Adam::adamw(1e-2, 0.1)),
         || Box::new(Sgd::new(0.1).with_momentum(0.9)),
         || Box::new(Sgd::new(0.1)),
+        || Box::new(RmsProp::new(1e-2)),
+        || Box::new(RmsProp::new(1e-2).with_momentum(0.9).centered()),
+        || Box::new(Adagrad::new(0.1).with_lr_decay(0.01)),
+        || Box::new(Adadelta::new(1.0)),
+        || Box::new(Adadelta::new(1.0).with_weight_decay(0.01)),
     ];
     for make in makers {
         let (one, two) = (run(1, make().as_mut()), run(2, make().as_mut()));

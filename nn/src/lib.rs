@@ -48,8 +48,9 @@
 //!   [`MeanSquaredError`], and the functions [`quadratic`], [`mean_squared_error`],
 //!   [`one_hot`].
 //! - **Optimizers**: the [`Optimizer`] trait and its [`OptimizerState`]; [`Sgd`],
-//!   [`Adam`]; learning-rate [`Schedule`]; differential privacy: [`DpSgd`], [`DpStep`],
-//!   [`clipped_sum`], [`ClippedSum`].
+//!   [`Adam`] (and AdamW, [`Adam::adamw`]), [`RmsProp`], [`Adagrad`], [`Adadelta`];
+//!   learning-rate [`Schedule`]; gradient clipping by global norm, [`clip_grad_norm`];
+//!   differential privacy: [`DpSgd`], [`DpStep`], [`clipped_sum`], [`ClippedSum`].
 //! - **Per-sample gradients**: [`per_sample_grads`] and its [`PerSampleGrads`], each
 //!   example's gradient by parameter name.
 //! - **Data**: [`Dataset`], [`Batch`], [`Mnist`]; the IDX reader in [`idx`].
@@ -72,7 +73,10 @@
 #![forbid(unsafe_code)]
 
 mod activation;
+mod adadelta;
+mod adagrad;
 mod checkpoint;
+mod clip;
 mod conv;
 mod data;
 mod dp_sgd;
@@ -88,6 +92,7 @@ mod params;
 mod per_sample;
 mod recipe;
 mod recompute;
+mod rmsprop;
 mod schedule;
 mod train;
 
@@ -108,8 +113,12 @@ pub use loss::{mean_squared_error, one_hot, quadratic, Cost, Target};
 pub use loss::{CrossEntropy, MeanSquaredError, Quadratic};
 
 // Optimizers.
+pub use adadelta::Adadelta;
+pub use adagrad::Adagrad;
+pub use clip::clip_grad_norm;
 pub use dp_sgd::{clipped_sum, ClippedSum, DpSgd, DpStep};
 pub use optim::{Adam, Optimizer, OptimizerState, Sgd};
+pub use rmsprop::RmsProp;
 pub use schedule::Schedule;
 
 // Per-sample gradients.

@@ -1,6 +1,7 @@
-//! Optimizers: SGD (momentum, weight decay), Adam and AdamW. Each step is a function of
-//! (parameter, gradient, state); the state is named like the parameters so that a
-//! checkpoint can hold it.
+//! Optimizers: SGD (momentum, weight decay), Adam and AdamW, and the machinery every
+//! optimizer shares (RMSprop, Adagrad and Adadelta live beside this file). Each step is
+//! a function of (parameter, gradient, state); the state is named like the parameters
+//! so that a checkpoint can hold it.
 
 use crate::error::NnError;
 use crate::params::{Grads, ParamStore};
@@ -11,7 +12,7 @@ use indexmap::IndexMap;
 /// count and per-parameter tensors (named `{slot}.{parameter}`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerState<T: Float = f32> {
-    /// `"sgd"`, `"adam"` or `"adamw"`.
+    /// `"sgd"`, `"adam"`, `"adamw"`, `"rmsprop"`, `"adagrad"` or `"adadelta"`.
     pub kind: String,
     /// Steps taken so far.
     pub step: u64,
@@ -57,7 +58,10 @@ impl<T: Float, O: Optimizer<T> + ?Sized> Optimizer<T> for Box<O> {
 }
 
 /// Checks that params and grads name the same tensors with the same shapes.
-fn check_grads<T: Float>(params: &ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
+pub(crate) fn check_grads<T: Float>(
+    params: &ParamStore<T>,
+    grads: &Grads<T>,
+) -> Result<(), NnError> {
     let missing: Vec<String> = params
         .iter()
         .filter(|(n, _)| grads.get(n).is_none())
@@ -86,7 +90,7 @@ fn check_grads<T: Float>(params: &ParamStore<T>, grads: &Grads<T>) -> Result<(),
     Ok(())
 }
 
-fn check_kind<T: Float>(state: &OptimizerState<T>, kind: &str) -> Result<(), NnError> {
+pub(crate) fn check_kind<T: Float>(state: &OptimizerState<T>, kind: &str) -> Result<(), NnError> {
     if state.kind == kind {
         Ok(())
     } else {
@@ -97,12 +101,112 @@ fn check_kind<T: Float>(state: &OptimizerState<T>, kind: &str) -> Result<(), NnE
     }
 }
 
-fn hyper<T: Float>(state: &OptimizerState<T>, name: &str) -> Result<f64, NnError> {
+pub(crate) fn hyper<T: Float>(state: &OptimizerState<T>, name: &str) -> Result<f64, NnError> {
     state
         .hyper
         .get(name)
         .copied()
         .ok_or_else(|| NnError::Optimizer(format!("state lacks hyper-parameter {name:?}")))
+}
+
+/// The values a hyper-parameter may take (PyTorch's checks, and finite).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Allowed {
+    /// Finite and at least 0 (learning rates, weight decay, ε, momentum).
+    AtLeastZero,
+    /// In [0, 1] (decay rates such as RMSprop's α and Adadelta's ρ).
+    ZeroToOne,
+    /// In [0, 1) (Adam's β, whose bias correction divides by `1 - βᵗ`).
+    ZeroToBelowOne,
+}
+
+impl Allowed {
+    fn admits(self, v: f64) -> bool {
+        match self {
+            Allowed::AtLeastZero => v.is_finite() && v >= 0.0,
+            Allowed::ZeroToOne => (0.0..=1.0).contains(&v),
+            Allowed::ZeroToBelowOne => (0.0..1.0).contains(&v),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Allowed::AtLeastZero => "finite and at least 0",
+            Allowed::ZeroToOne => "in [0, 1]",
+            Allowed::ZeroToBelowOne => "in [0, 1)",
+        }
+    }
+}
+
+/// Checks an optimizer's hyper-parameters, naming the optimizer, the first that is out
+/// of range and its value (`RMSprop: alpha must be in [0, 1], not 1.5`). Steps and
+/// [`Optimizer::load_state`] return this as an error before anything changes;
+/// constructors and `with_*` setters panic with it ([`or_panic`]).
+pub(crate) fn check_hypers(
+    optimizer: &str,
+    hypers: &[(&str, f64, Allowed)],
+) -> Result<(), NnError> {
+    for &(name, value, allowed) in hypers {
+        if !allowed.admits(value) {
+            return Err(NnError::Optimizer(format!(
+                "{optimizer}: {name} must be {}, not {value}",
+                allowed.describe()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A constructor's check: a bad hyper-parameter is a programming error, reported at
+/// the caller's line.
+#[track_caller]
+pub(crate) fn or_panic(checked: Result<(), NnError>) {
+    if let Err(e) = checked {
+        panic!("{e}");
+    }
+}
+
+/// A state's tensors by slot: each slot's tensors named `{slot}.{parameter}`.
+pub(crate) fn named_tensors<T: Float>(
+    slots: &[(&str, &IndexMap<String, Tensor<T>>)],
+) -> IndexMap<String, Tensor<T>> {
+    slots
+        .iter()
+        .flat_map(|(slot, tensors)| {
+            tensors
+                .iter()
+                .map(move |(name, t)| (format!("{slot}.{name}"), t.clone()))
+        })
+        .collect()
+}
+
+/// Sorts a saved state's tensors back into their slots (the inverse of
+/// [`named_tensors`]); a tensor of no slot is an error naming it.
+pub(crate) fn split_tensors<T: Float, const N: usize>(
+    optimizer: &str,
+    tensors: IndexMap<String, Tensor<T>>,
+    slots: [&str; N],
+) -> Result<[IndexMap<String, Tensor<T>>; N], NnError> {
+    let mut out = std::array::from_fn(|_| IndexMap::new());
+    for (key, t) in tensors {
+        let found = slots.iter().enumerate().find_map(|(i, slot)| {
+            key.strip_prefix(slot)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .map(|name| (i, name.to_string()))
+        });
+        match found {
+            Some((i, name)) => {
+                out[i].insert(name, t);
+            }
+            None => {
+                return Err(NnError::Optimizer(format!(
+                    "unexpected {optimizer} state tensor {key:?} (expected {})",
+                    slots.map(|s| format!("{s}.*")).join(", ")
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Stochastic gradient descent with optional momentum and L2 weight decay
@@ -120,33 +224,51 @@ pub struct Sgd<T: Float = f32> {
 }
 
 impl<T: Float> Sgd<T> {
-    /// Plain SGD.
+    /// Plain SGD. Panics if `lr` is negative or not finite.
+    #[track_caller]
     pub fn new(lr: f64) -> Self {
-        Sgd {
+        let sgd = Sgd {
             lr,
             momentum: 0.0,
             weight_decay: 0.0,
             step: 0,
             velocity: IndexMap::new(),
-        }
+        };
+        or_panic(sgd.check());
+        sgd
     }
 
-    /// Sets the momentum.
+    /// Sets the momentum. Panics if it is negative or not finite.
+    #[track_caller]
     pub fn with_momentum(mut self, momentum: f64) -> Self {
         self.momentum = momentum;
+        or_panic(self.check());
         self
     }
 
-    /// Sets the weight decay.
+    /// Sets the weight decay. Panics if it is negative or not finite.
+    #[track_caller]
     pub fn with_weight_decay(mut self, weight_decay: f64) -> Self {
         self.weight_decay = weight_decay;
+        or_panic(self.check());
         self
+    }
+
+    fn check(&self) -> Result<(), NnError> {
+        check_hypers(
+            "SGD",
+            &[
+                ("lr", self.lr, Allowed::AtLeastZero),
+                ("momentum", self.momentum, Allowed::AtLeastZero),
+                ("weight_decay", self.weight_decay, Allowed::AtLeastZero),
+            ],
+        )
     }
 }
 
 /// Checks, before anything is updated, that every state tensor (restored from a
 /// checkpoint, perhaps) has its parameter's shape.
-fn check_state<T: Float>(
+pub(crate) fn check_state<T: Float>(
     what: &str,
     states: &IndexMap<String, Tensor<T>>,
     params: &ParamStore<T>,
@@ -198,7 +320,7 @@ fn momentum_update<T: Float>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd
 /// the smaller ones whole, each range in the widest vectors the CPU has). Each element
 /// sees the same arithmetic whatever the split, so results do not depend on the thread
 /// count.
-fn for_each_chunk<T: Float, const N: usize>(
+pub(crate) fn for_each_chunk<T: Float, const N: usize>(
     params: &mut ParamStore<T>,
     grads: &Grads<T>,
     states: [&mut IndexMap<String, Tensor<T>>; N],
@@ -242,6 +364,7 @@ fn state_tensors<'a, T: Float>(
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
     fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
+        self.check()?;
         check_grads(params, grads)?;
         check_state("velocity", &self.velocity, params)?;
         let (lr, mu, wd) = (
@@ -296,15 +419,19 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
 
     fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), NnError> {
         check_kind(&state, "sgd")?;
-        self.lr = hyper(&state, "lr")?;
-        self.momentum = hyper(&state, "momentum")?;
-        self.weight_decay = hyper(&state, "weight_decay")?;
-        self.step = state.step;
-        self.velocity = state
-            .tensors
-            .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix("velocity.").map(|n| (n.to_string(), v)))
-            .collect();
+        let loaded = Sgd {
+            lr: hyper(&state, "lr")?,
+            momentum: hyper(&state, "momentum")?,
+            weight_decay: hyper(&state, "weight_decay")?,
+            step: state.step,
+            velocity: state
+                .tensors
+                .into_iter()
+                .filter_map(|(k, v)| k.strip_prefix("velocity.").map(|n| (n.to_string(), v)))
+                .collect(),
+        };
+        loaded.check()?;
+        *self = loaded;
         Ok(())
     }
 
@@ -317,7 +444,14 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
     }
 }
 
-/// Adam, or AdamW when the weight decay is decoupled from the gradient.
+/// Adam, or AdamW when the weight decay is decoupled from the gradient: PyTorch's
+/// `Adam` and `AdamW`.
+///
+/// Adam's weight decay λ is L2 regularisation, added to the gradient before the
+/// moments see it (`g += λ p`). AdamW's shrinks the weight beside the step
+/// (`p -= lr λ p`, then the Adam step with the plain gradient), so that a parameter with
+/// large gradients is not decayed less (Loshchilov and Hutter, 2019). PyTorch's AdamW
+/// defaults to λ = 0.01; [`Adam::adamw`] takes it explicitly.
 #[derive(Clone, Debug)]
 pub struct Adam<T: Float = f32> {
     /// Learning rate.
@@ -337,8 +471,29 @@ pub struct Adam<T: Float = f32> {
 }
 
 impl<T: Float> Adam<T> {
-    /// Adam with the usual defaults (β = 0.9, 0.999; ε = 1e-8).
+    /// Adam with the usual defaults (β = 0.9, 0.999; ε = 1e-8). Panics if `lr` is
+    /// negative or not finite.
+    #[track_caller]
     pub fn new(lr: f64) -> Self {
+        let adam = Self::unchecked(lr);
+        or_panic(adam.check());
+        adam
+    }
+
+    /// AdamW: weight decay applied to the weights, not through the moments. Panics if
+    /// `lr` or `weight_decay` is negative or not finite.
+    #[track_caller]
+    pub fn adamw(lr: f64, weight_decay: f64) -> Self {
+        let adamw = Adam {
+            weight_decay,
+            decoupled: true,
+            ..Self::unchecked(lr)
+        };
+        or_panic(adamw.check());
+        adamw
+    }
+
+    fn unchecked(lr: f64) -> Self {
         Adam {
             lr,
             beta1: 0.9,
@@ -352,12 +507,25 @@ impl<T: Float> Adam<T> {
         }
     }
 
-    /// AdamW: weight decay applied to the weights, not through the moments.
-    pub fn adamw(lr: f64, weight_decay: f64) -> Self {
-        Adam {
-            weight_decay,
-            decoupled: true,
-            ..Self::new(lr)
+    fn check(&self) -> Result<(), NnError> {
+        check_hypers(
+            self.name(),
+            &[
+                ("lr", self.lr, Allowed::AtLeastZero),
+                ("beta1", self.beta1, Allowed::ZeroToBelowOne),
+                ("beta2", self.beta2, Allowed::ZeroToBelowOne),
+                ("eps", self.eps, Allowed::AtLeastZero),
+                ("weight_decay", self.weight_decay, Allowed::AtLeastZero),
+            ],
+        )
+    }
+
+    /// The name errors give it.
+    fn name(&self) -> &'static str {
+        if self.decoupled {
+            "AdamW"
+        } else {
+            "Adam"
         }
     }
 
@@ -408,6 +576,7 @@ fn adam_update<T: Float>(k: &AdamConsts<T>, w: &mut [T], g: &[T], m: &mut [T], v
 
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, params: &mut ParamStore<T>, grads: &Grads<T>) -> Result<(), NnError> {
+        self.check()?;
         check_grads(params, grads)?;
         check_state("first moment", &self.m, params)?;
         check_state("second moment", &self.v, params)?;
@@ -472,27 +641,22 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         }
     }
 
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), NnError> {
+    fn load_state(&mut self, mut state: OptimizerState<T>) -> Result<(), NnError> {
         check_kind(&state, self.kind())?;
-        self.lr = hyper(&state, "lr")?;
-        self.beta1 = hyper(&state, "beta1")?;
-        self.beta2 = hyper(&state, "beta2")?;
-        self.eps = hyper(&state, "eps")?;
-        self.weight_decay = hyper(&state, "weight_decay")?;
-        self.step = state.step;
-        self.m.clear();
-        self.v.clear();
-        for (k, t) in state.tensors {
-            if let Some(n) = k.strip_prefix("m.") {
-                self.m.insert(n.to_string(), t);
-            } else if let Some(n) = k.strip_prefix("v.") {
-                self.v.insert(n.to_string(), t);
-            } else {
-                return Err(NnError::Optimizer(format!(
-                    "unexpected Adam state tensor {k:?}"
-                )));
-            }
-        }
+        let [m, v] = split_tensors(self.name(), std::mem::take(&mut state.tensors), ["m", "v"])?;
+        let loaded = Adam {
+            lr: hyper(&state, "lr")?,
+            beta1: hyper(&state, "beta1")?,
+            beta2: hyper(&state, "beta2")?,
+            eps: hyper(&state, "eps")?,
+            weight_decay: hyper(&state, "weight_decay")?,
+            decoupled: self.decoupled,
+            step: state.step,
+            m,
+            v,
+        };
+        loaded.check()?;
+        *self = loaded;
         Ok(())
     }
 

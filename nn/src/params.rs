@@ -285,6 +285,11 @@ impl<T: Float> Grads<T> {
         self.grads.values()
     }
 
+    /// The gradients in store order, mutably (for [`crate::clip_grad_norm`]).
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Tensor<T>> {
+        self.grads.values_mut()
+    }
+
     /// The gradients in store order as a list; each a clone that shares its storage
     /// with this one's (no element is copied).
     pub fn to_values(&self) -> Vec<Tensor<T>> {

@@ -115,14 +115,14 @@ impl Trainer {
         } else {
             data
         };
-        // The schedule spans the recipe's epochs at this data set's batches per epoch.
-        let steps = self.recipe.epochs * total;
         let mut rng = epoch_rng(self.seed, self.epoch);
         let mut sum = 0.0;
         for (i, batch) in data.batches(self.recipe.batch, &mut rng).enumerate() {
             if self.recipe.schedule != Schedule::Constant {
+                // The schedule spans the recipe's epochs at this data set's batches per
+                // epoch.
                 let step = self.epoch * total + i;
-                let factor = self.recipe.schedule.factor(step, steps);
+                let factor = self.recipe.schedule.factor(step, total, self.recipe.epochs);
                 self.optimizer.set_learning_rate(self.recipe.lr * factor);
             }
             // The tape (sharing the parameters' storage) is dropped before the update,
