@@ -27,7 +27,8 @@ struct Args {
     net: Network,
     /// Epochs to train (total, counting those of a resumed checkpoint); default per network.
     /// A learning-rate schedule spans a fresh run's epochs; a resumed run keeps the span
-    /// its checkpoint planned (past it, the rate stays at the schedule's last value).
+    /// its checkpoint planned (past it, cosine and one-cycle stay at their last value;
+    /// step and exponential decays go on decaying, as PyTorch's do).
     #[arg(long, value_parser = epochs, allow_negative_numbers = true)]
     epochs: Option<usize>,
     /// Learning rate, a finite number above 0; default per network.
@@ -47,8 +48,9 @@ struct Args {
     #[arg(long)]
     hidden: Option<Activation>,
     /// Learning-rate schedule over the run's epochs, peaking at the learning rate:
-    /// constant, cosine, one-cycle (PyTorch's OneCycleLR defaults) or
-    /// one-cycle:WARMUP:DIV:FINAL_DIV; default per network (one-cycle for a96).
+    /// constant, cosine, one-cycle (PyTorch's OneCycleLR defaults),
+    /// one-cycle:WARMUP:DIV:FINAL_DIV, step:STEP_SIZE:GAMMA (StepLR, per epoch) or
+    /// exponential:GAMMA (per epoch); default per network (one-cycle for a96).
     #[arg(long)]
     schedule: Option<Schedule>,
     /// Weight decay (decoupled for a96's AdamW, L2 for SGD and Adam); default per network.
