@@ -141,8 +141,8 @@ impl<T: Float> Rule<T> for Custom<T> {
         match self.op.jvp_var(ctx.inputs, ctx.output, &tangents) {
             Some(t) => Some(t),
             None => panic!(
-                "custom op `{}` (applied at {}) has no tangent rule: forward mode cannot go \
-                 through it (give it one with CustomOp::jvp_var)",
+                "custom op `{}` has no tangent rule: forward mode cannot go through the op \
+                 applied at {} (give it one with CustomOp::jvp_var)",
                 self.op.name(),
                 self.at
             ),
