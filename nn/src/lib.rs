@@ -42,7 +42,7 @@
 //!   parameters); the [`Module`] trait and [`Sequential`]; layers [`Linear`],
 //!   [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`Flatten`], [`Unflatten`], [`Recompute`]
 //!   (a block recomputed during backward); activations [`Activation`], [`Sigmoid`],
-//!   [`ReLU`], [`Tanh`]; initialisation [`Init`].
+//!   [`ReLU`], [`Tanh`], [`Gelu`]; initialisation [`Init`].
 //! - **Parameters and gradients**: [`ParamStore`], [`Bound`], [`Grads`] (below).
 //! - **Costs**: the [`Cost`] trait and its [`Target`]; [`Quadratic`], [`CrossEntropy`],
 //!   [`MeanSquaredError`], and the functions [`quadratic`], [`mean_squared_error`],
@@ -92,7 +92,7 @@ mod schedule;
 mod train;
 
 // Models and layers.
-pub use activation::{Activation, ReLU, Sigmoid, Tanh};
+pub use activation::{Activation, Gelu, ReLU, Sigmoid, Tanh};
 pub use conv::{AvgPool2d, Conv2d, Flatten, MaxPool2d, Unflatten};
 pub use init::Init;
 pub use linear::Linear;
