@@ -322,6 +322,19 @@ fn cases() -> Vec<Case> {
         )
         .exact(),
         case!(
+            "embedding, repeated ids",
+            |_, v| v[0].embedding(&[2, 0, 2, 2]),
+            [x.clone()]
+        )
+        .exact(),
+        case!(
+            "embedding_of [2, 2] ids, a [3, 2, 2] table",
+            |t, v| v[0]
+                .embedding_of(t.constant(Tensor::from_vec(vec![1.0, 2.0, 1.0, 0.0], [2, 2]))),
+            [uniform(&[3, 2, 2], -1.0, 1.0, 48)]
+        )
+        .exact(),
+        case!(
             "concat 3 inputs, middle axis",
             |_, v| Var::concat(&[v[0], v[1], v[2]], 1),
             [

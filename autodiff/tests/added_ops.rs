@@ -1,5 +1,5 @@
 //! The ops added as one `Rule` each: the element-wise `log_sigmoid`, `erf` and the two
-//! GELUs, and the structural `masked_fill`. Values against their definitions, first and
+//! GELUs, and the structural `masked_fill` and `embedding`. Values against their definitions, first and
 //! second derivatives against finite differences, forward mode against central
 //! differences, per-sample gradients by the batched path, and a `-inf` mask through a
 //! softmax.
@@ -445,4 +445,120 @@ fn scalar_gelu_first_and_second_derivatives_are_the_closed_forms() {
         let numeric = (d1_tanh(x0 + h) - d1_tanh(x0 - h)) / (2.0 * h);
         assert!((d2 - numeric).abs() <= 1e-8, "{x0}: {d2} vs {numeric}");
     }
+}
+
+/// Ids with repeats (row 3 three times) and rows never used (2 and 4).
+const IDS: [usize; 5] = [3, 1, 3, 0, 3];
+
+/// The ids as values, for `embedding_of`.
+fn ids_tensor(ids: &[usize], shape: &[usize]) -> Tensor<f64> {
+    Tensor::from_vec(ids.iter().map(|&i| i as f64).collect(), shape)
+}
+
+/// Each output row is the table's row its id names; the table's gradient row is the
+/// sum of the adjoints of the output rows that read it (zero for rows never read), by
+/// the fast vjp and by the recorded one.
+#[test]
+fn embedding_picks_rows_and_sums_the_gradients_of_repeated_ids() {
+    let tape = Tape::<f64>::new();
+    let (table, weights) = (values(&[5, 3], 0.3), values(&[5, 3], 1.7));
+    let t = tape.param(&table);
+    let y = t.embedding(&IDS);
+    assert_eq!(y.shape().as_slice(), &[5, 3]);
+    for (j, &i) in IDS.iter().enumerate() {
+        assert_eq!(y.value().data()[j * 3..][..3], table.data()[i * 3..][..3]);
+    }
+    let loss = (y * tape.constant(&weights)).sum();
+    let (fast, recorded) = (loss.backward()[t].clone(), loss.grad(&[t])[0].value());
+    for row in 0..5 {
+        for k in 0..3 {
+            let want: f64 = (0..5)
+                .filter(|&j| IDS[j] == row)
+                .map(|j| weights.data()[j * 3 + k])
+                .sum();
+            assert_eq!(fast.data()[row * 3 + k], want, "row {row}");
+            assert_eq!(recorded.data()[row * 3 + k], want, "row {row}, recorded");
+        }
+    }
+    // Ids as values of shape [batch, time] give [batch, time, dim], the same rows.
+    let ids = tape.constant(ids_tensor(&[3, 1, 3, 0, 3, 4], &[2, 3]));
+    let by_value = t.embedding_of(ids);
+    assert_eq!(by_value.shape().as_slice(), &[2, 3, 3]);
+    let flat = t.embedding(&[3, 1, 3, 0, 3, 4]).value();
+    assert_eq!(by_value.value().data(), flat.data());
+}
+
+#[test]
+fn embedding_passes_gradcheck_and_gradgradcheck() {
+    let x = values(&[5, 3], 0.4);
+    check_first_and_second_order(|_, p| p[0].embedding(&IDS).sin(), from_ref(&x));
+    let ids = ids_tensor(&[4, 4, 0, 2], &[2, 2]);
+    let f = autodiff::func::function(|tape, p| {
+        let e = p[0].embedding_of(tape.constant(&ids));
+        (e.square() * e.sin()).sum()
+    });
+    check_first_and_second_order(f, from_ref(&x));
+    // A table of rank 3: each id names a [2, 2] block.
+    let x3 = values(&[3, 2, 2], 0.8);
+    check_first_and_second_order(|_, p| p[0].embedding(&[2, 2, 1]).exp(), &[x3]);
+}
+
+/// The op is linear in the table: its tangent is the tangent's rows, the same ids.
+#[test]
+fn embedding_jvp_is_the_tangents_rows() {
+    let (x, v) = (values(&[5, 3], 0.4), values(&[5, 3], 2.2));
+    let t = check_jvp(|_, p| p[0].embedding(&IDS), &x, &v);
+    for (j, &i) in IDS.iter().enumerate() {
+        assert_eq!(t.data()[j * 3..][..3], v.data()[i * 3..][..3]);
+    }
+    check_jvp(|_, p| p[0].embedding(&IDS).sin(), &x, &v);
+}
+
+/// A makemore-shaped model: each example is a context of ids, embedded, mixed by a
+/// shared matrix, a loss per example; the ids are a batch input, so each example's
+/// table gradient (its own ids' rows only) is taken on the batched path.
+#[test]
+fn embedding_per_sample_gradients_take_the_batched_path() {
+    let params = [values(&[6, 2], 0.5), values(&[2, 4], 1.5)];
+    let ids = ids_tensor(&[0, 5, 5, 2, 2, 2, 1, 0, 3, 4, 4, 0], &[4, 3]);
+    check_per_sample(embedding_of_losses, &params, &[ids]);
+}
+
+/// With the ids read from the batch into a slice, the tape cannot tell which example a
+/// row belongs to: `Auto` takes the loop and says why; its numbers are the loop's.
+#[test]
+fn embedding_of_a_slice_of_ids_takes_the_loop_and_says_why() {
+    fn losses<'t>(_: &'t Tape<f64>, p: &[Var<'t, f64>], b: &[Var<'t, f64>]) -> Var<'t, f64> {
+        let ids: Vec<usize> = b[0].value().data().iter().map(|&v| v as usize).collect();
+        let n = b[0].shape()[0];
+        let e = p[0].embedding(&ids).reshape([n, ids.len() / n, 2]);
+        e.matmul(p[1]).tanh().square().sum_axes(&[1, 2], false)
+    }
+    let params = [values(&[6, 2], 0.5), values(&[2, 4], 1.5)];
+    let ids = ids_tensor(&[0, 5, 5, 2, 2, 2, 1, 0, 3, 4, 4, 0], &[4, 3]);
+    let auto = per_sample(losses, &params, from_ref(&ids), PerSamplePath::Auto);
+    assert!(!auto.batched);
+    let why = auto.why_loop.expect("a reason");
+    assert!(!why.is_empty());
+    let batched = per_sample(embedding_of_losses, &params, &[ids], PerSamplePath::Auto);
+    assert!(batched.batched);
+    for (a, b) in auto.grads.iter().zip(&batched.grads) {
+        assert!(max_diff(a.data(), b.data()) < 1e-12, "{why}");
+    }
+}
+
+fn embedding_of_losses<'t>(
+    _: &'t Tape<f64>,
+    p: &[Var<'t, f64>],
+    b: &[Var<'t, f64>],
+) -> Var<'t, f64> {
+    let e = p[0].embedding_of(b[0]); // [n, 3, 2]
+    e.matmul(p[1]).tanh().square().sum_axes(&[1, 2], false)
+}
+
+#[test]
+#[should_panic(expected = "embedding: index 5 is out of range for a table of 5 rows")]
+fn embedding_refuses_an_id_past_the_table() {
+    let tape = Tape::<f64>::new();
+    tape.param(values(&[5, 3], 0.1)).embedding(&[0, 5]);
 }

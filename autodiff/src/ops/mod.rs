@@ -11,6 +11,7 @@ pub(crate) mod adjoint;
 pub(crate) mod conv;
 pub(crate) mod custom;
 pub(crate) mod elementwise;
+pub(crate) mod embedding;
 pub(crate) mod matmul;
 pub(crate) mod nn_ops;
 pub(crate) mod recompute;
