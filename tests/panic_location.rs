@@ -108,6 +108,9 @@ fn shape_panics_report_the_callers_file_and_line() {
     expect_here("embedding_of", &|| {
         let _ = m43.embedding_of(tape.constant(Tensor::from_vec(vec![1.5], [1])));
     });
+    expect_here("layer_norm", &|| {
+        let _ = m23.layer_norm(3, 1e-5);
+    });
     expect_here("masked_fill", &|| {
         let _ = m23.masked_fill(&[true; 4], 0.0);
     });

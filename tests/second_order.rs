@@ -322,6 +322,11 @@ fn cases() -> Vec<Case> {
         )
         .exact(),
         case!(
+            "layer_norm over the last axis (composed)",
+            |_, v| v[0].layer_norm(1, 1e-5),
+            [x.clone()]
+        ),
+        case!(
             "embedding, repeated ids",
             |_, v| v[0].embedding(&[2, 0, 2, 2]),
             [x.clone()]

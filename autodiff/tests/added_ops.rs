@@ -1,5 +1,5 @@
 //! The ops added as one `Rule` each: the element-wise `log_sigmoid`, `erf` and the two
-//! GELUs, and the structural `masked_fill` and `embedding`. Values against their definitions, first and
+//! GELUs, the structural `masked_fill` and `embedding`, and `layer_norm`, composed. Values against their definitions, first and
 //! second derivatives against finite differences, forward mode against central
 //! differences, per-sample gradients by the batched path, and a `-inf` mask through a
 //! softmax.
@@ -561,4 +561,56 @@ fn embedding_of_losses<'t>(
 fn embedding_refuses_an_id_past_the_table() {
     let tape = Tape::<f64>::new();
     tape.param(values(&[5, 3], 0.1)).embedding(&[0, 5]);
+}
+
+/// Each row over the last axis (and each [3, 4] block over the last two) against its
+/// mean and biased variance computed here.
+#[test]
+fn layer_norm_matches_its_definition() {
+    let tape = Tape::<f64>::new();
+    let x = values(&[2, 3, 4], 0.6);
+    let p = tape.param(&x);
+    for (axes, group) in [(1, 4), (2, 12), (3, 24)] {
+        let y = p.layer_norm(axes, 1e-5).value();
+        assert_eq!(y.shape(), &[2, 3, 4]);
+        for (r, (row, got)) in x
+            .data()
+            .chunks(group)
+            .zip(y.data().chunks(group))
+            .enumerate()
+        {
+            let mean = row.iter().sum::<f64>() / group as f64;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / group as f64;
+            for (v, g) in row.iter().zip(got) {
+                let want = (v - mean) / (var + 1e-5).sqrt();
+                assert!((g - want).abs() < 1e-14, "axes {axes}, group {r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn layer_norm_passes_gradcheck_gradgradcheck_and_jvp() {
+    let (x, v) = (values(&[3, 4], 0.2), values(&[3, 4], 1.1));
+    check_first_and_second_order(|_, p| p[0].layer_norm(1, 1e-5).sin(), from_ref(&x));
+    let x3 = values(&[2, 2, 3], 0.7);
+    check_first_and_second_order(|_, p| p[0].layer_norm(2, 1e-3).square(), from_ref(&x3));
+    check_jvp(|_, p| p[0].layer_norm(1, 1e-5), &x, &v);
+}
+
+/// Rows normalised on their own, an affine weight and bias shared by the examples: the
+/// batched path applies.
+#[test]
+fn layer_norm_per_sample_gradients_take_the_batched_path() {
+    fn losses<'t>(_: &'t Tape<f64>, p: &[Var<'t, f64>], b: &[Var<'t, f64>]) -> Var<'t, f64> {
+        let h = b[0].linear(p[0], p[1]).layer_norm(1, 1e-5) * p[2] + p[3];
+        h.tanh().square().sum_axes(&[1], false)
+    }
+    let params = [
+        values(&[4, 3], 0.5),
+        values(&[3], 2.5),
+        values(&[3], 1.2),
+        values(&[3], 0.1),
+    ];
+    check_per_sample(losses, &params, &[values(&[5, 4], 1.0)]);
 }

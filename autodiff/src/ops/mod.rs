@@ -14,6 +14,7 @@ pub(crate) mod elementwise;
 pub(crate) mod embedding;
 pub(crate) mod matmul;
 pub(crate) mod nn_ops;
+pub(crate) mod norm;
 pub(crate) mod recompute;
 pub(crate) mod reduce;
 pub(crate) mod rules;
