@@ -25,16 +25,20 @@ impl Embedding {
         positions.collect()
     }
 
-    /// `grad`'s rows added into a zero table of `table` shape, row `j` into row
-    /// `ids[j]`, in the order of `j`; `to` holds one table per example, `per` ids each,
-    /// when given (per-sample gradients).
-    fn scatter<T: Float>(&self, grad: &[T], table: &[usize], per: Option<usize>) -> Vec<T> {
+    /// `grad`'s rows added into `examples` zero tables of `table` shape, row `j` into
+    /// row `ids[j]` of table `j / per`, in the order of `j`: one table for the batch's
+    /// gradient, one per example (`per` ids each) for per-sample gradients.
+    fn scatter<T: Float>(
+        &self,
+        grad: &[T],
+        table: &[usize],
+        examples: usize,
+        per: usize,
+    ) -> Vec<T> {
         let (row, len) = (numel(&table[1..]), numel(table));
-        let examples = per.map_or(1, |per| self.ids.len() / per.max(1));
         let mut out = vec![T::zero(); examples * len];
         for (j, &i) in self.ids.iter().enumerate() {
-            let example = per.map_or(0, |per| j / per);
-            let to = &mut out[example * len + i * row..][..row];
+            let to = &mut out[(j / per) * len + i * row..][..row];
             for (t, &g) in to.iter_mut().zip(&grad[j * row..(j + 1) * row]) {
                 *t += g;
             }
@@ -51,8 +55,12 @@ impl<T: Float> Rule<T> for Embedding {
     /// ids get none (the output is piecewise constant in them).
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let table = ctx.inputs[0].shape();
-        let mut grads: InputGrads<T> = smallvec![ctx.wants[0]
-            .then(|| { Tensor::from_vec(self.scatter(ctx.grad.data(), table, None), table) })];
+        let mut grads: InputGrads<T> = smallvec![ctx.wants[0].then(|| {
+            Tensor::from_vec(
+                self.scatter(ctx.grad.data(), table, 1, self.ids.len()),
+                table,
+            )
+        })];
         grads.extend((1..ctx.inputs.len()).map(|_| None));
         grads
     }
@@ -84,7 +92,7 @@ impl<T: Float> Rule<T> for Embedding {
     fn per_example(&self, k: usize, ctx: &VjpContext<'_, T>, n: usize) -> Vec<T> {
         debug_assert_eq!(k, 0, "embedding: the ids have no gradient");
         let per = self.ids.len() / n.max(1);
-        self.scatter(ctx.grad.data(), ctx.inputs[0].shape(), Some(per))
+        self.scatter(ctx.grad.data(), ctx.inputs[0].shape(), n, per)
     }
 }
 
