@@ -102,6 +102,15 @@ fn shape_panics_report_the_callers_file_and_line() {
     expect_here("cross_entropy", &|| {
         let _ = m43.cross_entropy(&[0]);
     });
+    expect_here("embedding", &|| {
+        let _ = m43.embedding(&[0, 4]);
+    });
+    expect_here("embedding_of", &|| {
+        let _ = m43.embedding_of(tape.constant(Tensor::from_vec(vec![1.5], [1])));
+    });
+    expect_here("layer_norm", &|| {
+        let _ = m23.layer_norm(3, 1e-5);
+    });
     expect_here("masked_fill", &|| {
         let _ = m23.masked_fill(&[true; 4], 0.0);
     });

@@ -121,6 +121,9 @@ fn cases() -> Vec<Case> {
         case!("abs", |_, v| v[0].abs(), [away.clone()]).exact(),
         case!("softplus", |_, v| v[0].softplus(), [x.clone()]).exact(),
         case!("log_sigmoid", |_, v| v[0].log_sigmoid(), [x.clone()]).exact(),
+        case!("erf", |_, v| v[0].erf(), [x.clone()]).exact(),
+        case!("gelu", |_, v| v[0].gelu(), [x.clone()]).exact(),
+        case!("gelu_tanh", |_, v| v[0].gelu_tanh(), [x.clone()]).exact(),
         case!("powf(1.7)", |_, v| v[0].powf(1.7), [pos.clone()]).exact(),
         case!("powf(-1.5)", |_, v| v[0].powf(-1.5), [pos.clone()]).exact(),
         case!("sin", |_, v| v[0].sin(), [x.clone()]).exact(),
@@ -316,6 +319,24 @@ fn cases() -> Vec<Case> {
             "select_rows, repeated",
             |_, v| v[0].select_rows(&[1, 1, 0]),
             [x.clone()]
+        )
+        .exact(),
+        case!(
+            "layer_norm over the last axis (composed)",
+            |_, v| v[0].layer_norm(1, 1e-5),
+            [x.clone()]
+        ),
+        case!(
+            "embedding, repeated ids",
+            |_, v| v[0].embedding(&[2, 0, 2, 2]),
+            [x.clone()]
+        )
+        .exact(),
+        case!(
+            "embedding_of [2, 2] ids, a [3, 2, 2] table",
+            |t, v| v[0]
+                .embedding_of(t.constant(Tensor::from_vec(vec![1.0, 2.0, 1.0, 0.0], [2, 2]))),
+            [uniform(&[3, 2, 2], -1.0, 1.0, 48)]
         )
         .exact(),
         case!(

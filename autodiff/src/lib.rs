@@ -115,7 +115,7 @@ pub use rand;
 
 pub use cpu::{threads, update_in_parallel, with_threads, TensorUpdate};
 pub use error::Error;
-pub use float::{sigmoid, softplus, Float};
+pub use float::{erf, erfc, sigmoid, softplus, Float};
 pub use grad::Gradients;
 pub use gradcheck::{
     gradcheck, gradcheck_scalar, gradgradcheck, gradgradcheck_scalar, GradcheckError,

@@ -197,8 +197,6 @@ fn join(kind: UnaryKind, c: f64) -> UnaryOp<f64> {
 trait ScalarReal: Real<f64> {
     /// The number this stands for (a rule may branch on it).
     fn value_of(self) -> f64;
-    /// `self + c`
-    fn add_c(self, c: f64) -> Self;
     /// Natural logarithm.
     fn ln_(self) -> Self;
     /// `self^e` with a variable exponent.
@@ -209,10 +207,6 @@ impl ScalarReal for f64 {
     #[inline(always)]
     fn value_of(self) -> f64 {
         self
-    }
-    #[inline(always)]
-    fn add_c(self, c: f64) -> f64 {
-        self + c
     }
     #[inline(always)]
     fn ln_(self) -> f64 {
@@ -658,6 +652,23 @@ impl<'t> Var<'t> {
         self.unary(UnaryOp::LogSigmoid)
     }
 
+    /// The error function `2/√π ∫₀ˣ e^(-t²) dt`.
+    pub fn erf(self) -> Var<'t> {
+        self.unary(UnaryOp::Erf)
+    }
+
+    /// GELU, `x Φ(x)` with `Φ` the standard normal distribution function (PyTorch's
+    /// `gelu`, `approximate='none'`).
+    pub fn gelu(self) -> Var<'t> {
+        self.unary(UnaryOp::Gelu)
+    }
+
+    /// GELU's tanh form, `x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))` (PyTorch's
+    /// `approximate='tanh'`).
+    pub fn gelu_tanh(self) -> Var<'t> {
+        self.unary(UnaryOp::GeluTanh)
+    }
+
     /// `max(x, 0)`; the derivative at 0 is taken as 0, the second derivative is 0.
     pub fn relu(self) -> Var<'t> {
         self.unary(UnaryOp::Activation(Activation::Relu))
@@ -717,6 +728,9 @@ impl Real<f64> for Var<'_> {
     fn mul_c(self, c: f64) -> Self {
         self * c
     }
+    fn add_c(self, c: f64) -> Self {
+        self + c
+    }
     fn c_sub(self, c: f64) -> Self {
         c - self
     }
@@ -741,6 +755,9 @@ impl Real<f64> for Var<'_> {
     fn exp_(self) -> Self {
         self.exp()
     }
+    fn erf_(self) -> Self {
+        self.erf()
+    }
     fn times_sign_of(self, x: Self) -> Self {
         self.mul_c(sign(x.value))
     }
@@ -752,9 +769,6 @@ impl Real<f64> for Var<'_> {
 impl ScalarReal for Var<'_> {
     fn value_of(self) -> f64 {
         self.value
-    }
-    fn add_c(self, c: f64) -> Self {
-        self + c
     }
     fn ln_(self) -> Self {
         self.ln()
@@ -894,6 +908,9 @@ mod tests {
             x.tanh(),
             x.sigmoid(),
             z.log_sigmoid(),
+            x.erf(),
+            z.gelu(),
+            z.gelu_tanh(),
             z.relu(),
             x.abs(),
             z.abs(),

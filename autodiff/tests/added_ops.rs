@@ -1,7 +1,8 @@
-//! The two ops added as one `Rule` each: the element-wise `log_sigmoid` and the
-//! structural `masked_fill`. Values against their definitions, first and second
-//! derivatives against finite differences, forward mode against central differences,
-//! per-sample gradients by the batched path, and a `-inf` mask through a softmax.
+//! The ops added as one `Rule` each: the element-wise `log_sigmoid`, `erf` and the two
+//! GELUs, the structural `masked_fill` and `embedding`, and `layer_norm`, composed. Values against their definitions, first and
+//! second derivatives against finite differences, forward mode against central
+//! differences, per-sample gradients by the batched path, and a `-inf` mask through a
+//! softmax.
 
 use autodiff::func::{jvp, per_sample, BatchFunction, Function, PerSamplePath};
 use autodiff::{gradcheck, gradgradcheck, scalar, sigmoid, GradcheckOptions, Tape, Tensor, Var};
@@ -277,4 +278,339 @@ fn masked_fill_per_sample_gradients_take_the_batched_path() {
     }
     let params = [values(&[2, 3], 0.5), values(&[3, 2], 1.5)];
     check_per_sample(losses, &params, &[values(&[4, 3, 2], 1.0)]);
+}
+
+/// GELU at points where `erf(x/√2)` is known (mpmath, 20 digits): `x/2 (1 + erf(x/√2))`
+/// computed here against the op, and the op against `x Φ(x)` to the last bits,
+/// including far below 0 where `1 + erf` is 0 in f64 but `x Φ(x)` is not. The tanh form
+/// against its formula, `x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))`, computed here.
+#[allow(clippy::excessive_precision)] // the digits as tabulated
+#[test]
+fn gelu_matches_its_definitions() {
+    // (x, erf(x/√2), x Φ(x))
+    let known: [(f64, f64, f64); 8] = [
+        (-10.0, -1.0, -7.619_853_024_160_526_066e-23),
+        (
+            -3.0,
+            -0.997_300_203_936_739_810_95,
+            -0.004_049_694_094_890_283_58,
+        ),
+        (
+            -1.0,
+            -0.682_689_492_137_085_897_17,
+            -0.158_655_253_931_457_051_41,
+        ),
+        (
+            -0.5,
+            -0.382_924_922_548_026_207_28,
+            -0.154_268_769_362_993_448_18,
+        ),
+        (
+            0.5,
+            0.382_924_922_548_026_207_28,
+            0.345_731_230_637_006_551_82,
+        ),
+        (
+            1.0,
+            0.682_689_492_137_085_897_17,
+            0.841_344_746_068_542_948_59,
+        ),
+        (
+            2.0,
+            0.954_499_736_103_641_585_6,
+            1.954_499_736_103_641_585_6,
+        ),
+        (
+            3.0,
+            0.997_300_203_936_739_810_95,
+            2.995_950_305_905_109_716_4,
+        ),
+    ];
+    let tape = Tape::<f64>::new();
+    let xs: Vec<f64> = known.iter().map(|k| k.0).collect();
+    let x = tape.param(Tensor::from_vec(xs.clone(), [xs.len()]));
+    let (exact, erf) = (
+        x.gelu().value(),
+        (x * std::f64::consts::FRAC_1_SQRT_2).erf(),
+    );
+    for (i, &(x, e, want)) in known.iter().enumerate() {
+        let got = exact.data()[i];
+        assert!((erf.value().data()[i] - e).abs() <= 2e-16, "erf({x}/√2)");
+        let by_definition = 0.5 * x * (1.0 + e);
+        assert!(
+            (got - by_definition).abs() <= 1e-15,
+            "{x}: {got} vs {by_definition}"
+        );
+        // erfc's relative slope at x/√2 is about x²: the rounding of x/√2 costs that.
+        let tol = 4.0 * f64::EPSILON * want.abs() * (x * x).max(1.0);
+        assert!((got - want).abs() <= tol, "{x}: {got}");
+    }
+    let tanh_form = x.gelu_tanh().value();
+    for x0 in (-60..=60).map(|i| i as f64 * 0.125) {
+        let inner = (2.0 / std::f64::consts::PI).sqrt() * (x0 + 0.044715 * x0.powi(3));
+        let want = 0.5 * x0 * (1.0 + inner.tanh());
+        let got = tape.constant(Tensor::scalar(x0)).gelu_tanh().value().item();
+        assert!(
+            (got - want).abs() <= 4e-16 * x0.abs().max(1.0),
+            "{x0}: {got} vs {want}"
+        );
+    }
+    assert_eq!(tanh_form.shape(), &[8]);
+    // f32: the f64 values within a few ulp (times x², as above).
+    let tape = Tape::<f32>::new();
+    let x32 = tape.param(Tensor::from_vec(
+        xs.iter().map(|&v| v as f32).collect(),
+        [8],
+    ));
+    let got = x32.gelu().value();
+    for ((got, want), x) in got.data().iter().zip(exact.data()).zip(&xs) {
+        let tol = 4.0 * f32::EPSILON as f64 * want.abs() * (x * x).max(1.0);
+        assert!(
+            (*got as f64 - want).abs() <= tol,
+            "f32 at {x}: {got} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn erf_and_gelus_pass_gradcheck_and_gradgradcheck() {
+    let x = values(&[3, 4], 0.2);
+    check_first_and_second_order(|_, p| p[0].erf(), from_ref(&x));
+    check_first_and_second_order(|_, p| p[0].gelu(), from_ref(&x));
+    check_first_and_second_order(|_, p| p[0].gelu_tanh(), from_ref(&x));
+    check_first_and_second_order(|_, p| (p[0].gelu() * p[0].gelu_tanh()).sum(), &[x]);
+}
+
+/// Forward mode against central differences and the closed forms of the derivatives:
+/// `Φ(x) + x φ(x)` and `2/√π e^(-x²)`.
+#[test]
+fn gelu_and_erf_jvps_match_finite_differences_and_their_closed_forms() {
+    use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
+    let (x, v) = (values(&[3, 4], 0.2), values(&[3, 4], 1.9));
+    let t = check_jvp(|_, p| p[0].gelu(), &x, &v);
+    let t_erf = check_jvp(|_, p| p[0].erf(), &x, &v);
+    check_jvp(|_, p| p[0].gelu_tanh(), &x, &v);
+    for i in 0..12 {
+        let (x, v) = (x.data()[i], v.data()[i]);
+        let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+        let pdf = (-x * x / 2.0).exp() * 0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
+        assert!((t.data()[i] - (cdf + x * pdf) * v).abs() < 1e-14, "at {x}");
+        let want = FRAC_2_SQRT_PI * (-x * x).exp() * v;
+        assert!((t_erf.data()[i] - want).abs() < 1e-15, "at {x}");
+    }
+}
+
+/// The tape's `erf` at one point (its values are checked above and in `float.rs`).
+fn erf(x: f64) -> f64 {
+    let tape = Tape::<f64>::new();
+    tape.constant(Tensor::scalar(x)).erf().value().item()
+}
+
+#[test]
+fn gelu_per_sample_gradients_take_the_batched_path() {
+    fn losses<'t>(_: &'t Tape<f64>, p: &[Var<'t, f64>], b: &[Var<'t, f64>]) -> Var<'t, f64> {
+        let h = b[0].linear(p[0], p[1]);
+        (h.gelu() + h.gelu_tanh()).sum_axes(&[1], false)
+    }
+    let params = [values(&[4, 3], 0.5), values(&[3], 2.5)];
+    check_per_sample(losses, &params, &[values(&[5, 4], 1.0)]);
+}
+
+/// On the scalar tape: the value is the tensor op's, the first derivative recorded by
+/// `grad` equals `backward`'s, and the second is `φ(x) (2 - x²)` for the exact GELU,
+/// central differences of the first for the tanh form.
+#[test]
+fn scalar_gelu_first_and_second_derivatives_are_the_closed_forms() {
+    let pdf = |x: f64| (-x * x / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let d1_tanh = |x0: f64| {
+        let tape = scalar::Tape::new();
+        let x = tape.var(x0);
+        x.gelu_tanh().backward()[x]
+    };
+    for x0 in [-30.0, -3.0, -0.5, 0.0, 0.7, 4.0, 30.0] {
+        let tensor = Tape::<f64>::new();
+        let t = tensor.constant(Tensor::scalar(x0));
+        let tape = scalar::Tape::new();
+        let x = tape.var(x0);
+        for (y, want) in [(x.gelu(), t.gelu()), (x.gelu_tanh(), t.gelu_tanh())] {
+            assert_eq!(y.value(), want.value().item());
+            let d1 = y.grad(&[x])[0];
+            assert_eq!(d1.value(), y.backward()[x]);
+        }
+        let d2 = x.gelu().grad(&[x])[0].grad(&[x])[0].value();
+        let want = pdf(x0) * (2.0 - x0 * x0);
+        assert!((d2 - want).abs() <= 1e-15, "{x0}: {d2} vs {want}");
+        let d2 = x.gelu_tanh().grad(&[x])[0].grad(&[x])[0].value();
+        let h = 1e-5;
+        let numeric = (d1_tanh(x0 + h) - d1_tanh(x0 - h)) / (2.0 * h);
+        assert!((d2 - numeric).abs() <= 1e-8, "{x0}: {d2} vs {numeric}");
+    }
+}
+
+/// Ids with repeats (row 3 three times) and rows never used (2 and 4).
+const IDS: [usize; 5] = [3, 1, 3, 0, 3];
+
+/// The ids as values, for `embedding_of`.
+fn ids_tensor(ids: &[usize], shape: &[usize]) -> Tensor<f64> {
+    Tensor::from_vec(ids.iter().map(|&i| i as f64).collect(), shape)
+}
+
+/// Each output row is the table's row its id names; the table's gradient row is the
+/// sum of the adjoints of the output rows that read it (zero for rows never read), by
+/// the fast vjp and by the recorded one.
+#[test]
+fn embedding_picks_rows_and_sums_the_gradients_of_repeated_ids() {
+    let tape = Tape::<f64>::new();
+    let (table, weights) = (values(&[5, 3], 0.3), values(&[5, 3], 1.7));
+    let t = tape.param(&table);
+    let y = t.embedding(&IDS);
+    assert_eq!(y.shape().as_slice(), &[5, 3]);
+    for (j, &i) in IDS.iter().enumerate() {
+        assert_eq!(y.value().data()[j * 3..][..3], table.data()[i * 3..][..3]);
+    }
+    let loss = (y * tape.constant(&weights)).sum();
+    let (fast, recorded) = (loss.backward()[t].clone(), loss.grad(&[t])[0].value());
+    for row in 0..5 {
+        for k in 0..3 {
+            let want: f64 = (0..5)
+                .filter(|&j| IDS[j] == row)
+                .map(|j| weights.data()[j * 3 + k])
+                .sum();
+            assert_eq!(fast.data()[row * 3 + k], want, "row {row}");
+            assert_eq!(recorded.data()[row * 3 + k], want, "row {row}, recorded");
+        }
+    }
+    // Ids as values of shape [batch, time] give [batch, time, dim], the same rows.
+    let ids = tape.constant(ids_tensor(&[3, 1, 3, 0, 3, 4], &[2, 3]));
+    let by_value = t.embedding_of(ids);
+    assert_eq!(by_value.shape().as_slice(), &[2, 3, 3]);
+    let flat = t.embedding(&[3, 1, 3, 0, 3, 4]).value();
+    assert_eq!(by_value.value().data(), flat.data());
+}
+
+#[test]
+fn embedding_passes_gradcheck_and_gradgradcheck() {
+    let x = values(&[5, 3], 0.4);
+    check_first_and_second_order(|_, p| p[0].embedding(&IDS).sin(), from_ref(&x));
+    let ids = ids_tensor(&[4, 4, 0, 2], &[2, 2]);
+    let f = autodiff::func::function(|tape, p| {
+        let e = p[0].embedding_of(tape.constant(&ids));
+        (e.square() * e.sin()).sum()
+    });
+    check_first_and_second_order(f, from_ref(&x));
+    // A table of rank 3: each id names a [2, 2] block.
+    let x3 = values(&[3, 2, 2], 0.8);
+    check_first_and_second_order(|_, p| p[0].embedding(&[2, 2, 1]).exp(), &[x3]);
+}
+
+/// The op is linear in the table: its tangent is the tangent's rows, the same ids.
+#[test]
+fn embedding_jvp_is_the_tangents_rows() {
+    let (x, v) = (values(&[5, 3], 0.4), values(&[5, 3], 2.2));
+    let t = check_jvp(|_, p| p[0].embedding(&IDS), &x, &v);
+    for (j, &i) in IDS.iter().enumerate() {
+        assert_eq!(t.data()[j * 3..][..3], v.data()[i * 3..][..3]);
+    }
+    check_jvp(|_, p| p[0].embedding(&IDS).sin(), &x, &v);
+}
+
+/// A makemore-shaped model: each example is a context of ids, embedded, mixed by a
+/// shared matrix, a loss per example; the ids are a batch input, so each example's
+/// table gradient (its own ids' rows only) is taken on the batched path.
+#[test]
+fn embedding_per_sample_gradients_take_the_batched_path() {
+    let params = [values(&[6, 2], 0.5), values(&[2, 4], 1.5)];
+    let ids = ids_tensor(&[0, 5, 5, 2, 2, 2, 1, 0, 3, 4, 4, 0], &[4, 3]);
+    check_per_sample(embedding_of_losses, &params, &[ids]);
+}
+
+/// With the ids read from the batch into a slice, the tape cannot tell which example a
+/// row belongs to: `Auto` takes the loop and says why; its numbers are the loop's.
+#[test]
+fn embedding_of_a_slice_of_ids_takes_the_loop_and_says_why() {
+    fn losses<'t>(_: &'t Tape<f64>, p: &[Var<'t, f64>], b: &[Var<'t, f64>]) -> Var<'t, f64> {
+        let ids: Vec<usize> = b[0].value().data().iter().map(|&v| v as usize).collect();
+        let n = b[0].shape()[0];
+        let e = p[0].embedding(&ids).reshape([n, ids.len() / n, 2]);
+        e.matmul(p[1]).tanh().square().sum_axes(&[1, 2], false)
+    }
+    let params = [values(&[6, 2], 0.5), values(&[2, 4], 1.5)];
+    let ids = ids_tensor(&[0, 5, 5, 2, 2, 2, 1, 0, 3, 4, 4, 0], &[4, 3]);
+    let auto = per_sample(losses, &params, from_ref(&ids), PerSamplePath::Auto);
+    assert!(!auto.batched);
+    let why = auto.why_loop.expect("a reason");
+    assert!(!why.is_empty());
+    let batched = per_sample(embedding_of_losses, &params, &[ids], PerSamplePath::Auto);
+    assert!(batched.batched);
+    for (a, b) in auto.grads.iter().zip(&batched.grads) {
+        assert!(max_diff(a.data(), b.data()) < 1e-12, "{why}");
+    }
+}
+
+fn embedding_of_losses<'t>(
+    _: &'t Tape<f64>,
+    p: &[Var<'t, f64>],
+    b: &[Var<'t, f64>],
+) -> Var<'t, f64> {
+    let e = p[0].embedding_of(b[0]); // [n, 3, 2]
+    e.matmul(p[1]).tanh().square().sum_axes(&[1, 2], false)
+}
+
+#[test]
+#[should_panic(expected = "embedding: index 5 is out of range for a table of 5 rows")]
+fn embedding_refuses_an_id_past_the_table() {
+    let tape = Tape::<f64>::new();
+    tape.param(values(&[5, 3], 0.1)).embedding(&[0, 5]);
+}
+
+/// Each row over the last axis (and each [3, 4] block over the last two) against its
+/// mean and biased variance computed here.
+#[test]
+fn layer_norm_matches_its_definition() {
+    let tape = Tape::<f64>::new();
+    let x = values(&[2, 3, 4], 0.6);
+    let p = tape.param(&x);
+    for (axes, group) in [(1, 4), (2, 12), (3, 24)] {
+        let y = p.layer_norm(axes, 1e-5).value();
+        assert_eq!(y.shape(), &[2, 3, 4]);
+        for (r, (row, got)) in x
+            .data()
+            .chunks(group)
+            .zip(y.data().chunks(group))
+            .enumerate()
+        {
+            let mean = row.iter().sum::<f64>() / group as f64;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / group as f64;
+            for (v, g) in row.iter().zip(got) {
+                let want = (v - mean) / (var + 1e-5).sqrt();
+                assert!((g - want).abs() < 1e-14, "axes {axes}, group {r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn layer_norm_passes_gradcheck_gradgradcheck_and_jvp() {
+    let (x, v) = (values(&[3, 4], 0.2), values(&[3, 4], 1.1));
+    check_first_and_second_order(|_, p| p[0].layer_norm(1, 1e-5).sin(), from_ref(&x));
+    let x3 = values(&[2, 2, 3], 0.7);
+    check_first_and_second_order(|_, p| p[0].layer_norm(2, 1e-3).square(), from_ref(&x3));
+    check_jvp(|_, p| p[0].layer_norm(1, 1e-5), &x, &v);
+}
+
+/// Rows normalised on their own, an affine weight and bias shared by the examples: the
+/// batched path applies.
+#[test]
+fn layer_norm_per_sample_gradients_take_the_batched_path() {
+    fn losses<'t>(_: &'t Tape<f64>, p: &[Var<'t, f64>], b: &[Var<'t, f64>]) -> Var<'t, f64> {
+        let h = b[0].linear(p[0], p[1]).layer_norm(1, 1e-5) * p[2] + p[3];
+        h.tanh().square().sum_axes(&[1], false)
+    }
+    let params = [
+        values(&[4, 3], 0.5),
+        values(&[3], 2.5),
+        values(&[3], 1.2),
+        values(&[3], 0.1),
+    ];
+    check_per_sample(losses, &params, &[values(&[5, 4], 1.0)]);
 }

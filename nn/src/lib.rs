@@ -40,9 +40,9 @@
 //!
 //! - **Models and layers**: [`Model`] (a perceptron or LeNet-5 that owns its
 //!   parameters); the [`Module`] trait and [`Sequential`]; layers [`Linear`],
-//!   [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`Flatten`], [`Unflatten`], [`Recompute`]
-//!   (a block recomputed during backward); activations [`Activation`], [`Sigmoid`],
-//!   [`ReLU`], [`Tanh`]; initialisation [`Init`].
+//!   [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`Flatten`], [`Unflatten`], [`Embedding`],
+//!   [`LayerNorm`], [`Recompute`] (a block recomputed during backward); activations
+//!   [`Activation`], [`Sigmoid`], [`ReLU`], [`Tanh`], [`Gelu`]; initialisation [`Init`].
 //! - **Parameters and gradients**: [`ParamStore`], [`Bound`], [`Grads`] (below).
 //! - **Costs**: the [`Cost`] trait and its [`Target`]; [`Quadratic`], [`CrossEntropy`],
 //!   [`MeanSquaredError`], and the functions [`quadratic`], [`mean_squared_error`],
@@ -80,8 +80,10 @@ mod clip;
 mod conv;
 mod data;
 mod dp_sgd;
+mod embedding;
 mod error;
 mod init;
+mod layer_norm;
 mod linear;
 mod loss;
 mod metrics;
@@ -97,9 +99,11 @@ mod schedule;
 mod train;
 
 // Models and layers.
-pub use activation::{Activation, ReLU, Sigmoid, Tanh};
+pub use activation::{Activation, Gelu, ReLU, Sigmoid, Tanh};
 pub use conv::{AvgPool2d, Conv2d, Flatten, MaxPool2d, Unflatten};
+pub use embedding::Embedding;
 pub use init::Init;
+pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use model::Model;
 pub use module::{Module, Sequential};

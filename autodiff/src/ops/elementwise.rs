@@ -6,12 +6,13 @@ use super::activation::{per_activation, Activation};
 use super::rules::Real;
 use super::{want, BatchView, InputGrads, Rule};
 use super::{VarGrads, VarJvp, VarVjp, VjpContext};
-use crate::float::{softplus, Float};
+use crate::float::{erf, erfc, softplus, Float};
 use crate::kernels::elementwise::{self, ElementFn};
 use crate::shape::broadcast_shapes;
 use crate::tape::Var;
 use crate::tensor::{binary, sum_to_shape, Tensor};
 use smallvec::smallvec;
+use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// An elementwise function of one tensor, possibly with a scalar constant.
@@ -28,6 +29,12 @@ pub(crate) enum UnaryOp<T> {
     Softplus,
     /// `ln σ(x) = -softplus(-x)`
     LogSigmoid,
+    /// The error function.
+    Erf,
+    /// GELU, `x Φ(x)`: PyTorch's `approximate='none'`.
+    Gelu,
+    /// GELU's tanh form: PyTorch's `approximate='tanh'`.
+    GeluTanh,
     Powf(T),
     Sin,
     Cos,
@@ -56,6 +63,9 @@ impl<C> UnaryOp<C> {
             U::Abs => U::Abs,
             U::Softplus => U::Softplus,
             U::LogSigmoid => U::LogSigmoid,
+            U::Erf => U::Erf,
+            U::Gelu => U::Gelu,
+            U::GeluTanh => U::GeluTanh,
             U::Powf(p) => U::Powf(f(p)),
             U::Sin => U::Sin,
             U::Cos => U::Cos,
@@ -81,6 +91,10 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Abs => x.abs(),
             UnaryOp::Softplus => softplus(x),
             UnaryOp::LogSigmoid => -softplus(-x),
+            UnaryOp::Erf => erf(x),
+            // Φ(x) = erfc(-x/√2)/2: no 1 + erf(x/√2) cancellation for x << 0.
+            UnaryOp::Gelu => x * erfc(-x * T::from_f64(FRAC_1_SQRT_2)) * T::from_f64(0.5),
+            UnaryOp::GeluTanh => x * gelu_tanh_gate::<T, T>(x),
             UnaryOp::Powf(p) => x.powf(p),
             UnaryOp::Sin => x.sin(),
             UnaryOp::Cos => x.cos(),
@@ -120,6 +134,28 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Abs => g.times_sign_of(x),
             UnaryOp::Softplus => g * x.sigmoid_(),
             UnaryOp::LogSigmoid => g * (-x).sigmoid_(), // σ(-x): no 1 - σ(x) cancellation
+            UnaryOp::Erf => g * (-(x * x)).exp_().mul_c(T::from_f64(FRAC_2_SQRT_PI)),
+            // d/dx x Φ(x) = Φ(x) + x φ(x), φ(x) = e^(-x²/2) / √(2π)
+            UnaryOp::Gelu => {
+                let half = T::from_f64(0.5);
+                let cdf = x
+                    .mul_c(T::from_f64(FRAC_1_SQRT_2))
+                    .erf_()
+                    .mul_c(half)
+                    .add_c(half);
+                let pdf = (x * x)
+                    .mul_c(-half)
+                    .exp_()
+                    .mul_c(T::from_f64(FRAC_1_SQRT_2PI));
+                g * (cdf + x * pdf)
+            }
+            // x s with s = σ(2u), u = √(2/π) (x + c x³): s + x s (1 - s) 2u'
+            UnaryOp::GeluTanh => {
+                let s = gelu_tanh_gate::<T, N>(x);
+                let du = (x * x).mul_c(T::from_f64(3.0 * GELU_CUBIC * SQRT_8_OVER_PI));
+                let du = du.add_c(T::from_f64(SQRT_8_OVER_PI));
+                g * (s + x * (s * s.c_sub(one)) * du)
+            }
             UnaryOp::Powf(p) => g * x.powf_(p - one).mul_c(p),
             UnaryOp::Sin => g * x.cos_(),
             UnaryOp::Cos => g * -x.sin_(),
@@ -157,6 +193,9 @@ impl<T: Float> ElementFn<T> for UnaryOp<T> {
             UnaryOp::Abs => body(UnaryOp::Abs),
             UnaryOp::Softplus => body(UnaryOp::Softplus),
             UnaryOp::LogSigmoid => body(UnaryOp::LogSigmoid),
+            UnaryOp::Erf => body(UnaryOp::Erf),
+            UnaryOp::Gelu => body(UnaryOp::Gelu),
+            UnaryOp::GeluTanh => body(UnaryOp::GeluTanh),
             UnaryOp::Powf(p) => body(UnaryOp::Powf(p)),
             UnaryOp::Sin => body(UnaryOp::Sin),
             UnaryOp::Cos => body(UnaryOp::Cos),
@@ -167,6 +206,21 @@ impl<T: Float> ElementFn<T> for UnaryOp<T> {
             UnaryOp::DivInto(c) => body(UnaryOp::DivInto(c)),
         }
     }
+}
+
+/// `1/√(2π)`, the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f64 = 0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
+/// `2 √(2/π)`: GELU's tanh form is `x σ(2u)`, `2u = √(8/π) (x + c x³)`.
+const SQRT_8_OVER_PI: f64 = 2.0 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
+/// The cubic term's coefficient `c` in GELU's tanh form (Hendrycks & Gimpel).
+const GELU_CUBIC: f64 = 0.044715;
+
+/// `(1 + tanh u) / 2 = σ(2u)`, `u = √(2/π) (x + 0.044715 x³)`: GELU's tanh form is `x`
+/// times this, in the rule language so that its value and its derivative share it.
+#[inline(always)]
+fn gelu_tanh_gate<T: Float, N: Real<T>>(x: N) -> N {
+    let cubic = x * x * x.mul_c(T::from_f64(GELU_CUBIC));
+    (x + cubic).mul_c(T::from_f64(SQRT_8_OVER_PI)).sigmoid_()
 }
 
 pub(crate) fn unary_forward<T: Float>(op: UnaryOp<T>, x: &Tensor<T>) -> Tensor<T> {
@@ -185,6 +239,9 @@ impl<T: Float> Rule<T> for UnaryOp<T> {
             UnaryOp::Abs => "abs".into(),
             UnaryOp::Softplus => "softplus".into(),
             UnaryOp::LogSigmoid => "log_sigmoid".into(),
+            UnaryOp::Erf => "erf".into(),
+            UnaryOp::Gelu => "gelu".into(),
+            UnaryOp::GeluTanh => "gelu_tanh".into(),
             UnaryOp::Powf(p) => format!("powf({p})"),
             UnaryOp::Sin => "sin".into(),
             UnaryOp::Cos => "cos".into(),
@@ -448,6 +505,23 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn log_sigmoid(self) -> Self {
         self.unary(UnaryOp::LogSigmoid)
     }
+    /// The error function `erf(x) = 2/√π ∫₀ˣ e^(-t²) dt`; its derivative is
+    /// `2/√π e^(-x²)`.
+    pub fn erf(self) -> Self {
+        self.unary(UnaryOp::Erf)
+    }
+    /// GELU, `x Φ(x) = x/2 (1 + erf(x/√2))` with `Φ` the standard normal distribution
+    /// function: PyTorch's `gelu` (`approximate='none'`). Its derivative is
+    /// `Φ(x) + x φ(x)`; far below 0 it is computed with `erfc`, so it stays accurate
+    /// where `1 + erf` would round to 0.
+    pub fn gelu(self) -> Self {
+        self.unary(UnaryOp::Gelu)
+    }
+    /// GELU's tanh form, `x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))`: PyTorch's `gelu`
+    /// with `approximate='tanh'` (computed as `x σ(2u)`, the same function).
+    pub fn gelu_tanh(self) -> Self {
+        self.unary(UnaryOp::GeluTanh)
+    }
 }
 
 impl<'t, T: Float> Add for Var<'t, T> {
@@ -602,6 +676,9 @@ mod tests {
             UnaryOp::Abs,
             UnaryOp::Softplus,
             UnaryOp::LogSigmoid,
+            UnaryOp::Erf,
+            UnaryOp::Gelu,
+            UnaryOp::GeluTanh,
             UnaryOp::Powf(1.5),
             UnaryOp::Sin,
             UnaryOp::Cos,

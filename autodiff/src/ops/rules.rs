@@ -13,7 +13,7 @@
 //! Forward mode reuses the same rules: for an elementwise op the tangent `t f'(x)` is
 //! the rule applied to `t` in place of `g`.
 
-use crate::float::{sigmoid, Float};
+use crate::float::{erf, sigmoid, Float};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -31,6 +31,8 @@ pub trait Real<T: Float>:
 {
     /// `self * c`
     fn mul_c(self, c: T) -> Self;
+    /// `self + c`
+    fn add_c(self, c: T) -> Self;
     /// `c - self`
     fn c_sub(self, c: T) -> Self;
     /// `c / self`
@@ -47,6 +49,8 @@ pub trait Real<T: Float>:
     fn sigmoid_(self) -> Self;
     /// `e^self`
     fn exp_(self) -> Self;
+    /// the error function
+    fn erf_(self) -> Self;
     /// `self * sign(x)` (sign 0 at 0): the sign is a constant, not differentiated.
     fn times_sign_of(self, x: Self) -> Self;
     /// `self` where `y > 0`, else 0: on elements and tensors a choice, so that a NaN in
@@ -59,6 +63,10 @@ impl<T: Float> Real<T> for T {
     #[inline(always)]
     fn mul_c(self, c: T) -> T {
         self * c
+    }
+    #[inline(always)]
+    fn add_c(self, c: T) -> T {
+        self + c
     }
     #[inline(always)]
     fn c_sub(self, c: T) -> T {
@@ -93,6 +101,10 @@ impl<T: Float> Real<T> for T {
         self.exp()
     }
     #[inline(always)]
+    fn erf_(self) -> T {
+        erf(self)
+    }
+    #[inline(always)]
     fn times_sign_of(self, x: T) -> T {
         self * sign(x)
     }
@@ -122,6 +134,9 @@ impl<'t, T: Float> Real<T> for Var<'t, T> {
     fn mul_c(self, c: T) -> Self {
         self * c
     }
+    fn add_c(self, c: T) -> Self {
+        self + c
+    }
     fn c_sub(self, c: T) -> Self {
         self.unary(super::UnaryOp::SubFrom(c))
     }
@@ -145,6 +160,9 @@ impl<'t, T: Float> Real<T> for Var<'t, T> {
     }
     fn exp_(self) -> Self {
         self.exp()
+    }
+    fn erf_(self) -> Self {
+        self.erf()
     }
     fn times_sign_of(self, x: Self) -> Self {
         let signs: Tensor<T> = x.with_value(|v| v.map(sign));
