@@ -5,14 +5,14 @@
 //! refuses what it cannot use with a message that says what to do, and on a tiny data
 //! set prints the derivation.
 
-mod common;
+use crate::common;
 
 // The example itself, so the test checks exactly what `cargo run --example chain_rule` runs.
 #[allow(dead_code)]
 #[path = "../examples/chain_rule.rs"]
-mod chain_rule;
+mod example;
 
-use chain_rule::{
+use example::{
     default_first_weight, default_last_weight, first_layer_weight, forward_by_hand,
     last_layer_weight, relative_difference, tape_gradients, worst_over_all_weights, Forward,
     Layers, TapeGradients, TOLERANCE,

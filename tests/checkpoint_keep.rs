@@ -4,7 +4,7 @@
 //! that read a checkpoint say which one they loaded, and write their pictures beside
 //! it rather than into a `docs/` folder of wherever they run.
 
-mod common;
+use crate::common;
 
 use nn::{previous_path, write_keeping_previous};
 use nn::{Checkpoint, ParamStore};

@@ -4,16 +4,16 @@
 //! example, run as a process, refuses what it cannot use with a message that says
 //! what to do, and on a tiny data set prints the eigenvalues and draws the picture.
 
-mod common;
+use crate::common;
 
 // The example itself, so the test checks exactly what `cargo run --example curvature` runs.
 #[allow(dead_code)]
 #[path = "../examples/curvature.rs"]
-mod curvature;
+mod example;
 
 use autodiff::func;
 use autodiff::{Tensor, Var};
-use curvature::{batch_cost, lanczos, LanczosOptions, Layout};
+use example::{batch_cost, lanczos, LanczosOptions, Layout};
 use nn::{Activation, Cost, CrossEntropy, Init, Model, Network, Quadratic, Trainer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -292,7 +292,7 @@ fn the_tridiagonal_solver_matches_jacobi() {
             dense[(i + 1) * n + i] = beta[i];
         }
     }
-    let (values, vectors) = curvature::tridiagonal_eigen(&alpha, &beta);
+    let (values, vectors) = example::tridiagonal_eigen(&alpha, &beta);
     assert_close(&values, &jacobi_eigenvalues(dense.clone(), n), 1e-13);
     for (value, v) in values.iter().zip(&vectors) {
         for i in 0..n {

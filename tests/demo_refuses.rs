@@ -7,7 +7,7 @@
 //! The example binary is built once per run of this test file, with the profile whose
 //! libraries `cargo test` has just built.
 
-mod common;
+use crate::common;
 
 use nn::data_identity;
 use nn::{Checkpoint, Mnist};

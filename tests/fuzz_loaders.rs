@@ -3,7 +3,7 @@
 //! The normal suite runs a few thousand cases and the regression corpus in
 //! `tests/corpus/`; the opt-in run tries 100,000 per loader:
 //!
-//!     cargo test --release --test fuzz_loaders -- --ignored
+//!     cargo test --release --test integration fuzz_loaders:: -- --ignored
 
 use autodiff::Tensor;
 use flate2::write::GzEncoder;

@@ -1,7 +1,7 @@
 //! The IDX reader on crafted files: each malformed file gets an error naming the file
 //! and the problem, never a panic; any IDX files in the MNIST layout load, raw or gzip.
 
-mod common;
+use crate::common;
 
 use common::idx_bytes;
 use flate2::write::GzEncoder;

@@ -6,7 +6,7 @@
 //! The example binary is built once per run of this test file, with the profile whose
 //! libraries `cargo test` has just built.
 
-mod common;
+use crate::common;
 
 use backprop::pictures::largest_column;
 use nn::{Cost, Mnist, Network, Quadratic, Trainer};

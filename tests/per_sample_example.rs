@@ -4,7 +4,7 @@
 //! computed here; the picture holds one thumbnail per named example; bad arguments are
 //! refused with a message saying what to do.
 
-mod common;
+use crate::common;
 
 use nn::{per_sample_grads, Mnist, Network, Quadratic, Trainer};
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@
 //! six milliseconds a case:
 //!
 //! ```text
-//! PROPTEST_CASES=10000 cargo test --test second_order -- random_
+//! PROPTEST_CASES=10000 cargo test --test integration second_order::random_
 //! ```
 //!
 //! (the image programs, with convolutions, run a quarter as many cases, at about
