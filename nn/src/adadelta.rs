@@ -4,7 +4,7 @@
 
 use crate::error::NnError;
 use crate::optim::{check_grads, check_hypers, check_kind, check_state, for_each_chunk, hyper};
-use crate::optim::{named_tensors, or_panic, split_tensors, Allowed, Optimizer, OptimizerState};
+use crate::optim::{or_panic, split_tensors, Allowed, Optimizer, OptimizerState};
 use crate::params::{Grads, ParamStore};
 use autodiff::{Float, Tensor};
 use indexmap::IndexMap;
@@ -158,21 +158,17 @@ impl<T: Float> Optimizer<T> for Adadelta<T> {
     }
 
     fn state(&self) -> OptimizerState<T> {
-        let hyper = [
-            ("lr", self.lr),
-            ("rho", self.rho),
-            ("eps", self.eps),
-            ("weight_decay", self.weight_decay),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        OptimizerState {
-            kind: "adadelta".into(),
-            step: self.step,
-            hyper,
-            tensors: named_tensors(&[(SLOTS[0], &self.square_avg), (SLOTS[1], &self.acc_delta)]),
-        }
+        OptimizerState::saved(
+            "adadelta",
+            self.step,
+            &[
+                ("lr", self.lr),
+                ("rho", self.rho),
+                ("eps", self.eps),
+                ("weight_decay", self.weight_decay),
+            ],
+            &[(SLOTS[0], &self.square_avg), (SLOTS[1], &self.acc_delta)],
+        )
     }
 
     fn load_state(&mut self, mut state: OptimizerState<T>) -> Result<(), NnError> {

@@ -4,7 +4,7 @@
 
 use crate::error::NnError;
 use crate::optim::{check_grads, check_hypers, check_kind, check_state, for_each_chunk, hyper};
-use crate::optim::{named_tensors, or_panic, split_tensors, Allowed, Optimizer, OptimizerState};
+use crate::optim::{or_panic, split_tensors, Allowed, Optimizer, OptimizerState};
 use crate::params::{Grads, ParamStore};
 use autodiff::{Float, Tensor};
 use indexmap::IndexMap;
@@ -148,22 +148,18 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
     }
 
     fn state(&self) -> OptimizerState<T> {
-        let hyper = [
-            ("lr", self.lr),
-            ("lr_decay", self.lr_decay),
-            ("weight_decay", self.weight_decay),
-            ("initial_accumulator_value", self.initial_accumulator_value),
-            ("eps", self.eps),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        OptimizerState {
-            kind: "adagrad".into(),
-            step: self.step,
-            hyper,
-            tensors: named_tensors(&[("sum", &self.sum)]),
-        }
+        OptimizerState::saved(
+            "adagrad",
+            self.step,
+            &[
+                ("lr", self.lr),
+                ("lr_decay", self.lr_decay),
+                ("weight_decay", self.weight_decay),
+                ("initial_accumulator_value", self.initial_accumulator_value),
+                ("eps", self.eps),
+            ],
+            &[("sum", &self.sum)],
+        )
     }
 
     fn load_state(&mut self, mut state: OptimizerState<T>) -> Result<(), NnError> {

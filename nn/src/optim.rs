@@ -22,6 +22,24 @@ pub struct OptimizerState<T: Float = f32> {
     pub tensors: IndexMap<String, Tensor<T>>,
 }
 
+impl<T: Float> OptimizerState<T> {
+    /// The state of a `kind` optimizer after `step` steps: its hyper-parameters by name,
+    /// and its tensors by slot, named `{slot}.{parameter}` ([`named_tensors`]).
+    pub(crate) fn saved(
+        kind: &str,
+        step: u64,
+        hyper: &[(&str, f64)],
+        slots: &[(&str, &IndexMap<String, Tensor<T>>)],
+    ) -> Self {
+        OptimizerState {
+            kind: kind.into(),
+            step,
+            hyper: hyper.iter().map(|&(k, v)| (k.to_string(), v)).collect(),
+            tensors: named_tensors(slots),
+        }
+    }
+}
+
 /// Updates parameters from their gradients.
 pub trait Optimizer<T: Float = f32>: Send + Sync {
     /// One update. Every parameter must have a gradient and vice versa.
@@ -167,7 +185,7 @@ pub(crate) fn or_panic(checked: Result<(), NnError>) {
 }
 
 /// A state's tensors by slot: each slot's tensors named `{slot}.{parameter}`.
-pub(crate) fn named_tensors<T: Float>(
+fn named_tensors<T: Float>(
     slots: &[(&str, &IndexMap<String, Tensor<T>>)],
 ) -> IndexMap<String, Tensor<T>> {
     slots
@@ -396,25 +414,16 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
     }
 
     fn state(&self) -> OptimizerState<T> {
-        let hyper = [
-            ("lr", self.lr),
-            ("momentum", self.momentum),
-            ("weight_decay", self.weight_decay),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let tensors = self
-            .velocity
-            .iter()
-            .map(|(k, v)| (format!("velocity.{k}"), v.clone()))
-            .collect();
-        OptimizerState {
-            kind: "sgd".into(),
-            step: self.step,
-            hyper,
-            tensors,
-        }
+        OptimizerState::saved(
+            "sgd",
+            self.step,
+            &[
+                ("lr", self.lr),
+                ("momentum", self.momentum),
+                ("weight_decay", self.weight_decay),
+            ],
+            &[("velocity", &self.velocity)],
+        )
     }
 
     fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), NnError> {
@@ -617,28 +626,18 @@ impl<T: Float> Optimizer<T> for Adam<T> {
     }
 
     fn state(&self) -> OptimizerState<T> {
-        let hyper = [
-            ("lr", self.lr),
-            ("beta1", self.beta1),
-            ("beta2", self.beta2),
-            ("eps", self.eps),
-            ("weight_decay", self.weight_decay),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let tensors = self
-            .m
-            .iter()
-            .map(|(k, t)| (format!("m.{k}"), t.clone()))
-            .chain(self.v.iter().map(|(k, t)| (format!("v.{k}"), t.clone())))
-            .collect();
-        OptimizerState {
-            kind: self.kind().into(),
-            step: self.step,
-            hyper,
-            tensors,
-        }
+        OptimizerState::saved(
+            self.kind(),
+            self.step,
+            &[
+                ("lr", self.lr),
+                ("beta1", self.beta1),
+                ("beta2", self.beta2),
+                ("eps", self.eps),
+                ("weight_decay", self.weight_decay),
+            ],
+            &[("m", &self.m), ("v", &self.v)],
+        )
     }
 
     fn load_state(&mut self, mut state: OptimizerState<T>) -> Result<(), NnError> {

@@ -4,7 +4,7 @@
 
 use crate::error::NnError;
 use crate::optim::{check_grads, check_hypers, check_kind, check_state, for_each_chunk, hyper};
-use crate::optim::{named_tensors, or_panic, split_tensors, Allowed, Optimizer, OptimizerState};
+use crate::optim::{or_panic, split_tensors, Allowed, Optimizer, OptimizerState};
 use crate::params::{Grads, ParamStore};
 use autodiff::{Float, Tensor};
 use indexmap::IndexMap;
@@ -230,27 +230,23 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
     }
 
     fn state(&self) -> OptimizerState<T> {
-        let hyper = [
-            ("lr", self.lr),
-            ("alpha", self.alpha),
-            ("eps", self.eps),
-            ("weight_decay", self.weight_decay),
-            ("momentum", self.momentum),
-            ("centered", if self.centered { 1.0 } else { 0.0 }),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        OptimizerState {
-            kind: "rmsprop".into(),
-            step: self.step,
-            hyper,
-            tensors: named_tensors(&[
+        OptimizerState::saved(
+            "rmsprop",
+            self.step,
+            &[
+                ("lr", self.lr),
+                ("alpha", self.alpha),
+                ("eps", self.eps),
+                ("weight_decay", self.weight_decay),
+                ("momentum", self.momentum),
+                ("centered", if self.centered { 1.0 } else { 0.0 }),
+            ],
+            &[
                 (SLOTS[0], &self.square_avg),
                 (SLOTS[1], &self.grad_avg),
                 (SLOTS[2], &self.momentum_buffer),
-            ]),
-        }
+            ],
+        )
     }
 
     fn load_state(&mut self, mut state: OptimizerState<T>) -> Result<(), NnError> {
