@@ -1,5 +1,6 @@
 //! The ops added as one `Rule` each: the element-wise `log_sigmoid`, `erf` and the two
-//! GELUs, the structural `masked_fill` and `embedding`, and `layer_norm`, composed. Values against their definitions, first and
+//! GELUs, the structural `masked_fill` and `embedding`, `layer_norm` (composed) and
+//! `batch_norm` (fused). Values against their definitions, first and
 //! second derivatives against finite differences, forward mode against central
 //! differences, per-sample gradients by the batched path, and a `-inf` mask through a
 //! softmax.
@@ -613,4 +614,99 @@ fn layer_norm_per_sample_gradients_take_the_batched_path() {
         values(&[3], 0.1),
     ];
     check_per_sample(losses, &params, &[values(&[5, 4], 1.0)]);
+}
+
+/// Each channel of a `[n, c]` and a `[n, c, h, w]` batch against its mean and biased
+/// variance over the batch (and the positions) computed here.
+#[test]
+fn batch_norm_matches_its_definition_and_returns_the_batch_statistics() {
+    let tape = Tape::<f64>::new();
+    for shape in [vec![5, 3], vec![2, 3, 2, 4]] {
+        let x = values(&shape, 0.4);
+        let (n, c, rest) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
+        let (y, mean, var) = tape.param(&x).batch_norm(1e-5);
+        let y = y.value();
+        for ch in 0..c {
+            let at = |i: usize, r: usize| (i * c + ch) * rest + r;
+            let members: Vec<f64> = (0..n)
+                .flat_map(|i| (0..rest).map(move |r| (i, r)))
+                .map(|(i, r)| x.data()[at(i, r)])
+                .collect();
+            let m = members.len() as f64;
+            let mu = members.iter().sum::<f64>() / m;
+            let v = members.iter().map(|a| (a - mu).powi(2)).sum::<f64>() / m;
+            assert!((mean.data()[ch] - mu).abs() < 1e-14);
+            assert!((var.data()[ch] - v).abs() < 1e-14);
+            for i in 0..n {
+                for r in 0..rest {
+                    let want = (x.data()[at(i, r)] - mu) / (v + 1e-5).sqrt();
+                    assert!((y.data()[at(i, r)] - want).abs() < 1e-13, "{shape:?} {ch}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_norm_passes_gradcheck_gradgradcheck_and_jvp() {
+    // A non-linear function of the output, so that the second derivative is not zero.
+    let (x, v) = (values(&[4, 3], 0.3), values(&[4, 3], 1.7));
+    check_first_and_second_order(|_, p| p[0].batch_norm(1e-5).0.sin(), from_ref(&x));
+    let x4 = values(&[2, 2, 2, 3], 0.9);
+    check_first_and_second_order(
+        |_, p| (p[0].batch_norm(1e-3).0 * p[0]).tanh(),
+        from_ref(&x4),
+    );
+    check_jvp(|_, p| p[0].batch_norm(1e-5).0, &x, &v);
+    check_jvp(|_, p| p[0].batch_norm(1e-5).0.square(), &x4, &values(&[2, 2, 2, 3], 2.2));
+}
+
+/// The fused vjp against the same normalisation composed of reductions, whose rules
+/// are tested on their own.
+#[test]
+fn batch_norm_fused_vjp_equals_the_composed_normalisation() {
+    let x = values(&[3, 2, 5], 0.8);
+    let g = values(&[3, 2, 5], 1.3);
+    let grad_of = |fused: bool| {
+        let tape = Tape::<f64>::new();
+        let p = tape.param(&x);
+        let y = if fused {
+            p.batch_norm(1e-5).0
+        } else {
+            let centred = p - p.mean_axes(&[0, 2], true);
+            centred / (centred.square().mean_axes(&[0, 2], true) + 1e-5).sqrt()
+        };
+        (y * tape.constant(&g)).sum().backward()[p].clone()
+    };
+    assert!(max_diff(grad_of(true).data(), grad_of(false).data()) < 1e-13);
+}
+
+/// Statistics over the batch mix the examples: the batched path refuses and says why,
+/// and the loop normalises each example (here `[1, 2, 3]`: three positions per
+/// channel) alone, which is each example's gradient by itself.
+#[test]
+fn batch_norm_per_sample_gradients_take_the_loop_and_say_why() {
+    fn losses<'t>(_: &'t Tape<f64>, p: &[Var<'t, f64>], b: &[Var<'t, f64>]) -> Var<'t, f64> {
+        let h = (b[0] * p[0]).batch_norm(1e-5).0;
+        h.tanh().square().sum_axes(&[1, 2], false)
+    }
+    let (params, x) = ([values(&[2, 3], 0.5)], values(&[4, 2, 3], 1.0));
+    let each = per_sample(losses, &params, from_ref(&x), PerSamplePath::Auto);
+    assert!(!each.batched);
+    let why = each.why_loop.expect("a reason");
+    assert!(why.contains("batch_norm"), "{why}");
+    for i in 0..4 {
+        let tape = Tape::<f64>::new();
+        let p = tape.param(&params[0]);
+        let row = Tensor::from_vec(x.data()[i * 6..][..6].to_vec(), [1, 2, 3]);
+        let g = losses(&tape, &[p], &[tape.constant(row)]).sum().backward();
+        assert!(max_diff(g[p].data(), &each.grads[0].data()[i * 6..][..6]) < 1e-14);
+    }
+}
+
+#[test]
+#[should_panic(expected = "batch_norm: input [1, 3] has one value per channel")]
+fn batch_norm_refuses_one_value_per_channel() {
+    let tape = Tape::<f64>::new();
+    tape.param(Tensor::zeros([1, 3])).batch_norm(1e-5);
 }
