@@ -1,5 +1,6 @@
-//! Checkpoints in the safetensors format: parameters under their own names, optimizer
-//! state under `optimizer.*`, a CRC-32 of every tensor's bytes in the metadata.
+//! Checkpoints in the safetensors format: parameters under their own names, buffers
+//! under `buffer.*`, optimizer state under `optimizer.*`, a CRC-32 of every tensor's
+//! bytes in the metadata.
 //! Writes are atomic (temporary file, fsync, rename), so an interrupted save leaves the
 //! previous checkpoint intact; [`Checkpoint::save_keeping_previous`] also keeps the file
 //! it replaces at `<path>.prev`.
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "backprop.checkpoint.v1";
 const OPTIMIZER_PREFIX: &str = "optimizer.";
+const BUFFER_PREFIX: &str = "buffer.";
 
 /// A model's parameters, optionally its optimizer's state, and free-form information
 /// (epoch, seed, network name, ...).
@@ -97,6 +99,16 @@ struct Encoded {
     bytes: Vec<u8>,
 }
 
+impl Encoded {
+    fn new<T: Float>(t: &Tensor<T>) -> Self {
+        Encoded {
+            dtype: dtype_of::<T>(),
+            shape: t.shape().to_vec(),
+            bytes: to_bytes(t),
+        }
+    }
+}
+
 impl safetensors::View for &Encoded {
     fn dtype(&self) -> Dtype {
         self.dtype
@@ -130,19 +142,15 @@ impl<T: Float> Checkpoint<T> {
         meta.insert("format".into(), FORMAT.into());
         meta.insert("dtype".into(), T::NAME.into());
         for (name, t) in self.params.iter() {
-            if name.starts_with(OPTIMIZER_PREFIX) {
-                return Err(format!(
-                    "parameter name {name:?} clashes with the optimizer's prefix"
-                ));
+            for (prefix, whose) in [(OPTIMIZER_PREFIX, "optimizer's"), (BUFFER_PREFIX, "buffers'")] {
+                if name.starts_with(prefix) {
+                    return Err(format!("parameter name {name:?} clashes with the {whose} prefix"));
+                }
             }
-            tensors.push((
-                name.to_string(),
-                Encoded {
-                    dtype: dtype_of::<T>(),
-                    shape: t.shape().to_vec(),
-                    bytes: to_bytes(t),
-                },
-            ));
+            tensors.push((name.to_string(), Encoded::new(t)));
+        }
+        for (name, t) in self.params.buffers() {
+            tensors.push((format!("{BUFFER_PREFIX}{name}"), Encoded::new(t)));
         }
         if let Some(opt) = &self.optimizer {
             meta.insert("optimizer.kind".into(), opt.kind.clone());
@@ -151,14 +159,7 @@ impl<T: Float> Checkpoint<T> {
                 meta.insert(format!("optimizer.hyper.{k}"), format!("{v:?}"));
             }
             for (k, t) in &opt.tensors {
-                tensors.push((
-                    format!("{OPTIMIZER_PREFIX}{k}"),
-                    Encoded {
-                        dtype: dtype_of::<T>(),
-                        shape: t.shape().to_vec(),
-                        bytes: to_bytes(t),
-                    },
-                ));
+                tensors.push((format!("{OPTIMIZER_PREFIX}{k}"), Encoded::new(t)));
             }
         }
         for (k, v) in &self.info {
@@ -217,11 +218,12 @@ impl<T: Float> Checkpoint<T> {
             }
             let t = Tensor::try_from_vec(from_bytes::<T>(view.data()), view.shape())
                 .map_err(|e| bad(format!("tensor {name:?}: {e}")))?;
-            match name.strip_prefix(OPTIMIZER_PREFIX) {
-                Some(k) => {
-                    opt_tensors.insert(k.to_string(), t);
-                }
-                None => params.insert(name, t),
+            if let Some(k) = name.strip_prefix(OPTIMIZER_PREFIX) {
+                opt_tensors.insert(k.to_string(), t);
+            } else if let Some(k) = name.strip_prefix(BUFFER_PREFIX) {
+                params.insert_buffer(k, t);
+            } else {
+                params.insert(name, t);
             }
         }
         let optimizer = match meta.get("optimizer.kind") {

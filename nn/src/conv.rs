@@ -128,6 +128,23 @@ pub struct Unflatten {
     pub shape: Vec<usize>,
 }
 
+/// `(x - mean) / std` with fixed numbers: inputs standardised inside the model, as
+/// PyTorch's MNIST example's `transforms.Normalize((0.1307,), (0.3081,))` does outside
+/// it, so that a checkpoint reads the same raw pixels everything else gives it.
+#[derive(Clone, Copy, Debug)]
+pub struct Standardize {
+    /// Subtracted first.
+    pub mean: f64,
+    /// Divided by next.
+    pub std: f64,
+}
+
+impl<T: Float> Module<T> for Standardize {
+    fn forward<'t>(&self, _: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        (x - T::from_f64(self.mean)) * T::from_f64(1.0 / self.std)
+    }
+}
+
 impl<T: Float> Module<T> for MaxPool2d {
     fn forward<'t>(&self, _: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
         x.max_pool2d(self.kernel, self.stride, 0)

@@ -75,11 +75,13 @@
 mod activation;
 mod adadelta;
 mod adagrad;
+mod batch_norm;
 mod checkpoint;
 mod clip;
 mod conv;
 mod data;
 mod dp_sgd;
+mod dropout;
 mod embedding;
 mod error;
 mod init;
@@ -100,7 +102,9 @@ mod train;
 
 // Models and layers.
 pub use activation::{Activation, Gelu, ReLU, Sigmoid, Tanh};
-pub use conv::{AvgPool2d, Conv2d, Flatten, MaxPool2d, Unflatten};
+pub use batch_norm::BatchNorm;
+pub use conv::{AvgPool2d, Conv2d, Flatten, MaxPool2d, Standardize, Unflatten};
+pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use init::Init;
 pub use layer_norm::LayerNorm;
@@ -110,7 +114,7 @@ pub use module::{Module, Sequential};
 pub use recompute::Recompute;
 
 // Parameters and gradients.
-pub use params::{Bound, Grads, ParamStore};
+pub use params::{Bound, Grads, Mode, ParamStore};
 
 // Costs.
 pub use loss::{mean_squared_error, one_hot, quadratic, Cost, Target};
@@ -136,7 +140,7 @@ pub use data::{Batch, Dataset};
 // Training.
 pub use metrics::{accuracy, argmax_rows, ConfusionMatrix};
 pub use recipe::{Network, Recipe};
-pub use train::{augment_rng, data_identity, epoch_rng, EpochStats, Trainer};
+pub use train::{augment_rng, data_identity, epoch_rng, step_seed, EpochStats, Trainer};
 
 // Checkpoints.
 pub use checkpoint::{previous_path, write_atomically, write_keeping_previous, Checkpoint};

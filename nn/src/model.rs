@@ -3,7 +3,8 @@
 //! activation fused in), and LeNet-5 (convolutions, then dense layers).
 
 use crate::activation::Activation;
-use crate::conv::{Conv2d, Flatten, MaxPool2d, Unflatten};
+use crate::conv::{Conv2d, Flatten, MaxPool2d, Standardize, Unflatten};
+use crate::dropout::Dropout;
 use crate::init::Init;
 use crate::linear::Linear;
 use crate::module::{Module, Sequential};
@@ -65,6 +66,51 @@ impl<T: Float> Model<T> {
             sizes: Some(sizes.to_vec()),
             inputs: sizes[0],
             outputs: sizes[layers],
+        }
+    }
+
+    /// PyTorch's own MNIST example (pytorch/examples, `mnist/main.py`; network E,
+    /// docs/networks.md): inputs standardised by mean 0.1307 and deviation 0.3081, conv
+    /// 3x3 1->32, ReLU, conv 3x3 32->64, ReLU, max-pool 2, dropout 0.25, flatten,
+    /// 9216->128, ReLU, dropout 0.5, 128->10 logits (its log-softmax and negative
+    /// log-likelihood are [`crate::CrossEntropy`]). Weights and biases U(±1/√fan_in), as
+    /// PyTorch initialises its layers. The ReLU after the second convolution is applied
+    /// after the pooling, which gives the same values and gradients.
+    pub fn pytorch_mnist(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut params = ParamStore::new();
+        let mut net = Sequential::new();
+        let init = Init::UniformFanIn;
+        net.push(Unflatten {
+            shape: vec![1, 28, 28],
+        });
+        net.push(Standardize {
+            mean: 0.1307,
+            std: 0.3081,
+        });
+        let opts = Conv2dOptions::new(1, 0);
+        net.push(Conv2d::new(&mut params, "conv1", 1, 32, 3, opts, init, &mut rng));
+        net.push(Activation::Relu);
+        net.push(Conv2d::new(&mut params, "conv2", 32, 64, 3, opts, init, &mut rng));
+        net.push(MaxPool2d {
+            kernel: 2,
+            stride: 2,
+        });
+        net.push(Activation::Relu);
+        net.push(Dropout::new("dropout1", 0.25));
+        net.push(Flatten);
+        net.push(
+            Linear::new(&mut params, "fc1", 9216, 128, init, &mut rng)
+                .with_activation(Activation::Relu),
+        );
+        net.push(Dropout::new("dropout2", 0.5));
+        net.push(Linear::new(&mut params, "fc2", 128, 10, init, &mut rng));
+        Model {
+            params,
+            net,
+            sizes: None,
+            inputs: 28 * 28,
+            outputs: 10,
         }
     }
 

@@ -1,15 +1,57 @@
 //! Named parameters: an insertion-ordered store of owned tensors (names such as
-//! `layers.0.weight`), bound onto each training step's fresh tape as leaves.
+//! `layers.0.weight`), bound onto each training step's fresh tape as leaves, with the
+//! buffers beside them (running statistics: saved, never trained), and the mode a
+//! forward pass runs in.
 
 use crate::error::NnError;
 use autodiff::{Float, Gradients, Tape, Tensor, Var};
 use indexmap::IndexMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Whether a forward pass trains or evaluates: PyTorch's `model.train()` and
+/// `model.eval()`, chosen per pass where the parameters are bound
+/// ([`Bound::train`], [`Bound::eval`]), never held in a global.
+///
+/// Most layers compute the same thing in both; [`Dropout`](crate::Dropout) and
+/// [`BatchNorm`](crate::BatchNorm) do not, and panic, naming themselves, in a pass bound
+/// without a mode. [`ParamStore::bind_constants`] (inference, as
+/// [`Model::predict`](crate::Model::predict)) evaluates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: dropout drops, batch norm normalises by the batch's statistics and
+    /// updates its running ones. `seed` picks this pass's dropout masks (one per
+    /// layer, from the seed and the layer's name): give each step its own, derived from
+    /// the run's seed and the step, and a run is reproducible and resumes
+    /// bit-identically.
+    Train {
+        /// The seed of this pass's random draws.
+        seed: u64,
+    },
+    /// Evaluation: dropout is the identity, batch norm uses its running statistics.
+    Eval,
+}
+
+/// What a forward pass knows besides its parameters' handles: its mode, the buffers as
+/// bound, and the buffers it wrote. Shared by a `Bound` and those made from it for a
+/// recomputed block's tape, so that a write inside the block is kept.
+#[derive(Clone)]
+pub(crate) struct Pass<T: Float> {
+    mode: Option<Mode>,
+    buffers: Arc<IndexMap<String, Tensor<T>>>,
+    writes: Arc<Mutex<IndexMap<String, Tensor<T>>>>,
+}
 
 /// The parameters of a model, by name, in the order they were created. The order is
 /// what makes initialisation, optimizer state and checkpoints deterministic.
+///
+/// Beside the parameters it holds *buffers*: tensors a layer keeps between passes
+/// without training them, as batch norm's running mean and variance (PyTorch's
+/// `register_buffer`). The optimizer never sees them ([`ParamStore::iter`] and
+/// [`ParamStore::len`] are the parameters alone); checkpoints save them as buffers.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ParamStore<T: Float = f32> {
     params: IndexMap<String, Tensor<T>>,
+    buffers: IndexMap<String, Tensor<T>>,
 }
 
 impl<T: Float> ParamStore<T> {
@@ -17,6 +59,55 @@ impl<T: Float> ParamStore<T> {
     pub fn new() -> Self {
         ParamStore {
             params: IndexMap::new(),
+            buffers: IndexMap::new(),
+        }
+    }
+
+    /// Adds a buffer. Panics if the name is taken by a parameter or a buffer.
+    pub fn insert_buffer(&mut self, name: impl Into<String>, value: Tensor<T>) {
+        let name = name.into();
+        assert!(
+            !self.params.contains_key(&name) && !self.buffers.contains_key(&name),
+            "ParamStore: {name:?} already exists"
+        );
+        self.buffers.insert(name, value);
+    }
+
+    /// The buffer called `name`.
+    pub fn buffer(&self, name: &str) -> Option<&Tensor<T>> {
+        self.buffers.get(name)
+    }
+
+    /// The buffer called `name`, mutably.
+    pub fn buffer_mut(&mut self, name: &str) -> Option<&mut Tensor<T>> {
+        self.buffers.get_mut(name)
+    }
+
+    /// The buffers' (name, value) pairs in creation order.
+    pub fn buffers(&self) -> impl Iterator<Item = (&str, &Tensor<T>)> {
+        self.buffers.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Keeps the buffers a training pass bound from this store wrote (batch norm's
+    /// running statistics): call it once the pass is done, as
+    /// [`Trainer`](crate::Trainer) does after each step. A pass that wrote none (an
+    /// evaluation, a model without such layers) changes nothing.
+    ///
+    /// Panics if `bound` wrote a buffer this store does not hold (it was bound from
+    /// another store: a programming error).
+    pub fn update_buffers(&mut self, bound: &Bound<'_, T>) {
+        let writes = std::mem::take(
+            &mut *bound
+                .pass
+                .writes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for (name, value) in writes {
+            match self.buffers.get_mut(&name) {
+                Some(b) => *b = value,
+                None => panic!("update_buffers: the pass wrote {name:?}, which this store does not hold"),
+            }
         }
     }
 
@@ -94,25 +185,33 @@ impl<T: Float> ParamStore<T> {
     }
 
     /// Records every parameter on `tape` as a leaf that wants a gradient.
+    ///
+    /// The pass has no [`Mode`] until one is given ([`Bound::train`], [`Bound::eval`]):
+    /// a model with dropout or batch norm needs one, others run the same in both.
     pub fn bind<'t>(&self, tape: &'t Tape<T>) -> Bound<'t, T> {
-        Bound {
-            vars: self
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), tape.param(v.clone())))
-                .collect(),
-        }
+        self.bound(self.params.iter().map(|(k, v)| (k.clone(), tape.param(v.clone()))))
     }
 
     /// Records every parameter as a constant: for inference, where no gradient is
-    /// wanted and the tape records no vjp state.
+    /// wanted and the tape records no vjp state. The pass evaluates ([`Mode::Eval`]).
     pub fn bind_constants<'t>(&self, tape: &'t Tape<T>) -> Bound<'t, T> {
-        Bound {
-            vars: self
-                .params
+        self.bound(
+            self.params
                 .iter()
-                .map(|(k, v)| (k.clone(), tape.constant(v.clone())))
-                .collect(),
+                .map(|(k, v)| (k.clone(), tape.constant(v.clone()))),
+        )
+        .eval()
+    }
+
+    /// A `Bound` of these handles and this store's buffers, without a mode.
+    fn bound<'t>(&self, vars: impl IntoIterator<Item = (String, Var<'t, T>)>) -> Bound<'t, T> {
+        Bound {
+            vars: vars.into_iter().collect(),
+            pass: Pass {
+                mode: None,
+                buffers: Arc::new(self.buffers.clone()),
+                writes: Arc::default(),
+            },
         }
     }
 
@@ -145,54 +244,60 @@ impl<T: Float> ParamStore<T> {
             vars.len(),
             self.params.len()
         );
-        Bound {
-            vars: self
-                .params
-                .iter()
-                .zip(vars)
-                .map(|((name, value), &var)| {
-                    let shape = var.shape();
-                    assert!(
-                        shape.as_slice() == value.shape(),
-                        "bind_vars: the value for {name:?} has shape {:?}, the parameter {:?}",
-                        shape.as_slice(),
-                        value.shape()
-                    );
-                    (name.clone(), var)
-                })
-                .collect(),
-        }
+        let pairs = self.params.iter().zip(vars).map(|((name, value), &var)| {
+            let shape = var.shape();
+            assert!(
+                shape.as_slice() == value.shape(),
+                "bind_vars: the value for {name:?} has shape {:?}, the parameter {:?}",
+                shape.as_slice(),
+                value.shape()
+            );
+            (name.clone(), var)
+        });
+        let pairs: Vec<_> = pairs.collect();
+        self.bound(pairs)
     }
 
-    /// Replaces every value from `other`, which must hold exactly the same names and
-    /// shapes; the error lists every difference.
+    /// Replaces every value (parameters and buffers) from `other`, which must hold
+    /// exactly the same names and shapes; the error lists every difference.
     pub fn assign_from(&mut self, other: ParamStore<T>) -> Result<(), String> {
         let mut problems = Vec::new();
-        for (name, value) in &self.params {
-            match other.params.get(name) {
-                None => problems.push(format!("missing tensor {name:?}")),
-                Some(v) if v.shape() != value.shape() => problems.push(format!(
-                    "{name:?} has shape {:?}, the model expects {:?}",
-                    v.shape(),
-                    value.shape()
-                )),
-                Some(_) => {}
-            }
-        }
-        for name in other
-            .params
-            .keys()
-            .filter(|k| !self.params.contains_key(*k))
-        {
-            problems.push(format!("unexpected tensor {name:?}"));
-        }
+        differences(&self.params, &other.params, "tensor", &mut problems);
+        differences(&self.buffers, &other.buffers, "buffer", &mut problems);
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
         for (name, value) in other.params {
             self.params[&name] = value;
         }
+        for (name, value) in other.buffers {
+            self.buffers[&name] = value;
+        }
         Ok(())
+    }
+}
+
+/// Appends to `problems` every name `given` lacks or adds against `expected`, and every
+/// shape that differs; `what` names the kind of tensor.
+fn differences<T: Float>(
+    expected: &IndexMap<String, Tensor<T>>,
+    given: &IndexMap<String, Tensor<T>>,
+    what: &str,
+    problems: &mut Vec<String>,
+) {
+    for (name, value) in expected {
+        match given.get(name) {
+            None => problems.push(format!("missing {what} {name:?}")),
+            Some(v) if v.shape() != value.shape() => problems.push(format!(
+                "{name:?} has shape {:?}, the model expects {:?}",
+                v.shape(),
+                value.shape()
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in given.keys().filter(|k| !expected.contains_key(*k)) {
+        problems.push(format!("unexpected {what} {name:?}"));
     }
 }
 
@@ -205,6 +310,7 @@ impl<T: Float> ParamStore<T> {
 /// which outlives the tape and is what an optimizer reads.
 pub struct Bound<'t, T: Float = f32> {
     vars: IndexMap<String, Var<'t, T>>,
+    pass: Pass<T>,
 }
 
 impl<'t, T: Float> Bound<'t, T> {
@@ -221,10 +327,97 @@ impl<'t, T: Float> Bound<'t, T> {
         }
     }
 
-    /// Names and handles from (name, handle) pairs.
-    pub(crate) fn from_parts(pairs: impl IntoIterator<Item = (String, Var<'t, T>)>) -> Self {
+    /// This pass trains, its random draws seeded by `seed` ([`Mode::Train`]).
+    pub fn train(self, seed: u64) -> Self {
+        self.with_mode(Mode::Train { seed })
+    }
+
+    /// This pass evaluates ([`Mode::Eval`]).
+    pub fn eval(self) -> Self {
+        self.with_mode(Mode::Eval)
+    }
+
+    /// This pass runs in `mode`.
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.pass.mode = Some(mode);
+        self
+    }
+
+    /// The pass's mode, if one was given.
+    pub fn mode(&self) -> Option<Mode> {
+        self.pass.mode
+    }
+
+    /// The pass's mode, for a layer that behaves differently in training and
+    /// evaluation: panics at the caller's line, naming `layer`, when none was given.
+    #[track_caller]
+    pub fn mode_for(&self, layer: &str) -> Mode {
+        match self.pass.mode {
+            Some(mode) => mode,
+            None => panic!(
+                "{layer} behaves differently in training and evaluation: bind the \
+                 parameters with `.train(seed)` or `.eval()` (`store.bind(&tape).train(seed)`)"
+            ),
+        }
+    }
+
+    /// The buffer called `name` as the pass sees it: its latest write in this pass, else
+    /// the store's value when bound. Panics naming the known buffers if there is none.
+    #[track_caller]
+    pub fn buffer(&self, name: &str) -> Tensor<T> {
+        let writes = self
+            .pass
+            .writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match writes.get(name).or_else(|| self.pass.buffers.get(name)) {
+            Some(t) => t.clone(),
+            None => panic!(
+                "Bound: no buffer {name:?}; known: {:?}",
+                self.pass.buffers.keys().collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// Writes the buffer `name` for this pass (a training pass's running statistics);
+    /// [`ParamStore::update_buffers`] keeps the writes afterwards. Panics if the store
+    /// has no such buffer or the shape differs.
+    #[track_caller]
+    pub fn set_buffer(&self, name: &str, value: Tensor<T>) {
+        match self.pass.buffers.get(name) {
+            Some(b) => assert!(
+                b.shape() == value.shape(),
+                "Bound::set_buffer: {name:?} has shape {:?}, the value {:?}",
+                b.shape(),
+                value.shape()
+            ),
+            None => panic!(
+                "Bound: no buffer {name:?}; known: {:?}",
+                self.pass.buffers.keys().collect::<Vec<_>>()
+            ),
+        }
+        self.pass
+            .writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string(), value);
+    }
+
+    /// This pass's mode and buffers, to bind other handles into the same pass with
+    /// [`Bound::from_parts`].
+    pub(crate) fn pass(&self) -> Pass<T> {
+        self.pass.clone()
+    }
+
+    /// Names and handles from (name, handle) pairs, in `pass` (a recomputed block's
+    /// tape, in the pass that recorded the block).
+    pub(crate) fn from_parts(
+        pairs: impl IntoIterator<Item = (String, Var<'t, T>)>,
+        pass: Pass<T>,
+    ) -> Self {
         Bound {
             vars: pairs.into_iter().collect(),
+            pass,
         }
     }
 

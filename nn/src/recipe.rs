@@ -1,11 +1,12 @@
 //! The networks this project trains, defined once for the demo, the tests and the
-//! benchmarks (A to D, and A96, network A's shape trained for accuracy; described in
+//! benchmarks (A to D; A96, network A's shape trained for accuracy; E, PyTorch's own MNIST example; described in
 //! docs/networks.md).
 
 use crate::activation::Activation;
 use crate::init::Init;
 use crate::loss::{Cost, CrossEntropy, Quadratic};
 use crate::model::Model;
+use crate::adadelta::Adadelta;
 use crate::optim::{Adam, Optimizer, Sgd};
 use crate::schedule::Schedule;
 use std::fmt;
@@ -26,6 +27,9 @@ pub enum Network {
     /// accuracy: ReLU, cross-entropy, AdamW with a one-cycle schedule, inputs shifted by
     /// up to a pixel each epoch (docs/networks.md).
     A96,
+    /// PyTorch's own MNIST example (pytorch/examples, `mnist/main.py`):
+    /// [`Model::pytorch_mnist`] with its recipe.
+    E,
 }
 
 /// Everything that defines a training run of a network.
@@ -131,6 +135,24 @@ impl Network {
                 weight_decay: 0.0,
                 shift: 1,
             },
+            // `mnist/main.py`'s defaults: Adadelta at 1.0, StepLR(step_size=1,
+            // gamma=0.7), batch 64, 14 epochs. Sizes name the dense part.
+            Network::E => Recipe {
+                network: self,
+                sizes: vec![9216, 128, 10],
+                hidden: Activation::Relu,
+                output: Activation::Identity,
+                init: Init::UniformFanIn,
+                lr: 1.0,
+                batch: 64,
+                epochs: 14,
+                schedule: Schedule::Step {
+                    step_size: 1,
+                    gamma: 0.7,
+                },
+                weight_decay: 0.0,
+                shift: 0,
+            },
         }
     }
 }
@@ -140,6 +162,7 @@ impl Recipe {
     pub fn model(&self, seed: u64) -> Model<f32> {
         match self.network {
             Network::D => Model::lenet(self.init, seed),
+            Network::E => Model::pytorch_mnist(seed),
             _ => Model::new(&self.sizes, self.hidden, self.output, self.init, seed),
         }
     }
@@ -148,7 +171,9 @@ impl Recipe {
     pub fn cost(&self) -> Box<dyn Cost<f32>> {
         match self.network {
             Network::A => Box::new(Quadratic),
-            Network::B | Network::C | Network::D | Network::A96 => Box::new(CrossEntropy),
+            Network::B | Network::C | Network::D | Network::A96 | Network::E => {
+                Box::new(CrossEntropy)
+            }
         }
     }
 
@@ -165,6 +190,11 @@ impl Recipe {
             }
             Network::C => Box::new(Sgd::new(self.lr).with_momentum(0.9).with_weight_decay(wd)),
             Network::A96 => Box::new(Adam::adamw(self.lr, self.weight_decay)),
+            Network::E => {
+                let mut adadelta = Adadelta::new(self.lr);
+                adadelta.weight_decay = wd;
+                Box::new(adadelta)
+            }
         }
     }
 }
@@ -177,6 +207,7 @@ impl fmt::Display for Network {
             Network::C => "c",
             Network::D => "d",
             Network::A96 => "a96",
+            Network::E => "e",
         })
     }
 }
@@ -190,8 +221,9 @@ impl FromStr for Network {
             "c" | "wide" => Ok(Network::C),
             "d" | "lenet" => Ok(Network::D),
             "a96" | "3b1b-96" => Ok(Network::A96),
+            "e" | "pytorch" => Ok(Network::E),
             _ => Err(format!(
-                "unknown network {s:?} (expected a, b, c, d or a96)"
+                "unknown network {s:?} (expected a, b, c, d, a96 or e)"
             )),
         }
     }

@@ -80,10 +80,11 @@ impl<T: Float, M: Module<T> + 'static> Module<T> for Recompute<M> {
         inputs.push(x);
         inputs.extend(vars);
         let inner = Arc::clone(&self.inner);
+        let pass = params.pass();
         x.tape().recompute(
             move |_, inputs| {
                 let pairs = names.iter().cloned().zip(inputs[1..].iter().copied());
-                inner.forward(&Bound::from_parts(pairs), inputs[0])
+                inner.forward(&Bound::from_parts(pairs, pass.clone()), inputs[0])
             },
             &inputs,
         )

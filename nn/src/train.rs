@@ -16,7 +16,7 @@ use crate::recipe::{Network, Recipe};
 use crate::schedule::Schedule;
 use autodiff::{Tape, Var};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// What one epoch of training measured.
@@ -75,6 +75,14 @@ pub fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
     StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
+/// The seed of training step `step` (counted over the whole run from 0), from which its
+/// dropout masks are drawn ([`crate::Mode::Train`]): a resumed run draws the masks the
+/// uninterrupted one would have.
+pub fn step_seed(seed: u64, step: usize) -> u64 {
+    let mixed = seed ^ 0xD50F_D50F_D50F_D50F ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    StdRng::seed_from_u64(mixed).next_u64()
+}
+
 impl Trainer {
     /// A freshly initialised network following `recipe`.
     pub fn new(recipe: Recipe, seed: u64) -> Self {
@@ -130,13 +138,15 @@ impl Trainer {
             let (value, grads) = {
                 let tape = Tape::new();
                 tape.detect_anomaly(self.detect_anomaly);
-                let (bound, cost) = self.record_cost(&tape, &batch);
+                let step_seed = step_seed(self.seed, self.epoch * total + i);
+                let (bound, cost) = self.record_cost(&tape, &batch, step_seed);
                 let value = cost.item() as f64;
                 let gradients = value.is_finite().then(|| cost.backward());
                 let gradients = match gradients {
                     Some(g) if tape.anomaly().is_none() => g,
                     _ => {
-                        let anomaly = tape.anomaly().or_else(|| self.diagnose(&batch));
+                        let anomaly = (tape.anomaly())
+                            .or_else(|| self.diagnose(&batch, step_seed));
                         return Err(NnError::Diverged {
                             epoch: self.epoch + 1,
                             batch: i + 1,
@@ -145,6 +155,7 @@ impl Trainer {
                         });
                     }
                 };
+                self.model.params_mut().update_buffers(&bound);
                 (value, bound.grads(gradients)?)
             };
             self.optimizer.step(self.model.params_mut(), &grads)?;
@@ -158,14 +169,16 @@ impl Trainer {
         })
     }
 
-    /// Binds the parameters to `tape` and records the model's cost on `batch`.
+    /// Binds the parameters to `tape` for a training pass seeded `seed` and records the
+    /// model's cost on `batch`.
     #[track_caller]
     fn record_cost<'t>(
         &self,
         tape: &'t Tape<f32>,
         batch: &Batch,
+        seed: u64,
     ) -> (Bound<'t, f32>, Var<'t, f32>) {
-        let bound = self.model.params().bind(tape);
+        let bound = self.model.params().bind(tape).train(seed);
         let out = self
             .model
             .forward(&bound, tape.constant(batch.images.clone()));
@@ -175,10 +188,10 @@ impl Trainer {
 
     /// Replays one batch's forward and backward pass with anomaly detection on, to name
     /// the first op that produced a NaN or infinity.
-    fn diagnose(&self, batch: &Batch) -> Option<autodiff::Anomaly> {
+    fn diagnose(&self, batch: &Batch, seed: u64) -> Option<autodiff::Anomaly> {
         let tape = Tape::new();
         tape.detect_anomaly(true);
-        let (_, cost) = self.record_cost(&tape, batch);
+        let (_, cost) = self.record_cost(&tape, batch, seed);
         if tape.anomaly().is_none() {
             let _ = cost.backward();
         }
