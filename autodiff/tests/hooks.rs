@@ -155,7 +155,7 @@ fn a_leaf_hook_sees_the_complete_gradient_of_a_leaf_used_twice() {
     let grads = loss.backward();
     // Called once, with 2x + 3 eˣ: every contribution summed.
     let complete: Vec<f64> = x0.iter().map(|x| 2.0 * x + 3.0 * x.exp()).collect();
-    assert_eq!(*calls.borrow(), [complete.clone()]);
+    assert_eq!(*calls.borrow(), std::slice::from_ref(&complete));
     let replaced: Vec<f64> = complete.iter().map(|g| g + 1.0).collect();
     assert_eq!(grads[x].data(), &replaced[..]);
     assert_eq!(grads[retained].data(), &[3.0, 3.0]);
@@ -296,9 +296,10 @@ fn per_sample_gradients_take_the_loop_so_a_hook_sees_one_example() {
         });
         h.square().sum_axes(&[1], false)
     });
-    let base = per_sample(&plain, &[w.clone()], &[xs.clone()], PerSamplePath::Auto);
+    let (w, xs) = (std::slice::from_ref(&w), std::slice::from_ref(&xs));
+    let base = per_sample(plain, w, xs, PerSamplePath::Auto);
     assert!(base.batched);
-    let with_hook = per_sample(&hooked, &[w], &[xs], PerSamplePath::Auto);
+    let with_hook = per_sample(hooked, w, xs, PerSamplePath::Auto);
     assert!(!with_hook.batched);
     let why = with_hook.why_loop.unwrap_or_default();
     assert!(why.contains("register_hook"), "{why}");
