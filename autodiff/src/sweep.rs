@@ -65,7 +65,7 @@ pub(crate) trait Pass<T: Float> {
 ///
 /// A node's adjoint is complete when the walk reaches it (every consumer comes later
 /// on the tape), which is where [`Pass::hook`] runs. A tape without hooks costs one
-/// check here, not one per node.
+/// check of its map here, and no lookup per node.
 #[track_caller]
 pub(crate) fn reverse<T: Float, P: Pass<T>>(
     tape: &Tape<T>,
