@@ -285,11 +285,9 @@ fn batched<T: Float>(
     check_losses(&loss.shape(), n);
     if !tape.hooks().is_empty() {
         // A hook sees a value's whole gradient; batched, that is every example's at once.
-        return Err(
-            "a gradient hook is registered (Var::register_hook), and each example's \
-                    sweep runs it on that example's gradient alone"
-                .into(),
-        );
+        let why = "a gradient hook is registered (Var::register_hook), and each example's \
+                   sweep runs it on that example's gradient alone";
+        return Err(why.into());
     }
     let root = loss.id() as usize;
     let (kinds, depends) = {
