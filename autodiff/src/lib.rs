@@ -71,6 +71,8 @@ pub mod func;
 mod grad;
 #[forbid(unsafe_code)]
 mod gradcheck;
+#[forbid(unsafe_code)]
+mod hooks;
 #[allow(unsafe_code)]
 mod kernels;
 #[forbid(unsafe_code)]

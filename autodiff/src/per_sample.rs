@@ -19,7 +19,9 @@
 //! inputs' first axis is followed through every op (an op that sums over it, reshapes
 //! across it, or multiplies two batched operands into one matrix mixes examples), and
 //! every op that reads a parameter has a per-example rule. Otherwise the loop runs, and
-//! [`PerSample::why_loop`] says which op stopped the batched path.
+//! [`PerSample::why_loop`] says which op stopped the batched path. A cost that registers
+//! a gradient hook ([`crate::Var::register_hook`]) also takes the loop, so that the hook
+//! sees one example's gradient, as it would in that example's own `backward`.
 
 use crate::float::Float;
 use crate::ops::{BatchInput, BatchView, Rule, VjpContext};
@@ -281,6 +283,12 @@ fn batched<T: Float>(
     let xs: Vec<Var<'_, T>> = inputs.iter().map(|x| tape.param(x)).collect();
     let loss = f(&tape, &ps, &xs);
     check_losses(&loss.shape(), n);
+    if !tape.hooks().is_empty() {
+        // A hook sees a value's whole gradient; batched, that is every example's at once.
+        let why = "a gradient hook is registered (Var::register_hook), and each example's \
+                   sweep runs it on that example's gradient alone";
+        return Err(why.into());
+    }
     let root = loss.id() as usize;
     let (kinds, depends) = {
         let nodes = tape.nodes();

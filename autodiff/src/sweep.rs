@@ -4,7 +4,8 @@
 //! the inputs' adjoints, the first moved in, later ones added. What an adjoint is, and
 //! which rule of the op computes with it, is the [`Pass`]'s business: a buffer tensor
 //! for `backward` (the fast vjp), a recorded `Var` for `grad` (the recorded vjp), or a
-//! batch of per-example rows for per-sample gradients.
+//! batch of per-example rows for per-sample gradients. Gradient hooks
+//! ([`crate::Var::register_hook`]) run here too, as the walk reaches their node.
 
 use crate::float::Float;
 use crate::tape::{Node, NodeId, Tape};
@@ -36,6 +37,16 @@ pub(crate) trait Pass<T: Float> {
         wants: &[bool],
     ) -> Contributions<Self::Adjoint>;
 
+    /// Node `i`'s gradient hooks ([`crate::Var::register_hook`]) on its complete adjoint
+    /// `grad`, called as the walk reaches a node that has some, before the adjoint is
+    /// kept or passed on: what it returns is the node's adjoint from then on. The
+    /// default runs none (the per-example pass, which hooks never reach: per-sample
+    /// gradients take the loop when a hook is registered).
+    fn hook(&mut self, tape: &Tape<T>, i: usize, grad: Self::Adjoint) -> Self::Adjoint {
+        let _ = (tape, i);
+        grad
+    }
+
     /// Called for every op node once the sweep has passed it, whether an adjoint
     /// reached it or not.
     fn passed(&mut self, tape: &Tape<T>, i: usize) {
@@ -51,6 +62,10 @@ pub(crate) trait Pass<T: Float> {
 ///
 /// Only the inputs the pass wants receive anything, so a pass that wants only the
 /// nodes leading to some inputs ([`reaching`]) visits nothing else.
+///
+/// A node's adjoint is complete when the walk reaches it (every consumer comes later
+/// on the tape), which is where [`Pass::hook`] runs. A tape without hooks costs one
+/// check of its map here, and no lookup per node.
 #[track_caller]
 pub(crate) fn reverse<T: Float, P: Pass<T>>(
     tape: &Tape<T>,
@@ -61,12 +76,18 @@ pub(crate) fn reverse<T: Float, P: Pass<T>>(
     let mut adjoints: Vec<Option<P::Adjoint>> = Vec::with_capacity(root + 1);
     adjoints.resize_with(root + 1, || None);
     adjoints[root] = seed;
+    let hooked = !tape.hooks().is_empty();
     for i in (0..=root).rev() {
+        let mut grad = adjoints[i].take();
+        if hooked && tape.hooks().on(i as NodeId) {
+            // No borrow of the nodes is held: a hook is user code.
+            grad = grad.map(|g| pass.hook(tape, i, g));
+        }
         let visit = {
             let nodes = tape.nodes();
             let node = &nodes[i];
             // A leaf keeps its adjoint: it is the result.
-            match (&node.op, adjoints[i].take()) {
+            match (&node.op, grad) {
                 (None, grad) => {
                     adjoints[i] = grad;
                     continue;

@@ -4,6 +4,7 @@
 
 use crate::float::Float;
 use crate::grad::Gradients;
+use crate::hooks::Hooks;
 use crate::ops::{InputGrads, Op, Rule, VarJvp, VarVjp, VjpContext};
 use crate::shape::Dims;
 use crate::sweep::{self, Contributions, Pass};
@@ -122,6 +123,8 @@ pub struct Tape<T: Float> {
     nodes: RefCell<Vec<Node<T>>>,
     detect_anomaly: Cell<bool>,
     anomaly: RefCell<Option<Anomaly>>,
+    /// Gradient hooks by node ([`Var::register_hook`]).
+    hooks: Hooks<T>,
 }
 
 /// The pass in which anomaly detection ([`Tape::detect_anomaly`]) found a non-finite
@@ -219,6 +222,7 @@ impl<T: Float> Tape<T> {
             nodes: RefCell::new(Vec::new()),
             detect_anomaly: Cell::new(false),
             anomaly: RefCell::new(None),
+            hooks: Hooks::default(),
         }
     }
 
@@ -229,6 +233,7 @@ impl<T: Float> Tape<T> {
             nodes: RefCell::new(Vec::with_capacity(nodes)),
             detect_anomaly: Cell::new(false),
             anomaly: RefCell::new(None),
+            hooks: Hooks::default(),
         }
     }
 
@@ -333,6 +338,10 @@ impl<T: Float> Tape<T> {
         }
         out.push_str("}\n");
         out
+    }
+
+    pub(crate) fn hooks(&self) -> &Hooks<T> {
+        &self.hooks
     }
 
     pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node<T>>> {
@@ -551,6 +560,12 @@ impl<T: Float> Pass<T> for Numeric {
         input_grads
     }
 
+    /// The hooks see the buffer; a replacement goes on in its place.
+    fn hook(&mut self, tape: &Tape<T>, i: usize, grad: Tensor<T>) -> Tensor<T> {
+        let name = || tape.nodes()[i].name();
+        tape.hooks().run(i as NodeId, &grad, name).unwrap_or(grad)
+    }
+
     /// Node `i`'s vjp was the last reader of its value: later vjps (of nodes < i) read
     /// only their own inputs. Leaves are not passed here: they share the caller's
     /// storage, so dropping them would free nothing.
@@ -734,6 +749,16 @@ impl<'t, T: Float> Pass<T> for Recorded<'t, T> {
             wants,
         };
         op.vjp_var(&ctx)
+    }
+
+    /// The hooks see the gradient's value; a replacement is recorded as a constant, so
+    /// no derivative flows through it, while `None` keeps the recorded gradient.
+    fn hook(&mut self, tape: &Tape<T>, i: usize, grad: Var<'t, T>) -> Var<'t, T> {
+        let name = || tape.nodes()[i].name();
+        match tape.hooks().run(i as NodeId, &grad.value(), name) {
+            Some(g) => self.tape.constant(g),
+            None => grad,
+        }
     }
 
     fn add(acc: &mut Var<'t, T>, g: Var<'t, T>) {
