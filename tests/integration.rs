@@ -95,6 +95,9 @@ mod scalar_tape;
 #[path = "second_order.rs"]
 mod second_order;
 
+#[path = "pytorch_example.rs"]
+mod pytorch_example;
+
 #[path = "tensor_arithmetic.rs"]
 mod tensor_arithmetic;
 

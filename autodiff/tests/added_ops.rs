@@ -658,7 +658,11 @@ fn batch_norm_passes_gradcheck_gradgradcheck_and_jvp() {
         from_ref(&x4),
     );
     check_jvp(|_, p| p[0].batch_norm(1e-5).0, &x, &v);
-    check_jvp(|_, p| p[0].batch_norm(1e-5).0.square(), &x4, &values(&[2, 2, 2, 3], 2.2));
+    check_jvp(
+        |_, p| p[0].batch_norm(1e-5).0.square(),
+        &x4,
+        &values(&[2, 2, 2, 3], 2.2),
+    );
 }
 
 /// The fused vjp against the same normalisation composed of reductions, whose rules

@@ -12,6 +12,12 @@ epoch). Its defaults: lr 1e-2 (the one-cycle's peak), batch 128, weight decay 0,
 the recipe trains 40 epochs:
 
     python bench/reference/torch_mnist.py --net a96 --epochs 40 --seed 1 --data-dir DIR
+
+Network e (alias pytorch) is PyTorch's own MNIST example (pytorch/examples, mnist/main.py),
+as examples/pytorch_mnist.rs: its Net, Adadelta at 1.0, StepLR(1, 0.7) stepped each epoch,
+batch 64, dropout on in training and off for the test. Its accuracy after every epoch:
+
+    python bench/reference/torch_mnist.py --net e --epochs 14 --seed 1 --test-every-epoch --data-dir DIR
 """
 import argparse
 import gzip
@@ -105,9 +111,40 @@ def shifted(images, max_shift, gen):
     return out
 
 
+class Standardize(torch.nn.Module):
+    """(x - mean) / std inside the model, as nn::Standardize (the example's Normalize)."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def pytorch_example():
+    """Network E (docs/networks.md): PyTorch's own MNIST example, mnist/main.py's Net and
+    recipe, as nn::Model::pytorch_mnist. Layers keep PyTorch's default initialisation
+    (U(+-1/sqrt(fan_in)), nn::Init::UniformFanIn); the log-softmax with the negative
+    log-likelihood is cross_entropy."""
+    model = torch.nn.Sequential(
+        torch.nn.Unflatten(1, (1, 28, 28)),
+        Standardize(0.1307, 0.3081),
+        torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 64, 3), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2), torch.nn.Dropout(0.25),
+        torch.nn.Flatten(),
+        torch.nn.Linear(9216, 128), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+        torch.nn.Linear(128, 10),
+    )
+    return model, torch.optim.Adadelta(model.parameters(), lr=1.0), 64
+
+
 def build(net):
     if net == "d":
         return lenet()
+    if net == "e":
+        return pytorch_example()
     if net == "a":
         layers, act, last = [784, 16, 16, 10], torch.nn.Sigmoid, torch.nn.Sigmoid
     elif net == "b":
@@ -137,6 +174,15 @@ def build(net):
     return model, opt, batch
 
 
+def accuracy(model, x, y):
+    """Test accuracy in evaluation mode, in batches of 1000 (as the example's test batch)."""
+    model.eval()
+    with torch.no_grad():
+        right = sum((model(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum().item()
+                    for i in range(0, x.shape[0], 1000))
+    return right / x.shape[0]
+
+
 def cost(net, out, y):
     if net == "a":  # quadratic cost 1/(2n) sum ||a - y||^2
         onehot = torch.nn.functional.one_hot(y, 10).to(out.dtype)
@@ -164,9 +210,8 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     xtr, ytr, xte, yte = load(a.data_dir)
-    if a.net == "3b1b-96":
-        a.net = "a96"
-    scheduler = None
+    a.net = {"3b1b-96": "a96", "pytorch": "e"}.get(a.net, a.net)
+    scheduler = epoch_scheduler = None
     if a.net == "a96":
         model, opt = a96(a.hidden, a.lr, a.weight_decay)
         batch = a.batch
@@ -176,6 +221,8 @@ def main():
                 opt, max_lr=a.lr, total_steps=steps, cycle_momentum=False)
     else:
         model, opt, batch = build(a.net)
+        if a.net == "e":  # stepped once an epoch
+            epoch_scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
     gen = torch.Generator().manual_seed(a.seed)
     # The augmentation's own stream, so that it leaves the batch order's alone.
     augment = torch.Generator().manual_seed(a.seed + 0xA96)
@@ -186,6 +233,7 @@ def main():
         if a.net == "a96" and a.shift > 0:
             xtr = shifted(train_images.reshape(-1, 28, 28), a.shift, augment).reshape(-1, 784)
         order = torch.randperm(xtr.shape[0], generator=gen)
+        model.train()
         total = 0.0
         for i in range(0, xtr.shape[0], batch):
             idx = order[i:i + batch]
@@ -196,14 +244,14 @@ def main():
             if scheduler is not None:
                 scheduler.step()
             total += loss.item()
+        if epoch_scheduler is not None:
+            epoch_scheduler.step()
         times.append(time.perf_counter() - start)
         line = f"net {a.net} epoch {epoch + 1} {times[-1]:.3f}s cost {total / ((xtr.shape[0] + batch - 1) // batch):.5f}"
         if a.test_every_epoch:
-            with torch.no_grad():
-                line += f" test accuracy {(model(xte).argmax(1) == yte).float().mean().item():.4f}"
-        print(line)
-    with torch.no_grad():
-        acc = (model(xte).argmax(1) == yte).float().mean().item()
+            line += f" test accuracy {accuracy(model, xte, yte):.4f}"
+        print(line, flush=True)
+    acc = accuracy(model, xte, yte)
     median = sorted(times)[len(times) // 2]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"RESULT impl=pytorch net={a.net} threads={a.threads} epochs={len(times)} samples_per_s={xtr.shape[0] / median:.0f} "

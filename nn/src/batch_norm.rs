@@ -125,8 +125,7 @@ impl<T: Float> Module<T> for BatchNorm {
                     let running = params.buffer(&self.key(name));
                     let mixed = running.data().iter().zip(batch.data()).map(|(&r, &b)| {
                         T::from_f64(
-                            (1.0 - self.momentum) * r.as_f64()
-                                + self.momentum * scale * b.as_f64(),
+                            (1.0 - self.momentum) * r.as_f64() + self.momentum * scale * b.as_f64(),
                         )
                     });
                     params.set_buffer(

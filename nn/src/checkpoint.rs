@@ -142,9 +142,14 @@ impl<T: Float> Checkpoint<T> {
         meta.insert("format".into(), FORMAT.into());
         meta.insert("dtype".into(), T::NAME.into());
         for (name, t) in self.params.iter() {
-            for (prefix, whose) in [(OPTIMIZER_PREFIX, "optimizer's"), (BUFFER_PREFIX, "buffers'")] {
+            for (prefix, whose) in [
+                (OPTIMIZER_PREFIX, "optimizer's"),
+                (BUFFER_PREFIX, "buffers'"),
+            ] {
                 if name.starts_with(prefix) {
-                    return Err(format!("parameter name {name:?} clashes with the {whose} prefix"));
+                    return Err(format!(
+                        "parameter name {name:?} clashes with the {whose} prefix"
+                    ));
                 }
             }
             tensors.push((name.to_string(), Encoded::new(t)));

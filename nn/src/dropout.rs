@@ -123,7 +123,10 @@ mod tests {
             .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-15));
         // 10 000 draws: the kept share is 0.75 within five standard deviations.
         let share = kept as f64 / 1e4;
-        assert!((share - 0.75).abs() < 5.0 * (0.75f64 * 0.25 / 1e4).sqrt(), "{share}");
+        assert!(
+            (share - 0.75).abs() < 5.0 * (0.75f64 * 0.25 / 1e4).sqrt(),
+            "{share}"
+        );
     }
 
     #[test]
@@ -145,8 +148,8 @@ mod tests {
         let x = tape.constant(Tensor::from_vec(xs.clone(), [3, 4]));
         let y = drop.forward(&store.bind(&tape).train(9), x).value();
         let mask = drop.mask::<f64>(9, &[3, 4]);
-        for i in 0..12 {
-            assert_eq!(y.data()[i], xs[i] * mask.data()[i]);
+        for ((y, x), m) in y.data().iter().zip(&xs).zip(mask.data()) {
+            assert_eq!(*y, x * m);
         }
         let z = drop.forward(&store.bind(&tape).eval(), x).value();
         assert_eq!(z.data(), &xs[..]);

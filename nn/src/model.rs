@@ -73,14 +73,13 @@ impl<T: Float> Model<T> {
     /// docs/networks.md): inputs standardised by mean 0.1307 and deviation 0.3081, conv
     /// 3x3 1->32, ReLU, conv 3x3 32->64, ReLU, max-pool 2, dropout 0.25, flatten,
     /// 9216->128, ReLU, dropout 0.5, 128->10 logits (its log-softmax and negative
-    /// log-likelihood are [`crate::CrossEntropy`]). Weights and biases U(±1/√fan_in), as
-    /// PyTorch initialises its layers. The ReLU after the second convolution is applied
-    /// after the pooling, which gives the same values and gradients.
-    pub fn pytorch_mnist(seed: u64) -> Self {
+    /// log-likelihood are [`crate::CrossEntropy`]). PyTorch initialises its layers as
+    /// [`Init::UniformFanIn`]. The ReLU after the second convolution is applied after
+    /// the pooling, which gives the same values and gradients.
+    pub fn pytorch_mnist(init: Init, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut params = ParamStore::new();
         let mut net = Sequential::new();
-        let init = Init::UniformFanIn;
         net.push(Unflatten {
             shape: vec![1, 28, 28],
         });
@@ -89,9 +88,27 @@ impl<T: Float> Model<T> {
             std: 0.3081,
         });
         let opts = Conv2dOptions::new(1, 0);
-        net.push(Conv2d::new(&mut params, "conv1", 1, 32, 3, opts, init, &mut rng));
+        net.push(Conv2d::new(
+            &mut params,
+            "conv1",
+            1,
+            32,
+            3,
+            opts,
+            init,
+            &mut rng,
+        ));
         net.push(Activation::Relu);
-        net.push(Conv2d::new(&mut params, "conv2", 32, 64, 3, opts, init, &mut rng));
+        net.push(Conv2d::new(
+            &mut params,
+            "conv2",
+            32,
+            64,
+            3,
+            opts,
+            init,
+            &mut rng,
+        ));
         net.push(MaxPool2d {
             kernel: 2,
             stride: 2,

@@ -106,7 +106,9 @@ impl<T: Float> ParamStore<T> {
         for (name, value) in writes {
             match self.buffers.get_mut(&name) {
                 Some(b) => *b = value,
-                None => panic!("update_buffers: the pass wrote {name:?}, which this store does not hold"),
+                None => panic!(
+                    "update_buffers: the pass wrote {name:?}, which this store does not hold"
+                ),
             }
         }
     }
@@ -189,7 +191,11 @@ impl<T: Float> ParamStore<T> {
     /// The pass has no [`Mode`] until one is given ([`Bound::train`], [`Bound::eval`]):
     /// a model with dropout or batch norm needs one, others run the same in both.
     pub fn bind<'t>(&self, tape: &'t Tape<T>) -> Bound<'t, T> {
-        self.bound(self.params.iter().map(|(k, v)| (k.clone(), tape.param(v.clone()))))
+        self.bound(
+            self.params
+                .iter()
+                .map(|(k, v)| (k.clone(), tape.param(v.clone()))),
+        )
     }
 
     /// Records every parameter as a constant: for inference, where no gradient is
@@ -401,6 +407,40 @@ impl<'t, T: Float> Bound<'t, T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_string(), value);
+    }
+
+    /// Runs `hook` on parameter `name`'s gradient once it is complete, in the backward
+    /// pass, before the pass returns it: PyTorch's `register_post_accumulate_grad_hook`,
+    /// for logging, clipping or scaling one parameter's gradient. Returning `Some(g)`
+    /// replaces the gradient (the optimizer then sees `g`), `None` keeps it. A
+    /// parameter's gradient is complete as the walk reaches the parameter, after every
+    /// op that reads it (they all come later on the tape), so hooks run in reverse
+    /// store order. See [`autodiff::Var::register_hook`] for the recorded pass.
+    ///
+    /// ```
+    /// use autodiff::{Tape, Tensor};
+    /// use nn::{Activation, Cost, CrossEntropy, Init, Model, Module};
+    ///
+    /// let model = Model::<f64>::new(&[2, 3, 2], Activation::Relu, Activation::Identity, Init::He, 1);
+    /// let tape = Tape::new();
+    /// let bound = model.params().bind(&tape);
+    /// // Halve the first layer's weight gradient.
+    /// bound.register_hook("layers.0.weight", |g| Some(g.map(|v| v * 0.5)));
+    /// let x = tape.constant(Tensor::from_vec(vec![0.5, -1.0], [1, 2]));
+    /// let cost = CrossEntropy.cost(model.forward(&bound, x), &[1]);
+    /// let grads = bound.grads(cost.backward()).unwrap();
+    /// assert_eq!(grads.get("layers.0.weight").unwrap().shape(), &[2, 3]);
+    /// ```
+    ///
+    /// Panics naming the known parameters if there is no parameter `name`, and at the
+    /// caller's line if it was bound as a constant (no gradient reaches it).
+    #[track_caller]
+    pub fn register_hook(
+        &self,
+        name: &str,
+        hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + 'static,
+    ) {
+        self.get(name).register_hook(hook);
     }
 
     /// This pass's mode and buffers, to bind other handles into the same pass with

@@ -1,12 +1,12 @@
 //! The networks this project trains, defined once for the demo, the tests and the
-//! benchmarks (A to D; A96, network A's shape trained for accuracy; E, PyTorch's own MNIST example; described in
-//! docs/networks.md).
+//! benchmarks (A to D; A96, network A's shape trained for accuracy; E, PyTorch's own
+//! MNIST example; described in docs/networks.md).
 
 use crate::activation::Activation;
+use crate::adadelta::Adadelta;
 use crate::init::Init;
 use crate::loss::{Cost, CrossEntropy, Quadratic};
 use crate::model::Model;
-use crate::adadelta::Adadelta;
 use crate::optim::{Adam, Optimizer, Sgd};
 use crate::schedule::Schedule;
 use std::fmt;
@@ -136,10 +136,11 @@ impl Network {
                 shift: 1,
             },
             // `mnist/main.py`'s defaults: Adadelta at 1.0, StepLR(step_size=1,
-            // gamma=0.7), batch 64, 14 epochs. Sizes name the dense part.
+            // gamma=0.7), batch 64, 14 epochs. Sizes name the input and the dense
+            // layers, as D's.
             Network::E => Recipe {
                 network: self,
-                sizes: vec![9216, 128, 10],
+                sizes: vec![784, 128, 10],
                 hidden: Activation::Relu,
                 output: Activation::Identity,
                 init: Init::UniformFanIn,
@@ -162,7 +163,7 @@ impl Recipe {
     pub fn model(&self, seed: u64) -> Model<f32> {
         match self.network {
             Network::D => Model::lenet(self.init, seed),
-            Network::E => Model::pytorch_mnist(seed),
+            Network::E => Model::pytorch_mnist(self.init, seed),
             _ => Model::new(&self.sizes, self.hidden, self.output, self.init, seed),
         }
     }

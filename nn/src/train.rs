@@ -145,8 +145,7 @@ impl Trainer {
                 let gradients = match gradients {
                     Some(g) if tape.anomaly().is_none() => g,
                     _ => {
-                        let anomaly = (tape.anomaly())
-                            .or_else(|| self.diagnose(&batch, step_seed));
+                        let anomaly = (tape.anomaly()).or_else(|| self.diagnose(&batch, step_seed));
                         return Err(NnError::Diverged {
                             epoch: self.epoch + 1,
                             batch: i + 1,

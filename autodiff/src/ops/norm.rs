@@ -95,9 +95,11 @@ impl<T: Float> Rule<T> for BatchNormalize {
             for (k, (gs, ys)) in g.chunks(self.rest).zip(y.chunks(self.rest)).enumerate() {
                 let ch = k % self.c;
                 let (mg, mgy, inv) = (sg[ch] / m, sgy[ch] / m, self.inv_std[ch]);
-                dx.extend(gs.iter().zip(ys).map(|(&g, &y)| {
-                    T::from_f64((g.as_f64() - mg - y.as_f64() * mgy) * inv)
-                }));
+                dx.extend(
+                    gs.iter()
+                        .zip(ys)
+                        .map(|(&g, &y)| T::from_f64((g.as_f64() - mg - y.as_f64() * mgy) * inv)),
+                );
             }
             Tensor::from_vec(dx, ctx.grad.shape())
         })]
