@@ -3,11 +3,12 @@
 # and prints each network's ratio ours/theirs of samples per second (min, median, max).
 # The networks are those of docs/networks.md; docs/performance.md keeps the results.
 #
-#   bench/compare.sh [--net a|b|c|d|all] [--rounds N] [--epochs N] [--threads N]
+#   bench/compare.sh [--net a|b|c|d|e|all] [--rounds N] [--epochs N] [--threads N]
 #
 # Both sides train the same number of epochs: --epochs, or by default 10 for network A
 # (its epochs take tens of milliseconds, so a median of three sits inside a single
-# noise burst of a shared machine) and 3 for the others.
+# noise burst of a shared machine), 1 for E (PyTorch's own example: tens of seconds an
+# epoch) and 3 for the others. `all` is A to D.
 #
 # PyTorch lives in a venv outside the repository: $BENCH_VENV, default
 # ~/.cache/backprop/bench-venv, created with `pip install torch numpy` on first use.
@@ -36,7 +37,8 @@ trap 'rm -f "$results"' EXIT
 for ((r = 1; r <= rounds; r++)); do
   for n in "${nets[@]}"; do
     echo "round $r/$rounds, network $n" >&2
-    e=${epochs:-$([[ $n == a ]] && echo 10 || echo 3)}
+    case $n in a) e=10 ;; e) e=1 ;; *) e=3 ;; esac
+    e=${epochs:-$e}
     ./target/release/examples/bench --net "$n" --epochs "$e" --threads "$threads" --data-dir "$data_dir" | grep '^RESULT' >>"$results"
     "$venv/bin/python" bench/reference/torch_mnist.py --net "$n" --epochs "$e" --threads "$threads" --data-dir "$data_dir" | grep '^RESULT' >>"$results"
   done

@@ -245,7 +245,7 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
         let start = Instant::now();
         let grads = {
             let tape = Tape::new();
-            let bound = model.params().bind(&tape);
+            let bound = model.params().bind(&tape).train(nn::step_seed(1, step));
             let out = model.forward(&bound, tape.constant(&batch.images));
             let c = Cost::cost(&cost, out, &batch.labels);
             last = c.item();

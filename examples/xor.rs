@@ -44,7 +44,8 @@ pub fn train(
         // writes the parameters in place instead of copying storage the tape still shares.
         let grads = {
             let tape = Tape::new();
-            let params = model.params().bind(&tape);
+            // A training pass (the mode matters to dropout and batch norm only).
+            let params = model.params().bind(&tape).train(step as u64);
             let output = model.forward(&params, tape.constant(x.clone()));
             let cost = MeanSquaredError.cost(output, &y);
             on_step(step, cost.item());

@@ -57,7 +57,9 @@ pub struct Nudges {
 pub fn nudges(model: &Model<f32>, pixels: &[f32], labels: &[usize]) -> Nudges {
     let n = labels.len();
     let tape = Tape::new();
-    let bound = model.params().bind(&tape);
+    // The gradient of the network as it stands (no dropout drawn, no batch statistics
+    // of a single example): an evaluation-mode pass.
+    let bound = model.params().bind(&tape).eval();
     let x = tape.constant(Tensor::from_vec(
         pixels.to_vec(),
         [n, pixels.len() / n.max(1)],
@@ -139,7 +141,8 @@ pub fn learn(
     let n = labels.len();
     let (cost, grads) = {
         let tape = Tape::new();
-        let bound = model.params().bind(&tape);
+        // As in `nudges`: the step the page explains, on the network as it stands.
+        let bound = model.params().bind(&tape).eval();
         let x = tape.constant(Tensor::from_vec(
             pixels.to_vec(),
             [n, pixels.len() / n.max(1)],

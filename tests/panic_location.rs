@@ -111,6 +111,9 @@ fn shape_panics_report_the_callers_file_and_line() {
     expect_here("layer_norm", &|| {
         let _ = m23.layer_norm(3, 1e-5);
     });
+    expect_here("batch_norm", &|| {
+        let _ = tape.constant(Tensor::zeros([1, 3])).batch_norm(1e-5);
+    });
     expect_here("masked_fill", &|| {
         let _ = m23.masked_fill(&[true; 4], 0.0);
     });

@@ -327,6 +327,11 @@ fn cases() -> Vec<Case> {
             [x.clone()]
         ),
         case!(
+            "batch_norm over the batch (fused), times the input",
+            |_, v| v[0].batch_norm(1e-5).0 * v[0],
+            [x.clone()]
+        ),
+        case!(
             "embedding, repeated ids",
             |_, v| v[0].embedding(&[2, 0, 2, 2]),
             [x.clone()]
