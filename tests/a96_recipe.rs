@@ -3,16 +3,8 @@
 //! augmentation and overrides included) is bit-identical to an uninterrupted one. Cheap:
 //! a few thousand images, a few epochs; the 96% figure itself is in docs/networks.md.
 
-use nn::{Activation, Checkpoint, Mnist, Network, Schedule, Trainer};
-use std::sync::OnceLock;
-
-fn mnist() -> &'static Mnist {
-    static DATA: OnceLock<Mnist> = OnceLock::new();
-    DATA.get_or_init(|| match Mnist::load(None) {
-        Ok(m) => m,
-        Err(e) => panic!("MNIST is needed for these tests: {e}"),
-    })
-}
+use crate::common::{mnist, straight_and_resumed};
+use nn::{Activation, Network, Schedule, Trainer};
 
 #[test]
 fn a96_learns_and_its_schedule_ends_at_the_floor() {
@@ -65,21 +57,8 @@ fn resumed_mid_schedule_is_bit_identical(schedule: Schedule) {
         recipe.weight_decay = 0.01;
         recipe.shift = 2;
         recipe.schedule = schedule;
-        let mut straight = Trainer::new(recipe.clone(), 7);
-        for _ in 0..3 {
-            straight.train_epoch(&data, |_, _, _| {}).expect("training");
-        }
-        let mut first = Trainer::new(recipe.clone(), 7);
-        first.train_epoch(&data, |_, _, _| {}).expect("training");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("a96.safetensors");
-        first.checkpoint().save(&path).expect("save");
-        let mut resumed =
-            Trainer::from_checkpoint(Checkpoint::load(&path).expect("load")).expect("resume");
+        let (straight, resumed) = straight_and_resumed(&recipe, 7, &data, 1);
         assert_eq!(resumed.recipe, recipe);
-        while resumed.epoch < 3 {
-            resumed.train_epoch(&data, |_, _, _| {}).expect("training");
-        }
         assert_eq!(resumed.model.params(), straight.model.params());
         assert_eq!(resumed.optimizer.state(), straight.optimizer.state());
         let per_epoch = data.num_batches(recipe.batch);

