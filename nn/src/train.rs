@@ -1,7 +1,8 @@
 //! The training loop, generic over the model, cost and optimizer: bind the parameters
 //! to a fresh tape, run forward, backward, and hand the gradients to the optimizer.
-//! Each epoch's batch order comes from (seed, epoch) alone, so a run resumed from a
-//! checkpoint sees exactly the batches an uninterrupted run would.
+//! Each epoch's batch order comes from (seed, epoch) alone, and each step's dropout
+//! masks from (seed, step), so a run resumed from a checkpoint sees exactly the batches
+//! and masks an uninterrupted run would.
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{Batch, Dataset};
@@ -100,7 +101,9 @@ impl Trainer {
     }
 
     /// Trains one epoch over `data`; `on_batch(done, total, cost)` after each batch.
-    /// A non-finite cost stops training with an error naming the epoch and batch.
+    /// Each step is a training pass ([`crate::Mode::Train`], seeded by [`step_seed`]),
+    /// whose buffer writes (batch norm's running statistics) are kept; [`Trainer::evaluate`]
+    /// evaluates. A non-finite cost stops training with an error naming the epoch and batch.
     /// Data the model cannot read panics at the caller's line, naming the layer.
     #[track_caller]
     pub fn train_epoch(
