@@ -53,7 +53,8 @@
 //!   differential privacy: [`DpSgd`], [`DpStep`], [`clipped_sum`], [`ClippedSum`].
 //! - **Per-sample gradients**: [`per_sample_grads`] and its [`PerSampleGrads`], each
 //!   example's gradient by parameter name.
-//! - **Data**: [`Dataset`], [`Batch`], [`Mnist`]; the IDX reader in [`idx`].
+//! - **Data**: [`Dataset`], [`Batch`], [`Mnist`]; the IDX reader in [`idx`]; text for a
+//!   character model: [`Shakespeare`], [`CharVocab`], [`Split`], [`TextBatch`].
 //! - **Training**: [`Trainer`] and its [`EpochStats`]; the networks of the video,
 //!   [`Network`] and their [`Recipe`]; metrics [`accuracy`], [`argmax_rows`],
 //!   [`ConfusionMatrix`]; [`data_identity`], [`epoch_rng`], [`augment_rng`].
@@ -135,6 +136,7 @@ pub use per_sample::{per_sample_grads, PerSampleGrads};
 // Data.
 pub use data::idx;
 pub use data::mnist::Mnist;
+pub use data::shakespeare::{CharVocab, Shakespeare, Split, TextBatch};
 pub use data::{Batch, Dataset};
 
 // Training.

@@ -77,15 +77,7 @@ impl Mnist {
 
     /// The per-user cache directory for MNIST, if a home or cache directory is known.
     pub fn cache_dir() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME")
-                    .filter(|v| !v.is_empty())
-                    .map(|h| PathBuf::from(h).join(".cache"))
-            })?;
-        Some(base.join("backprop").join("mnist"))
+        super::user_cache_dir("mnist")
     }
 
     /// Loads an images file and a labels file into a dataset, pixels scaled to [0, 1].

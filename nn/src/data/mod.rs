@@ -1,11 +1,28 @@
-//! Data: the IDX reader, MNIST location/fetching/verification, and seeded minibatches.
+//! Data: the IDX reader, MNIST and Shakespeare location/fetching/verification, and seeded
+//! minibatches.
 
 pub mod idx;
 pub(crate) mod mnist;
+pub(crate) mod shakespeare;
 
 use autodiff::Tensor;
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::path::PathBuf;
+
+/// `name`'s directory in the per-user cache (`$XDG_CACHE_HOME/backprop/name` or
+/// `~/.cache/backprop/name`), if a cache or home directory is known.
+pub(crate) fn user_cache_dir(name: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("backprop").join(name))
+}
 
 /// Examples as rows of pixels with their labels. Pixels are kept as bytes (a quarter
 /// of the memory of f32) and become f32 in [0, 1] when a batch is gathered, which also
