@@ -398,9 +398,8 @@ impl<T: Float> Gpt<T> {
         let scale = T::from_f64(1.0 / (head_dim as f64).sqrt());
         let scores = q.matmul(k.t()) * scale; // [batch * heads, time, time]
                                               // Position i reads j <= i: the rest is -inf, probability 0 and no gradient.
-        let future: Vec<bool> = (0..time * time).map(|k| k % time > k / time).collect();
         let probs = scores
-            .masked_fill(&future, T::from_f64(f64::NEG_INFINITY))
+            .masked_fill(&causal_mask(time), T::from_f64(f64::NEG_INFINITY))
             .softmax(2);
         // The values returned are the ones the rest of the pass reads, so that a cost's
         // gradient with respect to them is the real one.
@@ -436,6 +435,12 @@ impl<T: Float> Module<T> for Gpt<T> {
     }
 }
 
+/// The `[time, time]` mask of what position `i` (a row) may not read: the later
+/// positions `j > i`, above the diagonal.
+fn causal_mask(time: usize) -> Vec<bool> {
+    (0..time * time).map(|k| k % time > k / time).collect()
+}
+
 /// `x` through `dropout` if the model has one (a drop probability above 0).
 fn maybe<'t, T: Float>(
     dropout: &Option<Dropout>,
@@ -461,4 +466,39 @@ fn redraw<T: Float, R: Rng + ?Sized>(
         .map(|_| T::from_f64(normal.sample(rng)))
         .collect();
     *value = Tensor::from_vec(data, value.shape());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_causal_mask_hides_what_is_above_the_diagonal() {
+        let mask = causal_mask(3);
+        #[rustfmt::skip]
+        let expected = [
+            false, true,  true,
+            false, false, true,
+            false, false, false,
+        ];
+        assert_eq!(mask, expected);
+        assert_eq!(causal_mask(1), [false]);
+    }
+
+    #[test]
+    fn the_cpu_defaults_are_nanogpts() {
+        let config = GptConfig::new(65);
+        let expected = (65, 64, 4, 4, 128, 0.0);
+        let got = (
+            config.vocab,
+            config.context,
+            config.layers,
+            config.heads,
+            config.embed,
+            config.dropout,
+        );
+        assert_eq!(got, expected);
+        assert_eq!(config.head_dim(), 32);
+        config.validate();
+    }
 }
