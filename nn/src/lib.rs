@@ -41,7 +41,8 @@
 //! - **Models and layers**: [`Model`] (a perceptron or LeNet-5 that owns its
 //!   parameters); the [`Module`] trait and [`Sequential`]; layers [`Linear`],
 //!   [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`Flatten`], [`Unflatten`], [`Embedding`],
-//!   [`LayerNorm`], [`Recompute`] (a block recomputed during backward); activations
+//!   [`LayerNorm`], [`Recompute`] (a block recomputed during backward); nanoGPT's
+//!   transformer [`Gpt`] and its [`GptConfig`]; activations
 //!   [`Activation`], [`Sigmoid`], [`ReLU`], [`Tanh`], [`Gelu`]; initialisation [`Init`].
 //! - **Parameters and gradients**: [`ParamStore`], [`Bound`], [`Grads`] (below).
 //! - **Costs**: the [`Cost`] trait and its [`Target`]; [`Quadratic`], [`CrossEntropy`],
@@ -85,6 +86,7 @@ mod dp_sgd;
 mod dropout;
 mod embedding;
 mod error;
+mod gpt;
 mod init;
 mod layer_norm;
 mod linear;
@@ -107,6 +109,8 @@ pub use batch_norm::BatchNorm;
 pub use conv::{AvgPool2d, Conv2d, Flatten, MaxPool2d, Standardize, Unflatten};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use gpt::Gpt;
+pub use gpt::GptConfig;
 pub use init::Init;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
