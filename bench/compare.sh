@@ -3,12 +3,18 @@
 # and prints each network's ratio ours/theirs of samples per second (min, median, max).
 # The networks are those of docs/networks.md; docs/performance.md keeps the results.
 #
-#   bench/compare.sh [--net a|b|c|d|e|all] [--rounds N] [--epochs N] [--threads N]
+#   bench/compare.sh [--net a|b|c|d|e|gpt|all] [--rounds N] [--epochs N] [--threads N]
 #
 # Both sides train the same number of epochs: --epochs, or by default 10 for network A
 # (its epochs take tens of milliseconds, so a median of three sits inside a single
 # noise burst of a shared machine), 1 for E (PyTorch's own example: tens of seconds an
 # epoch) and 3 for the others. `all` is A to D.
+#
+# `--net gpt` is nanoGPT's character-level GPT on Shakespeare: examples/shakespeare.rs
+# against bench/reference/torch_gpt.py, both with `--iters N --threads T`, where
+# --epochs means training iterations (default 200 a round); its table gives iterations
+# per second (evaluation excluded), the validation loss after the last step and the
+# peak RSS of each side.
 #
 # PyTorch lives in a venv outside the repository: $BENCH_VENV, default
 # ~/.cache/backprop/bench-venv, created with `pip install torch numpy` on first use.
@@ -30,15 +36,24 @@ done
 
 torch_venv
 
-bench_and_data
+if [[ $net == gpt ]]; then
+  cargo build --release --example shakespeare >&2
+else
+  bench_and_data
+fi
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for ((r = 1; r <= rounds; r++)); do
   for n in "${nets[@]}"; do
     echo "round $r/$rounds, network $n" >&2
-    case $n in a) e=10 ;; e) e=1 ;; *) e=3 ;; esac
+    case $n in a) e=10 ;; e) e=1 ;; gpt) e=200 ;; *) e=3 ;; esac
     e=${epochs:-$e}
+    if [[ $n == gpt ]]; then
+      ./target/release/examples/shakespeare --iters "$e" --threads "$threads" | grep '^RESULT' >>"$results"
+      "$venv/bin/python" bench/reference/torch_gpt.py --iters "$e" --threads "$threads" | grep '^RESULT' >>"$results"
+      continue
+    fi
     ./target/release/examples/bench --net "$n" --epochs "$e" --threads "$threads" --data-dir "$data_dir" | grep '^RESULT' >>"$results"
     "$venv/bin/python" bench/reference/torch_mnist.py --net "$n" --epochs "$e" --threads "$threads" --data-dir "$data_dir" | grep '^RESULT' >>"$results"
   done
@@ -47,6 +62,19 @@ done
 "$venv/bin/python" - "$results" <<'PY'
 import statistics, sys
 rows = [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in open(sys.argv[1])]
+gpt = [r for r in rows if r["net"] == "gpt"]
+rows = [r for r in rows if r["net"] != "gpt"]
+if gpt:
+    ours = [r for r in gpt if r["impl"] == "backprop"]
+    theirs = [r for r in gpt if r["impl"] == "pytorch"]
+    ratios = [float(o["iters_per_s"]) / float(t["iters_per_s"]) for o, t in zip(ours, theirs)]
+    med = lambda rs, k: statistics.median(float(x[k]) for x in rs)
+    print(f"{'net':<4}{'ours it/s':>11}{'torch it/s':>12}{'ratio min':>11}{'median':>9}{'max':>8}{'ours val':>10}{'torch val':>11}{'ours RSS MiB':>14}{'torch RSS MiB':>15}")
+    print(f"{'gpt':<4}{med(ours, 'iters_per_s'):>11.2f}{med(theirs, 'iters_per_s'):>12.2f}{min(ratios):>11.2f}"
+          f"{statistics.median(ratios):>9.2f}{max(ratios):>8.2f}{med(ours, 'val_loss'):>10.4f}{med(theirs, 'val_loss'):>11.4f}"
+          f"{med(ours, 'peak_rss_mib'):>14.1f}{med(theirs, 'peak_rss_mib'):>15.1f}")
+if not rows:
+    sys.exit()
 print(f"{'net':<4}{'ours samples/s':>16}{'torch samples/s':>17}{'ratio min':>11}{'median':>9}{'max':>8}{'ours acc':>10}{'torch acc':>11}{'ours RSS MiB':>14}{'torch RSS MiB':>15}")
 for net in sorted({r["net"] for r in rows}):
     ours = [r for r in rows if r["net"] == net and r["impl"] == "backprop"]

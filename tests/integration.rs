@@ -98,6 +98,9 @@ mod second_order;
 #[path = "pytorch_example.rs"]
 mod pytorch_example;
 
+#[path = "shakespeare_example.rs"]
+mod shakespeare_example;
+
 #[path = "tensor_arithmetic.rs"]
 mod tensor_arithmetic;
 

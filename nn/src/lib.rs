@@ -140,7 +140,9 @@ pub use per_sample::{per_sample_grads, PerSampleGrads};
 // Data.
 pub use data::idx;
 pub use data::mnist::Mnist;
-pub use data::shakespeare::{CharVocab, Shakespeare, Split, TextBatch};
+pub use data::shakespeare::{
+    window_starts, CharVocab, Shakespeare, Split, TextBatch, VALIDATION_STREAM,
+};
 pub use data::{Batch, Dataset};
 
 // Training.

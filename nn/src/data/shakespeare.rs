@@ -12,8 +12,7 @@
 use super::user_cache_dir;
 use crate::error::NnError;
 use autodiff::Tensor;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -360,30 +359,52 @@ impl Shakespeare {
         context: usize,
         rng: &mut R,
     ) -> TextBatch {
+        let windows = self.windows(split, context);
+        let starts: Vec<usize> = (0..batch_size)
+            .map(|_| rng.random_range(0..windows))
+            .collect();
+        self.batch_at(split, &starts, context)
+    }
+
+    /// The windows of `context` ids starting at `starts` in `split`, with the targets
+    /// one id later. Panics if a window does not fit.
+    #[track_caller]
+    pub fn batch_at(&self, split: Split, starts: &[usize], context: usize) -> TextBatch {
+        let windows = self.windows(split, context);
         let ids = self.tokens(split);
-        assert!(
-            context > 0 && ids.len() > context,
-            "batch: a context of {context} needs more than {context} ids, and the {split:?} split \
-             holds {}",
-            ids.len()
-        );
-        let mut input_ids = Vec::with_capacity(batch_size * context);
-        let mut targets = Vec::with_capacity(batch_size * context);
-        for _ in 0..batch_size {
-            let start = rng.random_range(0..ids.len() - context);
+        let mut input_ids = Vec::with_capacity(starts.len() * context);
+        let mut targets = Vec::with_capacity(starts.len() * context);
+        for &start in starts {
+            assert!(
+                start < windows,
+                "batch_at: a window of {context} ids at {start} does not fit the {split:?} split"
+            );
             input_ids.extend_from_slice(&ids[start..start + context]);
             targets.extend_from_slice(&ids[start + 1..start + 1 + context]);
         }
         let values = input_ids.iter().map(|&id| id as f32).collect();
         TextBatch {
-            inputs: Tensor::from_vec(values, [batch_size, context]),
+            inputs: Tensor::from_vec(values, [starts.len(), context]),
             input_ids,
             targets,
         }
     }
 
-    /// `count` validation batches drawn from `seed` alone, so every evaluation of a
-    /// run (and of a resumed run) scores the same windows.
+    /// How many windows of `context` ids (and their targets) `split` holds.
+    #[track_caller]
+    fn windows(&self, split: Split, context: usize) -> usize {
+        let len = self.tokens(split).len();
+        assert!(
+            context > 0 && len > context,
+            "batch: a context of {context} needs more than {context} ids, and the {split:?} split \
+             holds {len}"
+        );
+        len - context
+    }
+
+    /// `count` validation batches drawn from `seed` alone ([`window_starts`], streams
+    /// `VALIDATION_STREAM + k`), so every evaluation of a run (and of a resumed run, and
+    /// of the PyTorch reference) scores the same windows.
     pub fn validation_batches(
         &self,
         count: usize,
@@ -391,9 +412,25 @@ impl Shakespeare {
         context: usize,
         seed: u64,
     ) -> Vec<TextBatch> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..count)
-            .map(|_| self.batch(Split::Validation, batch_size, context, &mut rng))
+        self.fixed_batches(Split::Validation, count, batch_size, context, seed)
+    }
+
+    /// `count` batches of `split` from `seed` alone, stream `VALIDATION_STREAM + k` for
+    /// batch `k` (the same streams on either split).
+    pub fn fixed_batches(
+        &self,
+        split: Split,
+        count: usize,
+        batch_size: usize,
+        context: usize,
+        seed: u64,
+    ) -> Vec<TextBatch> {
+        let windows = self.windows(split, context);
+        (0..count as u64)
+            .map(|k| {
+                let starts = window_starts(seed, VALIDATION_STREAM + k, batch_size, windows);
+                self.batch_at(split, &starts, context)
+            })
             .collect()
     }
 }
@@ -532,9 +569,34 @@ fn fetch_into(
     result
 }
 
+/// The first stream of [`Shakespeare::validation_batches`]: training iterations use the
+/// streams below it (stream `i` for iteration `i`).
+pub const VALIDATION_STREAM: u64 = 1 << 62;
+
+/// The starts of `count` windows among `windows`, for stream `stream` of a run seeded
+/// `seed`: `splitmix64(splitmix64(seed) + stream * count + j) % windows` for window
+/// `j`. A generator any language writes in a few lines, so that the PyTorch reference
+/// (`bench/reference/torch_gpt.py`) trains on exactly these windows.
+pub fn window_starts(seed: u64, stream: u64, count: usize, windows: usize) -> Vec<usize> {
+    let base = splitmix64(seed).wrapping_add(stream.wrapping_mul(count as u64));
+    (0..count as u64)
+        .map(|j| (splitmix64(base.wrapping_add(j)) % windows as u64) as usize)
+        .collect()
+}
+
+/// SplitMix64's output function of `x` (its state advanced once from `x`).
+fn splitmix64(x: u64) -> u64 {
+    let z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
 
     /// A fresh, empty directory for one test, removed when dropped.
     struct Scratch(PathBuf);
@@ -806,5 +868,18 @@ mod tests {
             assert_eq!(a.input_ids, b.input_ids);
             assert!(a.input_ids.iter().all(|id| data.validation.contains(id)));
         }
+    }
+
+    /// The portable generator's first values, as the PyTorch reference computes them.
+    #[test]
+    fn window_starts_are_splitmix64_values() {
+        // splitmix64(0) is SplitMix64's first output from state 0.
+        assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
+        let starts = window_starts(1, 3, 4, 1000);
+        let base = splitmix64(1).wrapping_add(12);
+        for (j, &s) in starts.iter().enumerate() {
+            assert_eq!(s as u64, splitmix64(base + j as u64) % 1000);
+        }
+        assert_ne!(window_starts(1, 3, 4, 1000), window_starts(1, 4, 4, 1000));
     }
 }
