@@ -48,11 +48,41 @@ pub(crate) fn binary<T: Float>(
         // SAFETY: `repeat_rows` writes every element of `out` (see its doc).
         return (out_shape, unsafe { vec_written(n, fill) });
     }
+    // One operand constant along the trailing axes of the other (a statistic kept per
+    // row, `[n, 1]` against `[n, d]`): each of its values meets a run of the other.
+    if let (true, Some(run)) = (x.len() == n, prefix_run(b, &out_shape)) {
+        return (out_shape, repeat_each(x, y, run, f));
+    }
+    if let (true, Some(run)) = (y.len() == n, prefix_run(a, &out_shape)) {
+        return (out_shape, repeat_each(y, x, run, |q, p| f(p, q)));
+    }
     let data: Vec<T> = BroadcastOffsets::new(&out_shape, a)
         .zip(BroadcastOffsets::new(&out_shape, b))
         .map(|(i, j)| f(x[i], y[j]))
         .collect();
     (out_shape, data)
+}
+
+/// When `small` (as many axes as `big`, or fewer with leading 1s) equals `big` on its
+/// leading axes and is 1 on the rest, the number of elements of `big` each of its
+/// values covers (the product of those trailing axes, above 1); otherwise `None`.
+fn prefix_run(small: &[usize], big: &[usize]) -> Option<usize> {
+    let pad = big.len().checked_sub(small.len())?;
+    let small: Vec<usize> = std::iter::repeat_n(1, pad)
+        .chain(small.iter().copied())
+        .collect();
+    let keep = small.iter().rposition(|&d| d != 1).map_or(0, |p| p + 1);
+    let run: usize = big[keep..].iter().product();
+    (small[..keep] == big[..keep] && run > 1).then_some(run)
+}
+
+/// `out[i] = f(full[i], part[i / run])`: each value of `part` against a run of `full`.
+fn repeat_each<T: Float>(full: &[T], part: &[T], run: usize, f: impl Fn(T, T) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(full.len());
+    for (chunk, &q) in full.chunks_exact(run).zip(part) {
+        out.extend(chunk.iter().map(|&p| f(p, q)));
+    }
+    out
 }
 
 /// Writes every `out[i] = f(full[i], part[i % part.len()])`, where `full` is as long
@@ -121,4 +151,47 @@ pub(crate) fn sum_to_shape<T: Float>(grad: &[T], from: &[usize], shape: &[usize]
         .map(|d| d < pad || (shape[d - pad] == 1 && from[d] != 1))
         .collect();
     reduce::sum(grad, from, &reduced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `x op y` by the multi-index walk, the general path.
+    fn walked(x: &[f64], a: &[usize], y: &[f64], b: &[usize]) -> Vec<f64> {
+        let out = broadcast_shapes("test", a, b).expect("shapes broadcast");
+        BroadcastOffsets::new(&out, a)
+            .zip(BroadcastOffsets::new(&out, b))
+            .map(|(i, j)| x[i] - 3.0 * y[j])
+            .collect()
+    }
+
+    /// The fast paths (a statistic per row, a bias per column, a scalar) give what the
+    /// general walk gives, either operand first; shapes that are neither take the walk.
+    #[test]
+    fn every_broadcast_path_gives_the_general_walks_values() {
+        let values = |n: usize, seed: f64| -> Vec<f64> {
+            (0..n).map(|i| (i as f64 * 0.37 + seed).sin()).collect()
+        };
+        let cases: [(&[usize], &[usize]); 8] = [
+            (&[4, 5], &[4, 1]),
+            (&[2, 3, 4], &[2, 3, 1]),
+            (&[2, 3, 4], &[2, 1, 1]),
+            (&[2, 3, 4], &[1, 2, 3, 1]),
+            (&[2, 3, 4], &[4]),
+            (&[2, 3, 4], &[1]),
+            (&[2, 3, 4], &[3, 1]),
+            (&[2, 3, 4], &[2, 1, 4]),
+        ];
+        for (a, b) in cases {
+            let (x, y) = (values(numel(a), 0.1), values(numel(b), 0.7));
+            let (_, got) = binary("sub", (&x, a), (&y, b), |p, q| p - 3.0 * q);
+            assert_eq!(got, walked(&x, a, &y, b), "{a:?} op {b:?}");
+            let (_, swapped) = binary("sub", (&y, b), (&x, a), |q, p| p - 3.0 * q);
+            assert_eq!(swapped, walked(&x, a, &y, b), "{b:?} op {a:?}");
+        }
+        assert_eq!(prefix_run(&[2, 3, 1], &[2, 3, 4]), Some(4));
+        assert_eq!(prefix_run(&[3, 1], &[2, 3, 4]), None);
+        assert_eq!(prefix_run(&[2, 1, 4], &[2, 3, 4]), None);
+    }
 }

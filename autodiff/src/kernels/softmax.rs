@@ -47,6 +47,18 @@ fn lane_max<T: Float>(lane: &[T]) -> T {
 
 /// softmax(x)_j = exp(x_j - m) / sum_k exp(x_k - m), m = max_k x_k.
 pub(crate) fn softmax<T: Float>(x: &[T], shape: &[usize], axis: usize) -> Vec<T> {
+    if axis + 1 == shape.len() {
+        // The same arithmetic in passes over the whole tensor (the exponentials
+        // vectorise): the same bits.
+        if let (_, Some(p)) = log_softmax_rows(x, shape, true) {
+            return p;
+        }
+    }
+    softmax_lanes(x, shape, axis)
+}
+
+/// [`softmax`] lane by lane, along any axis.
+fn softmax_lanes<T: Float>(x: &[T], shape: &[usize], axis: usize) -> Vec<T> {
     for_each_lane(x, shape, axis, |lane, out| {
         let m = lane_max(lane);
         let mut total = T::zero();
@@ -200,5 +212,26 @@ mod tests {
         for (i, want) in reference(&column).into_iter().enumerate() {
             assert!((f64::from(by_lane[2 * i]) - want).abs() < 1e-5);
         }
+    }
+
+    /// Along the last axis, softmax takes the whole-tensor passes: the bits of the lane
+    /// by lane loop, for ordinary, extreme, infinite and NaN logits.
+    #[test]
+    fn last_axis_softmax_gives_the_lane_by_lane_bits() {
+        let mut data: Vec<f32> = (0..6 * 9)
+            .map(|i| ((i * 29 % 31) as f32 - 15.0) * 1.3)
+            .collect();
+        data[9..13].copy_from_slice(&[88.0, -88.0, 1e-30, 0.0]);
+        data[20] = f32::NEG_INFINITY;
+        data[40] = f32::NAN;
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        assert_eq!(
+            bits(softmax(&data, &[6, 9], 1)),
+            bits(softmax_lanes(&data, &[6, 9], 1))
+        );
+        assert_eq!(
+            bits(softmax(&data, &[2, 3, 9], 2)),
+            bits(softmax_lanes(&data, &[2, 3, 9], 2))
+        );
     }
 }
