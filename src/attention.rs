@@ -34,7 +34,9 @@ pub enum AttentionError {
     #[error("the prompt is empty: give at least one character")]
     EmptyPrompt,
     /// More characters than the model's context.
-    #[error("the prompt is {length} characters long, longer than the model's context of {context}")]
+    #[error(
+        "the prompt is {length} characters long, longer than the model's context of {context}"
+    )]
     TooLong {
         /// The prompt's length.
         length: usize,
@@ -152,7 +154,8 @@ pub struct CostGradient {
     pub time: usize,
     /// The head's attention `[time, time]`, row-major.
     pub attention: Vec<f64>,
-    /// d cost / d attention, `[time, time]`, row-major; zero above the diagonal.
+    /// d cost / d attention, `[time, time]`, row-major; zero above the diagonal, where
+    /// the causal mask pins the weights at 0.
     pub gradient: Vec<f64>,
 }
 
@@ -195,7 +198,8 @@ impl CostGradient {
         // Parameters (not constants), so that the attention depends on something that
         // wants a gradient and the tape records the vjps; evaluation mode, no dropout.
         let bound = model.params().bind(&tape).eval();
-        let (logits, attention) = model.forward_with_attention(&bound, tape.constant(as_input(ids)));
+        let (logits, attention) =
+            model.forward_with_attention(&bound, tape.constant(as_input(ids)));
         let probs = attention[layer];
         probs.retain_grad();
         let cost = logits
@@ -211,7 +215,14 @@ impl CostGradient {
                 .collect()
         };
         let attention = head_of(&probs.value());
-        let gradient = grads.get(probs).map_or(vec![0.0; n], head_of);
+        let mut gradient = grads.get(probs).map_or(vec![0.0; n], head_of);
+        // Above the diagonal the tape holds dy_q · v_k, the gradient of a weight that the
+        // causal mask pins at 0: nothing the model could change moves it, so it is 0.
+        for (i, g) in gradient.iter_mut().enumerate() {
+            if i % time > i / time {
+                *g = 0.0;
+            }
+        }
         Ok(CostGradient {
             layer,
             head,
@@ -247,7 +258,10 @@ fn check_prompt<T: Float>(model: &Gpt<T>, ids: &[usize]) -> Result<(), Attention
 }
 
 fn as_input<T: Float>(ids: &[usize]) -> Tensor<T> {
-    Tensor::from_vec(ids.iter().map(|&i| T::from_usize(i)).collect(), [1, ids.len()])
+    Tensor::from_vec(
+        ids.iter().map(|&i| T::from_usize(i)).collect(),
+        [1, ids.len()],
+    )
 }
 
 /// A character as a tick label: visible stand-ins for a space and the control
@@ -343,7 +357,12 @@ impl Svg {
         let (mx, my) = (x + LABEL_W, y + TITLE_H + font + 4);
         for (i, label) in labels.iter().enumerate() {
             self.text((mx + i * px + px / 2, my - 4), font, "middle", label);
-            self.text((mx - 3, my + i * px + px / 2 + font / 3), font, "end", label);
+            self.text(
+                (mx - 3, my + i * px + px / 2 + font / 3),
+                font,
+                "end",
+                label,
+            );
         }
         for q in 0..time {
             for k in 0..=q {
@@ -412,7 +431,12 @@ impl Svg {
         }
         let number = |v: f64| escape(&crate::pictures::readable(v));
         self.text((x, bar_y + 24), 12, "start", &number(lo));
-        self.text((x + width / 2, bar_y + 24), 12, "middle", &number((lo + hi) / 2.0));
+        self.text(
+            (x + width / 2, bar_y + 24),
+            12,
+            "middle",
+            &number((lo + hi) / 2.0),
+        );
         self.text((x + width, bar_y + 24), 12, "end", &number(hi));
     }
 
@@ -454,11 +478,15 @@ fn block_size(time: usize) -> (usize, usize) {
 /// Every head's pattern (columns) in every layer (rows) for `prompt` (its characters
 /// are the tick labels: rows the position predicting, columns the position read), each
 /// cell titled with its layer and head, with a colour scale from 0 to 1, as SVG.
-pub fn draw_attention(path: &Path, attention: &Attention, prompt: &str) -> Result<(), PictureError> {
+pub fn draw_attention(
+    path: &Path,
+    attention: &Attention,
+    prompt: &str,
+) -> Result<(), PictureError> {
     let labels = labels_of(path, prompt, attention.time)?;
     let (block_w, block_h) = block_size(attention.time);
     let top = 50;
-    let width = (10 + attention.heads * block_w).max(420);
+    let width = (10 + attention.heads * block_w).max(760);
     let height = top + attention.layers * block_h + LEGEND_H;
     let mut svg = Svg {
         body: String::new(),
@@ -509,7 +537,7 @@ pub fn draw_cost_gradient(
     let labels = labels_of(path, prompt, gradient.time)?;
     let (block_w, block_h) = block_size(gradient.time);
     let top = 66;
-    let width = (10 + 2 * block_w).max(560);
+    let width = (10 + 2 * block_w).max(660);
     let height = top + block_h + LEGEND_H;
     let chars: Vec<char> = prompt.chars().collect();
     let (p, next) = (gradient.position, gradient.position + 1);
@@ -540,9 +568,15 @@ pub fn draw_cost_gradient(
         (10, 56),
         12,
         "start",
-        "rows: the position predicting; columns: the position it reads; the scored row is ringed",
+        "rows: the position predicting; columns: the position it reads; the scored row is ringed; a row sums to 1, so compare entries within it",
     );
-    let limit = max_abs(&gradient.gradient.iter().map(|&g| g as f32).collect::<Vec<_>>()) as f64;
+    let limit = max_abs(
+        &gradient
+            .gradient
+            .iter()
+            .map(|&g| g as f32)
+            .collect::<Vec<_>>(),
+    ) as f64;
     let signed = |v: f64| diverging(v as f32, limit as f32);
     svg.matrix(
         (10, top),
@@ -563,7 +597,13 @@ pub fn draw_cost_gradient(
         Some(p),
     );
     let legend_y = top + block_h - GAP / 2;
-    svg.legend((10 + LABEL_W, legend_y), 200, "attention weight", (0.0, 1.0), blues);
+    svg.legend(
+        (10 + LABEL_W, legend_y),
+        200,
+        "attention weight",
+        (0.0, 1.0),
+        blues,
+    );
     svg.legend(
         (10 + block_w + LABEL_W, legend_y),
         200,

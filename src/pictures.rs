@@ -981,10 +981,19 @@ pub fn loss_curve(path: &Path, evaluations: &[(usize, f64, f64)]) -> Result<(), 
             .y_desc("mean cross-entropy (nats)")
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| tick_label(*v, y_span))
+            .light_line_style(RGBColor(238, 238, 238))
             .draw()?;
         let series = [
-            ("train", RED, finite.iter().map(|e| (e.0 as f64, e.1)).collect::<Vec<_>>()),
-            ("validation", BLUE, finite.iter().map(|e| (e.0 as f64, e.2)).collect()),
+            (
+                "train",
+                RED,
+                finite.iter().map(|e| (e.0 as f64, e.1)).collect::<Vec<_>>(),
+            ),
+            (
+                "validation",
+                BLUE,
+                finite.iter().map(|e| (e.0 as f64, e.2)).collect(),
+            ),
         ];
         for (label, color, points) in series {
             chart
@@ -993,7 +1002,11 @@ pub fn loss_curve(path: &Path, evaluations: &[(usize, f64, f64)]) -> Result<(), 
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
-            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+            chart.draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )?;
         }
         chart
             .configure_series_labels()
