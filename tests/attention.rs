@@ -332,6 +332,21 @@ fn what_cannot_be_drawn_is_an_error_saying_why() {
     assert_eq!(message, "there is no layer 4: the model has 2 (0 to 1)");
 }
 
+#[test]
+fn the_loss_curve_draws_one_evaluation_or_many_and_refuses_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("loss.svg");
+    backprop::pictures::loss_curve(&path, &[(0, 4.2, 4.3)]).expect("one evaluation");
+    let evaluations = [(0, 4.2, 4.3), (250, 2.1, 2.3), (500, 1.6, 1.9)];
+    backprop::pictures::loss_curve(&path, &evaluations).expect("three");
+    let svg = std::fs::read_to_string(&path).expect("read");
+    for label in ["train", "validation", "iteration", "500"] {
+        assert!(svg.contains(label), "the curve lacks {label:?}");
+    }
+    let err = backprop::pictures::loss_curve(&path, &[(0, f64::NAN, 1.0)]).expect_err("none");
+    assert!(err.to_string().contains("nothing to plot"), "{err}");
+}
+
 fn example() -> &'static Path {
     static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BINARY.get_or_init(|| common::build_example("shakespeare"))
