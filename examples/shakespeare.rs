@@ -1,11 +1,15 @@
 //! A character-level GPT on Shakespeare (nanoGPT's model and its CPU recipe) trained on
 //! the same tape as the digits: train with a progress bar, evaluate every
-//! `--eval-interval` iterations, checkpoint, `--resume`, and `--sample` from a
-//! checkpoint.
+//! `--eval-interval` iterations (drawing the losses so far beside the checkpoint),
+//! checkpoint, `--resume`, `--sample` from a checkpoint, and `--attention`: what each
+//! head reads of a prompt, and which earlier characters would lower one prediction's
+//! cost.
 //!
 //! cargo run --release --example shakespeare -- --help
 
 use autodiff::{Tape, Tensor};
+use backprop::attention::{draw_attention, draw_cost_gradient, Attention, CostGradient};
+use backprop::pictures;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nn::rand::rngs::StdRng;
@@ -108,6 +112,22 @@ struct Args {
     /// Sampling temperature, above 0 (1 samples the model's distribution).
     #[arg(long, default_value_t = 1.0, value_parser = positive)]
     temperature: f64,
+    /// Instead of training, draw the attention of a checkpoint (--load, default --save's
+    /// path) on --prompt: every head of every layer (<checkpoint>-attention.svg), and
+    /// for --layer and --head the gradient of the cost at --position with respect to
+    /// that head's attention (<checkpoint>-attention-grad.svg).
+    #[arg(long, conflicts_with = "sample")]
+    attention: bool,
+    /// The layer of the gradient picture (0-based).
+    #[arg(long, default_value_t = 0, requires = "attention")]
+    layer: usize,
+    /// The head of the gradient picture (0-based).
+    #[arg(long, default_value_t = 0, requires = "attention")]
+    head: usize,
+    /// The position whose prediction (the prompt's next character) the gradient
+    /// picture scores; default the last one with a next character.
+    #[arg(long, requires = "attention")]
+    position: Option<usize>,
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {
@@ -255,6 +275,9 @@ struct Run {
     model: Gpt<f32>,
     optimizer: Adam<f32>,
     iter: usize,
+    /// `(iteration, train loss, validation loss)` of every evaluation so far, kept in
+    /// the checkpoint so that a resumed run's loss curve starts at the beginning.
+    losses: Vec<(usize, f64, f64)>,
 }
 
 impl Run {
@@ -264,6 +287,12 @@ impl Run {
         self.recipe.to_info(&mut c.info);
         c.info.insert("iter".into(), self.iter.to_string());
         c.info.insert("vocab".into(), self.vocab.to_string());
+        let losses: Vec<String> = self
+            .losses
+            .iter()
+            .map(|(i, t, v)| format!("{i} {t:?} {v:?}"))
+            .collect();
+        c.info.insert("losses".into(), losses.join(","));
         c
     }
 
@@ -281,6 +310,12 @@ impl Run {
             .get("iter")
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("info.iter is missing or not a number".into()))?;
+        // Older checkpoints have no loss history; an unreadable one is dropped, not fatal.
+        let losses = c
+            .info
+            .get("losses")
+            .map(|s| parse_losses(s).unwrap_or_default())
+            .unwrap_or_default();
         let mut model = Gpt::new(recipe.config, recipe.seed);
         c.restore_params(model.params_mut())?;
         let mut optimizer = recipe.optimizer();
@@ -293,6 +328,7 @@ impl Run {
             model,
             optimizer,
             iter,
+            losses,
         })
     }
 
@@ -348,6 +384,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let result = autodiff::with_threads(threads, || match args.sample {
         Some(n) => sample(&args, n),
+        None if args.attention => attention(&args),
         None => train(&args, threads),
     });
     match result {
@@ -427,6 +464,7 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
                 vocab: data.vocab.clone(),
                 recipe,
                 iter: 0,
+                losses: Vec::new(),
             }
         }
     };
@@ -470,6 +508,7 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
     if let Some(path) = &args.save_init {
         run.checkpoint().save(path)?;
     }
+    let loss_picture = beside(&args.save, "loss");
     let bar = ProgressBar::new(iters as u64).with_style(
         ProgressStyle::with_template("[{bar:30}] {pos}/{len} iterations, loss {msg} ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -481,6 +520,10 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
     loop {
         if run.iter % r.eval_interval == 0 || run.iter == iters {
             last = (run.evaluate(&train_eval), run.evaluate(&val_eval));
+            // A resumed run evaluates its checkpoint's iteration again.
+            run.losses.retain(|e| e.0 < run.iter);
+            run.losses.push((run.iter, last.0, last.1));
+            pictures::loss_curve(&loss_picture, &run.losses)?;
             // Printed beside the bar, and also where stdout is not a terminal.
             bar.suspend(|| {
                 println!(
@@ -502,6 +545,7 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
     }
     bar.finish_and_clear();
     println!("checkpoint written to {}", args.save.display());
+    println!("loss curve written to {}", loss_picture.display());
     println!(
         "RESULT impl=backprop net=gpt threads={threads} iters={steps} iters_per_s={:.3} peak_rss_mib={:.1} val_loss={:.4} train_loss={:.4}",
         steps as f64 / train_time.max(1e-9),
@@ -568,4 +612,70 @@ fn draw(logits: &[f32], temperature: f64, rng: &mut StdRng) -> usize {
         u -= w;
     }
     weights.len() - 1
+}
+
+/// `(iteration, train, validation)` triples written as `"i t v,i t v"`.
+fn parse_losses(s: &str) -> Option<Vec<(usize, f64, f64)>> {
+    s.split(',')
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let mut parts = e.split(' ');
+            let (i, t, v) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((i.parse().ok()?, t.parse().ok()?, v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `<dir>/<checkpoint's stem>-<what>.svg`: a picture beside the checkpoint `path`.
+fn beside(path: &Path, what: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or("shakespeare".into(), |s| s.to_string_lossy());
+    path.with_file_name(format!("{stem}-{what}.svg"))
+}
+
+/// Draws what a checkpoint's attention heads read of --prompt, and the gradient of one
+/// prediction's cost with respect to --layer's --head, beside the checkpoint.
+fn attention(args: &Args) -> Result<(), Box<dyn Error>> {
+    let path = args.load.as_deref().unwrap_or(&args.save);
+    let run = Run::from_checkpoint(path)?;
+    let ids = run.vocab.encode(&args.prompt)?;
+    let c = run.recipe.config;
+    if ids.len() < 2 {
+        return Err(format!(
+            "--prompt {:?} is too short: the gradient picture scores a prediction of the prompt's next character, so give at least 2 characters (at most {})",
+            args.prompt, c.context
+        )
+        .into());
+    }
+    let pattern = Attention::of(&run.model, &ids).map_err(|e| format!("--prompt: {e}"))?;
+    let gradient = CostGradient::of(&run.model, &ids, args.layer, args.head, args.position)
+        .map_err(|e| {
+            let flag = match e {
+                backprop::attention::AttentionError::NoLayer { .. } => "--layer",
+                backprop::attention::AttentionError::NoHead { .. } => "--head",
+                backprop::attention::AttentionError::NoNextCharacter { .. } => "--position",
+                _ => "--prompt",
+            };
+            format!("{flag}: {e}")
+        })?;
+    let (grid, grad) = (beside(path, "attention"), beside(path, "attention-grad"));
+    draw_attention(&grid, &pattern, &args.prompt)?;
+    draw_cost_gradient(&grad, &gradient, &args.prompt)?;
+    println!(
+        "attention of {} layers x {} heads on {:?} written to {}",
+        c.layers,
+        c.heads,
+        args.prompt,
+        grid.display()
+    );
+    println!(
+        "d cost / d attention of layer {}, head {} at position {} (cost {:.4}) written to {}",
+        args.layer,
+        args.head,
+        gradient.position,
+        gradient.cost,
+        grad.display()
+    );
+    Ok(())
 }

@@ -12,7 +12,8 @@
 //! - [`nn`] (package `backprop-nn`): layers, costs, optimizers, checkpoints and the
 //!   MNIST loader, written as expressions on the tape; nothing in it writes a derivative.
 //! - [`tour`]: each idea of the project as code that runs (every block is a doctest).
-//! - [`digit`], [`draw`], [`pictures`], [`walk`]: what the demo and the draw page show.
+//! - [`digit`], [`draw`], [`pictures`], [`walk`]: what the demo and the draw page show;
+//!   [`attention`]: what the Shakespeare GPT's attention heads read.
 //!
 //! ```toml
 //! [dependencies]
@@ -55,6 +56,7 @@ pub mod tour {}
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod attention;
 pub mod digit;
 pub mod draw;
 mod notation;

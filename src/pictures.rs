@@ -940,3 +940,82 @@ pub fn line_plot(
     };
     draw().map_err(|e| fail(path, e))
 }
+
+/// A language model's training and validation loss at each evaluation, `(iteration,
+/// train, validation)`, against iterations: where the two part, the model has begun
+/// to learn its training text by heart.
+pub fn loss_curve(path: &Path, evaluations: &[(usize, f64, f64)]) -> Result<(), PictureError> {
+    let finite: Vec<(usize, f64, f64)> = evaluations
+        .iter()
+        .copied()
+        .filter(|(_, t, v)| t.is_finite() && v.is_finite())
+        .collect();
+    let Some(&(first, ..)) = finite.first() else {
+        return Err(fail(path, "nothing to plot: no finite losses"));
+    };
+    let last = finite.iter().map(|e| e.0).max().unwrap_or(first);
+    let (x_lo, x_hi) = (first as f64, (last as f64).max(first as f64 + 1.0));
+    let (y_lo, y_hi) = finite
+        .iter()
+        .flat_map(|&(_, t, v)| [t, v])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+            (lo.min(y), hi.max(y))
+        });
+    let pad = ((y_hi - y_lo) * 0.08).max(1e-3);
+    let (y_lo, y_hi) = ((y_lo - pad).max(0.0), y_hi + pad);
+    let root = svg_area(path, (720, 420));
+    let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "loss at each evaluation: training and validation",
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)?;
+        let y_span = y_hi - y_lo;
+        chart
+            .configure_mesh()
+            .x_desc("iteration")
+            .y_desc("mean cross-entropy (nats)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| tick_label(*v, y_span))
+            .light_line_style(RGBColor(238, 238, 238))
+            .draw()?;
+        let series = [
+            (
+                "train",
+                RED,
+                finite.iter().map(|e| (e.0 as f64, e.1)).collect::<Vec<_>>(),
+            ),
+            (
+                "validation",
+                BLUE,
+                finite.iter().map(|e| (e.0 as f64, e.2)).collect(),
+            ),
+        ];
+        for (label, color, points) in series {
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart.draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| fail(path, e))
+}

@@ -11,6 +11,9 @@ mod common;
 #[path = "a96_recipe.rs"]
 mod a96_recipe;
 
+#[path = "attention.rs"]
+mod attention;
+
 #[path = "chain_rule.rs"]
 mod chain_rule;
 

@@ -97,6 +97,15 @@ fn a_resumed_run_is_bit_identical_and_sampling_continues_the_prompt() {
     assert_eq!(a.params, b.params, "parameters, bit for bit");
     assert_eq!(a.optimizer, b.optimizer, "AdamW's state");
     assert_eq!(a.info.get("iter").map(String::as_str), Some("6"));
+    // The evaluations so far travel in the checkpoint: the resumed run's loss curve
+    // starts at iteration 0, with the same numbers.
+    let losses = a.info.get("losses").expect("the loss history");
+    assert_eq!(
+        losses.split(',').count(),
+        3,
+        "iterations 0, 3 and 6: {losses}"
+    );
+    assert_eq!(a.info.get("losses"), b.info.get("losses"));
 
     let sample = [
         "--sample",
