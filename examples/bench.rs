@@ -38,6 +38,9 @@ use std::time::Instant;
 
 #[path = "common/alloc.rs"]
 mod alloc;
+#[path = "common/cli.rs"]
+mod cli;
+use cli::peak_rss_mib;
 
 #[derive(Parser, Debug)]
 #[command(about = "Time training epochs of the standard MNIST networks")]
@@ -96,14 +99,6 @@ struct Args {
 enum Dtype {
     F32,
     F64,
-}
-
-/// Peak resident set size in MiB since the last reset, from /proc (Linux).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// Resets the peak-RSS counter so each network is measured on its own (Linux >= 4.0).

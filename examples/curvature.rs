@@ -21,6 +21,10 @@ use rand::SeedableRng;
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::at_least_one;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
@@ -65,15 +69,6 @@ pub struct Args {
     /// Threads for large matrix products, at least 1 (default: all cores).
     #[arg(long, value_parser = at_least_one, allow_negative_numbers = true)]
     pub threads: Option<usize>,
-}
-
-/// A count where 0 would mean nothing.
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<i128>() {
-        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
-        Ok(n) => Err(format!("{n} is not a count of at least 1")),
-        Err(_) => Err(format!("{s:?} is not a whole number")),
-    }
 }
 
 /// A count that may be 0.

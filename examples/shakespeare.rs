@@ -27,6 +27,9 @@ use std::time::Instant;
 
 #[path = "common/alloc.rs"]
 mod alloc;
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{at_least_one, non_negative, peak_rss_mib, positive, probability};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a character-level GPT on Shakespeare with backprop's autodiff tape")]
@@ -128,49 +131,6 @@ struct Args {
     /// picture scores; default the last one with a next character.
     #[arg(long, requires = "attention")]
     position: Option<usize>,
-}
-
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<i128>() {
-        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
-        Ok(n) => Err(format!("{n} is not a count of at least 1")),
-        Err(_) => Err(format!("{s:?} is not a whole number")),
-    }
-}
-
-fn number(s: &str) -> Result<f64, String> {
-    let x: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number"))?;
-    x.is_finite()
-        .then_some(x)
-        .ok_or_else(|| format!("{x} is not finite"))
-}
-
-fn positive(s: &str) -> Result<f64, String> {
-    number(s).and_then(|x| {
-        (x > 0.0)
-            .then_some(x)
-            .ok_or_else(|| format!("{x} must be above 0"))
-    })
-}
-
-fn non_negative(s: &str) -> Result<f64, String> {
-    number(s).and_then(|x| {
-        (x >= 0.0)
-            .then_some(x)
-            .ok_or_else(|| format!("{x} must be at least 0"))
-    })
-}
-
-fn probability(s: &str) -> Result<f64, String> {
-    number(s).and_then(|x| {
-        (0.0..1.0)
-            .contains(&x)
-            .then_some(x)
-            .ok_or_else(|| format!("{x} must be in [0, 1)"))
-    })
 }
 
 /// The recipe beside the model's shape: what a checkpoint records and `--resume` reads.
@@ -549,23 +509,11 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
     println!(
         "RESULT impl=backprop net=gpt threads={threads} iters={steps} iters_per_s={:.3} peak_rss_mib={:.1} val_loss={:.4} train_loss={:.4}",
         steps as f64 / train_time.max(1e-9),
-        peak_rss_mib(),
+        peak_rss_mib().unwrap_or(f64::NAN),
         last.1,
         last.0
     );
     Ok(())
-}
-
-/// Peak resident memory of this process, in MiB (Linux; NaN elsewhere).
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn sample(args: &Args, n: usize) -> Result<(), Box<dyn Error>> {

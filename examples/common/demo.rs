@@ -14,6 +14,9 @@ use std::time::Instant;
 
 #[path = "alloc.rs"]
 mod alloc;
+#[path = "cli.rs"]
+mod cli;
+use cli::{at_least_one, non_negative};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a digit classifier on MNIST with backprop's autodiff tape")]
@@ -84,32 +87,10 @@ struct Args {
     detect_anomaly: bool,
 }
 
-/// A count where 0 would mean nothing: batch size, thread count.
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<i128>() {
-        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
-        Ok(n) => Err(format!("{n} is not a count of at least 1")),
-        Err(_) => Err(format!("{s:?} is not a whole number")),
-    }
-}
-
 /// A number of epochs: at least 1, since training none would only rewrite a checkpoint.
 fn epochs(s: &str) -> Result<usize, String> {
     at_least_one(s)
         .map_err(|why| format!("{why}: to evaluate a checkpoint without training, use --eval PATH"))
-}
-
-/// A weight decay: finite and not negative.
-fn non_negative(s: &str) -> Result<f64, String> {
-    let x: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number"))?;
-    if x.is_finite() && x >= 0.0 {
-        Ok(x)
-    } else {
-        Err(format!("{x} must be a finite number of at least 0"))
-    }
 }
 
 /// A learning rate: finite and above 0 (NaN, infinity, 0 or a negative rate cannot train).

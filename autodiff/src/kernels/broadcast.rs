@@ -68,12 +68,11 @@ pub(crate) fn binary<T: Float>(
 /// values covers (the product of those trailing axes, above 1); otherwise `None`.
 fn prefix_run(small: &[usize], big: &[usize]) -> Option<usize> {
     let pad = big.len().checked_sub(small.len())?;
-    let small: Vec<usize> = std::iter::repeat_n(1, pad)
-        .chain(small.iter().copied())
-        .collect();
+    // Axes of `small` up to its last one above 1, at their places in `big`.
     let keep = small.iter().rposition(|&d| d != 1).map_or(0, |p| p + 1);
-    let run: usize = big[keep..].iter().product();
-    (small[..keep] == big[..keep] && run > 1).then_some(run)
+    let run: usize = big[pad + keep..].iter().product();
+    let leading_ones = keep == 0 || big[..pad].iter().all(|&d| d == 1);
+    (leading_ones && small[..keep] == big[pad..pad + keep] && run > 1).then_some(run)
 }
 
 /// `out[i] = f(full[i], part[i / run])`: each value of `part` against a run of `full`.
