@@ -25,7 +25,7 @@
 //! `--recompute` runs blocks of layers recomputed during backward (gradient
 //! checkpointing, `nn::Model::recompute`). `bench/recompute.sh` runs both ways.
 
-use autodiff::{Float, Tape, Tensor, Var};
+use autodiff::{Float, Flops, Tape, Tensor, Var};
 use clap::{Parser, ValueEnum};
 use nn::{Cost, Mnist, Module, Network, NnError, Trainer};
 use std::f64::consts::TAU;
@@ -149,8 +149,10 @@ fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {
         "MNIST as f32: {dataset_mib:.1} MiB; {threads} thread(s); {} epoch(s) per network",
         args.epochs
     );
+    let peak = measure_peak(threads);
     for network in networks {
         reset_peak_rss();
+        let flops = network.recipe().model(args.seed).flops_per_example();
         let mut trainer = Trainer::new(network.recipe(), args.seed);
         let mut times = Vec::new();
         for _ in 0..args.epochs.max(1) {
@@ -169,12 +171,31 @@ fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {
         let samples_per_s = data.train.len() as f64 / median;
         let rss = peak_rss_mib().unwrap_or(f64::NAN);
         println!(
-            "RESULT impl=backprop net={network} threads={threads} epochs={} samples_per_s={samples_per_s:.0} median_epoch_s={median:.4} peak_rss_mib={rss:.1} accuracy={:.4}",
+            "RESULT impl=backprop net={network} threads={threads} epochs={} samples_per_s={samples_per_s:.0} median_epoch_s={median:.4} peak_rss_mib={rss:.1} accuracy={:.4} {}",
             times.len(),
-            accuracy
+            accuracy,
+            roofline(flops, samples_per_s, peak)
         );
     }
     Ok(())
+}
+
+/// This machine's f32 multiply-add peak at `threads` threads, measured now and printed.
+fn measure_peak(threads: usize) -> f64 {
+    let peak = autodiff::peak_gflops();
+    println!("f32 FMA peak, {threads} thread(s): {peak:.1} GFLOP/s (measured now)");
+    peak
+}
+
+/// The roofline fields of a `RESULT` line: the arithmetic rate of training
+/// (`flops_per_example`, counted on the tape, times the examples per second) and its
+/// share of this machine's peak.
+fn roofline(flops_per_example: Flops, samples_per_s: f64, peak: f64) -> String {
+    let gflops = flops_per_example.total() as f64 * samples_per_s / 1e9;
+    format!(
+        "gflops={gflops:.1} peak_gflops={peak:.1} peak_share={:.3}",
+        gflops / peak
+    )
 }
 
 /// Resident memory now, in MiB (Linux).
@@ -223,6 +244,8 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
         .collect();
     drop(train);
     let mut model = recipe.model(args.seed);
+    // Counted before blocks are made recomputed: their products go on blocks' own tapes.
+    let flops = model.flops_per_example();
     let blocks = match &args.recompute {
         Some(spec) => parse_blocks(spec, network, model.sizes().map_or(0, |s| s.len() - 1))?,
         None => Vec::new(),
@@ -230,6 +253,7 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
     model = model.recompute(&blocks);
     let cost = recipe.cost();
     let mut optimizer = recipe.optimizer();
+    let peak = measure_peak(threads);
     let baseline = rss_mib().unwrap_or(f64::NAN);
     reset_peak_rss();
     let mut times = Vec::with_capacity(steps);
@@ -253,23 +277,24 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
         optimizer.step(model.params_mut(), &grads)?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    let peak = peak_rss_mib().unwrap_or(f64::NAN);
+    let peak_rss = peak_rss_mib().unwrap_or(f64::NAN);
     // The first step also sizes the allocator's pools: the median leaves it out.
     let mut timed = times[times.len().min(1)..].to_vec();
     if timed.is_empty() {
         timed = times;
     }
     timed.sort_by(f64::total_cmp);
+    let median = timed[timed.len() / 2];
     let blocks: Vec<String> = blocks
         .iter()
         .map(|r| format!("{}..{}", r.start, r.end))
         .collect();
     println!(
-        "RESULT impl=backprop net={network} op=step batch={batch} threads={threads} steps={steps} recompute={} median_ms={:.2} min_ms={:.2} peak_rss_mib={peak:.1} baseline_rss_mib={baseline:.1} step_peak_mib={:.1} tape_mib={tape_mib:.1} cost={last:.5}",
+        "RESULT impl=backprop net={network} op=step batch={batch} threads={threads} steps={steps} recompute={} median_ms={median:.2} min_ms={:.2} peak_rss_mib={peak_rss:.1} baseline_rss_mib={baseline:.1} step_peak_mib={:.1} tape_mib={tape_mib:.1} cost={last:.5} {}",
         if blocks.is_empty() { "none".to_string() } else { blocks.join(",") },
-        timed[timed.len() / 2],
         timed[0],
-        peak - baseline,
+        peak_rss - baseline,
+        roofline(flops, batch as f64 * 1e3 / median, peak),
     );
     Ok(())
 }

@@ -143,6 +143,45 @@ pub fn update_in_parallel<T: Float, const N: usize>(
     pool::for_each_owned(pieces, |_, part| part.into_iter().for_each(run));
 }
 
+/// The f32 multiply-add throughput of the threads in scope ([`with_threads`]), in
+/// GFLOP/s (two flops per fused multiply-add), measured now: independent chains of
+/// fused multiply-adds on registers, the widest vectors the CPU has (AVX-512, else
+/// AVX2), one chain set per thread, the best of several tries of about 10 ms each.
+///
+/// This is the ceiling of any f32 kernel on this machine at this thread count (a
+/// matrix product does at best this), so a speed divided by it is a share of the
+/// machine comparable across CPUs. It is measured rather than computed from a
+/// datasheet because the clock under vector load is what counts, and it varies.
+///
+/// ```
+/// let one = autodiff::with_threads(1, autodiff::peak_gflops);
+/// assert!(one.is_finite() && one > 0.0);
+/// ```
+pub fn peak_gflops() -> f64 {
+    use crate::kernels::peak::fma_chains;
+    use std::sync::Mutex;
+    let parts = threads();
+    let rounds = 1 << 22;
+    let mut best = 0.0f64;
+    let mut tries = 0;
+    // A few more tries than kept: the first wake the helper threads and the vector
+    // units' clock.
+    while tries < 6 {
+        let flops = Mutex::new(0.0f64);
+        let start = std::time::Instant::now();
+        pool::for_parts(parts, &|_| {
+            let (done, sum) = fma_chains(rounds, 0.999_9, 1e-3);
+            std::hint::black_box(sum);
+            *flops.lock().unwrap_or_else(|e| e.into_inner()) += done;
+        });
+        let seconds = start.elapsed().as_secs_f64();
+        let flops = flops.into_inner().unwrap_or_else(|e| e.into_inner());
+        best = best.max(flops / seconds / 1e9);
+        tries += 1;
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,7 +115,7 @@ pub mod internals {
 /// ```
 pub use rand;
 
-pub use cpu::{threads, update_in_parallel, with_threads, TensorUpdate};
+pub use cpu::{peak_gflops, threads, update_in_parallel, with_threads, TensorUpdate};
 pub use error::Error;
 pub use float::{erf, erfc, sigmoid, softplus, Float};
 pub use grad::Gradients;
@@ -127,5 +127,5 @@ pub use ops::activation::Activation;
 pub use ops::conv::Conv2dOptions;
 pub use ops::CustomOp;
 pub use shape::{broadcast_shapes, Shape, ShapeError};
-pub use tape::{Anomaly, AnomalyPhase, NodeId, Tape, Var};
+pub use tape::{Anomaly, AnomalyPhase, Flops, NodeId, Tape, Var};
 pub use tensor::Tensor;

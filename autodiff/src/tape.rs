@@ -125,6 +125,30 @@ pub struct Tape<T: Float> {
     anomaly: RefCell<Option<Anomaly>>,
     /// Gradient hooks by node ([`Var::register_hook`]).
     hooks: Hooks<T>,
+    /// The products recorded so far ([`Tape::flops`]).
+    flops: Cell<Flops>,
+}
+
+/// The floating-point operations of the products recorded on a tape ([`Tape::flops`]),
+/// two per multiply-add as PyTorch's `FlopCounterMode` counts them. The products
+/// (matrix products, linear layers, convolutions) are where a network's arithmetic is;
+/// the element-wise ops, reductions and softmaxes beside them are not counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flops {
+    /// The products as recorded.
+    pub forward: u64,
+    /// What a backward pass through every recorded product does: one product of the
+    /// same size for each of its inputs that requires a gradient (`dA = G Bᵀ` and
+    /// `dB = Aᵀ G`; a convolution's input and weight gradients), none for a constant
+    /// input such as the data.
+    pub backward: u64,
+}
+
+impl Flops {
+    /// Forward and backward together: a training step's arithmetic.
+    pub fn total(&self) -> u64 {
+        self.forward + self.backward
+    }
 }
 
 /// The pass in which anomaly detection ([`Tape::detect_anomaly`]) found a non-finite
@@ -223,6 +247,7 @@ impl<T: Float> Tape<T> {
             detect_anomaly: Cell::new(false),
             anomaly: RefCell::new(None),
             hooks: Hooks::default(),
+            flops: Cell::new(Flops::default()),
         }
     }
 
@@ -234,6 +259,7 @@ impl<T: Float> Tape<T> {
             detect_anomaly: Cell::new(false),
             anomaly: RefCell::new(None),
             hooks: Hooks::default(),
+            flops: Cell::new(Flops::default()),
         }
     }
 
@@ -265,6 +291,26 @@ impl<T: Float> Tape<T> {
     /// True when nothing has been recorded.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The flops of the products recorded so far, forward and for a backward pass
+    /// through them ([`Flops`]): divide a step's time into them for the arithmetic rate
+    /// of a training step, and that by [`crate::peak_gflops`] for its share of the
+    /// machine. Products inside a recomputed block ([`crate::func::checkpoint`]) are
+    /// on the block's own tape and not counted here.
+    ///
+    /// ```
+    /// use autodiff::{Flops, Tape, Tensor};
+    ///
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.constant(Tensor::ones([32, 784])); // the data: no gradient
+    /// let w = tape.param(Tensor::ones([784, 16]));
+    /// let _y = x.matmul(w);
+    /// let macs = 32 * 784 * 16;
+    /// assert_eq!(tape.flops(), Flops { forward: 2 * macs, backward: 2 * macs });
+    /// ```
+    pub fn flops(&self) -> Flops {
+        self.flops.get()
     }
 
     /// Turns anomaly detection on or off. While on, the first op whose output (forward)
@@ -423,7 +469,19 @@ impl<T: Float> Tape<T> {
             let values: SmallVec<[&Tensor<T>; 2]> =
                 ids.iter().map(|&i| nodes[i as usize].value(i)).collect();
             let wants_grad = ids.iter().any(|&i| nodes[i as usize].requires_grad);
-            forward(&values, wants_grad)
+            let (value, op) = forward(&values, wants_grad);
+            let macs = op.multiply_adds(&values);
+            if macs > 0 {
+                // A product's operands are its first two inputs (a bias may follow).
+                let grads = ids[..2]
+                    .iter()
+                    .filter(|&&i| nodes[i as usize].requires_grad);
+                let mut flops = self.flops.get();
+                flops.forward += 2 * macs;
+                flops.backward += 2 * macs * grads.count() as u64;
+                self.flops.set(flops);
+            }
+            (value, op)
         };
         self.push_node(Some(Rc::new(op)), ids, value, false)
     }

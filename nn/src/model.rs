@@ -9,7 +9,7 @@ use crate::init::Init;
 use crate::linear::Linear;
 use crate::module::{Module, Sequential};
 use crate::params::{Bound, ParamStore};
-use autodiff::{Conv2dOptions, Float, Tape, Tensor, Var};
+use autodiff::{Conv2dOptions, Float, Flops, Tape, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::ops::Range;
@@ -274,6 +274,26 @@ impl<T: Float> Model<T> {
         let tape = Tape::new();
         let bound = self.params.bind_constants(&tape);
         self.forward(&bound, tape.constant(x.clone())).value()
+    }
+
+    /// The arithmetic of training on one example: the flops of the forward pass's
+    /// products (matrix products and convolutions) and of the backward pass through
+    /// them, counted on a tape ([`Tape::flops`]). The data needs no gradient, so the
+    /// first layer's input gradient is not counted, as no training step computes it.
+    ///
+    /// ```
+    /// use nn::{Activation, Init, Model};
+    /// let a = Model::<f32>::new(&[784, 16, 16, 10], Activation::Sigmoid, Activation::Sigmoid, Init::Xavier, 1);
+    /// let macs = 784 * 16 + 16 * 16 + 16 * 10;
+    /// let flops = a.flops_per_example();
+    /// assert_eq!(flops.forward, 2 * macs);
+    /// assert_eq!(flops.backward, 2 * (2 * macs - 784 * 16));
+    /// ```
+    pub fn flops_per_example(&self) -> Flops {
+        let tape = Tape::new();
+        let bound = self.params.bind(&tape).eval();
+        let _ = self.forward(&bound, tape.constant(Tensor::zeros([1, self.inputs])));
+        tape.flops()
     }
 }
 

@@ -184,6 +184,11 @@ impl<T: Float> Rule<T> for Conv2d<T> {
         });
         out
     }
+    /// Every output element is a dot product over `c / groups` channels of the kernel.
+    fn multiply_adds(&self, _: &[&Tensor<T>]) -> u64 {
+        let g = &self.geometry;
+        (g.n * g.o * g.oh * g.ow * (g.c / g.opts.groups) * g.kh * g.kw) as u64
+    }
 }
 
 /// Each pooled cell's position in the flat input, from its plane and its index in the

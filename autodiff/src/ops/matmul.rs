@@ -179,6 +179,10 @@ impl<T: Float> Rule<T> for MatMul {
     fn per_example(&self, _: usize, ctx: &VjpContext<'_, T>, n: usize) -> Vec<T> {
         weight_rule(ctx.inputs[0], ctx.grad, n)
     }
+    fn multiply_adds(&self, inputs: &[&Tensor<T>]) -> u64 {
+        let l = layout(inputs[0].shape(), inputs[1].shape());
+        (l.batch * l.m * l.k * l.n) as u64
+    }
 }
 
 /// `x_iᵀ g_i` for each example: `x` is `[n, k]` (an outer product each) or `[n, m, k]`,
@@ -285,6 +289,10 @@ impl<T: Float> Rule<T> for Linear {
         } else {
             pre.into_vec()
         }
+    }
+    /// `x` is `[rows, k]`, `w` `[k, n]`.
+    fn multiply_adds(&self, inputs: &[&Tensor<T>]) -> u64 {
+        (inputs[0].numel() * inputs[1].shape()[1]) as u64
     }
 }
 

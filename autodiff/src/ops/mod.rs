@@ -172,6 +172,15 @@ pub(crate) trait Rule<T: Float>: 'static {
     fn first_order_only(&self) -> Option<&str> {
         None
     }
+
+    /// The multiply-adds of this op's forward on `inputs`, for the tape's flop count
+    /// ([`crate::Tape::flops`]): nonzero for the products only (matmul, linear,
+    /// convolution), whose first two inputs are the operands (a bias may follow) and
+    /// whose gradient with respect to each operand is one more product of the same size.
+    fn multiply_adds(&self, inputs: &[&Tensor<T>]) -> u64 {
+        let _ = inputs;
+        0
+    }
 }
 
 /// The sum of two optional tangents (`None` is zero).
