@@ -62,6 +62,12 @@ done
 "$venv/bin/python" - "$results" <<'PY'
 import statistics, sys
 rows = [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in open(sys.argv[1])]
+
+def shares(ours, ratios):
+    # Both do the same arithmetic, so PyTorch's share of the peak (measured by ours, in
+    # the same sitting) is ours divided by the speed ratio.
+    share = statistics.median(float(o["peak_share"]) for o in ours)
+    return f"{share:.2f} / {share / statistics.median(ratios):.2f}"
 gpt = [r for r in rows if r["net"] == "gpt"]
 rows = [r for r in rows if r["net"] != "gpt"]
 if gpt:
@@ -69,13 +75,13 @@ if gpt:
     theirs = [r for r in gpt if r["impl"] == "pytorch"]
     ratios = [float(o["iters_per_s"]) / float(t["iters_per_s"]) for o, t in zip(ours, theirs)]
     med = lambda rs, k: statistics.median(float(x[k]) for x in rs)
-    print(f"{'net':<4}{'ours it/s':>11}{'torch it/s':>12}{'ratio min':>11}{'median':>9}{'max':>8}{'ours val':>10}{'torch val':>11}{'ours RSS MiB':>14}{'torch RSS MiB':>15}")
+    print(f"{'net':<4}{'ours it/s':>11}{'torch it/s':>12}{'ratio min':>11}{'median':>9}{'max':>8}{'ours val':>10}{'torch val':>11}{'ours RSS MiB':>14}{'torch RSS MiB':>15}{'peak share ours / torch':>25}")
     print(f"{'gpt':<4}{med(ours, 'iters_per_s'):>11.2f}{med(theirs, 'iters_per_s'):>12.2f}{min(ratios):>11.2f}"
           f"{statistics.median(ratios):>9.2f}{max(ratios):>8.2f}{med(ours, 'val_loss'):>10.4f}{med(theirs, 'val_loss'):>11.4f}"
-          f"{med(ours, 'peak_rss_mib'):>14.1f}{med(theirs, 'peak_rss_mib'):>15.1f}")
+          f"{med(ours, 'peak_rss_mib'):>14.1f}{med(theirs, 'peak_rss_mib'):>15.1f}{shares(ours, ratios):>25}")
 if not rows:
     sys.exit()
-print(f"{'net':<4}{'ours samples/s':>16}{'torch samples/s':>17}{'ratio min':>11}{'median':>9}{'max':>8}{'ours acc':>10}{'torch acc':>11}{'ours RSS MiB':>14}{'torch RSS MiB':>15}")
+print(f"{'net':<4}{'ours samples/s':>16}{'torch samples/s':>17}{'ratio min':>11}{'median':>9}{'max':>8}{'ours acc':>10}{'torch acc':>11}{'ours RSS MiB':>14}{'torch RSS MiB':>15}{'peak share ours / torch':>25}")
 for net in sorted({r["net"] for r in rows}):
     ours = [r for r in rows if r["net"] == net and r["impl"] == "backprop"]
     theirs = [r for r in rows if r["net"] == net and r["impl"] == "pytorch"]
@@ -83,5 +89,5 @@ for net in sorted({r["net"] for r in rows}):
     med = lambda rs, k: statistics.median(float(x[k]) for x in rs)
     print(f"{net:<4}{med(ours, 'samples_per_s'):>16.0f}{med(theirs, 'samples_per_s'):>17.0f}{min(ratios):>11.2f}"
           f"{statistics.median(ratios):>9.2f}{max(ratios):>8.2f}{med(ours, 'accuracy'):>10.4f}{med(theirs, 'accuracy'):>11.4f}"
-          f"{med(ours, 'peak_rss_mib'):>14.1f}{med(theirs, 'peak_rss_mib'):>15.1f}")
+          f"{med(ours, 'peak_rss_mib'):>14.1f}{med(theirs, 'peak_rss_mib'):>15.1f}{shares(ours, ratios):>25}")
 PY

@@ -25,7 +25,7 @@
 //! `--recompute` runs blocks of layers recomputed during backward (gradient
 //! checkpointing, `nn::Model::recompute`). `bench/recompute.sh` runs both ways.
 
-use autodiff::{Float, Flops, Tape, Tensor, Var};
+use autodiff::{Float, Tape, Tensor, Var};
 use clap::{Parser, ValueEnum};
 use nn::{Cost, Mnist, Module, Network, NnError, Trainer};
 use std::f64::consts::TAU;
@@ -40,7 +40,7 @@ use std::time::Instant;
 mod alloc;
 #[path = "common/cli.rs"]
 mod cli;
-use cli::peak_rss_mib;
+use cli::{measure_peak, peak_rss_mib, roofline};
 
 #[derive(Parser, Debug)]
 #[command(about = "Time training epochs of the standard MNIST networks")]
@@ -178,24 +178,6 @@ fn train_all(args: &Args, threads: usize) -> Result<(), NnError> {
         );
     }
     Ok(())
-}
-
-/// This machine's f32 multiply-add peak at `threads` threads, measured now and printed.
-fn measure_peak(threads: usize) -> f64 {
-    let peak = autodiff::peak_gflops();
-    println!("f32 FMA peak, {threads} thread(s): {peak:.1} GFLOP/s (measured now)");
-    peak
-}
-
-/// The roofline fields of a `RESULT` line: the arithmetic rate of training
-/// (`flops_per_example`, counted on the tape, times the examples per second) and its
-/// share of this machine's peak.
-fn roofline(flops_per_example: Flops, samples_per_s: f64, peak: f64) -> String {
-    let gflops = flops_per_example.total() as f64 * samples_per_s / 1e9;
-    format!(
-        "gflops={gflops:.1} peak_gflops={peak:.1} peak_share={:.3}",
-        gflops / peak
-    )
 }
 
 /// Resident memory now, in MiB (Linux).

@@ -7,7 +7,7 @@
 //!
 //! cargo run --release --example shakespeare -- --help
 
-use autodiff::{Tape, Tensor};
+use autodiff::{Flops, Tape, Tensor};
 use backprop::attention::{draw_attention, draw_cost_gradient, Attention, CostGradient};
 use backprop::pictures;
 use clap::Parser;
@@ -29,7 +29,9 @@ use std::time::Instant;
 mod alloc;
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{at_least_one, non_negative, peak_rss_mib, positive, probability};
+use cli::{
+    at_least_one, measure_peak, non_negative, peak_rss_mib, positive, probability, roofline,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a character-level GPT on Shakespeare with backprop's autodiff tape")]
@@ -306,14 +308,15 @@ impl Run {
         total / batches.len().max(1) as f64
     }
 
-    /// One training step on iteration `iter`'s batch; returns the loss.
-    fn step(&mut self, data: &Shakespeare) -> Result<f64, Box<dyn Error>> {
+    /// One training step on iteration `iter`'s batch; returns the loss and the step's
+    /// arithmetic (its products' flops).
+    fn step(&mut self, data: &Shakespeare) -> Result<(f64, Flops), Box<dyn Error>> {
         let r = &self.recipe;
         let windows = data.train.len() - r.config.context;
         let starts = window_starts(r.seed, self.iter as u64, r.batch, windows);
         let batch = data.batch_at(Split::Train, &starts, r.config.context);
         self.optimizer.set_learning_rate(r.lr_at(self.iter));
-        let (loss, mut grads) = {
+        let (loss, flops, mut grads) = {
             let tape = Tape::new();
             let bound = self
                 .model
@@ -327,12 +330,12 @@ impl Run {
             if !value.is_finite() {
                 return Err(format!("the loss is {value} at iteration {}", self.iter).into());
             }
-            (value, bound.grads(loss.backward())?)
+            (value, tape.flops(), bound.grads(loss.backward())?)
         };
         clip_grad_norm(&mut grads, 1.0);
         self.optimizer.step(self.model.params_mut(), &grads)?;
         self.iter += 1;
-        Ok(loss)
+        Ok((loss, flops))
     }
 }
 
@@ -476,6 +479,7 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
     );
     bar.set_position(run.iter as u64);
     let (mut train_time, mut steps) = (0.0, 0usize);
+    let mut step_flops = Flops::default();
     let mut last = (f64::NAN, f64::NAN);
     loop {
         if run.iter % r.eval_interval == 0 || run.iter == iters {
@@ -497,7 +501,8 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
             break;
         }
         let start = Instant::now();
-        let loss = run.step(&data)?;
+        let loss;
+        (loss, step_flops) = run.step(&data)?;
         train_time += start.elapsed().as_secs_f64();
         steps += 1;
         bar.set_message(format!("{loss:.4}"));
@@ -506,12 +511,14 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
     bar.finish_and_clear();
     println!("checkpoint written to {}", args.save.display());
     println!("loss curve written to {}", loss_picture.display());
+    let iters_per_s = steps as f64 / train_time.max(1e-9);
+    let peak = measure_peak(threads);
     println!(
-        "RESULT impl=backprop net=gpt threads={threads} iters={steps} iters_per_s={:.3} peak_rss_mib={:.1} val_loss={:.4} train_loss={:.4}",
-        steps as f64 / train_time.max(1e-9),
+        "RESULT impl=backprop net=gpt threads={threads} iters={steps} iters_per_s={iters_per_s:.3} peak_rss_mib={:.1} val_loss={:.4} train_loss={:.4} {}",
         peak_rss_mib().unwrap_or(f64::NAN),
         last.1,
-        last.0
+        last.0,
+        roofline(step_flops, iters_per_s, peak)
     );
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! Command-line value parsers and the peak-memory reading the examples share (a module
-//! they include, not an example of its own). Each parser refuses, with a message, what
-//! the flag cannot mean.
+//! Command-line value parsers and the measurements (peak memory, the roofline) the
+//! examples share (a module they include, not an example of its own). Each parser
+//! refuses, with a message, what the flag cannot mean.
 #![allow(dead_code)] // each example uses some of them
 
 /// A count where 0 would mean nothing: batch size, thread count, iterations.
@@ -65,4 +65,22 @@ pub fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// This machine's f32 multiply-add peak at `threads` threads, measured now and printed.
+pub fn measure_peak(threads: usize) -> f64 {
+    let peak = autodiff::peak_gflops();
+    println!("f32 FMA peak, {threads} thread(s): {peak:.1} GFLOP/s (measured now)");
+    peak
+}
+
+/// The roofline fields of a `RESULT` line: the arithmetic rate of training (`flops` of
+/// one example or step, counted on the tape, times their number per second) and its
+/// share of this machine's peak.
+pub fn roofline(flops: autodiff::Flops, per_second: f64, peak: f64) -> String {
+    let gflops = flops.total() as f64 * per_second / 1e9;
+    format!(
+        "gflops={gflops:.1} peak_gflops={peak:.1} peak_share={:.3}",
+        gflops / peak
+    )
 }
