@@ -12,7 +12,7 @@
 //! - [`nn`] (package `backprop-nn`): layers, costs, optimizers, checkpoints and the
 //!   MNIST loader, written as expressions on the tape; nothing in it writes a derivative.
 //! - [`tour`]: each idea of the project as code that runs (every block is a doctest);
-//!   [`gpt_walk`]: one prediction of the Shakespeare GPT, piece by piece, the same way.
+//!   [`gpt_walk`]: one prediction of a small [`nn::Gpt`], piece by piece, the same way.
 //! - [`digit`], [`draw`], [`pictures`], [`walk`]: what the demo and the draw page show;
 //!   [`attention`]: what the Shakespeare GPT's attention heads read.
 //!
