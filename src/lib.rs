@@ -11,7 +11,8 @@
 //!   ([`autodiff::gradcheck()`]).
 //! - [`nn`] (package `backprop-nn`): layers, costs, optimizers, checkpoints and the
 //!   MNIST loader, written as expressions on the tape; nothing in it writes a derivative.
-//! - [`tour`]: each idea of the project as code that runs (every block is a doctest).
+//! - [`tour`]: each idea of the project as code that runs (every block is a doctest);
+//!   [`gpt_walk`]: one prediction of a small [`nn::Gpt`], piece by piece, the same way.
 //! - [`digit`], [`draw`], [`pictures`], [`walk`]: what the demo and the draw page show;
 //!   [`attention`]: what the Shakespeare GPT's attention heads read.
 //!
@@ -49,6 +50,10 @@
 /// The tour of `docs/tour.md`: each idea of the project as code that runs.
 #[doc = include_str!("../docs/tour.md")]
 pub mod tour {}
+
+/// The walk of `docs/gpt-walk.md`: one prediction of a small GPT, each piece computed by hand.
+#[doc = include_str!("../docs/gpt-walk.md")]
+pub mod gpt_walk {}
 
 /// README.md's code, compiled as doctests (README is written for GitHub; the page above
 /// is written for rustdoc).
