@@ -25,7 +25,7 @@
 //! `--recompute` runs blocks of layers recomputed during backward (gradient
 //! checkpointing, `nn::Model::recompute`). `bench/recompute.sh` runs both ways.
 
-use autodiff::{Float, Tape, Tensor, Var};
+use autodiff::{Float, Profile, Tape, Tensor, Var};
 use clap::{Parser, ValueEnum};
 use nn::{Cost, Mnist, Module, Network, NnError, Trainer};
 use std::f64::consts::TAU;
@@ -89,6 +89,11 @@ struct Args {
     /// convolution stages, or every hidden layer of a perceptron).
     #[arg(long, requires = "steps")]
     recompute: Option<String>,
+    /// With --steps: time every op of the steps (forward and vjp, by op name), the
+    /// optimizer and what is left (the tape's bookkeeping, gradient accumulation), and
+    /// print the table. Timing each op costs a little: leave it off for speed figures.
+    #[arg(long, requires = "steps")]
+    profile: bool,
     /// With --hvp or --per-sample: the precision (f32 as in training; f64 to check the
     /// result's norm).
     #[arg(long, requires = "transform", value_enum, default_value = "f32")]
@@ -188,6 +193,27 @@ fn rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The ops' table of `--profile`, then the optimizer and the rest of the steps'
+/// `times_ms` (the tape's bookkeeping, gradient accumulation, the data's constant), each
+/// with its share of the steps' time.
+fn print_profile(profile: &autodiff::Profile, optimizer_s: f64, times_ms: &[f64]) {
+    let steps_s = times_ms.iter().sum::<f64>() / 1e3;
+    let ops_s = profile.total().as_secs_f64();
+    println!(
+        "{} steps: {:.1} ms a step",
+        times_ms.len(),
+        1e3 * steps_s / times_ms.len() as f64
+    );
+    print!("{profile}");
+    let share = |s: f64| 100.0 * s / steps_s;
+    println!(
+        "ops {:.1}% of the steps' time, optimizer {:.1}%, the rest {:.1}%",
+        share(ops_s),
+        share(optimizer_s),
+        share(steps_s - ops_s - optimizer_s)
+    );
+}
+
 /// `a..b,c..d` as ranges; `default` as the blocks `--recompute` documents.
 fn parse_blocks(spec: &str, network: Network, layers: usize) -> Result<Vec<Range<usize>>, NnError> {
     if spec == "default" {
@@ -241,11 +267,14 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
     let mut times = Vec::with_capacity(steps);
     let mut last = 0.0;
     let mut tape_mib = 0.0;
+    let mut profile = Profile::default();
+    let mut optimizer_s = 0.0;
     for step in 0..steps {
         let batch = &batches[step % batches.len()];
         let start = Instant::now();
         let grads = {
             let tape = Tape::new();
+            tape.set_profiling(args.profile);
             let bound = model.params().bind(&tape).train(nn::step_seed(1, step));
             let out = model.forward(&bound, tape.constant(&batch.images));
             let c = Cost::cost(&cost, out, &batch.labels);
@@ -254,10 +283,22 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
             tape_mib = tape.value_bytes() as f64 / (1024.0 * 1024.0);
             // With or without recomputed blocks, each value is dropped once the reverse
             // sweep has passed it (the trainer keeps them: docs/performance.md).
-            bound.grads(c.backward_releasing())?
+            let grads = bound.grads(c.backward_releasing())?;
+            // The first step also sizes the allocator's pools, as below.
+            if step > 0 {
+                profile.merge(&tape.profile());
+            }
+            grads
         };
+        let optimizer_start = Instant::now();
         optimizer.step(model.params_mut(), &grads)?;
+        if step > 0 {
+            optimizer_s += optimizer_start.elapsed().as_secs_f64();
+        }
         times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    if args.profile {
+        print_profile(&profile, optimizer_s, &times[1.min(times.len() - 1)..]);
     }
     let peak_rss = peak_rss_mib().unwrap_or(f64::NAN);
     // The first step also sizes the allocator's pools: the median leaves it out.

@@ -79,6 +79,7 @@ mod kernels;
 mod ops;
 #[forbid(unsafe_code)]
 mod per_sample;
+mod profile;
 #[forbid(unsafe_code)]
 pub mod scalar;
 #[forbid(unsafe_code)]
@@ -126,6 +127,7 @@ pub use gradcheck::{
 pub use ops::activation::Activation;
 pub use ops::conv::Conv2dOptions;
 pub use ops::CustomOp;
+pub use profile::{OpTime, Profile};
 pub use shape::{broadcast_shapes, Shape, ShapeError};
 pub use tape::{Anomaly, AnomalyPhase, Flops, NodeId, Tape, Var};
 pub use tensor::Tensor;

@@ -6,6 +6,7 @@ use crate::float::Float;
 use crate::grad::Gradients;
 use crate::hooks::Hooks;
 use crate::ops::{InputGrads, Op, Rule, VarJvp, VarVjp, VjpContext};
+use crate::profile::{Phase, Profile};
 use crate::shape::Dims;
 use crate::sweep::{self, Contributions, Pass};
 use crate::tensor::Tensor;
@@ -14,6 +15,7 @@ use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Index of a node on its tape.
 pub type NodeId = u32;
@@ -127,6 +129,9 @@ pub struct Tape<T: Float> {
     hooks: Hooks<T>,
     /// The products recorded so far ([`Tape::flops`]).
     flops: Cell<Flops>,
+    /// Whether ops are timed ([`Tape::set_profiling`]), and their times.
+    pub(crate) profiling: Cell<bool>,
+    pub(crate) times: RefCell<Profile>,
 }
 
 /// The floating-point operations of the products recorded on a tape ([`Tape::flops`]),
@@ -248,6 +253,8 @@ impl<T: Float> Tape<T> {
             anomaly: RefCell::new(None),
             hooks: Hooks::default(),
             flops: Cell::new(Flops::default()),
+            profiling: Cell::new(false),
+            times: RefCell::new(Profile::default()),
         }
     }
 
@@ -260,6 +267,8 @@ impl<T: Float> Tape<T> {
             anomaly: RefCell::new(None),
             hooks: Hooks::default(),
             flops: Cell::new(Flops::default()),
+            profiling: Cell::new(false),
+            times: RefCell::new(Profile::default()),
         }
     }
 
@@ -469,6 +478,7 @@ impl<T: Float> Tape<T> {
             let values: SmallVec<[&Tensor<T>; 2]> =
                 ids.iter().map(|&i| nodes[i as usize].value(i)).collect();
             let wants_grad = ids.iter().any(|&i| nodes[i as usize].requires_grad);
+            let start = self.profiling.get().then(Instant::now);
             let (value, op) = forward(&values, wants_grad);
             let macs = op.multiply_adds(&values);
             if macs > 0 {
@@ -481,6 +491,9 @@ impl<T: Float> Tape<T> {
                 flops.backward += 2 * macs * grads.count() as u64;
                 self.flops.set(flops);
             }
+            if let Some(start) = start {
+                self.add_time(&op.name(), Phase::Forward, start.elapsed(), 2 * macs);
+            }
             (value, op)
         };
         self.push_node(Some(Rc::new(op)), ids, value, false)
@@ -488,6 +501,15 @@ impl<T: Float> Tape<T> {
 
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Adds the vjp of `op` that began at `start` to the profile, with the products it
+    /// did: one per operand (the first two inputs) it was asked for.
+    fn time_vjp(&self, op: &dyn Rule<T>, inputs: &[&Tensor<T>], wants: &[bool], start: Instant) {
+        let time = start.elapsed();
+        let operands = wants.iter().take(2).filter(|&&w| w).count() as u64;
+        let flops = 2 * op.multiply_adds(inputs) * operands;
+        self.add_time(&op.name(), Phase::Backward, time, flops);
     }
 
     /// The name of the first custom op whose first-order-only vjp was recorded where a
@@ -590,7 +612,12 @@ impl<T: Float> Pass<T> for Numeric {
             let output = tape.release_value(i);
             let nodes = tape.nodes();
             let inputs = input_values(&nodes, i);
-            return op.vjp_owned(&inputs, wants, output, grad);
+            let start = tape.profiling.get().then(Instant::now);
+            let grads = op.vjp_owned(&inputs, wants, output, grad);
+            if let Some(start) = start {
+                tape.time_vjp(&*op, &inputs, wants, start);
+            }
+            return grads;
         }
         let nodes = tape.nodes();
         let node = &nodes[i];
@@ -601,7 +628,11 @@ impl<T: Float> Pass<T> for Numeric {
             grad: &grad,
             wants,
         };
+        let start = tape.profiling.get().then(Instant::now);
         let input_grads = op.vjp(&ctx);
+        if let Some(start) = start {
+            tape.time_vjp(&*op, &inputs, wants, start);
+        }
         if anomaly {
             tape.check_gradients(i as NodeId, node, &grad, &input_grads, &nodes);
         }

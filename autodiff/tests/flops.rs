@@ -36,3 +36,35 @@ fn products_count_and_the_rest_do_not() {
     assert_eq!(tape.flops(), expected);
     assert_eq!(expected.total(), expected.forward + expected.backward);
 }
+
+#[test]
+fn the_profile_times_every_op_and_counts_the_same_flops() {
+    let tape = Tape::<f32>::new();
+    tape.set_profiling(true);
+    let x = tape.constant(Tensor::ones([8, 1, 12, 12]));
+    let w = tape.param(Tensor::full([4, 1, 3, 3], 0.1));
+    let b = tape.param(Tensor::zeros([4]));
+    let h = x.conv2d_bias(w, b, Conv2dOptions::default()).relu();
+    let w2 = tape.param(Tensor::full([4 * 10 * 10, 3], 0.01));
+    let b2 = tape.param(Tensor::zeros([3]));
+    let loss = h.reshape([8, 400]).linear(w2, b2).tanh().sum();
+    loss.backward();
+    let profile = tape.profile();
+    let calls: usize = profile.ops().iter().map(|r| r.calls).sum();
+    // Every recorded op is timed once forward; leaves are not ops.
+    assert_eq!(calls, tape.len() - 5);
+    let flops: u64 = profile.ops().iter().map(|r| r.flops).sum();
+    assert_eq!(flops, tape.flops().total());
+    let row = |op: &str| profile.ops().iter().find(|r| r.op == op).cloned().unwrap();
+    assert_eq!(row("conv2d").calls, 1);
+    assert!(row("conv2d").backward > std::time::Duration::ZERO);
+    // Longest first.
+    assert!(profile
+        .ops()
+        .windows(2)
+        .all(|p| p[0].total() >= p[1].total()));
+    // Off: nothing more is timed.
+    tape.set_profiling(false);
+    let _ = loss * 2.0;
+    assert_eq!(tape.profile(), profile);
+}
