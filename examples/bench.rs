@@ -40,7 +40,7 @@ use std::time::Instant;
 mod alloc;
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{measure_peak, peak_rss_mib, roofline};
+use cli::{measure_peak, peak_rss_mib, print_profile, roofline};
 
 #[derive(Parser, Debug)]
 #[command(about = "Time training epochs of the standard MNIST networks")]
@@ -193,27 +193,6 @@ fn rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// The ops' table of `--profile`, then the optimizer and the rest of the steps'
-/// `times_ms` (the tape's bookkeeping, gradient accumulation, the data's constant), each
-/// with its share of the steps' time.
-fn print_profile(profile: &autodiff::Profile, optimizer_s: f64, times_ms: &[f64]) {
-    let steps_s = times_ms.iter().sum::<f64>() / 1e3;
-    let ops_s = profile.total().as_secs_f64();
-    println!(
-        "{} steps: {:.1} ms a step",
-        times_ms.len(),
-        1e3 * steps_s / times_ms.len() as f64
-    );
-    print!("{profile}");
-    let share = |s: f64| 100.0 * s / steps_s;
-    println!(
-        "ops {:.1}% of the steps' time, optimizer {:.1}%, the rest {:.1}%",
-        share(ops_s),
-        share(optimizer_s),
-        share(steps_s - ops_s - optimizer_s)
-    );
-}
-
 /// `a..b,c..d` as ranges; `default` as the blocks `--recompute` documents.
 fn parse_blocks(spec: &str, network: Network, layers: usize) -> Result<Vec<Range<usize>>, NnError> {
     if spec == "default" {
@@ -298,7 +277,13 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     if args.profile {
-        print_profile(&profile, optimizer_s, &times[1.min(times.len() - 1)..]);
+        let profiled = &times[1.min(times.len() - 1)..];
+        print_profile(
+            &profile,
+            optimizer_s,
+            profiled.iter().sum::<f64>() / 1e3,
+            profiled.len(),
+        );
     }
     let peak_rss = peak_rss_mib().unwrap_or(f64::NAN);
     // The first step also sizes the allocator's pools: the median leaves it out.

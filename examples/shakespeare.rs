@@ -7,7 +7,7 @@
 //!
 //! cargo run --release --example shakespeare -- --help
 
-use autodiff::{Flops, Tape, Tensor};
+use autodiff::{Flops, Profile, Tape, Tensor};
 use backprop::attention::{draw_attention, draw_cost_gradient, Attention, CostGradient};
 use backprop::pictures;
 use clap::Parser;
@@ -30,7 +30,8 @@ mod alloc;
 #[path = "common/cli.rs"]
 mod cli;
 use cli::{
-    at_least_one, measure_peak, non_negative, peak_rss_mib, positive, probability, roofline,
+    at_least_one, measure_peak, non_negative, peak_rss_mib, positive, print_profile, probability,
+    roofline,
 };
 
 #[derive(Parser, Debug)]
@@ -74,6 +75,11 @@ struct Args {
     /// Seed of the initial weights, the batches and the dropout masks.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Time every op of the training steps (forward and vjp, by op name), the optimizer
+    /// and the rest, and print the table at the end. Timing each op costs a little:
+    /// leave it off for speed figures.
+    #[arg(long)]
+    profile: bool,
     /// Evaluate (and checkpoint) every this many iterations.
     #[arg(long, default_value_t = 250, value_parser = at_least_one)]
     eval_interval: usize,
@@ -309,15 +315,21 @@ impl Run {
     }
 
     /// One training step on iteration `iter`'s batch; returns the loss and the step's
-    /// arithmetic (its products' flops).
-    fn step(&mut self, data: &Shakespeare) -> Result<(f64, Flops), Box<dyn Error>> {
+    /// arithmetic (its products' flops). With `profile`, its ops and optimizer are timed
+    /// into it.
+    fn step(
+        &mut self,
+        data: &Shakespeare,
+        profile: Option<&mut StepProfile>,
+    ) -> Result<(f64, Flops), Box<dyn Error>> {
         let r = &self.recipe;
         let windows = data.train.len() - r.config.context;
         let starts = window_starts(r.seed, self.iter as u64, r.batch, windows);
         let batch = data.batch_at(Split::Train, &starts, r.config.context);
         self.optimizer.set_learning_rate(r.lr_at(self.iter));
-        let (loss, flops, mut grads) = {
+        let (loss, flops, mut grads, ops) = {
             let tape = Tape::new();
+            tape.set_profiling(profile.is_some());
             let bound = self
                 .model
                 .params()
@@ -330,13 +342,27 @@ impl Run {
             if !value.is_finite() {
                 return Err(format!("the loss is {value} at iteration {}", self.iter).into());
             }
-            (value, tape.flops(), bound.grads(loss.backward())?)
+            let grads = bound.grads(loss.backward())?;
+            (value, tape.flops(), grads, tape.profile())
         };
+        let start = Instant::now();
         clip_grad_norm(&mut grads, 1.0);
         self.optimizer.step(self.model.params_mut(), &grads)?;
+        if let Some(p) = profile {
+            p.ops.merge(&ops);
+            p.optimizer_s += start.elapsed().as_secs_f64();
+        }
         self.iter += 1;
         Ok((loss, flops))
     }
+}
+
+/// `--profile`'s sums over the training steps: the ops' times and the optimizer's
+/// (gradient clipping included).
+#[derive(Default)]
+struct StepProfile {
+    ops: Profile,
+    optimizer_s: f64,
 }
 
 fn main() -> ExitCode {
@@ -480,6 +506,7 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
     bar.set_position(run.iter as u64);
     let (mut train_time, mut steps) = (0.0, 0usize);
     let mut step_flops = Flops::default();
+    let mut profile = StepProfile::default();
     let mut last = (f64::NAN, f64::NAN);
     loop {
         if run.iter % r.eval_interval == 0 || run.iter == iters {
@@ -502,7 +529,7 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
         }
         let start = Instant::now();
         let loss;
-        (loss, step_flops) = run.step(&data)?;
+        (loss, step_flops) = run.step(&data, args.profile.then_some(&mut profile))?;
         train_time += start.elapsed().as_secs_f64();
         steps += 1;
         bar.set_message(format!("{loss:.4}"));
@@ -511,6 +538,9 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
     bar.finish_and_clear();
     println!("checkpoint written to {}", args.save.display());
     println!("loss curve written to {}", loss_picture.display());
+    if args.profile {
+        print_profile(&profile.ops, profile.optimizer_s, train_time, steps);
+    }
     let iters_per_s = steps as f64 / train_time.max(1e-9);
     let peak = measure_peak(threads);
     println!(

@@ -136,6 +136,13 @@ pub(crate) fn broadcast_to<T: Float>(src: &[T], from: &[usize], shape: &[usize])
             data.extend_from_slice(src);
         }
         data
+    } else if let Some(run) = prefix_run(from, shape) {
+        // Each value over a run of the trailing axes: a mean's or a norm's gradient.
+        let mut data = Vec::with_capacity(n);
+        for &v in src {
+            data.extend(std::iter::repeat_n(v, run));
+        }
+        data
     } else {
         BroadcastOffsets::new(shape, from).map(|i| src[i]).collect()
     }
@@ -188,6 +195,12 @@ mod tests {
             assert_eq!(got, walked(&x, a, &y, b), "{a:?} op {b:?}");
             let (_, swapped) = binary("sub", (&y, b), (&x, a), |q, p| p - 3.0 * q);
             assert_eq!(swapped, walked(&x, a, &y, b), "{b:?} op {a:?}");
+        }
+        // broadcast_to's paths against the walk, the same cases.
+        for (a, b) in cases {
+            let y = values(numel(b), 0.7);
+            let walk: Vec<f64> = BroadcastOffsets::new(a, b).map(|j| y[j]).collect();
+            assert_eq!(broadcast_to(&y, b, a), walk, "{b:?} to {a:?}");
         }
         assert_eq!(prefix_run(&[2, 3, 1], &[2, 3, 4]), Some(4));
         assert_eq!(prefix_run(&[3, 1], &[2, 3, 4]), None);
