@@ -599,6 +599,31 @@ fn layer_norm_passes_gradcheck_gradgradcheck_and_jvp() {
     check_jvp(|_, p| p[0].layer_norm(1, 1e-5), &x, &v);
 }
 
+/// A batch large enough to be split by rows across threads gives the same bits, output
+/// and gradient, on one thread and on two; and the fast gradient equals the recorded.
+#[test]
+fn layer_norm_is_the_same_on_one_thread_and_two() {
+    let f32s =
+        |t: Tensor<f64>| Tensor::from_vec(t.data().iter().map(|&v| v as f32).collect(), t.shape());
+    let (x, g) = (f32s(values(&[96, 512], 0.3)), f32s(values(&[96, 512], 1.7)));
+    let run = |threads: usize| {
+        autodiff::with_threads(threads, || {
+            let tape = Tape::<f32>::new();
+            let p = tape.param(&x);
+            let y = p.layer_norm(1, 1e-5);
+            let loss = (y * tape.constant(&g)).sum();
+            let recorded = loss.grad(&[p])[0].value();
+            (y.value(), loss.backward()[p].clone(), recorded)
+        })
+    };
+    let (one, two) = (run(1), run(2));
+    assert_eq!(one.0.data(), two.0.data());
+    assert_eq!(one.1.data(), two.1.data());
+    for (fast, recorded) in one.1.data().iter().zip(one.2.data()) {
+        assert!((fast - recorded).abs() < 1e-5, "{fast} vs {recorded}");
+    }
+}
+
 /// Rows normalised on their own, an affine weight and bias shared by the examples: the
 /// batched path applies.
 #[test]

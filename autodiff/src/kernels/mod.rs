@@ -7,6 +7,7 @@ pub(crate) mod conv;
 pub(crate) mod elementwise;
 mod few_columns;
 pub(crate) mod gemm;
+pub(crate) mod norm;
 pub(crate) mod peak;
 pub(crate) mod per_example;
 pub(crate) mod permute;

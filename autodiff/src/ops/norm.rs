@@ -1,20 +1,116 @@
-//! Normalisation. Layer normalisation is composed of the reductions and element-wise
-//! ops: no rule of its own, so its fast and recorded vjps, its tangent and its
-//! per-sample path are theirs. Batch normalisation's normalising step is one fused rule
-//! (`BatchNormalize`).
+//! Normalisation, each one fused rule: layer normalisation (`LayerNormalize`, each row
+//! over its last axes) and batch normalisation's normalising step (`BatchNormalize`,
+//! each channel over the batch). Both outputs are the normalised input itself, so their
+//! rules need only `1 / √(var + eps)` besides it, and both have the same symmetric
+//! Jacobian over their groups, `v ↦ (v - mean(v) - y · mean(v y)) / √(var + eps)`
+//! ([`project_var`]), their recorded vjp and their tangent.
 
-use super::{want, InputGrads, Rule, VarGrads, VarJvp, VarVjp, VjpContext};
+use super::{want, BatchView, InputGrads, Rule, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
+use crate::kernels::norm::{normalize_rows, normalize_rows_vjp};
+use crate::kernels::pool;
 use crate::shape::{numel, Dims};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
+
+/// The normalisation's Jacobian applied to `v`, recorded: `(v - mean(v) - y · mean(v y))
+/// / √(var + eps)` over `axes`, the statistics recomputed from the input `x` so that the
+/// result differentiates again.
+fn project_var<'t, T: Float>(
+    axes: &[usize],
+    eps: f64,
+    x: Var<'t, T>,
+    y: Var<'t, T>,
+    v: Var<'t, T>,
+) -> Var<'t, T> {
+    let centred = x - x.mean_axes(axes, true);
+    let std = (centred.square().mean_axes(axes, true) + T::from_f64(eps)).sqrt();
+    (v - v.mean_axes(axes, true) - y * (v * y).mean_axes(axes, true)) / std
+}
+
+/// Layer normalisation, fused: each row of `d` elements (the last axes) normalised on
+/// its own. Rows are independent, so the work is split by rows across threads, and
+/// the results do not depend on the split.
+pub(crate) struct LayerNormalize {
+    /// The normalised (last) axes, for the recorded rules, and the rank.
+    axes: Vec<usize>,
+    /// Elements per row.
+    d: usize,
+    eps: f64,
+    /// `1 / √(var + eps)` per row.
+    inv_std: Vec<f64>,
+}
+
+/// Rows per part when rows of `d` elements are split across threads.
+fn row_parts(rows: usize, d: usize) -> usize {
+    // A part of at least 16k elements: a hand-over costs about as much as that.
+    pool::threads().min(rows * d / (1 << 14)).max(1)
+}
+
+/// Runs `f(first_row, out_rows)` over `out` (rows of `d`) in parallel bands of rows.
+fn for_row_bands<T: Float>(out: &mut [T], d: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    if out.is_empty() {
+        return;
+    }
+    let rows = out.len() / d;
+    let parts = row_parts(rows, d);
+    let per = rows.div_ceil(parts).max(1);
+    let bands: smallvec::SmallVec<[&mut [T]; 8]> = out.chunks_mut(per * d).collect();
+    pool::for_each_owned(bands, |i, band| f(i * per, band));
+}
+
+impl<T: Float> Rule<T> for LayerNormalize {
+    fn name(&self) -> String {
+        "layer_norm".into()
+    }
+    /// `dx = (g - mean(g) - y · mean(g y)) / √(var + eps)`, per row: two sums and the
+    /// result in one visit of the row.
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        smallvec![want(ctx, 0, || {
+            let (g, y, d) = (ctx.grad.data(), ctx.output.data(), self.d);
+            let mut dx = vec![T::zero(); g.len()];
+            for_row_bands(&mut dx, d, |first, band| {
+                let rows = first..first + band.len() / d;
+                let (gs, ys) = (
+                    &g[rows.start * d..rows.end * d],
+                    &y[rows.start * d..rows.end * d],
+                );
+                normalize_rows_vjp(gs, ys, d, &self.inv_std[rows], band);
+            });
+            Tensor::from_vec(dx, ctx.grad.shape())
+        })]
+    }
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        smallvec![ctx.wants[0]
+            .then(|| { project_var(&self.axes, self.eps, ctx.inputs[0], ctx.output, ctx.grad) })]
+    }
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let t = ctx.tangents[0]?;
+        Some(project_var(
+            &self.axes,
+            self.eps,
+            ctx.inputs[0],
+            ctx.output,
+            t,
+        ))
+    }
+    /// Each row is normalised on its own: the examples stay apart unless the batch
+    /// axis is among the normalised ones.
+    fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
+        batch.rows(0) && !self.axes.contains(&0)
+    }
+}
 
 impl<'t, T: Float> Var<'t, T> {
     /// Layer normalisation over the last `axes` axes, `(x - mean) / √(var + eps)` with
     /// the biased variance: PyTorch's `F.layer_norm` with `normalized_shape` those axes
     /// and no weight or bias (`nn::LayerNorm` adds them). Each row of a batch is
     /// normalised on its own, so per-sample gradients keep the batched path.
+    ///
+    /// One fused rule (statistics in f64): its vjp is one visit of each row for two sums
+    /// and the result; its recorded vjp and its tangent are ops, so double backward and
+    /// forward mode go through it.
     ///
     /// ```
     /// use autodiff::{Tape, Tensor};
@@ -35,9 +131,30 @@ impl<'t, T: Float> Var<'t, T> {
             Dims(&shape)
         );
         let over: Vec<usize> = (shape.len() - axes..shape.len()).collect();
-        let centred = self - self.mean_axes(&over, true);
-        let variance = centred.square().mean_axes(&over, true);
-        centred / (variance + eps).sqrt()
+        let d = numel(&shape[shape.len() - axes..]);
+        let eps = eps.as_f64();
+        self.tape.record(&[self], |x, _| {
+            let x = x[0].data();
+            let rows = x.len() / d.max(1);
+            let mut inv_std = vec![0.0; rows];
+            let mut y = vec![T::zero(); x.len()];
+            if !x.is_empty() {
+                // Each band of rows writes its rows of `y` and of `inv_std`.
+                let per = rows.div_ceil(row_parts(rows, d)).max(1);
+                let bands: smallvec::SmallVec<[(&mut [T], &mut [f64]); 8]> =
+                    y.chunks_mut(per * d).zip(inv_std.chunks_mut(per)).collect();
+                pool::for_each_owned(bands, |i, (ys, invs)| {
+                    normalize_rows(&x[i * per * d..][..ys.len()], d, eps, ys, invs);
+                });
+            }
+            let rule = LayerNormalize {
+                axes: over,
+                d,
+                eps,
+                inv_std,
+            };
+            (Tensor::from_vec(y, shape.as_slice()), rule)
+        })
     }
 }
 
@@ -69,15 +186,6 @@ impl BatchNormalize {
         }
         (s, sy)
     }
-
-    /// The normalisation's Jacobian (symmetric, so both its vjp and its jvp) applied to
-    /// `v`, recorded: `(v - mean(v) - y · mean(v y)) / √(var + eps)`, the statistics
-    /// recomputed from the input `x` so that the result differentiates again.
-    fn project_var<'t, T: Float>(&self, x: Var<'t, T>, y: Var<'t, T>, v: Var<'t, T>) -> Var<'t, T> {
-        let centred = x - x.mean_axes(&self.axes, true);
-        let std = (centred.square().mean_axes(&self.axes, true) + T::from_f64(self.eps)).sqrt();
-        (v - v.mean_axes(&self.axes, true) - y * (v * y).mean_axes(&self.axes, true)) / std
-    }
 }
 
 impl<T: Float> Rule<T> for BatchNormalize {
@@ -105,11 +213,18 @@ impl<T: Float> Rule<T> for BatchNormalize {
         })]
     }
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-        smallvec![ctx.wants[0].then(|| self.project_var(ctx.inputs[0], ctx.output, ctx.grad))]
+        smallvec![ctx.wants[0]
+            .then(|| { project_var(&self.axes, self.eps, ctx.inputs[0], ctx.output, ctx.grad) })]
     }
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
         let t = ctx.tangents[0]?;
-        Some(self.project_var(ctx.inputs[0], ctx.output, t))
+        Some(project_var(
+            &self.axes,
+            self.eps,
+            ctx.inputs[0],
+            ctx.output,
+            t,
+        ))
     }
     // No per-example rule: every output depends on every example of the batch (through
     // the mean and variance), so per-sample gradients take the loop, which names this
