@@ -739,3 +739,56 @@ fn batch_norm_refuses_one_value_per_channel() {
     let tape = Tape::<f64>::new();
     tape.param(Tensor::zeros([1, 3])).batch_norm(1e-5);
 }
+
+/// The masked softmax is the filled copy's softmax to the bit, value and gradients, in
+/// f32 and f64; a masked position gets probability 0 and no gradient.
+#[test]
+fn masked_softmax_is_the_softmax_of_the_filled_scores() {
+    fn both<T: autodiff::Float>(x: &Tensor<T>, g: &Tensor<T>) {
+        let tape = Tape::<T>::new();
+        let p = tape.param(x);
+        let mask = causal(4);
+        let fused = p.masked_softmax(&mask);
+        let filled = p.masked_fill(&mask, T::neg_infinity()).softmax(2);
+        assert_eq!(fused.value().data(), filled.value().data());
+        let gf = (fused * tape.constant(g)).sum().backward()[p].clone();
+        let gm = (filled * tape.constant(g)).sum().backward()[p].clone();
+        assert_eq!(gf.data(), gm.data());
+        for (k, (&y, &d)) in fused.value().data().iter().zip(gf.data()).enumerate() {
+            if mask[k % 16] {
+                assert!(y == T::zero() && d == T::zero());
+            }
+        }
+    }
+    let (x, g) = (values(&[3, 4, 4], 0.4), values(&[3, 4, 4], 2.2));
+    both(&x, &g);
+    let f32s =
+        |t: &Tensor<f64>| Tensor::from_vec(t.data().iter().map(|&v| v as f32).collect(), t.shape());
+    both(&f32s(&x), &f32s(&g));
+}
+
+#[test]
+fn masked_softmax_passes_gradcheck_gradgradcheck_jvp_and_per_sample() {
+    let (x, v) = (values(&[2, 3, 3], 0.9), values(&[2, 3, 3], 1.3));
+    check_first_and_second_order(
+        |_, p| p[0].masked_softmax(&causal(3)).square(),
+        from_ref(&x),
+    );
+    check_jvp(|_, p| p[0].masked_softmax(&causal(3)), &x, &v);
+    fn losses<'t>(_: &'t Tape<f64>, p: &[Var<'t, f64>], b: &[Var<'t, f64>]) -> Var<'t, f64> {
+        let n = b[0].shape()[0];
+        let scores = b[0].matmul(p[0]).reshape([n, 3, 3]);
+        scores
+            .masked_softmax(&causal(3))
+            .square()
+            .sum_axes(&[1, 2], false)
+    }
+    check_per_sample(losses, &[values(&[4, 9], 0.5)], &[values(&[5, 4], 1.0)]);
+}
+
+#[test]
+#[should_panic(expected = "masked_softmax: a mask of 5 elements does not cover whole lanes")]
+fn masked_softmax_refuses_a_mask_of_partial_lanes() {
+    let tape = Tape::<f64>::new();
+    tape.param(values(&[2, 4], 0.1)).masked_softmax(&[false; 5]);
+}

@@ -102,15 +102,7 @@ pub(crate) fn log_softmax_rows<T: Float>(
         let m = lane_max(lane);
         shifted.extend(lane.iter().map(|&v| v - m));
     }
-    let mut e = vec![T::zero(); src.len()];
-    wide(
-        #[inline(always)]
-        || {
-            for (e, &s) in e.iter_mut().zip(&shifted) {
-                *e = exp_nonpositive(s);
-            }
-        },
-    );
+    let mut e = exp_all(&shifted);
     for (logp, e) in shifted.chunks_exact_mut(len).zip(e.chunks_exact_mut(len)) {
         let total: T = e.iter().copied().sum();
         let ln_total = total.ln();
@@ -124,6 +116,47 @@ pub(crate) fn log_softmax_rows<T: Float>(
         }
     }
     (shifted, probs.then_some(e))
+}
+
+/// `exp` of every value (all <= 0), in one pass that vectorises.
+fn exp_all<T: Float>(shifted: &[T]) -> Vec<T> {
+    let mut e = vec![T::zero(); shifted.len()];
+    wide(
+        #[inline(always)]
+        || {
+            for (e, &s) in e.iter_mut().zip(shifted) {
+                *e = exp_nonpositive(s);
+            }
+        },
+    );
+    e
+}
+
+/// Softmax along the last axis (lanes of `len`) over the positions where `mask` is
+/// false, 0 where it is true; the mask covers the last axes (a whole number of lanes)
+/// and repeats over the rest. The same bits as [`softmax`] of the input with `-inf` at
+/// the masked positions, without writing that input: the masked values enter the
+/// maximum and the sum as `-inf` and `e^-inf = 0` would.
+pub(crate) fn masked_softmax_rows<T: Float>(src: &[T], len: usize, mask: &[bool]) -> Vec<T> {
+    let len = len.max(1);
+    let mut shifted = Vec::with_capacity(src.len());
+    let masks = mask.chunks_exact(len).cycle();
+    for (lane, masked) in src.chunks_exact(len).zip(masks) {
+        let m = lane.iter().zip(masked).fold(
+            T::neg_infinity(),
+            |m, (&v, &k)| if k { m } else { m.max(v) },
+        );
+        let shift = |(&v, &k): (&T, &bool)| if k { T::neg_infinity() } else { v - m };
+        shifted.extend(lane.iter().zip(masked).map(shift));
+    }
+    let mut e = exp_all(&shifted);
+    for e in e.chunks_exact_mut(len) {
+        let total: T = e.iter().copied().sum();
+        for v in e.iter_mut() {
+            *v /= total;
+        }
+    }
+    e
 }
 
 /// Combines a lane-wise gradient rule: `out_j = f(y_j, g_j, s)` with `s = sum_k h(y_k, g_k)`.

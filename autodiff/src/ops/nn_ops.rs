@@ -219,6 +219,49 @@ impl<'t, T: Float> Var<'t, T> {
         })
     }
 
+    /// Softmax along the last axis over the positions where `mask` is false, and 0 where
+    /// it is true: attention's masked softmax, the same values as
+    /// `self.masked_fill(mask, -inf).softmax(last)` (bit for bit) without the filled
+    /// copy or its op. The mask covers the last axes as [`Var::masked_fill`]'s does
+    /// (whole lanes), so a `[t, t]` causal mask applies to `[batch * heads, t, t]`
+    /// scores. Its rules are softmax's: the output is 0 at a masked position, so no
+    /// gradient passes there. A lane masked whole is NaN, as in PyTorch.
+    ///
+    /// ```
+    /// use autodiff::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.param(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2]));
+    /// let causal = [false, true, false, false]; // row 0 reads column 0 only
+    /// let p = x.masked_softmax(&causal).value();
+    /// let e = 1.0 / (1.0 + (-1.0f64).exp());
+    /// assert_eq!(p.data()[..2], [1.0, 0.0]);
+    /// assert!((p.data()[3] - e).abs() < 1e-15);
+    /// ```
+    ///
+    /// Panics unless `mask.len()` is a whole number of lanes covering the last axes.
+    #[track_caller]
+    pub fn masked_softmax(self, mask: &[bool]) -> Var<'t, T> {
+        let shape = self.shape();
+        let len = shape.last().copied().unwrap_or(1);
+        assert!(
+            !shape.is_empty()
+                && mask.len().is_multiple_of(len.max(1))
+                && (0..shape.len()).any(|k| numel(&shape[k..]) == mask.len()),
+            "masked_softmax: a mask of {} elements does not cover whole lanes of the last \
+             axes of {}",
+            mask.len(),
+            Dims(&shape)
+        );
+        let axis = shape.len() - 1;
+        self.tape.record(&[self], |x, _| {
+            let y = softmax::masked_softmax_rows(x[0].data(), len, mask);
+            (
+                Tensor::from_vec(y, x[0].shape()),
+                Softmax { axis, log: false },
+            )
+        })
+    }
+
     /// `ln(softmax(x))` along `axis`, computed as `x - logsumexp(x)`: finite for any
     /// finite logits.
     #[track_caller]
