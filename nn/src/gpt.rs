@@ -381,17 +381,19 @@ impl<T: Float> Gpt<T> {
     ) -> (Var<'t, T>, Var<'t, T>) {
         let (heads, embed) = (self.config.heads, self.config.embed);
         let head_dim = self.config.head_dim();
-        let n = batch * heads * time * head_dim;
-        // One product gives q, k, v side by side; bring each to [batch * heads, time,
-        // head_dim] so that one batched product covers every head of every example.
-        let qkv = block
-            .c_attn
-            .forward(bound, h)
-            .reshape([batch, time, 3, heads, head_dim])
-            .permute(&[2, 0, 3, 1, 4])
-            .reshape([3, n]);
+        // q, k and v are c_attn's three bands of columns: each its own product (the
+        // weight's band taken, not the product's output split), brought to
+        // [batch * heads, time, head_dim] so that one batched product covers every head
+        // of every example.
+        let (w, b) = (
+            bound.get(block.c_attn.weight_name()),
+            bound.get(block.c_attn.bias_name()),
+        );
         let part = |i: usize| {
-            qkv.index_select(0, &[i])
+            let band: Vec<usize> = (i * embed..(i + 1) * embed).collect();
+            h.linear(w.index_select(1, &band), b.index_select(0, &band))
+                .reshape([batch, time, heads, head_dim])
+                .permute(&[0, 2, 1, 3])
                 .reshape([batch * heads, time, head_dim])
         };
         let (q, k, v) = (part(0), part(1), part(2));
