@@ -398,8 +398,9 @@ impl<T: Float> Gpt<T> {
         };
         let (q, k, v) = (part(0), part(1), part(2));
         let scale = T::from_f64(1.0 / (head_dim as f64).sqrt());
-        let scores = q.matmul(k.t()) * scale; // [batch * heads, time, time]
-        // Position i reads j <= i: the rest has probability 0 and no gradient.
+        // Scores [batch * heads, time, time]; position i reads j <= i: the rest has
+        // probability 0 and no gradient.
+        let scores = q.matmul(k.t()) * scale;
         let probs = scores.masked_softmax(&causal_mask(time));
         // The values returned are the ones the rest of the pass reads, so that a cost's
         // gradient with respect to them is the real one.

@@ -3,6 +3,7 @@
 //! computed by the inline `exp_nonpositive` (which vectorises) instead of libm's.
 
 use crate::float::{exp_nonpositive, Float};
+use crate::kernels::pool;
 use crate::kernels::simd::wide;
 use crate::shape::split_at_axis;
 
@@ -120,16 +121,21 @@ pub(crate) fn log_softmax_rows<T: Float>(
 
 /// `exp` of every value (all <= 0), in one pass that vectorises.
 fn exp_all<T: Float>(shifted: &[T]) -> Vec<T> {
-    let mut e = vec![T::zero(); shifted.len()];
+    let mut e = shifted.to_vec();
+    exp_in_place(&mut e);
+    e
+}
+
+/// [`exp_all`] in place.
+fn exp_in_place<T: Float>(values: &mut [T]) {
     wide(
         #[inline(always)]
         || {
-            for (e, &s) in e.iter_mut().zip(shifted) {
-                *e = exp_nonpositive(s);
+            for v in values.iter_mut() {
+                *v = exp_nonpositive(*v);
             }
         },
     );
-    e
 }
 
 /// Softmax along the last axis (lanes of `len`) over the positions where `mask` is
@@ -139,24 +145,31 @@ fn exp_all<T: Float>(shifted: &[T]) -> Vec<T> {
 /// maximum and the sum as `-inf` and `e^-inf = 0` would.
 pub(crate) fn masked_softmax_rows<T: Float>(src: &[T], len: usize, mask: &[bool]) -> Vec<T> {
     let len = len.max(1);
-    let mut shifted = Vec::with_capacity(src.len());
-    let masks = mask.chunks_exact(len).cycle();
-    for (lane, masked) in src.chunks_exact(len).zip(masks) {
-        let m = lane.iter().zip(masked).fold(
-            T::neg_infinity(),
-            |m, (&v, &k)| if k { m } else { m.max(v) },
-        );
-        let shift = |(&v, &k): (&T, &bool)| if k { T::neg_infinity() } else { v - m };
-        shifted.extend(lane.iter().zip(masked).map(shift));
-    }
-    let mut e = exp_all(&shifted);
-    for e in e.chunks_exact_mut(len) {
-        let total: T = e.iter().copied().sum();
-        for v in e.iter_mut() {
-            *v /= total;
+    let lanes_per_mask = (mask.len() / len).max(1);
+    let mut out = vec![T::zero(); src.len()];
+    // Bands of whole lanes across threads, each its three passes in its own cache.
+    for_lane_bands(&mut out, src.len() / len, |first, band| {
+        let src = &src[first * len..][..band.len()];
+        let masks = mask.chunks_exact(len).cycle().skip(first % lanes_per_mask);
+        let lanes = src.chunks_exact(len).zip(masks);
+        for ((lane, masked), out) in lanes.zip(band.chunks_exact_mut(len)) {
+            let m = lane.iter().zip(masked).fold(
+                T::neg_infinity(),
+                |m, (&v, &k)| if k { m } else { m.max(v) },
+            );
+            for ((o, &v), &k) in out.iter_mut().zip(lane).zip(masked) {
+                *o = if k { T::neg_infinity() } else { v - m };
+            }
         }
-    }
-    e
+        exp_in_place(band);
+        for e in band.chunks_exact_mut(len) {
+            let total: T = e.iter().copied().sum();
+            for v in e.iter_mut() {
+                *v /= total;
+            }
+        }
+    });
+    out
 }
 
 /// Combines a lane-wise gradient rule: `out_j = f(y_j, g_j, s)` with `s = sum_k h(y_k, g_k)`.
@@ -164,21 +177,39 @@ pub(crate) fn lane_vjp<T: Float>(
     (ys, gs): (&[T], &[T]),
     shape: &[usize],
     axis: usize,
-    h: impl Fn(T, T) -> T,
-    f: impl Fn(T, T, T) -> T,
+    h: impl Fn(T, T) -> T + Sync,
+    f: impl Fn(T, T, T) -> T + Sync,
 ) -> Vec<T> {
     let (outer, len, inner) = split_at_axis(shape, axis);
     let mut out = vec![T::zero(); ys.len()];
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |j: usize| (o * len + j) * inner + i;
-            let s: T = (0..len).map(|j| h(ys[at(j)], gs[at(j)])).sum();
-            for j in 0..len {
-                out[at(j)] = f(ys[at(j)], gs[at(j)], s);
+    // Bands of whole lanes across threads: each lane's arithmetic is the same anywhere.
+    for_lane_bands(&mut out, outer, |first, band| {
+        for (local, piece) in band.chunks_exact_mut(len * inner).enumerate() {
+            let o = first + local;
+            for i in 0..inner {
+                let at = |j: usize| (o * len + j) * inner + i;
+                let s: T = (0..len).map(|j| h(ys[at(j)], gs[at(j)])).sum();
+                for j in 0..len {
+                    piece[j * inner + i] = f(ys[at(j)], gs[at(j)], s);
+                }
             }
         }
-    }
+    });
     out
+}
+
+/// Runs `f(first, band)` over `out` cut into `outer` equal blocks, in bands of whole
+/// blocks across threads when it is large enough to be worth a hand-over (16k elements
+/// a part), `first` being the band's first block.
+fn for_lane_bands<T: Float>(out: &mut [T], outer: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    if out.is_empty() || outer == 0 {
+        return;
+    }
+    let parts = pool::threads().min(outer).min(out.len() >> 14).max(1);
+    if parts == 1 {
+        return f(0, out);
+    }
+    pool::for_row_bands(out, outer, parts, |rows, band| f(rows.start, band));
 }
 
 #[cfg(test)]

@@ -85,17 +85,36 @@ fn forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
         return Tensor::from_vec(out, out_shape);
     }
     let mut out = vec![T::zero(); l.batch * l.m * l.n];
-    for i in 0..l.batch {
+    per_product(&mut out, l.batch, |i, out| {
         let lhs = MatRef::row_major(&a.data()[i * l.m * l.k..(i + 1) * l.m * l.k], l.m, l.k);
         let rhs = MatRef::row_major(&b.data()[i * l.k * l.n..(i + 1) * l.k * l.n], l.k, l.n);
-        matmul_into(
-            lhs,
-            rhs,
-            &mut out[i * l.m * l.n..(i + 1) * l.m * l.n],
-            false,
-        );
-    }
+        matmul_into(lhs, rhs, out, false);
+    });
     Tensor::from_vec(out, out_shape)
+}
+
+/// Runs `f(i, out_i)` for each of `batch` products, `out` cut into `batch` equal
+/// pieces. With at least as many products as threads, each thread takes a band of whole
+/// products (attention's many small ones, each too small to split); otherwise they run
+/// in turn, each split across the threads as any product is. Either way a product's
+/// values do not depend on the split.
+fn per_product<T: Float>(out: &mut [T], batch: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    if batch == 0 || out.is_empty() {
+        return;
+    }
+    let len = out.len() / batch;
+    let threads = pool::threads();
+    if threads < 2 || batch < threads {
+        for (i, piece) in out.chunks_exact_mut(len).enumerate() {
+            f(i, piece);
+        }
+        return;
+    }
+    pool::for_row_bands(out, batch, threads, |range, band| {
+        for (j, piece) in band.chunks_exact_mut(len).enumerate() {
+            f(range.start + j, piece);
+        }
+    });
 }
 
 /// The matrix product ([`Var::matmul`]).
@@ -117,11 +136,11 @@ impl<T: Float> Rule<T> for MatMul {
                 return Tensor::from_vec(out, a.shape());
             }
             let mut out = vec![T::zero(); a.numel()];
-            for i in 0..l.batch {
+            per_product(&mut out, l.batch, |i, out| {
                 let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
                 let bm = MatRef::row_major(&b.data()[i * k * n..(i + 1) * k * n], k, n);
-                matmul_into(gm, bm.t(), &mut out[i * m * k..(i + 1) * m * k], false);
-            }
+                matmul_into(gm, bm.t(), out, false);
+            });
             Tensor::from_vec(out, a.shape())
         });
         let gb = want(ctx, 1, || {
@@ -131,11 +150,11 @@ impl<T: Float> Rule<T> for MatMul {
                 return Tensor::from_vec(out, b.shape());
             }
             let mut out = vec![T::zero(); b.numel()];
-            for i in 0..l.batch {
+            per_product(&mut out, l.batch, |i, out| {
                 let am = MatRef::row_major(&a.data()[i * m * k..(i + 1) * m * k], m, k);
                 let gm = MatRef::row_major(&g.data()[i * m * n..(i + 1) * m * n], m, n);
-                matmul_into(am.t(), gm, &mut out[i * k * n..(i + 1) * k * n], false);
-            }
+                matmul_into(am.t(), gm, out, false);
+            });
             Tensor::from_vec(out, b.shape())
         });
         smallvec![ga, gb]
