@@ -84,6 +84,19 @@ impl<T: Float> Rule<T> for BroadcastTo {
 }
 
 /// The slices `indices` along `axis` ([`Var::index_select`]).
+/// `indices` as runs of consecutive values, `(first, count)` in order: a band of columns
+/// is one run, copied as one block rather than element by element.
+fn runs(indices: &[usize]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &i in indices {
+        match runs.last_mut() {
+            Some((start, count)) if *start + *count == i => *count += 1,
+            _ => runs.push((i, 1)),
+        }
+    }
+    runs
+}
+
 pub(crate) struct IndexSelect {
     axis: usize,
     indices: Rc<[usize]>,
@@ -100,12 +113,16 @@ impl<T: Float> Rule<T> for IndexSelect {
         let mut out = Tensor::zeros(x.shape());
         let (dst, g) = (out.data_mut(), ctx.grad.data());
         for o in 0..outer {
-            for (k, &i) in self.indices.iter().enumerate() {
-                let from = &g[(o * self.indices.len() + k) * inner..][..inner];
-                let to = &mut dst[(o * len + i) * inner..][..inner];
+            // A run of consecutive indices adds one contiguous block (each element of it
+            // once, in the same order as index by index).
+            let mut k = 0;
+            for (start, count) in runs(&self.indices) {
+                let from = &g[(o * self.indices.len() + k) * inner..][..count * inner];
+                let to = &mut dst[(o * len + start) * inner..][..count * inner];
                 for (t, &f) in to.iter_mut().zip(from) {
                     *t += f;
                 }
+                k += count;
             }
         }
         smallvec![Some(out)]
@@ -307,9 +324,10 @@ impl<'t, T: Float> Var<'t, T> {
             let (outer, len, inner) = split_at_axis(x.shape(), axis);
             let src = x.data();
             let mut data = Vec::with_capacity(outer * indices.len() * inner);
+            let runs = runs(indices);
             for o in 0..outer {
-                for &i in indices {
-                    data.extend_from_slice(&src[(o * len + i) * inner..(o * len + i + 1) * inner]);
+                for &(start, count) in &runs {
+                    data.extend_from_slice(&src[(o * len + start) * inner..][..count * inner]);
                 }
             }
             let mut shape: Shape = x.shape().into();
