@@ -305,7 +305,7 @@ impl<T: Float> Tape<T> {
     /// The flops of the products recorded so far, forward and for a backward pass
     /// through them ([`Flops`]): divide a step's time into them for the arithmetic rate
     /// of a training step, and that by [`crate::peak_gflops`] for its share of the
-    /// machine. Products inside a recomputed block ([`crate::func::checkpoint`]) are
+    /// machine. Products inside a recomputed block ([`Tape::recompute`]) are
     /// on the block's own tape and not counted here.
     ///
     /// ```

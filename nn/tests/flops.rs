@@ -19,7 +19,13 @@ fn every_network_counts_the_flops_its_layers_derive() {
         (Network::C, &[784 * 1024, 1024 * 1024, 1024 * 10], 9_564_160),
         (
             Network::D,
-            &[28 * 28 * 6 * 25, 10 * 10 * 16 * 150, 400 * 120, 120 * 84, 84 * 10],
+            &[
+                28 * 28 * 6 * 25,
+                10 * 10 * 16 * 150,
+                400 * 120,
+                120 * 84,
+                84 * 10,
+            ],
             2_263_920,
         ),
         (
@@ -31,7 +37,11 @@ fn every_network_counts_the_flops_its_layers_derive() {
     for (network, layers, total) in cases {
         let flops = network.recipe().model(1).flops_per_example();
         let (forward, backward) = derived(layers);
-        assert_eq!((flops.forward, flops.backward), (forward, backward), "{network}");
+        assert_eq!(
+            (flops.forward, flops.backward),
+            (forward, backward),
+            "{network}"
+        );
         assert_eq!(flops.total(), total, "{network}: the table's total");
     }
 }
