@@ -3,7 +3,7 @@
 //! each channel over the batch). Both outputs are the normalised input itself, so their
 //! rules need only `1 / √(var + eps)` besides it, and both have the same symmetric
 //! Jacobian over their groups, `v ↦ (v - mean(v) - y · mean(v y)) / √(var + eps)`
-//! ([`project_var`]), their recorded vjp and their tangent.
+//! (`Groups`), their recorded vjp and their tangent.
 
 use super::{want, BatchView, InputGrads, Rule, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
@@ -14,30 +14,41 @@ use crate::tape::Var;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
 
-/// The normalisation's Jacobian applied to `v`, recorded: `(v - mean(v) - y · mean(v y))
-/// / √(var + eps)` over `axes`, the statistics recomputed from the input `x` so that the
-/// result differentiates again.
-fn project_var<'t, T: Float>(
-    axes: &[usize],
+/// The groups a normalisation normalises over (its axes) and its `eps`: what its
+/// recorded rules need, the Jacobian `v ↦ (v - mean(v) - y · mean(v y)) / √(var + eps)`
+/// over the groups, symmetric, so it is both the recorded vjp and the tangent. The
+/// statistics are recomputed from the input `x` on the tape, so that the result
+/// differentiates again.
+struct Groups {
+    axes: Vec<usize>,
     eps: f64,
-    x: Var<'t, T>,
-    y: Var<'t, T>,
-    v: Var<'t, T>,
-) -> Var<'t, T> {
-    let centred = x - x.mean_axes(axes, true);
-    let std = (centred.square().mean_axes(axes, true) + T::from_f64(eps)).sqrt();
-    (v - v.mean_axes(axes, true) - y * (v * y).mean_axes(axes, true)) / std
+}
+
+impl Groups {
+    fn project<'t, T: Float>(&self, x: Var<'t, T>, y: Var<'t, T>, v: Var<'t, T>) -> Var<'t, T> {
+        let axes = &self.axes;
+        let centred = x - x.mean_axes(axes, true);
+        let std = (centred.square().mean_axes(axes, true) + T::from_f64(self.eps)).sqrt();
+        (v - v.mean_axes(axes, true) - y * (v * y).mean_axes(axes, true)) / std
+    }
+
+    fn vjp_var<'t, T: Float>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        smallvec![ctx.wants[0].then(|| self.project(ctx.inputs[0], ctx.output, ctx.grad))]
+    }
+
+    fn jvp_var<'t, T: Float>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        Some(self.project(ctx.inputs[0], ctx.output, ctx.tangents[0]?))
+    }
 }
 
 /// Layer normalisation, fused: each row of `d` elements (the last axes) normalised on
 /// its own. Rows are independent, so the work is split by rows across threads, and
 /// the results do not depend on the split.
 pub(crate) struct LayerNormalize {
-    /// The normalised (last) axes, for the recorded rules, and the rank.
-    axes: Vec<usize>,
+    /// The normalised (last) axes and eps, for the recorded rules.
+    groups: Groups,
     /// Elements per row.
     d: usize,
-    eps: f64,
     /// `1 / √(var + eps)` per row.
     inv_std: Vec<f64>,
 }
@@ -82,23 +93,15 @@ impl<T: Float> Rule<T> for LayerNormalize {
         })]
     }
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-        smallvec![ctx.wants[0]
-            .then(|| { project_var(&self.axes, self.eps, ctx.inputs[0], ctx.output, ctx.grad) })]
+        self.groups.vjp_var(ctx)
     }
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
-        let t = ctx.tangents[0]?;
-        Some(project_var(
-            &self.axes,
-            self.eps,
-            ctx.inputs[0],
-            ctx.output,
-            t,
-        ))
+        self.groups.jvp_var(ctx)
     }
     /// Each row is normalised on its own: the examples stay apart unless the batch
     /// axis is among the normalised ones.
     fn keeps_rows(&self, batch: &BatchView<'_>) -> bool {
-        batch.rows(0) && !self.axes.contains(&0)
+        batch.rows(0) && !self.groups.axes.contains(&0)
     }
 }
 
@@ -148,9 +151,8 @@ impl<'t, T: Float> Var<'t, T> {
                 });
             }
             let rule = LayerNormalize {
-                axes: over,
+                groups: Groups { axes: over, eps },
                 d,
-                eps,
                 inv_std,
             };
             (Tensor::from_vec(y, shape.as_slice()), rule)
@@ -163,12 +165,11 @@ impl<'t, T: Float> Var<'t, T> {
 /// normalised over `n` and `rest` for each of the `c` channels. The output `y` is the
 /// normalised input itself, so the rules need only `1 / √(var + eps)` besides it.
 pub(crate) struct BatchNormalize {
-    /// The reduced axes, for the recorded rules.
-    axes: Vec<usize>,
+    /// The reduced axes and eps, for the recorded rules.
+    groups: Groups,
     /// Channels, and elements per channel within one example.
     c: usize,
     rest: usize,
-    eps: f64,
     /// `1 / √(var + eps)` per channel.
     inv_std: Vec<f64>,
 }
@@ -213,18 +214,10 @@ impl<T: Float> Rule<T> for BatchNormalize {
         })]
     }
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
-        smallvec![ctx.wants[0]
-            .then(|| { project_var(&self.axes, self.eps, ctx.inputs[0], ctx.output, ctx.grad) })]
+        self.groups.vjp_var(ctx)
     }
     fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
-        let t = ctx.tangents[0]?;
-        Some(project_var(
-            &self.axes,
-            self.eps,
-            ctx.inputs[0],
-            ctx.output,
-            t,
-        ))
+        self.groups.jvp_var(ctx)
     }
     // No per-example rule: every output depends on every example of the batch (through
     // the mean and variance), so per-sample gradients take the loop, which names this
@@ -300,10 +293,9 @@ impl<'t, T: Float> Var<'t, T> {
             }
             *stats.borrow_mut() = (mean, var);
             let rule = BatchNormalize {
-                axes,
+                groups: Groups { axes, eps },
                 c,
                 rest,
-                eps,
                 inv_std,
             };
             (Tensor::from_vec(y, shape.as_slice()), rule)
