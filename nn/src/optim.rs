@@ -426,18 +426,15 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         )
     }
 
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), NnError> {
+    fn load_state(&mut self, mut state: OptimizerState<T>) -> Result<(), NnError> {
         check_kind(&state, "sgd")?;
+        let [velocity] = split_tensors("SGD", std::mem::take(&mut state.tensors), ["velocity"])?;
         let loaded = Sgd {
             lr: hyper(&state, "lr")?,
             momentum: hyper(&state, "momentum")?,
             weight_decay: hyper(&state, "weight_decay")?,
             step: state.step,
-            velocity: state
-                .tensors
-                .into_iter()
-                .filter_map(|(k, v)| k.strip_prefix("velocity.").map(|n| (n.to_string(), v)))
-                .collect(),
+            velocity,
         };
         loaded.check()?;
         *self = loaded;

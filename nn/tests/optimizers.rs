@@ -512,6 +512,21 @@ fn out_of_range_fields_and_saved_states_are_errors_and_change_nothing() {
             .contains("unexpected Adagrad state tensor \"total.w\""),
         "{err}"
     );
+    // SGD too: a tensor of no slot is refused, not dropped.
+    let mut sgd = Sgd::<f32>::new(0.1).with_momentum(0.9);
+    f32_step(&mut sgd, &mut params.clone(), &c);
+    let mut state = sgd.state();
+    state
+        .tensors
+        .insert("speed.w".into(), Tensor::zeros([2, 2]));
+    let err = Sgd::<f32>::new(0.1)
+        .load_state(state)
+        .expect_err("stray tensor");
+    assert!(
+        err.to_string()
+            .contains("unexpected SGD state tensor \"speed.w\" (expected velocity.*)"),
+        "{err}"
+    );
 
     assert_eq!(params, before);
 }
