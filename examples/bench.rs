@@ -388,11 +388,27 @@ fn time_hvp<T: Float>(pixels: &[u8], labels: &[usize], args: &Args, threads: usi
     let tape = Tape::new();
     let vars: Vec<_> = params.iter().map(|p| tape.constant(p)).collect();
     let loss = network_b_cost(&tape, &vars, &x, labels).item().as_f64();
+    // The arithmetic of the reference's double backward: the cost, its gradient recorded,
+    // and the backward pass of the gradient's dot product with v.
+    let flops = {
+        let tape = Tape::new();
+        let vars: Vec<_> = params.iter().map(|p| tape.param(p)).collect();
+        let g = network_b_cost(&tape, &vars, &x, labels).grad(&vars);
+        let _gv = g
+            .iter()
+            .zip(&v)
+            .fold(tape.constant(Tensor::scalar(T::zero())), |s, (g, v)| {
+                s + (*g * tape.constant(v)).sum()
+            });
+        tape.flops()
+    };
+    let peak = measure_peak(threads);
     let common =
         format!("impl=backprop net=b op=hvp batch={HVP_BATCH} threads={threads} dtype={dtype}");
     println!(
-        "RESULT {common} reps={} median_ms={median:.4} min_ms={min:.4}",
-        args.reps
+        "RESULT {common} reps={} median_ms={median:.4} min_ms={min:.4} {}",
+        args.reps,
+        roofline(flops, 1e3 / median, peak)
     );
     println!("CHECK {common} loss={loss} hvp_norm={norm}");
 }
@@ -431,6 +447,16 @@ fn time_per_sample<T: Float>(
     ];
     let (params, _) = hvp_parameters::<T>();
     let common = format!("net=b op=per_sample batch={HVP_BATCH} threads={threads} dtype={dtype}");
+    // The arithmetic of a training step on the batch: each example's weight gradients are
+    // the batch's weight-gradient products cut by example.
+    let flops = {
+        let tape = Tape::new();
+        let vars: Vec<_> = params.iter().map(|p| tape.param(p)).collect();
+        let inputs: Vec<_> = batch.iter().map(|b| tape.constant(b)).collect();
+        let _ = network_b_per_example(&tape, &vars, &inputs);
+        tape.flops()
+    };
+    let peak = measure_peak(threads);
     for (name, path) in [
         ("backprop", PerSamplePath::Batched),
         ("backprop-loop", PerSamplePath::Loop),
@@ -447,8 +473,9 @@ fn time_per_sample<T: Float>(
             .sqrt();
         let loss = result.losses.data().iter().map(|l| l.as_f64()).sum::<f64>() / HVP_BATCH as f64;
         println!(
-            "RESULT impl={name} {common} reps={} median_ms={median:.4} min_ms={min:.4}",
-            args.reps
+            "RESULT impl={name} {common} reps={} median_ms={median:.4} min_ms={min:.4} {}",
+            args.reps,
+            roofline(flops, 1e3 / median, peak)
         );
         println!("CHECK impl={name} {common} loss={loss} grads_norm={norm}");
     }
