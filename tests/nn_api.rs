@@ -459,3 +459,34 @@ fn checkpoints_record_which_data_the_model_was_trained_on() {
         assert_ne!(data_identity(&other), identity);
     }
 }
+
+/// The same checkpoint written twice is the same bytes (the safetensors header's keys in
+/// order, whatever order its metadata map gave them), and it reads back.
+#[test]
+fn equal_checkpoints_are_equal_files() {
+    let mut model = small_model(3);
+    let mut adam = Adam::<f32>::new(1e-3);
+    one_step(&mut model, &mut adam);
+    let checkpoint = || {
+        let mut c = Checkpoint::new(model.params().clone());
+        c.optimizer = Some(adam.state());
+        for k in 0..20 {
+            c.info.insert(format!("key{k}"), format!("value {k}"));
+        }
+        c
+    };
+    let bytes = checkpoint().to_bytes().expect("bytes");
+    for _ in 0..5 {
+        assert_eq!(checkpoint().to_bytes().expect("bytes"), bytes);
+    }
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + header_len]).expect("utf-8 header");
+    assert!(
+        header.starts_with("{\"__metadata__\":{\"crc32."),
+        "{header}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.safetensors");
+    std::fs::write(&path, &bytes).expect("write");
+    assert_eq!(Checkpoint::<f32>::load(&path).expect("load"), checkpoint());
+}

@@ -176,8 +176,10 @@ impl<T: Float> Checkpoint<T> {
                 format!("{:08x}", crc32fast::hash(&e.bytes)),
             );
         }
-        safetensors::serialize(tensors.iter().map(|(n, e)| (n.as_str(), e)), Some(meta))
-            .map_err(|e| e.to_string())
+        let bytes =
+            safetensors::serialize(tensors.iter().map(|(n, e)| (n.as_str(), e)), Some(meta))
+                .map_err(|e| e.to_string())?;
+        sorted_header(bytes)
     }
 
     /// Parses safetensors bytes written by [`Checkpoint::to_bytes`], verifying every
@@ -473,4 +475,30 @@ fn write_beside(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// `bytes`, a safetensors file, with its JSON header's keys in order. The `safetensors`
+/// crate writes the metadata from a `HashMap`, whose order differs from run to run, so
+/// two equal checkpoints were different files; with every object's keys sorted they are
+/// the same bytes. The header keeps its length (the same keys and values, compact), so
+/// no offset moves.
+fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(bytes.get(..8).ok_or("safetensors wrote no header")?);
+    let n = usize::try_from(u64::from_le_bytes(prefix)).map_err(|e| e.to_string())?;
+    let header = bytes
+        .get(8..8 + n)
+        .ok_or("safetensors wrote a short header")?;
+    // serde_json's maps are ordered by key (its `preserve_order` feature is off).
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let sorted = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    if sorted.len() > n {
+        return Err(format!(
+            "the sorted header is {} bytes, not {n}",
+            sorted.len()
+        ));
+    }
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes[8 + sorted.len()..8 + n].fill(b' ');
+    Ok(bytes)
 }
