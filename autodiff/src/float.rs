@@ -17,6 +17,10 @@ mod private {
         /// over it vectorise.
         fn exp_nonpositive(self) -> Self;
 
+        /// `exp(x)` for any x, inline for f32 as `exp_nonpositive` (and the same bits
+        /// where x <= 0): the `exp` op's and the derivative rules'.
+        fn exp_any(self) -> Self;
+
         /// `erfc(x)`; for f32 inline and without calls, as `exp_nonpositive`.
         fn erfc_(self) -> Self;
 
@@ -68,6 +72,21 @@ mod private {
             let e = y * scale(half) * scale(n - half);
             if self < UNDERFLOW {
                 0.0
+            } else {
+                e
+            }
+        }
+
+        /// [`Sealed::exp_nonpositive`]'s reduction works up to where `e^x` overflows
+        /// (`2^n` is applied as two factors, each normal up to n = 128); past that, inf.
+        #[inline(always)]
+        fn exp_any(self) -> f32 {
+            // ln(f32::MAX): above it e^x is infinite (a NaN fails the compare and stays).
+            const OVERFLOW: f32 = 88.722_84;
+            let x = if self > OVERFLOW { OVERFLOW } else { self };
+            let e = x.exp_nonpositive();
+            if self > OVERFLOW {
+                f32::INFINITY
             } else {
                 e
             }
@@ -156,6 +175,12 @@ mod private {
         /// libm's: f64 is for gradient checks, where accuracy is all that matters.
         #[inline(always)]
         fn exp_nonpositive(self) -> f64 {
+            self.exp()
+        }
+
+        /// libm's.
+        #[inline(always)]
+        fn exp_any(self) -> f64 {
             self.exp()
         }
 
@@ -290,6 +315,14 @@ pub(crate) fn exp_nonpositive<T: Float>(x: T) -> T {
     private::Sealed::exp_nonpositive(x)
 }
 
+/// `e^x`: for f32 inline (vectorising, within 2 ulp, [`exp_nonpositive`]'s bits where
+/// x <= 0); for f64 libm's. What the `exp` op computes and the derivative rules use, so
+/// that a rule computed on elements and the same rule recorded as ops agree bit for bit.
+#[inline(always)]
+pub(crate) fn exp<T: Float>(x: T) -> T {
+    private::Sealed::exp_any(x)
+}
+
 /// Numerically stable logistic function: never evaluates `exp` of a large positive number.
 #[inline]
 pub fn sigmoid<T: Float>(x: T) -> T {
@@ -382,6 +415,24 @@ mod tests {
             }
         }
         assert!(worst <= 2, "worst error {worst} ulp");
+        // Above 0, up to the overflow, the same reduction.
+        let mut worst = 0;
+        for i in 0..=2_000_000 {
+            let x = i as f32 * 4.436e-5; // 0 up to 88.72
+            worst = worst.max(ulps(exp(x), (x as f64).exp() as f32));
+        }
+        assert!(worst <= 2, "worst error above 0: {worst} ulp");
+        for x in [-3.5f32, -1e-3, -0.0, -87.0] {
+            assert_eq!(
+                exp(x).to_bits(),
+                private::Sealed::exp_nonpositive(x).to_bits()
+            );
+        }
+        assert_eq!(
+            (exp(88.8f32), exp(f32::INFINITY)),
+            (f32::INFINITY, f32::INFINITY)
+        );
+        assert!(exp(88.72f32).is_finite() && exp(f32::NAN).is_nan());
         assert_eq!(private::Sealed::exp_nonpositive(0.0f32), 1.0);
         assert_eq!(private::Sealed::exp_nonpositive(-0.0f32), 1.0);
         assert_eq!(private::Sealed::exp_nonpositive(f32::NEG_INFINITY), 0.0);

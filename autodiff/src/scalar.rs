@@ -755,9 +755,6 @@ impl Real<f64> for Var<'_> {
     fn exp_(self) -> Self {
         self.exp()
     }
-    fn exp_nonpositive_(self) -> Self {
-        self.exp()
-    }
     fn erf_(self) -> Self {
         self.erf()
     }

@@ -83,7 +83,7 @@ impl<T: Float> UnaryOp<T> {
     pub(crate) fn f(self, x: T) -> T {
         match self {
             UnaryOp::Neg => -x,
-            UnaryOp::Exp => x.exp(),
+            UnaryOp::Exp => crate::float::exp(x),
             UnaryOp::Ln => x.ln(),
             UnaryOp::Sqrt => x.sqrt(),
             UnaryOp::Square => x * x,
@@ -134,11 +134,7 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Abs => g.times_sign_of(x),
             UnaryOp::Softplus => g * x.sigmoid_(),
             UnaryOp::LogSigmoid => g * (-x).sigmoid_(), // σ(-x): no 1 - σ(x) cancellation
-            UnaryOp::Erf => {
-                g * (-(x * x))
-                    .exp_nonpositive_()
-                    .mul_c(T::from_f64(FRAC_2_SQRT_PI))
-            }
+            UnaryOp::Erf => g * (-(x * x)).exp_().mul_c(T::from_f64(FRAC_2_SQRT_PI)),
             // d/dx x Φ(x) = Φ(x) + x φ(x), φ(x) = e^(-x²/2) / √(2π)
             UnaryOp::Gelu => {
                 let half = T::from_f64(0.5);
@@ -149,7 +145,7 @@ impl<T: Float> UnaryOp<T> {
                     .add_c(half);
                 let pdf = (x * x)
                     .mul_c(-half)
-                    .exp_nonpositive_()
+                    .exp_()
                     .mul_c(T::from_f64(FRAC_1_SQRT_2PI));
                 g * (cdf + x * pdf)
             }

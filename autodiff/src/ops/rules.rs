@@ -13,7 +13,7 @@
 //! Forward mode reuses the same rules: for an elementwise op the tangent `t f'(x)` is
 //! the rule applied to `t` in place of `g`.
 
-use crate::float::{erf, exp_nonpositive, sigmoid, Float};
+use crate::float::{erf, exp, sigmoid, Float};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -49,8 +49,6 @@ pub trait Real<T: Float>:
     fn sigmoid_(self) -> Self;
     /// `e^self`
     fn exp_(self) -> Self;
-    /// `e^self` for `self <= 0`: on elements inline (f32: vectorised, within 2 ulp)
-    fn exp_nonpositive_(self) -> Self;
     /// the error function
     fn erf_(self) -> Self;
     /// `self * sign(x)` (sign 0 at 0): the sign is a constant, not differentiated.
@@ -100,11 +98,7 @@ impl<T: Float> Real<T> for T {
     }
     #[inline(always)]
     fn exp_(self) -> T {
-        self.exp()
-    }
-    #[inline(always)]
-    fn exp_nonpositive_(self) -> T {
-        exp_nonpositive(self)
+        exp(self)
     }
     #[inline(always)]
     fn erf_(self) -> T {
@@ -165,9 +159,6 @@ impl<'t, T: Float> Real<T> for Var<'t, T> {
         self.sigmoid()
     }
     fn exp_(self) -> Self {
-        self.exp()
-    }
-    fn exp_nonpositive_(self) -> Self {
         self.exp()
     }
     fn erf_(self) -> Self {
