@@ -196,8 +196,9 @@ mod tests {
             let (_, swapped) = binary("sub", (&y, b), (&x, a), |q, p| p - 3.0 * q);
             assert_eq!(swapped, walked(&x, a, &y, b), "{b:?} op {a:?}");
         }
-        // broadcast_to's paths against the walk, the same cases.
-        for (a, b) in cases {
+        // broadcast_to's paths against the walk, the same cases (those of `b` no longer
+        // than `a`: broadcast_to does not drop axes).
+        for (a, b) in cases.into_iter().filter(|(a, b)| b.len() <= a.len()) {
             let y = values(numel(b), 0.7);
             let walk: Vec<f64> = BroadcastOffsets::new(a, b).map(|j| y[j]).collect();
             assert_eq!(broadcast_to(&y, b, a), walk, "{b:?} to {a:?}");
