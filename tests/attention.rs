@@ -348,8 +348,7 @@ fn the_loss_curve_draws_one_evaluation_or_many_and_refuses_none() {
 }
 
 fn example() -> &'static Path {
-    static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("shakespeare"))
+    common::build_example("shakespeare")
 }
 
 #[test]

@@ -22,7 +22,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::OnceLock;
 
 /// A 784-16-16-10 sigmoid network with N(0, 1/fan_in) weights and N(0, 0.5²) biases
 /// (nonzero, so the bias levers are tested too), a fake image with black pixels, bright
@@ -199,8 +198,7 @@ fn the_default_weights_are_the_ones_the_help_describes() {
 /// The example's executable, built on first use with the profile `cargo test` built
 /// the libraries with (as tests/curvature.rs does).
 fn example() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("chain_rule"))
+    common::build_example("chain_rule")
 }
 
 /// Runs the example in `cwd` with `args`, never reading the user's MNIST cache.

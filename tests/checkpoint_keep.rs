@@ -8,7 +8,7 @@ use crate::common;
 
 use nn::{previous_path, write_keeping_previous};
 use nn::{Checkpoint, ParamStore};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 fn checkpoint(value: f32, epoch: &str) -> Checkpoint<f32> {
@@ -143,8 +143,8 @@ fn fake_mnist(dir: &Path, train: usize, test: usize) {
 }
 
 fn run(name: &str, cwd: &Path, args: &[&str]) -> (Output, String) {
-    let exe: PathBuf = common::build_example(name);
-    let out = common::run_example(&exe, cwd, args);
+    let exe = common::build_example(name);
+    let out = common::run_example(exe, cwd, args);
     let text = common::output_text(&out);
     assert!(out.status.success(), "{name} {args:?} failed:\n{text}");
     (out, text)

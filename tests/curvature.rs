@@ -19,7 +19,6 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::OnceLock;
 
 /// Every eigenvalue of the symmetric `n x n` matrix `a` (row-major), ascending, by
 /// cyclic Jacobi rotations: each rotation zeroes one off-diagonal pair, and sweeps
@@ -308,8 +307,7 @@ fn the_tridiagonal_solver_matches_jacobi() {
 /// The example's executable, built on first use with the profile `cargo test` built
 /// the libraries with (as tests/demo_refuses.rs does for the demo).
 fn example() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("curvature"))
+    common::build_example("curvature")
 }
 
 /// Runs the example in `cwd` with `args`, never reading the user's MNIST cache.

@@ -13,13 +13,11 @@ use nn::data_identity;
 use nn::{Checkpoint, Mnist};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 /// The demo's executable, built on first use into the folder this test runs from
 /// (`<target>/debug/deps` under `cargo test`, `<target>/release/deps` under `--release`).
 fn demo() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("mnist"))
+    common::build_example("mnist")
 }
 
 /// Writes the four MNIST files with `train` and `test` images of 28x28 pixels into a

@@ -10,14 +10,12 @@ use crate::common;
 
 use backprop::pictures::largest_column;
 use nn::{Cost, Mnist, Network, Quadratic, Trainer};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
 
 /// The example's executable, built on first use into the folder this test runs from.
 fn example() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("nudges"))
+    common::build_example("nudges")
 }
 
 /// The four MNIST files with `train` and `test` 28x28 images in `dir`, ink varying

@@ -7,13 +7,11 @@
 use crate::common;
 
 use nn::{per_sample_grads, Mnist, Network, Quadratic, Trainer};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
 
 fn example() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("per_sample"))
+    common::build_example("per_sample")
 }
 
 /// `count` 28x28 images of scattered ink (a different scatter per image, from a small

@@ -6,11 +6,9 @@
 use crate::common;
 use nn::Checkpoint;
 use std::path::Path;
-use std::sync::OnceLock;
 
 fn example() -> &'static Path {
-    static BINARY: OnceLock<std::path::PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("shakespeare"))
+    common::build_example("shakespeare")
 }
 
 /// A tiny model's flags on `text`, `iters` iterations, checkpoint at `save`.

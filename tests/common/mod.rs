@@ -4,9 +4,10 @@
 #![allow(dead_code)]
 
 use nn::{Checkpoint, Dataset, Mnist, Recipe, Trainer};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// MNIST, loaded once for every test of the binary (fetched into the cache on first use).
 pub fn mnist() -> &'static Mnist {
@@ -82,9 +83,21 @@ pub fn write_mnist(dir: &Path, train: (&[u8], &[u8]), test: (&[u8], &[u8])) {
 }
 
 /// Builds the example `name` with the profile `cargo test` built the libraries with
-/// (so nothing is rebuilt), and returns its executable's path: the profile's
-/// `examples` folder, two levels above this test's own binary.
-pub fn build_example(name: &str) -> PathBuf {
+/// (so nothing is rebuilt), once per test binary, and returns its executable's path:
+/// the profile's `examples` folder, two levels above this test's own binary.
+pub fn build_example(name: &str) -> &'static Path {
+    static BUILT: Mutex<BTreeMap<String, &'static Path>> = Mutex::new(BTreeMap::new());
+    // Held while building: a second test asking for the same example waits for it.
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(&path) = built.get(name) {
+        return path;
+    }
+    let path: &'static Path = Box::leak(build(name).into_boxed_path());
+    built.insert(name.to_string(), path);
+    path
+}
+
+fn build(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let profile_dir = exe
         .parent()

@@ -160,6 +160,16 @@ pub(crate) fn gather_parts(len: usize) -> usize {
     pool::threads().min(len / GATHER_SPLIT_MIN).max(1)
 }
 
+/// Fewest elements a part when a result made of independent rows (softmax lanes, layer
+/// norm rows) is split across threads: a hand-over costs about as much as that many.
+const ROW_BAND_MIN: usize = 1 << 14;
+
+/// How many bands of whole rows a result of `len` elements in `rows` independent rows
+/// is computed in (each row's arithmetic is the same in any band).
+pub(crate) fn row_band_parts(len: usize, rows: usize) -> usize {
+    pool::threads().min(rows).min(len / ROW_BAND_MIN).max(1)
+}
+
 /// Images per part when `n` images are cut into [`CONV_PARTS`] parts (the last may
 /// hold fewer).
 pub(crate) fn conv_part_len(n: usize) -> usize {

@@ -3,8 +3,8 @@
 //! computed by the inline `exp_nonpositive` (which vectorises) instead of libm's.
 
 use crate::float::{exp_nonpositive, Float};
-use crate::kernels::pool;
 use crate::kernels::simd::wide;
+use crate::kernels::{pool, schedule};
 use crate::shape::split_at_axis;
 
 /// Calls `f(lane)` with a gather/scatter view of each 1-D lane along `axis` of `src`, a
@@ -205,7 +205,7 @@ fn for_lane_bands<T: Float>(out: &mut [T], outer: usize, f: impl Fn(usize, &mut 
     if out.is_empty() || outer == 0 {
         return;
     }
-    let parts = pool::threads().min(outer).min(out.len() >> 14).max(1);
+    let parts = schedule::row_band_parts(out.len(), outer);
     if parts == 1 {
         return f(0, out);
     }

@@ -8,7 +8,7 @@
 use super::{want, BatchView, InputGrads, Rule, VarGrads, VarJvp, VarVjp, VjpContext};
 use crate::float::Float;
 use crate::kernels::norm::{normalize_rows, normalize_rows_vjp};
-use crate::kernels::pool;
+use crate::kernels::{pool, schedule};
 use crate::shape::{numel, Dims};
 use crate::tape::Var;
 use crate::tensor::Tensor;
@@ -53,24 +53,6 @@ pub(crate) struct LayerNormalize {
     inv_std: Vec<f64>,
 }
 
-/// Rows per part when rows of `d` elements are split across threads.
-fn row_parts(rows: usize, d: usize) -> usize {
-    // A part of at least 16k elements: a hand-over costs about as much as that.
-    pool::threads().min(rows * d / (1 << 14)).max(1)
-}
-
-/// Runs `f(first_row, out_rows)` over `out` (rows of `d`) in parallel bands of rows.
-fn for_row_bands<T: Float>(out: &mut [T], d: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    if out.is_empty() {
-        return;
-    }
-    let rows = out.len() / d;
-    let parts = row_parts(rows, d);
-    let per = rows.div_ceil(parts).max(1);
-    let bands: smallvec::SmallVec<[&mut [T]; 8]> = out.chunks_mut(per * d).collect();
-    pool::for_each_owned(bands, |i, band| f(i * per, band));
-}
-
 impl<T: Float> Rule<T> for LayerNormalize {
     fn name(&self) -> String {
         "layer_norm".into()
@@ -81,8 +63,9 @@ impl<T: Float> Rule<T> for LayerNormalize {
         smallvec![want(ctx, 0, || {
             let (g, y, d) = (ctx.grad.data(), ctx.output.data(), self.d);
             let mut dx = vec![T::zero(); g.len()];
-            for_row_bands(&mut dx, d, |first, band| {
-                let rows = first..first + band.len() / d;
+            let rows = g.len() / d.max(1);
+            let parts = schedule::row_band_parts(g.len(), rows);
+            pool::for_row_bands(&mut dx, rows, parts, |rows, band| {
                 let (gs, ys) = (
                     &g[rows.start * d..rows.end * d],
                     &y[rows.start * d..rows.end * d],
@@ -143,7 +126,7 @@ impl<'t, T: Float> Var<'t, T> {
             let mut y = vec![T::zero(); x.len()];
             if !x.is_empty() {
                 // Each band of rows writes its rows of `y` and of `inv_std`.
-                let per = rows.div_ceil(row_parts(rows, d)).max(1);
+                let per = rows.div_ceil(schedule::row_band_parts(x.len(), rows));
                 let bands: smallvec::SmallVec<[(&mut [T], &mut [f64]); 8]> =
                     y.chunks_mut(per * d).zip(inv_std.chunks_mut(per)).collect();
                 pool::for_each_owned(bands, |i, (ys, invs)| {
