@@ -3,6 +3,7 @@
 //! not depend on the number of threads.
 
 use crate::float::{take_scratch, with_scratch, Float, Recycled};
+use crate::kernels::direct_conv;
 use crate::kernels::gemm::{matmul_into, MatRef};
 use crate::kernels::pool;
 use crate::kernels::schedule::{conv_part_len, KEEP_COLS_MAX};
@@ -321,6 +322,12 @@ pub(crate) fn conv2d_forward<T: Float>(
     if y.is_empty() {
         return (y, None);
     }
+    if direct_conv::applies::<T>(g) {
+        for_each_part(g.n, [(&mut y, per_image)], |part, [out]| {
+            direct_conv::forward(g, x, w, bias, part.first, out)
+        });
+        return (y, None);
+    }
     let conv_part = |part: &Part, out: &mut [T], cols: &mut [T]| {
         let wide = part.count * p;
         with_scratch(og * wide, |tmp| {
@@ -426,6 +433,9 @@ pub(crate) fn conv2d_grad_weight<T: Float>(
     let mut pieces = vec![T::zero(); g.n.div_ceil(per) * g.o * k];
     pool::for_chunks(&mut pieces, g.o * k, |i, dw: &mut [T]| {
         let part = Part::nth(i, per, g.n);
+        if direct_conv::applies::<T>(g) {
+            return direct_conv::grad_weight_part(g, x, dy, part.first, part.count, dw);
+        }
         let wide = part.count * p;
         let mut dwt = vec![T::zero(); k * og];
         // dWᵀ = cols · dyᵀ rather than dW = dy · colsᵀ: the gemm crate runs the

@@ -4,6 +4,7 @@
 
 pub(crate) mod broadcast;
 pub(crate) mod conv;
+mod direct_conv;
 pub(crate) mod elementwise;
 mod few_columns;
 pub(crate) mod gemm;
