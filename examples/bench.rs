@@ -91,8 +91,10 @@ struct Args {
     recompute: Option<String>,
     /// With --steps: time every op of the steps (forward and vjp, by op name), the
     /// optimizer and what is left (the tape's bookkeeping, gradient accumulation), and
-    /// print the table. Timing each op costs a little: leave it off for speed figures.
-    #[arg(long, requires = "steps")]
+    /// print the table; with --hvp, the same for the Hessian-vector products (the cost,
+    /// its recorded gradient and the backward pass of its dot product with v). Timing
+    /// each op costs a little: leave it off for speed figures.
+    #[arg(long, conflicts_with = "per_sample")]
     profile: bool,
     /// With --hvp or --per-sample: the precision (f32 as in training; f64 to check the
     /// result's norm).
@@ -131,6 +133,11 @@ fn run(args: Args) -> Result<(), NnError> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    if args.profile && !args.hvp && args.steps.is_none() {
+        return Err(NnError::Data(
+            "--profile times the ops of --steps or --hvp: give one of them".into(),
+        ));
+    }
     autodiff::with_threads(threads, || {
         if args.hvp || args.per_sample {
             transform_bench(&args, threads)
@@ -376,6 +383,31 @@ fn time_hvp<T: Float>(pixels: &[u8], labels: &[usize], args: &Args, threads: usi
     let x = pixels_as::<T>(pixels, labels);
     let (params, v) = hvp_parameters::<T>();
     let hvp = || autodiff::func::hvp(|tape, p| network_b_cost(tape, p, &x, labels), &params, &v);
+    if args.profile {
+        // What `func::hvp` records, on a tape that times its ops.
+        let mut profile = Profile::default();
+        let start = Instant::now();
+        for _ in 0..args.reps.get() {
+            let tape = Tape::new();
+            tape.set_profiling(true);
+            let vars: Vec<_> = params.iter().map(|p| tape.param(p)).collect();
+            let g = network_b_cost(&tape, &vars, &x, labels).grad(&vars);
+            let dot = g
+                .iter()
+                .zip(&v)
+                .fold(tape.constant(Tensor::scalar(T::zero())), |s, (g, v)| {
+                    s + (*g * tape.constant(v)).sum()
+                });
+            black_box(dot.backward());
+            profile.merge(&tape.profile());
+        }
+        print_profile(
+            &profile,
+            0.0,
+            start.elapsed().as_secs_f64(),
+            args.reps.get(),
+        );
+    }
     let (median, min) = time_calls(args, hvp);
 
     let hv = hvp();

@@ -73,6 +73,44 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    /// `n` images of `c` planes `h` x `w` under `o` kernels `kh` x `kw` (the kernels'
+    /// tests build their cases with it).
+    #[cfg(test)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn of(
+        n: usize,
+        c: usize,
+        [h, w]: [usize; 2],
+        o: usize,
+        [kh, kw]: [usize; 2],
+        opts: Conv2dOptions,
+    ) -> Geometry {
+        let along = |i: usize| {
+            let (input, kernel) = ([h, w][i], [kh, kw][i]);
+            out_len(
+                input,
+                kernel,
+                opts.stride[i],
+                opts.padding[i],
+                opts.dilation[i],
+            )
+            .expect("the kernel fits")
+        };
+        let (oh, ow) = (along(0), along(1));
+        Geometry {
+            n,
+            c,
+            h,
+            w,
+            o,
+            kh,
+            kw,
+            oh,
+            ow,
+            opts,
+        }
+    }
+
     fn group_channels(&self) -> usize {
         self.c / self.opts.groups
     }
@@ -754,20 +792,7 @@ mod tests {
             groups: 2,
         };
         let (n, c, h, w, o, kh, kw) = (11, 4, 7, 9, 6, 3, 2);
-        let oh = out_len(h, kh, 2, 1, 1).unwrap();
-        let ow = out_len(w, kw, 1, 2, 2).unwrap();
-        let g = Geometry {
-            n,
-            c,
-            h,
-            w,
-            o,
-            kh,
-            kw,
-            oh,
-            ow,
-            opts,
-        };
+        let g = Geometry::of(n, c, [h, w], o, [kh, kw], opts);
         let x: Vec<f64> = (0..n * c * h * w)
             .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
             .collect();

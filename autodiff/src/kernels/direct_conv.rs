@@ -582,7 +582,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::conv::{out_len, Conv2dOptions};
+    use crate::kernels::conv::Conv2dOptions;
 
     /// The definition in f64: y[n, o, y, x] = sum over channels and taps of w * (padded) x.
     fn reference(g: &Geometry, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f64>, Vec<f64>) {
@@ -634,23 +634,8 @@ mod tests {
             (2, 2, 5, 5, 1, 5, 5, 0),
             (4, 17, 6, 5, 16, 1, 1, 0),
         ] {
-            let opts = Conv2dOptions::new(1, pad);
-            let (oh, ow) = (
-                out_len(h, kh, 1, pad, 1).unwrap(),
-                out_len(w, kw, 1, pad, 1).unwrap(),
-            );
-            let g = Geometry {
-                n,
-                c,
-                h,
-                w,
-                o,
-                kh,
-                kw,
-                oh,
-                ow,
-                opts,
-            };
+            let g = Geometry::of(n, c, [h, w], o, [kh, kw], Conv2dOptions::new(1, pad));
+            let (oh, ow) = (g.oh, g.ow);
             assert!(applies::<f32>(&g));
             let x: Vec<f32> = (0..n * c * h * w)
                 .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
