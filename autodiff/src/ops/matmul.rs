@@ -164,13 +164,18 @@ impl<T: Float> Rule<T> for MatMul {
     fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
         let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
         let (sa, sb) = (a.shape(), b.shape());
+        if sa.len() == 2 && sb.len() == 2 {
+            return smallvec![
+                ctx.wants[0].then(|| transposed(g, false, b, true)),
+                ctx.wants[1].then(|| transposed(a, true, g, false)),
+            ];
+        }
         let ga = ctx.wants[0].then(|| g.matmul(b.t()));
         let gb = ctx.wants[1].then(|| {
             if sa.len() == 3 && sb.len() == 2 {
                 let rows = sa[0] * sa[1];
-                a.reshape([rows, sa[2]])
-                    .t()
-                    .matmul(g.reshape([rows, sb[1]]))
+                let a = a.reshape([rows, sa[2]]);
+                transposed(a, true, g.reshape([rows, sb[1]]), false)
             } else {
                 a.t().matmul(g)
             }
@@ -201,6 +206,134 @@ impl<T: Float> Rule<T> for MatMul {
     fn multiply_adds(&self, inputs: &[&Tensor<T>]) -> u64 {
         let l = layout(inputs[0].shape(), inputs[1].shape());
         (l.batch * l.m * l.k * l.n) as u64
+    }
+}
+
+/// `op(a) op(b)` of two matrices, `op(x)` being `xᵀ` where its flag says so, with the
+/// transposes read in place (strided views) rather than copied: what the recorded
+/// vjps of [`MatMul`] and [`Linear`] write, so that a second backward pass (an HVP) does
+/// not copy every weight matrix to transpose it. These are the very products the fast
+/// vjps compute (the same views), so a recorded gradient equals `backward()`'s bit for
+/// bit (tests/second_order.rs); against a product of copied transposes the last bits
+/// can differ, as the kernel chosen can depend on the operands' layout.
+pub(crate) fn transposed<'t, T: Float>(
+    a: Var<'t, T>,
+    a_t: bool,
+    b: Var<'t, T>,
+    b_t: bool,
+) -> Var<'t, T> {
+    let (sa, sb) = (a.shape(), b.shape());
+    assert!(
+        sa.len() == 2 && sb.len() == 2,
+        "matmul: transposed operands must be matrices, got {} x {}",
+        Dims(&sa),
+        Dims(&sb)
+    );
+    let rule = MatMulT { a_t, b_t };
+    let (m, k, n) = rule.dims(&sa, &sb);
+    assert_eq!(
+        k,
+        if b_t { sb[1] } else { sb[0] },
+        "matmul: inner dimensions differ"
+    );
+    a.tape.record(&[a, b], move |x, _| {
+        let out = matmul_vec(rule.view(x[0], a_t), rule.view(x[1], b_t));
+        (Tensor::from_vec(out, [m, n]), rule)
+    })
+}
+
+/// [`transposed`]'s product.
+#[derive(Clone, Copy)]
+struct MatMulT {
+    a_t: bool,
+    b_t: bool,
+}
+
+impl MatMulT {
+    /// `(m, k, n)` of `op(a) op(b)`.
+    fn dims(&self, sa: &[usize], sb: &[usize]) -> (usize, usize, usize) {
+        let (m, k) = if self.a_t {
+            (sa[1], sa[0])
+        } else {
+            (sa[0], sa[1])
+        };
+        let n = if self.b_t { sb[0] } else { sb[1] };
+        (m, k, n)
+    }
+
+    fn view<'a, T: Float>(&self, x: &'a Tensor<T>, t: bool) -> MatRef<'a, T> {
+        let s = x.shape();
+        let m = MatRef::row_major(x.data(), s[0], s[1]);
+        if t {
+            m.t()
+        } else {
+            m
+        }
+    }
+}
+
+impl<T: Float> Rule<T> for MatMulT {
+    fn name(&self) -> String {
+        "matmul".into()
+    }
+    /// For `c = op(a) op(b)`: `d op(a) = g op(b)ᵀ` and `d op(b) = op(a)ᵀ g`, each
+    /// transposed back where its operand was, all as views.
+    fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
+        let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let (va, vb, vg) = (
+            self.view(a, self.a_t),
+            self.view(b, self.b_t),
+            self.view(g, false),
+        );
+        let ga = want(ctx, 0, || {
+            let out = if self.a_t {
+                matmul_vec(vb, vg.t())
+            } else {
+                matmul_vec(vg, vb.t())
+            };
+            Tensor::from_vec(out, a.shape())
+        });
+        let gb = want(ctx, 1, || {
+            let out = if self.b_t {
+                matmul_vec(vg.t(), va)
+            } else {
+                matmul_vec(va.t(), vg)
+            };
+            Tensor::from_vec(out, b.shape())
+        });
+        smallvec![ga, gb]
+    }
+    /// The same rule, recorded with transposed products again.
+    fn vjp_var<'t>(&self, ctx: &VarVjp<'_, 't, T>) -> VarGrads<'t, T> {
+        let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let (a_t, b_t) = (self.a_t, self.b_t);
+        smallvec![
+            ctx.wants[0].then(|| {
+                if a_t {
+                    transposed(b, b_t, g, true)
+                } else {
+                    transposed(g, false, b, !b_t)
+                }
+            }),
+            ctx.wants[1].then(|| {
+                if b_t {
+                    transposed(g, true, a, a_t)
+                } else {
+                    transposed(a, !a_t, g, false)
+                }
+            }),
+        ]
+    }
+    /// The product rule: `op(da) op(b) + op(a) op(db)`.
+    fn jvp_var<'t>(&self, ctx: &VarJvp<'_, 't, T>) -> Option<Var<'t, T>> {
+        let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
+        let ta = ctx.tangents[0].map(|t| transposed(t, self.a_t, b, self.b_t));
+        let tb = ctx.tangents[1].map(|t| transposed(a, self.a_t, t, self.b_t));
+        add_tangents(ta, tb)
+    }
+    fn multiply_adds(&self, inputs: &[&Tensor<T>]) -> u64 {
+        let (m, k, n) = self.dims(inputs[0].shape(), inputs[1].shape());
+        (m * k * n) as u64
     }
 }
 
@@ -260,8 +393,8 @@ impl<T: Float> Rule<T> for Linear {
         let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
         let g = self.act.vjp_rule(ctx.output, ctx.grad);
         smallvec![
-            ctx.wants[0].then(|| g.matmul(w.t())),
-            ctx.wants[1].then(|| x.t().matmul(g)),
+            ctx.wants[0].then(|| transposed(g, false, w, true)),
+            ctx.wants[1].then(|| transposed(x, true, g, false)),
             ctx.wants[2].then(|| g.sum_axes(&[0], false)),
         ]
     }
@@ -456,5 +589,98 @@ impl<'t, T: Float> Var<'t, T> {
         layout(&self.shape(), &other.shape());
         self.tape
             .record(&[self, other], |x, _| (forward(x[0], x[1]), MatMul))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transposed;
+    use crate::func::{function, jvp};
+    use crate::{gradcheck, gradgradcheck, GradcheckOptions, Tape, Tensor, Var};
+
+    fn op(t: bool, x: Var<'_, f64>) -> Var<'_, f64> {
+        if t {
+            x.t()
+        } else {
+            x
+        }
+    }
+
+    fn matrix(rows: usize, cols: usize, seed: usize) -> Tensor<f64> {
+        let data = (0..rows * cols)
+            .map(|i| ((i * 7 + seed * 13) % 23) as f64 / 11.0 - 1.0)
+            .collect();
+        Tensor::from_vec(data, [rows, cols])
+    }
+
+    /// The four ways round: `a` stored `[m, k]` or `[k, m]`, `b` `[k, n]` or `[n, k]`.
+    fn cases() -> Vec<(bool, bool, Tensor<f64>, Tensor<f64>)> {
+        let (m, k, n) = (3, 4, 5);
+        let mut out = Vec::new();
+        for a_t in [false, true] {
+            for b_t in [false, true] {
+                let a = if a_t {
+                    matrix(k, m, 1)
+                } else {
+                    matrix(m, k, 1)
+                };
+                let b = if b_t {
+                    matrix(n, k, 2)
+                } else {
+                    matrix(k, n, 2)
+                };
+                out.push((a_t, b_t, a, b));
+            }
+        }
+        out
+    }
+
+    /// Values equal the product of copied transposes to rounding; the vjp (fast), its
+    /// recorded form (second order, again through transposed products) and the tangent
+    /// agree with finite differences.
+    #[test]
+    fn transposed_products_match_copies_and_finite_differences() {
+        for (a_t, b_t, a, b) in cases() {
+            let tape = Tape::new();
+            let (va, vb) = (tape.param(&a), tape.param(&b));
+            let fast = transposed(va, a_t, vb, b_t).value();
+            let copied = op(a_t, va).matmul(op(b_t, vb)).value();
+            for (x, y) in fast.data().iter().zip(copied.data()) {
+                assert!((x - y).abs() < 1e-14, "a_t {a_t} b_t {b_t}: {x} vs {y}");
+            }
+            let f = function(move |_, p| {
+                let y = transposed(p[0], a_t, p[1], b_t);
+                (y * y).sum()
+            });
+            let inputs = [a.clone(), b.clone()];
+            gradcheck(f, &inputs, GradcheckOptions::default()).unwrap();
+            gradgradcheck(f, &inputs, GradcheckOptions::default()).unwrap();
+            let (va, vb) = (
+                matrix(a.shape()[0], a.shape()[1], 3),
+                matrix(b.shape()[0], b.shape()[1], 4),
+            );
+            let (_, tangent) = jvp(f, &inputs, &[va.clone(), vb.clone()]);
+            let at = |h: f64| {
+                let shift = |x: &Tensor<f64>, v: &Tensor<f64>| {
+                    Tensor::from_vec(
+                        x.data()
+                            .iter()
+                            .zip(v.data())
+                            .map(|(x, v)| x + h * v)
+                            .collect(),
+                        x.shape(),
+                    )
+                };
+                let tape = Tape::new();
+                let (pa, pb) = (tape.param(shift(&a, &va)), tape.param(shift(&b, &vb)));
+                f(&tape, &[pa, pb]).item()
+            };
+            let numeric = (at(1e-6) - at(-1e-6)) / 2e-6;
+            assert!(
+                (tangent.item() - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
+                "a_t {a_t} b_t {b_t}: {} vs {numeric}",
+                tangent.item()
+            );
+        }
     }
 }
