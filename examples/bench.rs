@@ -383,22 +383,24 @@ fn time_hvp<T: Float>(pixels: &[u8], labels: &[usize], args: &Args, threads: usi
     let x = pixels_as::<T>(pixels, labels);
     let (params, v) = hvp_parameters::<T>();
     let hvp = || autodiff::func::hvp(|tape, p| network_b_cost(tape, p, &x, labels), &params, &v);
+    // What `func::hvp` records: the cost, its gradient recorded, and the gradient's dot
+    // product with v, whose backward pass is the HVP.
+    let record = |tape: &Tape<T>| {
+        let vars: Vec<_> = params.iter().map(|p| tape.param(p)).collect();
+        let g = network_b_cost(tape, &vars, &x, labels).grad(&vars);
+        let zero = tape.constant(Tensor::scalar(T::zero()));
+        g.iter()
+            .zip(&v)
+            .fold(zero, |s, (g, v)| s + (*g * tape.constant(v)).sum())
+            .backward()
+    };
     if args.profile {
-        // What `func::hvp` records, on a tape that times its ops.
         let mut profile = Profile::default();
         let start = Instant::now();
         for _ in 0..args.reps.get() {
             let tape = Tape::new();
             tape.set_profiling(true);
-            let vars: Vec<_> = params.iter().map(|p| tape.param(p)).collect();
-            let g = network_b_cost(&tape, &vars, &x, labels).grad(&vars);
-            let dot = g
-                .iter()
-                .zip(&v)
-                .fold(tape.constant(Tensor::scalar(T::zero())), |s, (g, v)| {
-                    s + (*g * tape.constant(v)).sum()
-                });
-            black_box(dot.backward());
+            black_box(record(&tape));
             profile.merge(&tape.profile());
         }
         print_profile(
@@ -424,14 +426,7 @@ fn time_hvp<T: Float>(pixels: &[u8], labels: &[usize], args: &Args, threads: usi
     // and the backward pass of the gradient's dot product with v.
     let flops = {
         let tape = Tape::new();
-        let vars: Vec<_> = params.iter().map(|p| tape.param(p)).collect();
-        let g = network_b_cost(&tape, &vars, &x, labels).grad(&vars);
-        let _gv = g
-            .iter()
-            .zip(&v)
-            .fold(tape.constant(Tensor::scalar(T::zero())), |s, (g, v)| {
-                s + (*g * tape.constant(v)).sum()
-            });
+        record(&tape);
         tape.flops()
     };
     let peak = measure_peak(threads);
