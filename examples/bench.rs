@@ -287,9 +287,9 @@ fn step_bench(args: &Args, steps: usize, threads: usize) -> Result<(), NnError> 
         let profiled = &times[1.min(times.len() - 1)..];
         print_profile(
             &profile,
-            optimizer_s,
+            Some(optimizer_s),
             profiled.iter().sum::<f64>() / 1e3,
-            profiled.len(),
+            (profiled.len(), "step"),
         );
     }
     let peak_rss = peak_rss_mib().unwrap_or(f64::NAN);
@@ -405,9 +405,9 @@ fn time_hvp<T: Float>(pixels: &[u8], labels: &[usize], args: &Args, threads: usi
         }
         print_profile(
             &profile,
-            0.0,
+            None,
             start.elapsed().as_secs_f64(),
-            args.reps.get(),
+            (args.reps.get(), "HVP"),
         );
     }
     let (median, min) = time_calls(args, hvp);

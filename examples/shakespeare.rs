@@ -539,7 +539,12 @@ fn train(args: &Args, threads: usize) -> Result<(), Box<dyn Error>> {
     println!("checkpoint written to {}", args.save.display());
     println!("loss curve written to {}", loss_picture.display());
     if args.profile {
-        print_profile(&profile.ops, profile.optimizer_s, train_time, steps);
+        print_profile(
+            &profile.ops,
+            Some(profile.optimizer_s),
+            train_time,
+            (steps, "step"),
+        );
     }
     let iters_per_s = steps as f64 / train_time.max(1e-9);
     let peak = measure_peak(threads);

@@ -85,21 +85,27 @@ pub fn roofline(flops: autodiff::Flops, per_second: f64, peak: f64) -> String {
     )
 }
 
-/// The table of a `--profile` run: each op's time ([`autodiff::Profile`]) over `steps`
-/// steps that took `steps_s` seconds, then the optimizer's share and the rest (the
-/// tape's bookkeeping, gradient accumulation, the batch's constant).
-pub fn print_profile(profile: &autodiff::Profile, optimizer_s: f64, steps_s: f64, steps: usize) {
+/// The table of a `--profile` run: each op's time ([`autodiff::Profile`]) over `count`
+/// calls (training steps, or HVPs: `what` names them) that took `total_s` seconds, then
+/// the optimizer's share, if a step has one, and the rest (the tape's bookkeeping,
+/// gradient accumulation, the batch's constant).
+pub fn print_profile(
+    profile: &autodiff::Profile,
+    optimizer_s: Option<f64>,
+    total_s: f64,
+    (count, what): (usize, &str),
+) {
     let ops_s = profile.total().as_secs_f64();
     println!(
-        "{steps} steps: {:.1} ms a step",
-        1e3 * steps_s / steps.max(1) as f64
+        "{count} {what}s: {:.2} ms each",
+        1e3 * total_s / count.max(1) as f64
     );
     print!("{profile}");
-    let share = |s: f64| 100.0 * s / steps_s;
+    let share = |s: f64| 100.0 * s / total_s;
+    let optimizer = optimizer_s.map_or(String::new(), |s| format!(", optimizer {:.1}%", share(s)));
     println!(
-        "ops {:.1}% of the steps' time, optimizer {:.1}%, the rest {:.1}%",
+        "ops {:.1}% of the time{optimizer}, the rest {:.1}%",
         share(ops_s),
-        share(optimizer_s),
-        share(steps_s - ops_s - optimizer_s)
+        share(total_s - ops_s - optimizer_s.unwrap_or(0.0))
     );
 }
