@@ -6,7 +6,8 @@
 
 use autodiff::{Tape, Tensor};
 use nn::{
-    Adadelta, Adagrad, Adam, Checkpoint, Grads, Optimizer, ParamStore, RmsProp, Schedule, Sgd,
+    Adadelta, Adagrad, Adam, Checkpoint, Grads, Optimizer, OptimizerState, ParamStore, RmsProp,
+    Schedule, Sgd,
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -299,6 +300,19 @@ fn f32_problem() -> (ParamStore<f32>, Vec<(&'static str, Vec<f32>)>) {
     (narrow, coefficients)
 }
 
+/// `state` with a tensor `name` that no slot of the optimizer takes: `fresh` refuses to
+/// load it, with a message containing `expected`.
+fn refuses_stray_tensor(
+    mut fresh: impl Optimizer<f32>,
+    mut state: OptimizerState<f32>,
+    name: &str,
+    expected: &str,
+) {
+    state.tensors.insert(name.into(), Tensor::zeros([2, 2]));
+    let err = fresh.load_state(state).expect_err("stray tensor");
+    assert!(err.to_string().contains(expected), "{err}");
+}
+
 fn f32_step(opt: &mut dyn Optimizer<f32>, params: &mut ParamStore<f32>, c: &[(&str, Vec<f32>)]) {
     let tape = Tape::new();
     let bound = params.bind(&tape);
@@ -500,32 +514,20 @@ fn out_of_range_fields_and_saved_states_are_errors_and_change_nothing() {
         "a refused state leaves the optimizer as it was"
     );
 
-    let mut state = Adagrad::<f32>::new(0.01).state();
-    state
-        .tensors
-        .insert("total.w".into(), Tensor::zeros([2, 2]));
-    let err = Adagrad::<f32>::new(0.01)
-        .load_state(state)
-        .expect_err("stray tensor");
-    assert!(
-        err.to_string()
-            .contains("unexpected Adagrad state tensor \"total.w\""),
-        "{err}"
+    refuses_stray_tensor(
+        Adagrad::<f32>::new(0.01),
+        Adagrad::<f32>::new(0.01).state(),
+        "total.w",
+        "unexpected Adagrad state tensor \"total.w\"",
     );
     // SGD too: a tensor of no slot is refused, not dropped.
     let mut sgd = Sgd::<f32>::new(0.1).with_momentum(0.9);
     f32_step(&mut sgd, &mut params.clone(), &c);
-    let mut state = sgd.state();
-    state
-        .tensors
-        .insert("speed.w".into(), Tensor::zeros([2, 2]));
-    let err = Sgd::<f32>::new(0.1)
-        .load_state(state)
-        .expect_err("stray tensor");
-    assert!(
-        err.to_string()
-            .contains("unexpected SGD state tensor \"speed.w\" (expected velocity.*)"),
-        "{err}"
+    refuses_stray_tensor(
+        Sgd::<f32>::new(0.1),
+        sgd.state(),
+        "speed.w",
+        "unexpected SGD state tensor \"speed.w\" (expected velocity.*)",
     );
 
     assert_eq!(params, before);

@@ -156,6 +156,25 @@ fn copy_run<T: Float>(dst: &mut [T], src: &[T]) {
     }
 }
 
+/// Copies the `[c, h, w]` planes of `image` (one or more) into `out` with the zero
+/// border of `g`'s padding, each plane `h + 2 ph` rows of `width` (at least
+/// `w + 2 pw`) columns, zeros past the image's columns. `out` is refilled, not
+/// reallocated, so one buffer serves every image.
+pub(crate) fn bordered<T: Float>(g: &Geometry, image: &[T], width: usize, out: &mut Vec<T>) {
+    let [ph, pw] = g.opts.padding;
+    let (plane, bordered_plane) = ((g.h * g.w).max(1), ((g.h + 2 * ph) * width).max(1));
+    out.clear();
+    out.resize(image.len() / plane * bordered_plane, T::zero());
+    for (src, dst) in image
+        .chunks_exact(plane)
+        .zip(out.chunks_exact_mut(bordered_plane))
+    {
+        for (y, line) in src.chunks_exact(g.w.max(1)).enumerate() {
+            copy_run(&mut dst[(y + ph) * width + pw..][..g.w], line);
+        }
+    }
+}
+
 /// Writes the input windows of channels `c0..c0+cg` of one image as `k` rows of
 /// `oh*ow` values, row `r` starting at `cols[r * row_stride]` (so the images of a batch
 /// can sit side by side in one wide matrix). A padded convolution first copies each
@@ -180,11 +199,7 @@ fn im2col<T: Float>(
         let src: &[T] = if ph == 0 && pw == 0 {
             plane
         } else {
-            padded.clear();
-            padded.resize((g.h + 2 * ph) * wp, T::zero());
-            for (y, line) in plane.chunks_exact(g.w.max(1)).enumerate() {
-                copy_run(&mut padded[(y + ph) * wp + pw..][..g.w], line);
-            }
+            bordered(g, plane, wp, padded);
             padded
         };
         for i in 0..g.kh {

@@ -22,7 +22,7 @@
 //! nor on the thread count (images are independent, and the weight gradient's parts are
 //! fixed by [`conv_part_len`](super::schedule::conv_part_len)).
 
-use super::conv::Geometry;
+use super::conv::{bordered, Geometry};
 use crate::float::Float;
 use std::any::TypeId;
 
@@ -83,15 +83,17 @@ struct Padded {
 }
 
 impl Padded {
-    fn new(g: &Geometry, plane: &[f32]) -> Self {
-        let [ph, pw] = g.opts.padding;
-        let width = g.ow.next_multiple_of(LANES) + g.kw - 1;
-        // Stride 1: the padded image is `oh + kh - 1` rows of `ow + kw - 1` columns.
-        let mut data = vec![0.0; (g.oh + g.kh - 1) * width];
-        for (y, line) in plane.chunks_exact(g.w.max(1)).enumerate() {
-            data[(y + ph) * width + pw..][..g.w].copy_from_slice(line);
+    /// An empty plane for `g`'s images, to [`fill`](Padded::fill) with each in turn.
+    fn new(g: &Geometry) -> Self {
+        Padded {
+            data: Vec::new(),
+            width: g.ow.next_multiple_of(LANES) + g.kw - 1,
         }
-        Padded { data, width }
+    }
+
+    /// Takes one image's plane. Stride 1: the bordered plane is `oh + kh - 1` rows.
+    fn fill(&mut self, g: &Geometry, plane: &[f32]) {
+        bordered(g, plane, self.width, &mut self.data);
     }
 }
 
@@ -114,9 +116,10 @@ pub(crate) fn forward<T: Float>(
     let (plane, p) = (g.h * g.w, g.oh * g.ow);
     let taps = g.kh * g.kw;
     assert_eq!(w.len(), g.o * taps);
+    let mut padded = Padded::new(g);
     for (local, out) in out.chunks_exact_mut(g.o * p).enumerate() {
         let n = first + local;
-        let padded = Padded::new(g, &x[n * plane..(n + 1) * plane]);
+        padded.fill(g, &x[n * plane..(n + 1) * plane]);
         #[cfg(target_arch = "x86_64")]
         {
             let mut o = 0;
@@ -166,7 +169,11 @@ pub(crate) fn grad_weight_part<T: Float>(
     let (plane, p, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
     assert_eq!(dw.len(), g.o * taps);
     let padded: Vec<Padded> = (first..first + count)
-        .map(|n| Padded::new(g, &x[n * plane..(n + 1) * plane]))
+        .map(|n| {
+            let mut one = Padded::new(g);
+            one.fill(g, &x[n * plane..(n + 1) * plane]);
+            one
+        })
         .collect();
     let dy = &dy[first * g.o * p..(first + count) * g.o * p];
     #[cfg(target_arch = "x86_64")]
@@ -195,20 +202,19 @@ pub(crate) fn grad_weight_part<T: Float>(
 /// the cell's input broadcast; the weight gradient keeps one register per tap, each
 /// lane one output channel's sum over the images' cells in order.
 mod channels {
-    use super::{Geometry, CHANNEL_LANES};
+    use super::{bordered, Geometry, CHANNEL_LANES};
 
-    /// An image's channels with their zero border, and where each output cell and each
-    /// tap read it: cell `q` at `cells[q] + taps[t]` for tap `t` (channel, row, column).
-    struct Windows {
-        data: Vec<f32>,
+    /// Where, in an image's channels with their zero border ([`bordered`] to the width
+    /// `w + 2 pw`), each output cell and each tap read: cell `q` at `cells[q] + taps[t]`
+    /// for tap `t` (channel, row, column). The same for every image of a geometry.
+    struct Offsets {
         cells: Vec<usize>,
         taps: Vec<usize>,
     }
 
-    impl Windows {
+    impl Offsets {
         fn new(g: &Geometry) -> Self {
-            let [ph, pw] = g.opts.padding;
-            let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
+            let (hp, wp) = (g.h + 2 * g.opts.padding[0], width(g));
             let cells = (0..g.oh * g.ow)
                 .map(|q| (q / g.ow) * wp + q % g.ow)
                 .collect();
@@ -218,23 +224,13 @@ mod channels {
                     c * hp * wp + (tap / g.kw) * wp + tap % g.kw
                 })
                 .collect();
-            Windows {
-                data: vec![0.0; g.c * hp * wp],
-                cells,
-                taps,
-            }
+            Offsets { cells, taps }
         }
+    }
 
-        /// Takes image `image` of `[c, h, w]` planes.
-        fn fill(&mut self, g: &Geometry, image: &[f32]) {
-            let [ph, pw] = g.opts.padding;
-            let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
-            for (c, plane) in image.chunks_exact(g.h * g.w).enumerate() {
-                for (y, line) in plane.chunks_exact(g.w).enumerate() {
-                    self.data[c * hp * wp + (y + ph) * wp + pw..][..g.w].copy_from_slice(line);
-                }
-            }
-        }
+    /// The bordered planes' width.
+    fn width(g: &Geometry) -> usize {
+        g.w + 2 * g.opts.padding[1]
     }
 
     /// The weights `[o, c, kh, kw]` as one row of [`CHANNEL_LANES`] per tap (channel,
@@ -259,10 +255,11 @@ mod channels {
         let (chw, p) = (g.c * g.h * g.w, g.oh * g.ow);
         assert!(g.o <= CHANNEL_LANES && w.len() == g.o * g.c * g.kh * g.kw);
         let rows = weight_rows(g, w);
-        let mut windows = Windows::new(g);
+        let offsets = Offsets::new(g);
+        let mut data = Vec::new();
         for (local, out) in out.chunks_exact_mut(g.o * p).enumerate() {
             let n = first + local;
-            windows.fill(g, &x[n * chw..(n + 1) * chw]);
+            bordered(g, &x[n * chw..(n + 1) * chw], width(g), &mut data);
             // Each output row in blocks of up to 16 cells: a block's cells are adjacent,
             // so one pointer and constant offsets address all their inputs, and a whole
             // row of a small image (LeNet's 10) is one block of independent sums.
@@ -272,14 +269,14 @@ mod channels {
                     let cells = (g.ow - x0).min(16);
                     let q = y * g.ow + x0;
                     let mut sums = [[0.0f32; CHANNEL_LANES]; 16];
-                    let (data, at, taps) = (&windows.data[..], windows.cells[q], &windows.taps[..]);
+                    let (data, at, taps) = (&data[..], offsets.cells[q], &offsets.taps[..]);
                     macro_rules! block {
                         ($($c:literal)*) => {
                             match cells {
                                 $(
                                     #[cfg(target_arch = "x86_64")]
                                     // SAFETY: the CPU has AVX-512F (`applies`); the block's
-                                    // cells are `at..at + cells` in `Windows`, whose data
+                                    // cells are `at..at + cells` of `Offsets`, and the data
                                     // holds every cell's every tap (checked in the kernel).
                                     $c => unsafe { super::x86::cells_forward::<$c>(data, at, taps, &rows, &mut sums) },
                                 )*
@@ -311,22 +308,23 @@ mod channels {
         dw: &mut [f32],
     ) {
         let (chw, p, taps) = (g.c * g.h * g.w, g.oh * g.ow, g.c * g.kh * g.kw);
-        // Each image's windows and its output gradient a row of lanes per cell.
-        let images: Vec<(Windows, Vec<[f32; CHANNEL_LANES]>)> = (first..first + count)
+        // Each image's bordered channels and its output gradient a row of lanes per cell.
+        let images: Vec<(Vec<f32>, Vec<[f32; CHANNEL_LANES]>)> = (first..first + count)
             .map(|n| {
-                let mut windows = Windows::new(g);
-                windows.fill(g, &x[n * chw..(n + 1) * chw]);
+                let mut data = Vec::new();
+                bordered(g, &x[n * chw..(n + 1) * chw], width(g), &mut data);
                 let dy = &dy[n * g.o * p..(n + 1) * g.o * p];
                 let rows = (0..p)
                     .map(|q| std::array::from_fn(|o| if o < g.o { dy[o * p + q] } else { 0.0 }))
                     .collect();
-                (windows, rows)
+                (data, rows)
             })
             .collect();
+        let offsets = Offsets::new(g);
         let mut sums = vec![[0.0f32; CHANNEL_LANES]; taps];
         // Taps in blocks of two kernel rows of one input channel (or the last one): the
         // block's taps are two runs of adjacent inputs, one pointer and constant offsets.
-        let row_step = g.w + 2 * g.opts.padding[1];
+        let row_step = width(g);
         let kw = g.kw;
         for c in 0..g.c {
             let mut ky = 0;
@@ -334,16 +332,15 @@ mod channels {
                 let rows = (g.kh - ky).min(2);
                 let t = (c * g.kh + ky) * kw;
                 let sums = &mut sums[t..t + rows * kw];
-                for (windows, dy_rows) in &images {
-                    let (data, cells, first) =
-                        (&windows.data[..], &windows.cells[..], windows.taps[t]);
+                for (data, dy_rows) in &images {
+                    let (data, cells, first) = (&data[..], &offsets.cells[..], offsets.taps[t]);
                     macro_rules! block {
                         ($($kw:literal)*) => {
                             match (rows, kw) {
                                 $(
                                     #[cfg(target_arch = "x86_64")]
                                     // SAFETY: the CPU has AVX-512F (`applies`); the taps are
-                                    // `first + r * row_step + i` in `Windows`, whose data
+                                    // `first + r * row_step + i` of `Offsets`, and the data
                                     // holds every cell's every tap (checked in the kernel).
                                     (2, $kw) => unsafe { super::x86::taps_grad::<2, $kw>(data, cells, first, row_step, dy_rows, sums) },
                                     #[cfg(target_arch = "x86_64")]
@@ -385,7 +382,7 @@ mod x86 {
     ///
     /// # Safety
     /// The CPU supports AVX-512F; `w` holds `C` channels' `kh * kw` taps, `out` their
-    /// `oh * ow` planes, and `padded` is [`Padded::new`]'s plane for `g`.
+    /// `oh * ow` planes, and `padded` holds an image [`Padded::fill`] took for `g`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn forward_channels<const C: usize>(
         g: &Geometry,
@@ -438,7 +435,7 @@ mod x86 {
     ///
     /// # Safety
     /// The CPU supports AVX-512F; `dy` holds `padded.len()` images' `o` planes of
-    /// `oh * ow` cells; each padded plane is [`Padded::new`]'s for `g`.
+    /// `oh * ow` cells; each padded plane holds an image [`Padded::fill`] took for `g`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn grad_weight_taps<const C: usize>(
         g: &Geometry,

@@ -237,7 +237,7 @@ pub(crate) fn transposed<'t, T: Float>(
         "matmul: inner dimensions differ"
     );
     a.tape.record(&[a, b], move |x, _| {
-        let out = matmul_vec(rule.view(x[0], a_t), rule.view(x[1], b_t));
+        let out = matmul_vec(view(x[0], a_t), view(x[1], b_t));
         (Tensor::from_vec(out, [m, n]), rule)
     })
 }
@@ -260,15 +260,15 @@ impl MatMulT {
         let n = if self.b_t { sb[0] } else { sb[1] };
         (m, k, n)
     }
+}
 
-    fn view<'a, T: Float>(&self, x: &'a Tensor<T>, t: bool) -> MatRef<'a, T> {
-        let s = x.shape();
-        let m = MatRef::row_major(x.data(), s[0], s[1]);
-        if t {
-            m.t()
-        } else {
-            m
-        }
+/// Matrix `x` as a view, transposed where `t` says.
+fn view<T: Float>(x: &Tensor<T>, t: bool) -> MatRef<'_, T> {
+    let m = MatRef::row_major(x.data(), x.shape()[0], x.shape()[1]);
+    if t {
+        m.t()
+    } else {
+        m
     }
 }
 
@@ -280,11 +280,7 @@ impl<T: Float> Rule<T> for MatMulT {
     /// transposed back where its operand was, all as views.
     fn vjp(&self, ctx: &VjpContext<'_, T>) -> InputGrads<T> {
         let (a, b, g) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
-        let (va, vb, vg) = (
-            self.view(a, self.a_t),
-            self.view(b, self.b_t),
-            self.view(g, false),
-        );
+        let (va, vb, vg) = (view(a, self.a_t), view(b, self.b_t), view(g, false));
         let ga = want(ctx, 0, || {
             let out = if self.a_t {
                 matmul_vec(vb, vg.t())
